@@ -1,0 +1,38 @@
+//! The built-in optimizers, each written with `optimizer!`, and the registry
+//! that finds them by name.
+
+use crate::error::{Error, Result};
+use crate::rule::DynRule;
+
+pub mod course;
+
+/// A built-in rule's entry in the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinInfo {
+    /// Its lower-case name (`sgd`, `adam`, ...).
+    pub name: &'static str,
+    /// Its family (`sgd`, `adaptive`, `sign`, ...).
+    pub family: &'static str,
+    /// Where it comes from.
+    pub reference: &'static str,
+    /// A fresh rule with its defaults.
+    pub make: fn() -> Box<dyn DynRule>,
+}
+
+/// Every built-in rule.
+pub fn builtins() -> &'static [BuiltinInfo] {
+    course::BUILTINS
+}
+
+/// The built-in rule called `name` (lower case), with its defaults.
+pub fn builtin_rule(name: &str) -> Result<Box<dyn DynRule>> {
+    let key = name.to_ascii_lowercase();
+    builtins()
+        .iter()
+        .find(|b| b.name == key)
+        .map(|b| (b.make)())
+        .ok_or_else(|| Error::UnknownOptimizer {
+            name: name.to_string(),
+            known: builtins().iter().map(|b| b.name.to_string()).collect(),
+        })
+}

@@ -1,0 +1,109 @@
+//! The runtime's typed errors: what went wrong and what to do about it.
+
+use thiserror::Error;
+
+/// Every error the runtime returns instead of panicking.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A gradient, parameter or state slice has the wrong length.
+    #[error("length mismatch: {what} has {got} elements but the parameters have {expected}; pass slices of equal length")]
+    LengthMismatch {
+        /// Which slice was wrong (e.g. "gradient of tensor 2").
+        what: String,
+        /// The length the parameters have.
+        expected: usize,
+        /// The length that was given.
+        got: usize,
+    },
+    /// A hyperparameter name that the rule does not have.
+    #[error("unknown hyperparameter `{name}` for {rule}; known: {}", known.join(", "))]
+    UnknownHyper {
+        /// The rule's name.
+        rule: String,
+        /// The name that was asked for.
+        name: String,
+        /// The names the rule has.
+        known: Vec<String>,
+    },
+    /// A hyperparameter value of the wrong type (a number for a boolean or back).
+    #[error("hyperparameter `{name}` of {rule} takes {expected}, got `{got}`")]
+    HyperType {
+        /// The rule's name.
+        rule: String,
+        /// The hyperparameter.
+        name: String,
+        /// What it takes ("a number", "true or false").
+        expected: &'static str,
+        /// What was given, as text.
+        got: String,
+    },
+    /// An optimizer name that is not built in.
+    #[error("unknown optimizer `{name}`; known: {}", known.join(", "))]
+    UnknownOptimizer {
+        /// The name that was asked for.
+        name: String,
+        /// The built-in names.
+        known: Vec<String>,
+    },
+    /// Optimizer state that belongs to another rule or another shape.
+    #[error("state mismatch: {0}; create the state with this rule's init() for these parameters")]
+    StateMismatch(String),
+    /// A parameter group or tensor index that does not exist.
+    #[error("no {what} with index {index}; there are {count}")]
+    NoSuchIndex {
+        /// "group" or "tensor".
+        what: &'static str,
+        /// The index asked for.
+        index: usize,
+        /// How many there are.
+        count: usize,
+    },
+    /// An error in a checkpoint file: truncated, corrupt, or from another run.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Input data that cannot be read.
+    #[error("data {source_name}: {reason}")]
+    Data {
+        /// The file or data set.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A loss or gradient that became NaN or infinite.
+    #[error("non-finite {what} at epoch {epoch}, step {step} (learning rate {lr}); lower the learning rate or clip gradients")]
+    NonFinite {
+        /// "loss" or "gradient".
+        what: String,
+        /// Epoch, from 1.
+        epoch: usize,
+        /// Global step, from 1.
+        step: u64,
+        /// The learning rate in force.
+        lr: f64,
+    },
+    /// A value out of its allowed range or a malformed option.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// What was invalid.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// An I/O error, with the path it concerns.
+    #[error("{path}: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
+}
+
+/// The runtime's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,29 @@
+//! optdsl's runtime: the update-rule traits the `optimizer!` macro implements,
+//! the `Optimizer` that steps parameter groups, and the built-in rules.
+
+extern crate self as optdsl;
+
+pub mod builtin;
+pub mod error;
+pub mod float;
+pub mod optim;
+pub mod rule;
+
+pub use builtin::{builtin_rule, builtins, BuiltinInfo};
+pub use error::{Error, Result};
+pub use float::Float;
+pub use optdsl_macros::optimizer;
+pub use optim::{GroupState, Optimizer, OptimizerState, ParamGroup};
+pub use rule::{DynFloat, DynRule, HyperSpec, HyperValue, RuleInfo, State, UpdateRule};
+
+/// What generated code names, by absolute path; not a public interface.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::error::Result;
+    pub use crate::float::scalar;
+    pub use crate::float::Float;
+    pub use crate::rule::{
+        hyper_type, unknown_hyper, HyperSpec, HyperValue, RuleInfo, State, UpdateRule,
+    };
+    pub use core;
+}

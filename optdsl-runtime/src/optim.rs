@@ -1,0 +1,318 @@
+//! `Optimizer`: parameter groups of tensors, each group with its own rule and
+//! hyperparameters, each tensor with its own state; counts steps and checks
+//! every length before it changes anything.
+
+use crate::error::{Error, Result};
+use crate::rule::{DynFloat, DynRule, HyperValue, State};
+use serde::{Deserialize, Serialize};
+
+/// One parameter group: a rule (with its hyperparameters) and the states of the
+/// tensors it updates.
+#[derive(Debug, Clone)]
+pub struct ParamGroup<F: DynFloat> {
+    rule: Box<dyn DynRule>,
+    states: Vec<State<F>>,
+}
+
+impl<F: DynFloat> ParamGroup<F> {
+    /// The group's rule.
+    pub fn rule(&self) -> &dyn DynRule {
+        self.rule.as_ref()
+    }
+    /// The states of the group's tensors, in order.
+    pub fn states(&self) -> &[State<F>] {
+        &self.states
+    }
+    /// The lengths of the group's tensors.
+    pub fn lens(&self) -> Vec<usize> {
+        self.states.iter().map(|s| s.len).collect()
+    }
+}
+
+/// A set of parameter tensors in groups, stepped together.
+///
+/// Tensors are numbered across groups in the order they were added; `step`
+/// takes one parameter slice and one gradient slice per tensor in that order,
+/// `step_flat` one buffer holding all tensors back to back (a network's layout).
+///
+/// ```
+/// use optdsl::{builtin_rule, Optimizer, HyperValue};
+/// let mut opt = Optimizer::<f32>::new();
+/// // weights with weight decay, biases without (two groups, as in PyTorch)
+/// let mut sgd = builtin_rule("sgd").unwrap();
+/// sgd.set_hyper("lr", HyperValue::Num(0.1)).unwrap();
+/// let mut no_decay = sgd.clone();
+/// sgd.set_hyper("weight_decay", HyperValue::Num(0.01)).unwrap();
+/// opt.add_group(sgd, &[4]);
+/// opt.add_group(no_decay, &[2]);
+/// let mut params = vec![1.0f32; 6];
+/// let grads = vec![0.5f32; 6];
+/// opt.step_flat(&mut params, &grads).unwrap();
+/// assert_eq!(opt.steps(), 1);
+/// assert!(opt.step_flat(&mut params, &grads[..5]).is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Optimizer<F: DynFloat> {
+    groups: Vec<ParamGroup<F>>,
+    steps: u64,
+}
+
+impl<F: DynFloat> Default for Optimizer<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An optimizer's state in a form that can be saved and loaded (like PyTorch's
+/// `state_dict`): the step count, each group's rule and hyperparameters, each
+/// tensor's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "F: DynFloat")]
+pub struct OptimizerState<F> {
+    /// Steps taken.
+    pub steps: u64,
+    /// Per group: the rule's name, its hyperparameters, and its tensors' states.
+    pub groups: Vec<GroupState<F>>,
+}
+
+/// One group of an [`OptimizerState`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "F: DynFloat")]
+pub struct GroupState<F> {
+    /// The rule's name.
+    pub rule: String,
+    /// The hyperparameters, by name.
+    pub hypers: Vec<(String, HyperValue)>,
+    /// The states of the group's tensors.
+    pub states: Vec<State<F>>,
+}
+
+impl<F: DynFloat> Optimizer<F> {
+    /// An optimizer with no parameters yet.
+    pub fn new() -> Self {
+        Optimizer {
+            groups: Vec::new(),
+            steps: 0,
+        }
+    }
+
+    /// An optimizer with one group: `rule` over tensors of the given lengths.
+    pub fn with_rule(rule: Box<dyn DynRule>, lens: &[usize]) -> Self {
+        let mut opt = Self::new();
+        opt.add_group(rule, lens);
+        opt
+    }
+
+    /// Adds a group: `rule` over tensors of the given lengths; returns its index.
+    pub fn add_group(&mut self, rule: Box<dyn DynRule>, lens: &[usize]) -> usize {
+        let states = lens
+            .iter()
+            .map(|&n| F::dyn_init(rule.as_ref(), n))
+            .collect();
+        self.groups.push(ParamGroup { rule, states });
+        self.groups.len() - 1
+    }
+
+    /// The groups, in order.
+    pub fn groups(&self) -> &[ParamGroup<F>] {
+        &self.groups
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The number of tensors across all groups.
+    pub fn tensor_count(&self) -> usize {
+        self.groups.iter().map(|g| g.states.len()).sum()
+    }
+
+    /// The total number of parameters.
+    pub fn param_count(&self) -> usize {
+        self.groups
+            .iter()
+            .flat_map(|g| g.states.iter())
+            .map(|s| s.len)
+            .sum()
+    }
+
+    /// The rule of group `group`, to read its hyperparameters.
+    pub fn rule(&self, group: usize) -> Result<&dyn DynRule> {
+        self.groups
+            .get(group)
+            .map(|g| g.rule.as_ref())
+            .ok_or(Error::NoSuchIndex {
+                what: "group",
+                index: group,
+                count: self.groups.len(),
+            })
+    }
+
+    /// Sets hyperparameter `name` in every group (a schedule's learning rate).
+    pub fn set_hyper(&mut self, name: &str, value: HyperValue) -> Result<()> {
+        for g in &mut self.groups {
+            g.rule.set_hyper(name, value)?;
+        }
+        Ok(())
+    }
+
+    /// Sets hyperparameter `name` in group `group` only.
+    pub fn set_group_hyper(&mut self, group: usize, name: &str, value: HyperValue) -> Result<()> {
+        let count = self.groups.len();
+        self.groups
+            .get_mut(group)
+            .ok_or(Error::NoSuchIndex {
+                what: "group",
+                index: group,
+                count,
+            })?
+            .rule
+            .set_hyper(name, value)
+    }
+
+    /// One step over every tensor: `params[i]` updated from `grads[i]`. Every
+    /// length is checked first; on an error nothing has changed.
+    pub fn step(&mut self, params: &mut [&mut [F]], grads: &[&[F]]) -> Result<()> {
+        let n = self.tensor_count();
+        if params.len() != n || grads.len() != n {
+            return Err(Error::LengthMismatch {
+                what: if params.len() != n {
+                    "the list of parameter tensors".into()
+                } else {
+                    "the list of gradient tensors".into()
+                },
+                expected: n,
+                got: if params.len() != n {
+                    params.len()
+                } else {
+                    grads.len()
+                },
+            });
+        }
+        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+            let len = self.state_at(i).len;
+            check_len(&format!("parameter tensor {i}"), len, p.len())?;
+            check_len(&format!("gradient of tensor {i}"), len, g.len())?;
+        }
+        let mut i = 0;
+        for group in &mut self.groups {
+            for state in &mut group.states {
+                F::dyn_step(group.rule.as_ref(), state, params[i], grads[i])?;
+                i += 1;
+            }
+        }
+        self.steps += 1;
+        Ok(())
+    }
+
+    /// One step over one buffer holding every tensor back to back, in order
+    /// (the layout of a network's parameters).
+    pub fn step_flat(&mut self, params: &mut [F], grads: &[F]) -> Result<()> {
+        let total = self.param_count();
+        check_len("the parameter buffer", total, params.len())?;
+        check_len("the gradient buffer", total, grads.len())?;
+        let mut offset = 0;
+        for group in &mut self.groups {
+            for state in &mut group.states {
+                let end = offset + state.len;
+                F::dyn_step(
+                    group.rule.as_ref(),
+                    state,
+                    &mut params[offset..end],
+                    &grads[offset..end],
+                )?;
+                offset = end;
+            }
+        }
+        self.steps += 1;
+        Ok(())
+    }
+
+    fn state_at(&self, index: usize) -> &State<F> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.states.iter())
+            .nth(index)
+            .expect("index below tensor_count")
+    }
+
+    /// The optimizer's state, to save (PyTorch's `state_dict`).
+    pub fn state(&self) -> OptimizerState<F> {
+        OptimizerState {
+            steps: self.steps,
+            groups: self
+                .groups
+                .iter()
+                .map(|g| GroupState {
+                    rule: g.rule.info().name.to_string(),
+                    hypers: g
+                        .rule
+                        .info()
+                        .hypers
+                        .iter()
+                        .filter_map(|h| Some((h.name.to_string(), g.rule.hyper(h.name)?)))
+                        .collect(),
+                    states: g.states.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Loads a saved state. It must come from an optimizer with the same rules
+    /// over tensors of the same lengths; otherwise a typed error, and nothing
+    /// changes.
+    pub fn load_state(&mut self, saved: OptimizerState<F>) -> Result<()> {
+        if saved.groups.len() != self.groups.len() {
+            return Err(Error::StateMismatch(format!(
+                "the saved state has {} groups, this optimizer {}",
+                saved.groups.len(),
+                self.groups.len()
+            )));
+        }
+        let mut rules = Vec::with_capacity(self.groups.len());
+        for (gi, (mine, theirs)) in self.groups.iter().zip(&saved.groups).enumerate() {
+            let info = mine.rule.info();
+            if theirs.rule != info.name {
+                return Err(Error::StateMismatch(format!(
+                    "group {gi} was saved with `{}`, this optimizer uses `{}`",
+                    theirs.rule, info.name
+                )));
+            }
+            if theirs.states.len() != mine.states.len() {
+                return Err(Error::StateMismatch(format!(
+                    "group {gi} was saved with {} tensors, this optimizer has {}",
+                    theirs.states.len(),
+                    mine.states.len()
+                )));
+            }
+            for (ti, (a, b)) in mine.states.iter().zip(&theirs.states).enumerate() {
+                b.check(info, a.len, a.len)
+                    .map_err(|e| Error::StateMismatch(format!("group {gi}, tensor {ti}: {e}")))?;
+            }
+            let mut rule = mine.rule.clone();
+            for (name, value) in &theirs.hypers {
+                rule.set_hyper(name, *value)?;
+            }
+            rules.push(rule);
+        }
+        for ((group, theirs), rule) in self.groups.iter_mut().zip(saved.groups).zip(rules) {
+            group.rule = rule;
+            group.states = theirs.states;
+        }
+        self.steps = saved.steps;
+        Ok(())
+    }
+}
+
+fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            what: what.to_string(),
+            expected,
+            got,
+        })
+    }
+}

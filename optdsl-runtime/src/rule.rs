@@ -1,0 +1,369 @@
+//! The update-rule interface the `optimizer!` macro implements: [`UpdateRule`]
+//! (static, generic over the float), [`DynRule`] (object-safe, chosen by name at
+//! run time) and the [`State`] both keep.
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A hyperparameter's value: a number or a boolean (`nesterov = false`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HyperValue {
+    /// A real number (learning rate, decay, epsilon, ...).
+    Num(f64),
+    /// A switch (nesterov, amsgrad, maximize, ...).
+    Bool(bool),
+}
+
+impl HyperValue {
+    /// Parses `true`, `false` or a number, as the command line's `--set` does.
+    pub fn parse(text: &str) -> Option<HyperValue> {
+        match text.trim() {
+            "true" => Some(HyperValue::Bool(true)),
+            "false" => Some(HyperValue::Bool(false)),
+            t => t.parse::<f64>().ok().map(HyperValue::Num),
+        }
+    }
+    /// The number, or `None` for a boolean.
+    pub fn as_f64(self) -> Option<f64> {
+        match self {
+            HyperValue::Num(x) => Some(x),
+            HyperValue::Bool(_) => None,
+        }
+    }
+    /// The boolean, or `None` for a number.
+    pub fn as_bool(self) -> Option<bool> {
+        match self {
+            HyperValue::Bool(b) => Some(b),
+            HyperValue::Num(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for HyperValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HyperValue::Num(x) => write!(f, "{x}"),
+            HyperValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl From<f64> for HyperValue {
+    fn from(x: f64) -> Self {
+        HyperValue::Num(x)
+    }
+}
+
+impl From<bool> for HyperValue {
+    fn from(b: bool) -> Self {
+        HyperValue::Bool(b)
+    }
+}
+
+/// A hyperparameter's name and default, as declared by `hyper`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HyperSpec {
+    /// The name, also the field of the generated type.
+    pub name: &'static str,
+    /// The default from the rule's text.
+    pub default: HyperValue,
+}
+
+/// What a rule declares: its name, docs, hyperparameters and state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RuleInfo {
+    /// The type's name (e.g. `"Adam"`).
+    pub name: &'static str,
+    /// The rule's doc comment.
+    pub doc: &'static str,
+    /// The `hyper` declarations, in order.
+    pub hypers: &'static [HyperSpec],
+    /// The per-element `state` buffers, in order.
+    pub buffers: &'static [&'static str],
+    /// The per-tensor `scalar` states, in order.
+    pub scalars: &'static [&'static str],
+    /// The rule's source text, as written in `optimizer!`.
+    pub source: &'static str,
+}
+
+impl RuleInfo {
+    /// The hyperparameter names, in order.
+    pub fn hyper_names(&self) -> Vec<String> {
+        self.hypers.iter().map(|h| h.name.to_string()).collect()
+    }
+}
+
+/// The optimizer state of one tensor: the step count, the per-element buffers
+/// and the per-tensor scalars a rule declares.
+///
+/// `t` counts the steps taken (0 before the first). Buffers are in the order of
+/// the rule's `state` declaration ([`RuleInfo::buffers`]); scalars are kept in
+/// f64 whatever the element type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "F: Float")]
+pub struct State<F> {
+    /// The rule this state belongs to.
+    pub rule: String,
+    /// Steps taken so far.
+    pub t: u64,
+    /// The tensor's length.
+    pub len: usize,
+    /// The per-element buffers, each `len` long.
+    pub buffers: Vec<Vec<F>>,
+    /// The per-tensor scalar states.
+    pub scalars: Vec<f64>,
+}
+
+impl<F: Float> State<F> {
+    /// A state for `info`'s rule over `len` elements, with each buffer filled with
+    /// its initial value and each scalar set to its initial value.
+    pub fn new(info: &RuleInfo, len: usize, buffer_init: &[f64], scalar_init: &[f64]) -> Self {
+        State {
+            rule: info.name.to_string(),
+            t: 0,
+            len,
+            buffers: buffer_init
+                .iter()
+                .map(|&x| vec![F::from_f64(x); len])
+                .collect(),
+            scalars: scalar_init.to_vec(),
+        }
+    }
+
+    /// The buffer called `name` in `info`'s declaration order.
+    pub fn buffer(&self, info: &RuleInfo, name: &str) -> Option<&[F]> {
+        let i = info.buffers.iter().position(|b| *b == name)?;
+        self.buffers.get(i).map(|b| b.as_slice())
+    }
+
+    /// The scalar state called `name`.
+    pub fn scalar(&self, info: &RuleInfo, name: &str) -> Option<f64> {
+        let i = info.scalars.iter().position(|b| *b == name)?;
+        self.scalars.get(i).copied()
+    }
+
+    /// Checks that this state fits `info`'s rule and that `w` and `g` have its
+    /// length; every step does this before touching memory.
+    pub fn check(&self, info: &RuleInfo, w: usize, g: usize) -> Result<()> {
+        if self.rule != info.name {
+            return Err(Error::StateMismatch(format!(
+                "the state was made by `{}`, not `{}`",
+                self.rule, info.name
+            )));
+        }
+        if self.buffers.len() != info.buffers.len() || self.scalars.len() != info.scalars.len() {
+            return Err(Error::StateMismatch(format!(
+                "`{}` keeps {} buffers and {} scalars, the state has {} and {}",
+                info.name,
+                info.buffers.len(),
+                info.scalars.len(),
+                self.buffers.len(),
+                self.scalars.len()
+            )));
+        }
+        if let Some((i, b)) = self
+            .buffers
+            .iter()
+            .enumerate()
+            .find(|(_, b)| b.len() != self.len)
+        {
+            return Err(Error::LengthMismatch {
+                what: format!("state buffer `{}`", info.buffers[i]),
+                expected: self.len,
+                got: b.len(),
+            });
+        }
+        if w != self.len {
+            return Err(Error::LengthMismatch {
+                what: "the optimizer state".into(),
+                expected: w,
+                got: self.len,
+            });
+        }
+        if g != w {
+            return Err(Error::LengthMismatch {
+                what: "the gradient".into(),
+                expected: w,
+                got: g,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An optimizer update rule, as generated by `optimizer!`.
+///
+/// ```
+/// use optdsl::{optimizer, UpdateRule};
+/// optimizer! {
+///     /// Plain gradient descent.
+///     pub Descent { hyper lr = 0.1; w -= lr * g; }
+/// }
+/// let rule = Descent::default();
+/// let mut w = vec![1.0f64, 2.0];
+/// let mut state = rule.init::<f64>(w.len());
+/// rule.step(&mut state, &mut w, &[1.0, -1.0]);
+/// assert_eq!(w, [0.9, 2.1]);
+/// assert_eq!(state.t, 1);
+/// ```
+pub trait UpdateRule: Clone + fmt::Debug + Send + Sync + 'static {
+    /// What the rule declares.
+    const INFO: &'static RuleInfo;
+
+    /// A fresh state for a tensor of `len` elements.
+    fn init<F: Float>(&self, len: usize) -> State<F>;
+
+    /// One step on lengths already checked. Use [`UpdateRule::step`] or
+    /// [`UpdateRule::try_step`].
+    #[doc(hidden)]
+    fn apply<F: Float>(&self, state: &mut State<F>, w: &mut [F], g: &[F]);
+
+    /// The hyperparameter `name`, or `None` if the rule has none of that name.
+    fn hyper(&self, name: &str) -> Option<HyperValue>;
+
+    /// Sets the hyperparameter `name`; a typed error for an unknown name or a
+    /// value of the wrong type.
+    fn set_hyper(&mut self, name: &str, value: HyperValue) -> Result<()>;
+
+    /// One update of `w` from its gradient `g`, in one fused pass.
+    ///
+    /// # Panics
+    /// If `g`, `w` and `state` differ in length or the state is another rule's;
+    /// [`UpdateRule::try_step`] returns that as an error instead.
+    fn step<F: Float>(&self, state: &mut State<F>, w: &mut [F], g: &[F]) {
+        if let Err(e) = self.try_step(state, w, g) {
+            panic!("{}::step: {e}", Self::INFO.name);
+        }
+    }
+
+    /// One update of `w` from its gradient `g`, or a typed error if the lengths
+    /// or the state do not fit.
+    fn try_step<F: Float>(&self, state: &mut State<F>, w: &mut [F], g: &[F]) -> Result<()> {
+        state.check(Self::INFO, w.len(), g.len())?;
+        self.apply(state, w, g);
+        Ok(())
+    }
+}
+
+/// The object-safe form of [`UpdateRule`]: a rule chosen by name at run time,
+/// its hyperparameters read and set by name.
+pub trait DynRule: fmt::Debug + Send + Sync {
+    /// What the rule declares.
+    fn info(&self) -> &'static RuleInfo;
+    /// The hyperparameter `name`.
+    fn hyper(&self, name: &str) -> Option<HyperValue>;
+    /// Sets the hyperparameter `name`.
+    fn set_hyper(&mut self, name: &str, value: HyperValue) -> Result<()>;
+    /// A fresh f32 state.
+    fn init_f32(&self, len: usize) -> State<f32>;
+    /// A fresh f64 state.
+    fn init_f64(&self, len: usize) -> State<f64>;
+    /// One f32 step.
+    fn step_f32(&self, state: &mut State<f32>, w: &mut [f32], g: &[f32]) -> Result<()>;
+    /// One f64 step.
+    fn step_f64(&self, state: &mut State<f64>, w: &mut [f64], g: &[f64]) -> Result<()>;
+    /// A boxed copy.
+    fn clone_box(&self) -> Box<dyn DynRule>;
+}
+
+impl<R: UpdateRule> DynRule for R {
+    fn info(&self) -> &'static RuleInfo {
+        R::INFO
+    }
+    fn hyper(&self, name: &str) -> Option<HyperValue> {
+        UpdateRule::hyper(self, name)
+    }
+    fn set_hyper(&mut self, name: &str, value: HyperValue) -> Result<()> {
+        UpdateRule::set_hyper(self, name, value)
+    }
+    fn init_f32(&self, len: usize) -> State<f32> {
+        self.init(len)
+    }
+    fn init_f64(&self, len: usize) -> State<f64> {
+        self.init(len)
+    }
+    fn step_f32(&self, state: &mut State<f32>, w: &mut [f32], g: &[f32]) -> Result<()> {
+        self.try_step(state, w, g)
+    }
+    fn step_f64(&self, state: &mut State<f64>, w: &mut [f64], g: &[f64]) -> Result<()> {
+        self.try_step(state, w, g)
+    }
+    fn clone_box(&self) -> Box<dyn DynRule> {
+        Box::new(self.clone())
+    }
+}
+
+impl Clone for Box<dyn DynRule> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
+/// Dispatch of [`DynRule`]'s per-type methods by the element type.
+pub trait DynFloat: Float {
+    /// `rule.init_f32` or `rule.init_f64`.
+    fn dyn_init(rule: &dyn DynRule, len: usize) -> State<Self>;
+    /// `rule.step_f32` or `rule.step_f64`.
+    fn dyn_step(
+        rule: &dyn DynRule,
+        state: &mut State<Self>,
+        w: &mut [Self],
+        g: &[Self],
+    ) -> Result<()>;
+}
+
+impl DynFloat for f32 {
+    fn dyn_init(rule: &dyn DynRule, len: usize) -> State<f32> {
+        rule.init_f32(len)
+    }
+    fn dyn_step(
+        rule: &dyn DynRule,
+        state: &mut State<f32>,
+        w: &mut [f32],
+        g: &[f32],
+    ) -> Result<()> {
+        rule.step_f32(state, w, g)
+    }
+}
+
+impl DynFloat for f64 {
+    fn dyn_init(rule: &dyn DynRule, len: usize) -> State<f64> {
+        rule.init_f64(len)
+    }
+    fn dyn_step(
+        rule: &dyn DynRule,
+        state: &mut State<f64>,
+        w: &mut [f64],
+        g: &[f64],
+    ) -> Result<()> {
+        rule.step_f64(state, w, g)
+    }
+}
+
+/// Helpers the generated `set_hyper` calls to report a wrong name or type.
+#[doc(hidden)]
+pub fn unknown_hyper(info: &RuleInfo, name: &str) -> Error {
+    Error::UnknownHyper {
+        rule: info.name.to_string(),
+        name: name.to_string(),
+        known: info.hyper_names(),
+    }
+}
+
+/// The error for a value of the wrong type given to hyperparameter `name`.
+#[doc(hidden)]
+pub fn hyper_type(info: &RuleInfo, name: &str, want_bool: bool, got: HyperValue) -> Error {
+    Error::HyperType {
+        rule: info.name.to_string(),
+        name: name.to_string(),
+        expected: if want_bool {
+            "true or false"
+        } else {
+            "a number"
+        },
+        got: got.to_string(),
+    }
+}

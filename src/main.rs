@@ -1,1 +1,38 @@
-fn main() {}
+//! The `optdsl` command line: list the built-ins, replay reference
+//! trajectories, train and compare optimizers on the bundled digits.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cli;
+
+/// Optimizer update rules, compiled to fused loops, compared on real data.
+#[derive(Parser)]
+#[command(name = "optdsl", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every built-in optimizer: name, family, hyperparameters, reference.
+    List(cli::list::Args),
+    /// Replay reference trajectories (JSON fixtures) through the built-ins.
+    Replay(cli::replay::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::List(a) => cli::list::run(a),
+        Command::Replay(a) => cli::replay::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The subcommands of the `optdsl` binary, one file each.
+
+pub mod list;
+pub mod replay;
+
+/// What a subcommand returns: an exit code, or an error printed as `error: ...`.
+pub type CliResult = Result<std::process::ExitCode, Box<dyn std::error::Error>>;

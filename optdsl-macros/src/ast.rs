@@ -26,6 +26,8 @@ pub struct RuleDef {
     pub buffers: Vec<Decl>,
     /// `scalar` (per-tensor) declarations, in order.
     pub scalars: Vec<Decl>,
+    /// `input` declarations: per-element slices the caller passes beside `g`.
+    pub inputs: Vec<Name>,
     /// The statements, in order.
     pub body: Vec<Stmt>,
     /// The rule's text as the parser saw it.

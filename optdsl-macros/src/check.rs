@@ -75,6 +75,7 @@ enum Binding {
     Hyper(Ty),
     Buffer,
     ScalarState,
+    Input,
     Let(Ty, Kind),
 }
 
@@ -223,6 +224,11 @@ impl Checker {
         for h in &rule.hypers {
             self.hyper(h);
         }
+        for i in &rule.inputs {
+            if self.declare_ok(i) {
+                self.globals.insert(i.text.clone(), Binding::Input);
+            }
+        }
         for b in &rule.buffers {
             self.state_decl(b, Binding::Buffer);
         }
@@ -365,6 +371,7 @@ impl Checker {
         match binding {
             Binding::Grad => self.error(target.span, "cannot assign to `g`: the gradient is read-only; use a `let` for a modified gradient"),
             Binding::Step => self.error(target.span, "cannot assign to `t`: the step count is kept by the runtime"),
+            Binding::Input => self.error(target.span, format!("cannot assign to input `{n}`: inputs are read-only; use a `let`")),
             Binding::Hyper(_) => self.error(target.span, format!("cannot assign to hyperparameter `{n}`: hyperparameters change between steps only (set_hyper, a schedule); use a `let` or a `scalar` state")),
             Binding::Param | Binding::Buffer | Binding::ScalarState => {
                 if value_ty == Some(Ty::Bool) {
@@ -420,7 +427,7 @@ impl Checker {
             ExprKind::Num(_) => Some((Ty::Num, Kind::Const)),
             ExprKind::Bool(_) => Some((Ty::Bool, Kind::Const)),
             ExprKind::Var(n) => match self.lookup(n) {
-                Some(Binding::Param | Binding::Grad | Binding::Buffer) => {
+                Some(Binding::Param | Binding::Grad | Binding::Buffer | Binding::Input) => {
                     Some((Ty::Num, Kind::Element))
                 }
                 Some(Binding::Step | Binding::ScalarState) => Some((Ty::Num, Kind::Scalar)),

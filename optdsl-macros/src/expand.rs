@@ -43,6 +43,7 @@ enum Slot {
     W,
     G,
     Buf(usize),
+    Input(usize),
 }
 
 impl Slot {
@@ -52,6 +53,7 @@ impl Slot {
             Slot::W => format_ident!("__wa"),
             Slot::G => format_ident!("__ga"),
             Slot::Buf(i) => format_ident!("__ba{}", i),
+            Slot::Input(i) => format_ident!("__ia{}", i),
         }
     }
     /// The block's slice, a parameter of the pass function.
@@ -60,6 +62,7 @@ impl Slot {
             Slot::W => format_ident!("__w"),
             Slot::G => format_ident!("__g"),
             Slot::Buf(i) => format_ident!("__b{}", i),
+            Slot::Input(i) => format_ident!("__i{}", i),
         }
     }
     /// The chunk's slice inside the loop.
@@ -68,6 +71,7 @@ impl Slot {
             Slot::W => format_ident!("__wc"),
             Slot::G => format_ident!("__gc"),
             Slot::Buf(i) => format_ident!("__b{}c", i),
+            Slot::Input(i) => format_ident!("__i{}c", i),
         }
     }
 }
@@ -148,7 +152,7 @@ impl<'a> Gen<'a> {
                 let (cnd, a, b) = (r(*cnd), r(*a), r(*b));
                 quote!(if #cnd { #a } else { #b })
             }
-            Op::Param | Op::Grad | Op::Buffer(_) | Op::Reduce(..) => {
+            Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_) | Op::Reduce(..) => {
                 unreachable!("not a per-step scalar")
             }
         }
@@ -181,6 +185,10 @@ impl<'a> Gen<'a> {
             }
             Op::Buffer(i) => {
                 let x = Slot::Buf(*i).chunk();
+                quote!(#x[__i])
+            }
+            Op::Input(i) => {
+                let x = Slot::Input(*i).chunk();
                 quote!(#x[__i])
             }
             Op::Unary(UnOp::Neg, a) => {
@@ -278,6 +286,7 @@ impl Gen<'_> {
                 Op::Param => Slot::W,
                 Op::Grad => Slot::G,
                 Op::Buffer(b) => Slot::Buf(b),
+                Op::Input(b) => Slot::Input(b),
                 _ => continue,
             };
             slots.push((slot, false));
@@ -575,10 +584,21 @@ impl Gen<'_> {
                 };
             }
         };
+        let inputs: Vec<Ident> = (0..p.inputs.len()).map(|i| Slot::Input(i).all()).collect();
+        let input_destructure = if inputs.is_empty() {
+            quote!()
+        } else {
+            quote! {
+                let [#(#inputs),*] = __inputs else {
+                    ::core::unreachable!("the inputs were checked")
+                };
+            }
+        };
         quote! {
             #[allow(unused, clippy::all)]
-            fn apply<F: ::optdsl::__private::Float>(&self, __state: &mut ::optdsl::__private::State<F>, __wa: &mut [F], __ga: &[F]) {
+            fn apply<F: ::optdsl::__private::Float>(&self, __state: &mut ::optdsl::__private::State<F>, __wa: &mut [F], __ga: &[F], __inputs: &[&[F]]) {
                 #(#fns)*
+                #input_destructure
                 let __first = __state.t == 0;
                 __state.t += 1;
                 let __t = __state.t as f64;
@@ -677,6 +697,7 @@ fn shell(p: &Program, init: TokenStream, apply: TokenStream) -> TokenStream {
     });
     let buffers = p.buffers.iter().map(|b| &b.name);
     let scalars = p.scalars.iter().map(|b| &b.name);
+    let inputs = p.inputs.iter();
     let get = p.hypers.iter().map(|h| {
         let f = Ident::new(&h.name, h.span);
         let n = &h.name;
@@ -719,6 +740,7 @@ fn shell(p: &Program, init: TokenStream, apply: TokenStream) -> TokenStream {
                 hypers: &[#(#specs),*],
                 buffers: &[#(#buffers),*],
                 scalars: &[#(#scalars),*],
+                inputs: &[#(#inputs),*],
                 source: #source,
             };
 
@@ -774,6 +796,7 @@ pub fn fallback(rule: &RuleDef) -> TokenStream {
             .collect(),
         buffers: Vec::new(),
         scalars: Vec::new(),
+        inputs: Vec::new(),
         values: Vec::new(),
         w_out: None,
         buffer_out: Vec::new(),
@@ -795,7 +818,7 @@ pub fn fallback(rule: &RuleDef) -> TokenStream {
             }
         },
         quote! {
-            fn apply<F: ::optdsl::__private::Float>(&self, _: &mut ::optdsl::__private::State<F>, _: &mut [F], _: &[F]) {
+            fn apply<F: ::optdsl::__private::Float>(&self, _: &mut ::optdsl::__private::State<F>, _: &mut [F], _: &[F], _: &[&[F]]) {
                 ::core::unreachable!("a rule with compile errors")
             }
         },

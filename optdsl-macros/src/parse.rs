@@ -112,6 +112,7 @@ fn describe(rule: &Rule) -> String {
         Rule::hyper_decl => "`hyper`".into(),
         Rule::state_decl => "`state`".into(),
         Rule::scalar_decl => "`scalar`".into(),
+        Rule::input_decl => "`input`".into(),
         Rule::let_stmt => "`let`".into(),
         Rule::if_stmt | Rule::if_expr => "`if`".into(),
         Rule::assign_stmt => "an assignment".into(),
@@ -213,6 +214,7 @@ impl Builder<'_> {
             hypers: Vec::new(),
             buffers: Vec::new(),
             scalars: Vec::new(),
+            inputs: Vec::new(),
             body: Vec::new(),
             source,
         };
@@ -229,6 +231,7 @@ impl Builder<'_> {
                 Rule::hyper_decl => def.hypers.extend(self.decls(p)?),
                 Rule::state_decl => def.buffers.extend(self.decls(p)?),
                 Rule::scalar_decl => def.scalars.extend(self.decls(p)?),
+                Rule::input_decl => def.inputs.extend(p.into_inner().map(|n| self.name(n))),
                 _ => def.body.push(self.stmt(p)?),
             }
         }

@@ -85,6 +85,9 @@ pub struct RuleInfo {
     pub buffers: &'static [&'static str],
     /// The per-tensor `scalar` states, in order.
     pub scalars: &'static [&'static str],
+    /// The per-element `input` slices the caller passes beside the gradient
+    /// (e.g. a curvature estimate), in order.
+    pub inputs: &'static [&'static str],
     /// The rule's source text, as written in `optimizer!`.
     pub source: &'static str,
 }
@@ -145,8 +148,36 @@ impl<F: Float> State<F> {
         self.scalars.get(i).copied()
     }
 
+    /// Checks that this state fits `info`'s rule, that `w` and `g` have its
+    /// length, and that the rule's inputs are there with that length too; every
+    /// step does this before touching memory.
+    pub fn check_step(&self, info: &RuleInfo, w: usize, g: usize, inputs: &[usize]) -> Result<()> {
+        self.check(info, w, g)?;
+        if inputs.len() != info.inputs.len() {
+            return Err(Error::Invalid {
+                what: format!("inputs of {}", info.name),
+                reason: format!(
+                    "the rule takes {} input slice(s) [{}] beside the gradient, {} were given; use step_with",
+                    info.inputs.len(),
+                    info.inputs.join(", "),
+                    inputs.len()
+                ),
+            });
+        }
+        for (name, &len) in info.inputs.iter().zip(inputs) {
+            if len != w {
+                return Err(Error::LengthMismatch {
+                    what: format!("input `{name}`"),
+                    expected: w,
+                    got: len,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that this state fits `info`'s rule and that `w` and `g` have its
-    /// length; every step does this before touching memory.
+    /// length.
     pub fn check(&self, info: &RuleInfo, w: usize, g: usize) -> Result<()> {
         if self.rule != info.name {
             return Err(Error::StateMismatch(format!(
@@ -219,7 +250,7 @@ pub trait UpdateRule: Clone + fmt::Debug + Send + Sync + 'static {
     /// One step on lengths already checked. Use [`UpdateRule::step`] or
     /// [`UpdateRule::try_step`].
     #[doc(hidden)]
-    fn apply<F: Float>(&self, state: &mut State<F>, w: &mut [F], g: &[F]);
+    fn apply<F: Float>(&self, state: &mut State<F>, w: &mut [F], g: &[F], inputs: &[&[F]]);
 
     /// The hyperparameter `name`, or `None` if the rule has none of that name.
     fn hyper(&self, name: &str) -> Option<HyperValue>;
@@ -242,8 +273,31 @@ pub trait UpdateRule: Clone + fmt::Debug + Send + Sync + 'static {
     /// One update of `w` from its gradient `g`, or a typed error if the lengths
     /// or the state do not fit.
     fn try_step<F: Float>(&self, state: &mut State<F>, w: &mut [F], g: &[F]) -> Result<()> {
-        state.check(Self::INFO, w.len(), g.len())?;
-        self.apply(state, w, g);
+        self.try_step_with(state, w, g, &[])
+    }
+
+    /// One update for a rule that declares `input`s: `inputs[i]` is the slice
+    /// for the rule's i-th input ([`RuleInfo::inputs`]), as long as `w`.
+    ///
+    /// # Panics
+    /// If the lengths or the number of inputs do not fit.
+    fn step_with<F: Float>(&self, state: &mut State<F>, w: &mut [F], g: &[F], inputs: &[&[F]]) {
+        if let Err(e) = self.try_step_with(state, w, g, inputs) {
+            panic!("{}::step_with: {e}", Self::INFO.name);
+        }
+    }
+
+    /// [`UpdateRule::step_with`], returning a typed error instead of panicking.
+    fn try_step_with<F: Float>(
+        &self,
+        state: &mut State<F>,
+        w: &mut [F],
+        g: &[F],
+        inputs: &[&[F]],
+    ) -> Result<()> {
+        let lens: Vec<usize> = inputs.iter().map(|i| i.len()).collect();
+        state.check_step(Self::INFO, w.len(), g.len(), &lens)?;
+        self.apply(state, w, g, inputs);
         Ok(())
     }
 }
@@ -261,10 +315,22 @@ pub trait DynRule: fmt::Debug + Send + Sync {
     fn init_f32(&self, len: usize) -> State<f32>;
     /// A fresh f64 state.
     fn init_f64(&self, len: usize) -> State<f64>;
-    /// One f32 step.
-    fn step_f32(&self, state: &mut State<f32>, w: &mut [f32], g: &[f32]) -> Result<()>;
-    /// One f64 step.
-    fn step_f64(&self, state: &mut State<f64>, w: &mut [f64], g: &[f64]) -> Result<()>;
+    /// One f32 step; `inputs` are the rule's `input` slices (empty for most rules).
+    fn step_f32(
+        &self,
+        state: &mut State<f32>,
+        w: &mut [f32],
+        g: &[f32],
+        inputs: &[&[f32]],
+    ) -> Result<()>;
+    /// One f64 step; `inputs` are the rule's `input` slices (empty for most rules).
+    fn step_f64(
+        &self,
+        state: &mut State<f64>,
+        w: &mut [f64],
+        g: &[f64],
+        inputs: &[&[f64]],
+    ) -> Result<()>;
     /// A boxed copy.
     fn clone_box(&self) -> Box<dyn DynRule>;
 }
@@ -285,11 +351,23 @@ impl<R: UpdateRule> DynRule for R {
     fn init_f64(&self, len: usize) -> State<f64> {
         self.init(len)
     }
-    fn step_f32(&self, state: &mut State<f32>, w: &mut [f32], g: &[f32]) -> Result<()> {
-        self.try_step(state, w, g)
+    fn step_f32(
+        &self,
+        state: &mut State<f32>,
+        w: &mut [f32],
+        g: &[f32],
+        inputs: &[&[f32]],
+    ) -> Result<()> {
+        self.try_step_with(state, w, g, inputs)
     }
-    fn step_f64(&self, state: &mut State<f64>, w: &mut [f64], g: &[f64]) -> Result<()> {
-        self.try_step(state, w, g)
+    fn step_f64(
+        &self,
+        state: &mut State<f64>,
+        w: &mut [f64],
+        g: &[f64],
+        inputs: &[&[f64]],
+    ) -> Result<()> {
+        self.try_step_with(state, w, g, inputs)
     }
     fn clone_box(&self) -> Box<dyn DynRule> {
         Box::new(self.clone())
@@ -312,6 +390,7 @@ pub trait DynFloat: Float {
         state: &mut State<Self>,
         w: &mut [Self],
         g: &[Self],
+        inputs: &[&[Self]],
     ) -> Result<()>;
 }
 
@@ -324,8 +403,9 @@ impl DynFloat for f32 {
         state: &mut State<f32>,
         w: &mut [f32],
         g: &[f32],
+        inputs: &[&[f32]],
     ) -> Result<()> {
-        rule.step_f32(state, w, g)
+        rule.step_f32(state, w, g, inputs)
     }
 }
 
@@ -338,8 +418,9 @@ impl DynFloat for f64 {
         state: &mut State<f64>,
         w: &mut [f64],
         g: &[f64],
+        inputs: &[&[f64]],
     ) -> Result<()> {
-        rule.step_f64(state, w, g)
+        rule.step_f64(state, w, g, inputs)
     }
 }
 

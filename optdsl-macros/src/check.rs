@@ -249,11 +249,7 @@ impl Checker {
                 ),
             );
         }
-        let saved = std::mem::take(&mut self.scopes);
-        let saved_globals = std::mem::take(&mut self.globals);
         let found = self.expr(&h.value);
-        self.scopes = saved;
-        self.globals = saved_globals;
         let ty = match found {
             Some((ty, Kind::Const)) => ty,
             Some(_) => {
@@ -280,27 +276,27 @@ impl Checker {
             visible.insert("w".into(), Binding::Param);
             visible.insert("g".into(), Binding::Grad);
         }
-        let saved_globals = std::mem::replace(&mut self.globals, visible);
-        let saved_scopes = std::mem::replace(&mut self.scopes, vec![HashMap::new()]);
-        let before = self.errors.len();
-        let found = self.expr(&d.value);
-        self.globals = saved_globals;
-        self.scopes = saved_scopes;
-        if self.errors.len() > before {
-            let what = if binding == Binding::Buffer {
-                "hyperparameters, `w` and `g`"
-            } else {
-                "hyperparameters"
-            };
-            let e = self.errors.pop().expect("an error");
-            self.errors.push(syn::Error::new(
-                e.span(),
-                format!(
-                    "{e} (the initial value of `{}` may use constants and {what})",
-                    d.name.text
-                ),
-            ));
+        let what = if binding == Binding::Buffer {
+            "constants, hyperparameters, `w` and `g`"
+        } else {
+            "constants and hyperparameters"
+        };
+        let mut names = Vec::new();
+        names_in(&d.value, &mut names);
+        let mut misplaced = false;
+        for (n, span) in names {
+            if self.lookup(&n).is_some() && !visible.contains_key(&n) {
+                misplaced = true;
+                self.error(
+                    span,
+                    format!(
+                        "the initial value of `{}` may use only {what}, not `{n}`",
+                        d.name.text
+                    ),
+                );
+            }
         }
+        let found = if misplaced { None } else { self.expr(&d.value) };
         if let Some((Ty::Bool, _)) = found {
             self.error(
                 d.value.span,
@@ -579,6 +575,25 @@ impl Checker {
             }
         }
         ok.then_some((Ty::Num, kind))
+    }
+}
+
+/// Every name an expression reads, with its span.
+fn names_in(e: &Expr, out: &mut Vec<(String, Span)>) {
+    match &e.kind {
+        ExprKind::Var(n) => out.push((n.clone(), e.span)),
+        ExprKind::Num(_) | ExprKind::Bool(_) => {}
+        ExprKind::Unary(_, x) => names_in(x, out),
+        ExprKind::Binary(_, a, b) => {
+            names_in(a, out);
+            names_in(b, out);
+        }
+        ExprKind::If(c, a, b) => {
+            names_in(c, out);
+            names_in(a, out);
+            names_in(b, out);
+        }
+        ExprKind::Call(_, args) => args.iter().for_each(|a| names_in(a, out)),
     }
 }
 

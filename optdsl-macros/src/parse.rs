@@ -122,7 +122,8 @@ fn describe(rule: &Rule) -> String {
         Rule::block => "`{`".into(),
         Rule::call => "a function call".into(),
         Rule::number => "a number".into(),
-        Rule::boolean => "`true` or `false`".into(),
+        Rule::boolean => "a boolean".into(),
+        Rule::semi => "`;`".into(),
         Rule::ident => "a name".into(),
         Rule::string => "a string".into(),
         Rule::or
@@ -156,7 +157,27 @@ fn syntax_error(src: &Source, err: pest::error::Error<Rule>) -> syn::Error {
         .unwrap_or_else(|| "the end of the rule".to_string());
     let msg = match &err.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } if !positives.is_empty() => {
-            let mut wanted: Vec<String> = positives.iter().map(describe).collect();
+            let operand = [
+                Rule::number,
+                Rule::ident,
+                Rule::neg,
+                Rule::not,
+                Rule::if_expr,
+                Rule::call,
+                Rule::boolean,
+            ];
+            let mut wanted: Vec<String> = if positives.contains(&Rule::number) {
+                std::iter::once("an expression".to_string())
+                    .chain(
+                        positives
+                            .iter()
+                            .filter(|r| !operand.contains(r))
+                            .map(describe),
+                    )
+                    .collect()
+            } else {
+                positives.iter().map(describe).collect()
+            };
             wanted.dedup();
             let wanted = match wanted.len() {
                 1 => wanted.remove(0),
@@ -231,7 +252,11 @@ impl Builder<'_> {
                 Rule::hyper_decl => def.hypers.extend(self.decls(p)?),
                 Rule::state_decl => def.buffers.extend(self.decls(p)?),
                 Rule::scalar_decl => def.scalars.extend(self.decls(p)?),
-                Rule::input_decl => def.inputs.extend(p.into_inner().map(|n| self.name(n))),
+                Rule::input_decl => def.inputs.extend(
+                    p.into_inner()
+                        .filter(|n| n.as_rule() == Rule::ident)
+                        .map(|n| self.name(n)),
+                ),
                 _ => def.body.push(self.stmt(p)?),
             }
         }
@@ -240,6 +265,7 @@ impl Builder<'_> {
 
     fn decls(&self, pair: Pair<Rule>) -> syn::Result<Vec<Decl>> {
         pair.into_inner()
+            .filter(|item| item.as_rule() == Rule::init_item)
             .map(|item| {
                 let mut it = item.into_inner();
                 let name = self.name(it.next().expect("name"));

@@ -10,9 +10,7 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
 /// Elements per chunk of the fused loop (one AVX-512 register of f32).
-const LANES: usize = 16;
-/// Elements per block: partial reductions are flushed to f64 once per block.
-const BLOCK: usize = 16384;
+const LANES: usize = 64;
 
 fn f64_lit(x: f64) -> TokenStream {
     if x.is_nan() {
@@ -402,7 +400,26 @@ impl Gen<'_> {
         let (main_iter, main_pat) = chunks(quote!(#LANES), false);
         let (tail_iter, tail_pat) = chunks(quote!(1), true);
         let nr = pass.reductions.len();
+        let params: Vec<TokenStream> = params.collect();
+        let args: Vec<Ident> = pass.slots.iter().map(|&(slot, _)| slot.block()).collect();
+        let avx2 = format_ident!("{}_avx2", name);
+        let avx512 = format_ident!("{}_avx512", name);
         quote! {
+            // The same loop compiled for AVX2 and AVX-512; `apply` picks one
+            // by the CPU it runs on (the copies differ only in instructions:
+            // no fused multiply-add, so results are identical).
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            #[allow(unused, clippy::all)]
+            unsafe fn #avx2<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
+                #name(__cf, __cb, #(#args),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            #[allow(unused, clippy::all)]
+            unsafe fn #avx512<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
+                #name(__cf, __cb, #(#args),*)
+            }
             #[inline(always)]
             #[allow(unused, clippy::all)]
             fn #name<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
@@ -424,11 +441,13 @@ impl Gen<'_> {
         }
     }
 
-    /// The call of a pass over every block, and what it reduces.
+    /// The call of a pass over every super-block and block, and what it reduces.
     fn pass_call(&self, pass: &Pass) -> TokenStream {
         let p = self.p;
         let f = float();
         let name = &pass.name;
+        let avx2 = format_ident!("{}_avx2", name);
+        let avx512 = format_ident!("{}_avx512", name);
         let nums = pass
             .inputs
             .iter()
@@ -441,21 +460,119 @@ impl Gen<'_> {
             .copied()
             .filter(|&i| p.values[i].ty == Ty::Bool)
             .map(s);
-        let args = pass.slots.iter().map(|&(slot, m)| {
-            let x = slot.all();
-            if m {
-                quote!(&mut #x[__lo..__hi])
-            } else {
-                quote!(&#x[__lo..__hi])
-            }
-        });
+        let params: Vec<TokenStream> = pass
+            .slots
+            .iter()
+            .map(|&(slot, m)| {
+                let x = slot.block();
+                if m {
+                    quote!(#x: &mut [F])
+                } else {
+                    quote!(#x: &[F])
+                }
+            })
+            .collect();
+        let block_args: Vec<TokenStream> = pass
+            .slots
+            .iter()
+            .map(|&(slot, m)| {
+                let x = slot.block();
+                if m {
+                    quote!(&mut #x[__lo..__hi])
+                } else {
+                    quote!(&#x[__lo..__hi])
+                }
+            })
+            .collect();
+        let first = pass.slots[0].0.block();
         let nr = pass.reductions.len();
-        let combine = pass.reductions.iter().enumerate().map(|(j, r)| match r.0 {
-            Reduction::MaxAbs => {
-                quote!(__red[#j] = ::optdsl::__private::scalar::maximum(__red[#j], __part[#j]);)
+        let combine = |part: TokenStream| -> Vec<TokenStream> {
+            pass.reductions
+                .iter()
+                .enumerate()
+                .map(|(j, r)| match r.0 {
+                    Reduction::MaxAbs => quote!(__red[#j] = ::optdsl::__private::scalar::maximum(__red[#j], #part[#j]);),
+                    _ => quote!(__red[#j] += #part[#j];),
+                })
+                .collect()
+        };
+        let combine_block = combine(quote!(__part));
+        let combine_super = combine(quote!(__part));
+        // Zipped super-block iterators over the whole slices (rayon or std).
+        let supers = |par: bool| {
+            let mut iter = TokenStream::new();
+            let mut pat = TokenStream::new();
+            for (k, &(slot, m)) in pass.slots.iter().enumerate() {
+                let x = slot.all();
+                let it = match (par, m) {
+                    (true, true) => quote!(#x.par_chunks_mut(__plan.size)),
+                    (true, false) => quote!(#x.par_chunks(__plan.size)),
+                    (false, true) => quote!(#x.chunks_mut(__plan.size)),
+                    (false, false) => quote!(#x.chunks(__plan.size)),
+                };
+                let b = slot.block();
+                if k == 0 {
+                    iter = it;
+                    pat = quote!(#b);
+                } else {
+                    iter = quote!(#iter.zip(#it));
+                    pat = quote!((#pat, #b));
+                }
             }
-            _ => quote!(__red[#j] += __part[#j];),
-        });
+            (iter, pat)
+        };
+        let (par_iter, par_pat) = supers(true);
+        let (seq_iter, seq_pat) = supers(false);
+        let args: Vec<Ident> = pass.slots.iter().map(|&(slot, _)| slot.block()).collect();
+        let parallel = if nr == 0 {
+            quote! {
+                #par_iter.for_each(|#par_pat| { __run(#(#args),*); });
+            }
+        } else {
+            quote! {
+                let mut __parts = [[0.0f64; #nr]; ::optdsl::__private::MAX_SUPERS];
+                __parts[..__plan.count].par_iter_mut().zip(#par_iter).for_each(|(__out, #par_pat)| {
+                    *__out = __run(#(#args),*);
+                });
+                for __part in &__parts[..__plan.count] {
+                    #(#combine_super)*
+                }
+            }
+        };
+        let call = quote! {
+            let __cf = [#(#f::from_f64(#nums)),*];
+            let __cb = [#(#bools),*];
+            let __run = |#(#params),*| -> [f64; #nr] {
+                let mut __red = [0.0f64; #nr];
+                let __len = #first.len();
+                let mut __lo = 0usize;
+                while __lo < __len {
+                    let __hi = if __len - __lo > ::optdsl::__private::BLOCK { __lo + ::optdsl::__private::BLOCK } else { __len };
+                    let __part = match __simd {
+                        // SAFETY: `simd_level` never reports a level the CPU lacks.
+                        #[cfg(target_arch = "x86_64")]
+                        ::optdsl::__private::Simd::Avx512 => unsafe { #avx512(&__cf, &__cb, #(#block_args),*) },
+                        // SAFETY: as above.
+                        #[cfg(target_arch = "x86_64")]
+                        ::optdsl::__private::Simd::Avx2 => unsafe { #avx2(&__cf, &__cb, #(#block_args),*) },
+                        _ => #name(&__cf, &__cb, #(#block_args),*),
+                    };
+                    #(#combine_block)*
+                    __lo = __hi;
+                }
+                __red
+            };
+            let mut __red = [0.0f64; #nr];
+            if __plan.parallel {
+                use ::optdsl::__private::rayon::prelude::*;
+                #parallel
+            } else {
+                for #seq_pat in #seq_iter {
+                    let __part = __run(#(#args),*);
+                    #(#combine_super)*
+                }
+            }
+        };
         let finish = pass
             .reductions
             .iter()
@@ -468,18 +585,6 @@ impl Gen<'_> {
                     Reduction::Norm => quote!(let #x: f64 = f64::sqrt(__red[#j]);),
                 }
             });
-        let call = quote! {
-            let __cf = [#(#f::from_f64(#nums)),*];
-            let __cb = [#(#bools),*];
-            let mut __red = [0.0f64; #nr];
-            let mut __lo = 0usize;
-            while __lo < __n {
-                let __hi = if __n - __lo > #BLOCK { __lo + #BLOCK } else { __n };
-                let __part = #name(&__cf, &__cb, #(#args),*);
-                #(#combine)*
-                __lo = __hi;
-            }
-        };
         if nr == 0 {
             quote!({ #call })
         } else {
@@ -603,6 +708,8 @@ impl Gen<'_> {
                 __state.t += 1;
                 let __t = __state.t as f64;
                 let __n = __wa.len();
+                let __simd = ::optdsl::__private::simd_level();
+                let __plan = ::optdsl::__private::Plan::new(__n);
                 #destructure
                 #(#body)*
             }

@@ -5,6 +5,7 @@ extern crate self as optdsl;
 
 pub mod builtin;
 pub mod error;
+pub mod exec;
 pub mod float;
 pub mod optim;
 pub mod rule;
@@ -20,10 +21,12 @@ pub use rule::{DynFloat, DynRule, HyperSpec, HyperValue, RuleInfo, State, Update
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::Result;
+    pub use crate::exec::{level as simd_level, Plan, Simd, BLOCK, MAX_SUPERS};
     pub use crate::float::scalar;
     pub use crate::float::Float;
     pub use crate::rule::{
         hyper_type, unknown_hyper, HyperSpec, HyperValue, RuleInfo, State, UpdateRule,
     };
     pub use core;
+    pub use rayon;
 }

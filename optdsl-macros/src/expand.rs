@@ -931,3 +931,112 @@ pub fn fallback(rule: &RuleDef) -> TokenStream {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_rules;
+
+    fn program(tokens: TokenStream) -> Program {
+        let rules = parse_rules(tokens).unwrap();
+        crate::check::check(&rules[0]).unwrap();
+        crate::lower::lower(&rules[0])
+    }
+
+    #[test]
+    fn the_update_pass_of_gradient_descent() {
+        let p = program(quote!(Descent { hyper lr = 0.5; w -= lr * g; }));
+        let g = Gen { p: &p };
+        let pass = g.plan(
+            "__update_pass",
+            vec![(Slot::W, p.w_out.unwrap())],
+            Vec::new(),
+        );
+        let expected = quote! {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            #[allow(unused, clippy::all)]
+            unsafe fn __update_pass_avx2<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
+                __update_pass(__cf, __cb, __w, __g)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            #[allow(unused, clippy::all)]
+            unsafe fn __update_pass_avx512<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
+                __update_pass(__cf, __cb, __w, __g)
+            }
+            #[inline(always)]
+            #[allow(unused, clippy::all)]
+            fn __update_pass<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
+                let [__c0] = *__cf;
+                let [] = *__cb;
+                for (__wc, __gc) in (__w).chunks_exact_mut(64usize).zip((__g).chunks_exact(64usize)) {
+                    for __i in 0..64usize {
+                        let __e1: F = __wc[__i];
+                        let __e2: F = __gc[__i];
+                        let __e4: F = __c0 * __e2;
+                        let __e5: F = __e1 - __e4;
+                        __wc[__i] = __e5;
+                    }
+                }
+                let __m = __w.len() / 64usize * 64usize;
+                for (__wc, __gc) in (__w[__m..]).chunks_exact_mut(1).zip((__g[__m..]).chunks_exact(1)) {
+                    let __i = 0usize;
+                    let __e1: F = __wc[__i];
+                    let __e2: F = __gc[__i];
+                    let __e4: F = __c0 * __e2;
+                    let __e5: F = __e1 - __e4;
+                    __wc[__i] = __e5;
+                }
+                []
+            }
+        };
+        assert_eq!(g.pass_fn(&pass).to_string(), expected.to_string());
+    }
+
+    #[test]
+    fn per_step_scalars_are_f64_outside_the_loop() {
+        let p = program(quote!(R { hyper b = 0.9; state m = 0; m = m / (1 - b^t); }));
+        let g = Gen { p: &p };
+        // 1 - b^t: b is value 0, t value 3, 1 value 6, b^t value 7, 1 - b^t
+        // value 8; each computed once per step in f64, never in the loop.
+        let pow = p
+            .values
+            .iter()
+            .position(|v| matches!(v.op, Op::Binary(BinOp::Pow, ..)))
+            .unwrap();
+        assert_eq!(
+            g.scalar_let(pow).to_string(),
+            quote!(let __s7: f64 = f64::powf(__s0, __s3);).to_string()
+        );
+        assert_eq!(
+            g.scalar_let(pow + 1).to_string(),
+            quote!(let __s8: f64 = __s6 - __s7;).to_string()
+        );
+        let apply = g.apply().to_string();
+        assert!(
+            apply.contains("from_f64 (__s8)"),
+            "cast once for the loop: {apply}"
+        );
+    }
+
+    #[test]
+    fn hypers_become_fields_with_defaults() {
+        let p = program(quote!(pub R { hyper lr = 1e-3, nesterov = false; w -= lr * g; }));
+        let out = expand(&p).to_string();
+        let fields = quote!(
+            pub struct R {
+                #[doc = "Hyperparameter `lr` (default 0.001f64)."]
+                pub lr: f64,
+                #[doc = "Hyperparameter `nesterov` (default false)."]
+                pub nesterov: bool,
+            }
+        );
+        assert!(out.contains(&fields.to_string()), "{out}");
+        let default = quote!(Self {
+            lr: 0.001f64,
+            nesterov: false,
+        });
+        assert!(out.contains(&default.to_string()), "{out}");
+    }
+}

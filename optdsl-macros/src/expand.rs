@@ -768,6 +768,73 @@ fn default_tokens(d: Default) -> (TokenStream, TokenStream, TokenStream) {
     }
 }
 
+/// The lowered program as a static `Ir` table for the reference interpreter.
+fn ir_tokens(p: &Program) -> TokenStream {
+    let pr = quote!(::optdsl::__private);
+    let values = p.values.iter().map(|v| {
+        let op = match &v.op {
+            Op::Num(bits) => {
+                let x = f64_lit(f64::from_bits(*bits));
+                quote!(Num(#x))
+            }
+            Op::Bool(b) => quote!(Bool(#b)),
+            Op::Hyper(i) => quote!(Hyper(#i)),
+            Op::Step => quote!(Step),
+            Op::ScalarState(i) => quote!(ScalarState(#i)),
+            Op::Param => quote!(Param),
+            Op::Grad => quote!(Grad),
+            Op::Buffer(i) => quote!(Buffer(#i)),
+            Op::Input(i) => quote!(Input(#i)),
+            Op::Unary(UnOp::Neg, a) => quote!(Neg(#a)),
+            Op::Unary(UnOp::Not, a) => quote!(Not(#a)),
+            Op::Binary(op, a, b) => {
+                let o = Ident::new(&format!("{op:?}"), Span::call_site());
+                quote!(Bin(#pr::IrBin::#o, #a, #b))
+            }
+            Op::Func(name, args) => {
+                let f = match *name {
+                    "sqrt" => quote!(Sqrt),
+                    "abs" => quote!(Abs),
+                    "sign" => quote!(Sign),
+                    "exp" => quote!(Exp),
+                    "ln" => quote!(Ln),
+                    "min" => quote!(Min),
+                    "max" => quote!(Max),
+                    _ => quote!(Clamp),
+                };
+                let a = |k: usize| args.get(k).copied().unwrap_or(args[0]);
+                let (a0, a1, a2) = (a(0), a(1), a(2));
+                quote!(Func(#pr::IrFunc::#f, [#a0, #a1, #a2]))
+            }
+            Op::Select(c, a, b) => quote!(Select(#c, #a, #b)),
+            Op::Reduce(r, a) => {
+                let r = Ident::new(&format!("{r:?}"), Span::call_site());
+                quote!(Reduce(#pr::IrReduce::#r, #a))
+            }
+        };
+        let element = v.kind == Kind::Element;
+        let boolean = v.ty == Ty::Bool;
+        quote!(#pr::IrValue { op: #pr::IrOp::#op, element: #element, boolean: #boolean })
+    });
+    let opt = |o: &Option<Id>| match o {
+        Some(i) => quote!(::core::option::Option::Some(#i)),
+        None => quote!(::core::option::Option::None),
+    };
+    let w_out = opt(&p.w_out);
+    let buffer_out = p.buffer_out.iter().map(opt);
+    let scalar_out = p.scalar_out.iter().map(opt);
+    let buffer_init = p.buffers.iter().map(|b| b.init);
+    quote! {
+        &#pr::Ir {
+            values: &[#(#values),*],
+            w_out: #w_out,
+            buffer_out: &[#(#buffer_out),*],
+            scalar_out: &[#(#scalar_out),*],
+            buffer_init: &[#(#buffer_init),*],
+        }
+    }
+}
+
 /// The type, its `Default`, and the parts of `UpdateRule` that need no
 /// lowering: shared by the full expansion and the fallback.
 fn shell(p: &Program, init: TokenStream, apply: TokenStream) -> TokenStream {
@@ -805,6 +872,7 @@ fn shell(p: &Program, init: TokenStream, apply: TokenStream) -> TokenStream {
     let buffers = p.buffers.iter().map(|b| &b.name);
     let scalars = p.scalars.iter().map(|b| &b.name);
     let inputs = p.inputs.iter();
+    let ir = ir_tokens(p);
     let get = p.hypers.iter().map(|h| {
         let f = Ident::new(&h.name, h.span);
         let n = &h.name;
@@ -848,6 +916,7 @@ fn shell(p: &Program, init: TokenStream, apply: TokenStream) -> TokenStream {
                 buffers: &[#(#buffers),*],
                 scalars: &[#(#scalars),*],
                 inputs: &[#(#inputs),*],
+                ir: #ir,
                 source: #source,
             };
 
@@ -916,7 +985,6 @@ pub fn fallback(rule: &RuleDef) -> TokenStream {
     if syn::parse_str::<syn::Ident>(&p.name).is_err() {
         return TokenStream::new();
     }
-    let _ = Span::call_site();
     shell(
         &p,
         quote! {

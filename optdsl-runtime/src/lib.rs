@@ -7,6 +7,7 @@ pub mod builtin;
 pub mod error;
 pub mod exec;
 pub mod float;
+pub mod ir;
 pub mod optim;
 pub mod rule;
 
@@ -24,6 +25,7 @@ pub mod __private {
     pub use crate::exec::{level as simd_level, Plan, Simd, BLOCK, MAX_SUPERS};
     pub use crate::float::scalar;
     pub use crate::float::Float;
+    pub use crate::ir::{Ir, IrBin, IrFunc, IrOp, IrReduce, IrValue};
     pub use crate::rule::{
         hyper_type, unknown_hyper, HyperSpec, HyperValue, RuleInfo, State, UpdateRule,
     };

@@ -90,6 +90,8 @@ pub struct RuleInfo {
     pub inputs: &'static [&'static str],
     /// The rule's source text, as written in `optimizer!`.
     pub source: &'static str,
+    /// The lowered program, for the reference interpreter ([`crate::ir::naive_step`]).
+    pub ir: &'static crate::ir::Ir,
 }
 
 impl RuleInfo {

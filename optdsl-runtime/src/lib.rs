@@ -3,6 +3,7 @@
 
 extern crate self as optdsl;
 
+pub mod bench;
 pub mod builtin;
 pub mod error;
 pub mod exec;

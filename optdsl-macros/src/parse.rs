@@ -201,6 +201,7 @@ fn syntax_error(src: &Source, err: pest::error::Error<Rule>) -> syn::Error {
                 Rule::number,
                 Rule::ident,
                 Rule::neg,
+                Rule::k_if,
                 Rule::not,
                 Rule::if_expr,
                 Rule::call,

@@ -7,7 +7,9 @@ pub mod builtin;
 pub mod error;
 pub mod float;
 pub mod optim;
+pub mod replay;
 pub mod rule;
+pub mod schedule;
 
 pub use builtin::{builtin_rule, builtins, BuiltinInfo};
 pub use error::{Error, Result};
@@ -15,6 +17,7 @@ pub use float::Float;
 pub use optdsl_macros::optimizer;
 pub use optim::{GroupState, Optimizer, OptimizerState, ParamGroup};
 pub use rule::{DynFloat, DynRule, HyperSpec, HyperValue, RuleInfo, State, UpdateRule};
+pub use schedule::{InverseTime, Schedule};
 
 /// What generated code names, by absolute path; not a public interface.
 #[doc(hidden)]

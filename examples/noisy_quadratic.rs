@@ -14,7 +14,10 @@ fn main() {
     let problems = [
         ("1-d, h = 1", NoisyQuadratic::new(1, 1.0, 1.0)),
         ("10-d, h in [0.1, 10]", NoisyQuadratic::new(10, 0.1, 10.0)),
-        ("10-d, h in [0.01, 100]", NoisyQuadratic::new(10, 0.01, 100.0)),
+        (
+            "10-d, h in [0.01, 100]",
+            NoisyQuadratic::new(10, 0.01, 100.0),
+        ),
     ];
     println!("final excess loss ½Σh w², mean of {seeds} runs of {steps} samples (σ = 1, w0 = 2)\n");
     println!(
@@ -23,7 +26,15 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     for (name, p) in &problems {
         let (sgd, lr, decay) = best_sgd(p, steps, seeds);
-        let run = |n: &str| mean_loss(optdsl::builtin_rule(n).unwrap().as_ref(), None, p, steps, seeds);
+        let run = |n: &str| {
+            mean_loss(
+                optdsl::builtin_rule(n).unwrap().as_ref(),
+                None,
+                p,
+                steps,
+                seeds,
+            )
+        };
         let (v, vfd, ada) = (run("vsgd"), run("vsgd_fd"), run("adasecant"));
         println!(
             "| {name} | {sgd:.3e} ({lr:.3}, {decay}) | {v:.3e} | {:.2} | {vfd:.3e} | {:.2} | {ada:.3e} | {:.2} |",

@@ -47,8 +47,10 @@ fn every_golden_fixture_replays() {
 #[test]
 fn the_slides_formulas_replay_the_seed_fixtures() {
     let results = replay_all("tests/golden");
-    let seeds: Vec<&(String, Outcome)> =
-        results.iter().filter(|r| r.0.starts_with("seed-")).collect();
+    let seeds: Vec<&(String, Outcome)> = results
+        .iter()
+        .filter(|r| r.0.starts_with("seed-"))
+        .collect();
     assert_eq!(seeds.len(), 10);
     assert_all_pass(&results);
     let rule = optdsl::builtin_rule("seed-rmsprop-sigma").unwrap();
@@ -89,7 +91,11 @@ fn optdsl(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn the_replay_command_prints_a_line_per_fixture_and_sets_the_exit_status() {
-    let out = optdsl(&["replay", "tests/golden/rprop.json", "tests/golden/seed-adam.json"]);
+    let out = optdsl(&[
+        "replay",
+        "tests/golden/rprop.json",
+        "tests/golden/seed-adam.json",
+    ]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{text}");
     let lines: Vec<&str> = text.lines().collect();
@@ -113,7 +119,10 @@ fn the_replay_command_prints_a_line_per_fixture_and_sets_the_exit_status() {
     let out = optdsl(&["replay", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("unknown optimizer `Shampoo`") && err.contains("adabelief"), "{err}");
+    assert!(
+        err.contains("unknown optimizer `Shampoo`") && err.contains("adabelief"),
+        "{err}"
+    );
 
     f.optimizer = "SGD".into();
     f.hyper.insert("nesterof".into(), serde_json::json!(true));
@@ -121,7 +130,10 @@ fn the_replay_command_prints_a_line_per_fixture_and_sets_the_exit_status() {
     let out = optdsl(&["replay", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("`nesterof`") && err.contains("nesterov"), "{err}");
+    assert!(
+        err.contains("`nesterof`") && err.contains("nesterov"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -130,7 +142,10 @@ fn the_list_command_names_every_required_builtin() {
     let out = optdsl(&["list"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     for want in "sgd momentum nesterov rprop rmsprop adagrad adadelta adam adasecant vsgd \
                  adamw adamax nadam radam asgd lion lamb adabelief"
         .split_whitespace()

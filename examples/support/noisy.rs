@@ -47,18 +47,31 @@ impl NoisyQuadratic {
     pub fn new(dim: usize, h_lo: f64, h_hi: f64) -> Self {
         let h = (0..dim)
             .map(|i| {
-                let a = if dim == 1 { 0.0 } else { i as f64 / (dim - 1) as f64 };
+                let a = if dim == 1 {
+                    0.0
+                } else {
+                    i as f64 / (dim - 1) as f64
+                };
                 h_lo * (h_hi / h_lo).powf(a)
             })
             .collect();
-        NoisyQuadratic { h, sigma: vec![1.0; dim], w0: vec![2.0; dim] }
+        NoisyQuadratic {
+            h,
+            sigma: vec![1.0; dim],
+            w0: vec![2.0; dim],
+        }
     }
     /// The expected loss above its minimum: ½ Σ hᵢ wᵢ².
     pub fn excess_loss(&self, w: &[f64]) -> f64 {
         0.5 * self.h.iter().zip(w).map(|(h, w)| h * w * w).sum::<f64>()
     }
     fn grad(&self, w: &[f64], star: &[f64]) -> Vec<f64> {
-        self.h.iter().zip(w).zip(star).map(|((h, w), s)| h * (w - s)).collect()
+        self.h
+            .iter()
+            .zip(w)
+            .zip(star)
+            .map(|((h, w), s)| h * (w - s))
+            .collect()
     }
 }
 
@@ -78,7 +91,8 @@ pub fn run(
     let mut state = rule.init_f64(w.len());
     for t in 1..=steps {
         if let Some(s) = schedule {
-            rule.set_hyper("lr", HyperValue::Num(s.value(t as u64))).unwrap();
+            rule.set_hyper("lr", HyperValue::Num(s.value(t as u64)))
+                .unwrap();
         }
         let star: Vec<f64> = p.sigma.iter().map(|s| s * rng.normal()).collect();
         let g = p.grad(&w, &star);
@@ -111,7 +125,10 @@ pub fn mean_loss(
     steps: usize,
     seeds: u64,
 ) -> f64 {
-    (0..seeds).map(|s| run(rule, schedule, p, steps, s)).sum::<f64>() / seeds as f64
+    (0..seeds)
+        .map(|s| run(rule, schedule, p, steps, s))
+        .sum::<f64>()
+        / seeds as f64
 }
 
 /// The best mean loss of SGD with η_t = η₀ / (1 + δ (t − 1)) over a grid of
@@ -122,7 +139,13 @@ pub fn best_sgd(p: &NoisyQuadratic, steps: usize, seeds: u64) -> (f64, f64, f64)
     for k in 0..16 {
         let lr = 1e-3 * 10f64.powf(k as f64 * 5.0 / 15.0);
         for decay in [1e-3, 1e-2, 1e-1, 1.0] {
-            let loss = mean_loss(sgd.as_ref(), Some(InverseTime { lr, decay }), p, steps, seeds);
+            let loss = mean_loss(
+                sgd.as_ref(),
+                Some(InverseTime { lr, decay }),
+                p,
+                steps,
+                seeds,
+            );
             if loss < best.0 {
                 best = (loss, lr, decay);
             }

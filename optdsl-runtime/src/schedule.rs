@@ -26,7 +26,7 @@ pub trait Schedule {
 /// form.
 ///
 /// ```
-/// use optdsl::{InverseTime, Schedule};
+/// use optdsl_runtime::{InverseTime, Schedule};
 /// let s = InverseTime { lr: 0.5, decay: 1.0 };
 /// assert_eq!([s.value(1), s.value(2), s.value(5)], [0.5, 0.25, 0.1]);
 /// ```

@@ -20,6 +20,8 @@ enum Command {
     List(cli::list::Args),
     /// Replay reference trajectories (JSON fixtures) through the built-ins.
     Replay(cli::replay::Args),
+    /// Time a built-in's step against the same-traffic bound and the interpreter.
+    Bench(cli::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(a) => cli::list::run(a),
         Command::Replay(a) => cli::replay::run(a),
+        Command::Bench(a) => cli::bench::run(a),
     };
     match result {
         Ok(code) => code,

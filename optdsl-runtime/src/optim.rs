@@ -36,6 +36,7 @@ impl<F: DynFloat> ParamGroup<F> {
 /// `step_flat` one buffer holding all tensors back to back (a network's layout).
 ///
 /// ```
+/// # extern crate optdsl_runtime as optdsl;
 /// use optdsl::{builtin_rule, Optimizer, HyperValue};
 /// let mut opt = Optimizer::<f32>::new();
 /// // weights with weight decay, biases without (two groups, as in PyTorch)

@@ -10,7 +10,9 @@ pub mod exec;
 pub mod float;
 pub mod ir;
 pub mod optim;
+pub mod replay;
 pub mod rule;
+pub mod schedule;
 
 pub use builtin::{builtin_rule, builtins, BuiltinInfo};
 pub use error::{Error, Result};
@@ -18,6 +20,7 @@ pub use float::Float;
 pub use optdsl_macros::optimizer;
 pub use optim::{GroupState, Optimizer, OptimizerState, ParamGroup};
 pub use rule::{DynFloat, DynRule, HyperSpec, HyperValue, RuleInfo, State, UpdateRule};
+pub use schedule::{InverseTime, Schedule};
 
 /// What generated code names, by absolute path; not a public interface.
 #[doc(hidden)]

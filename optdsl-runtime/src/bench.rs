@@ -67,6 +67,9 @@ fn time_ms(f: impl FnOnce()) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
+/// One pass of the bound: the slices it writes and those it only reads.
+type BoundPass<F> = (Vec<Span<F>>, Vec<Span<F>>);
+
 /// Raw pointer to one slice, shared across the bound's threads; each thread
 /// touches a disjoint super-block.
 #[derive(Clone, Copy)]
@@ -199,7 +202,7 @@ pub fn bench_rule<F: DynFloat>(
             Slot::Buffer(b) => Span(bufs[b].as_mut_ptr()),
             Slot::Input(k) => Span(bin[k].as_mut_ptr()),
         };
-        let plans: Vec<(Vec<Span<F>>, Vec<Span<F>>)> = passes
+        let plans: Vec<BoundPass<F>> = passes
             .iter()
             .map(|p| {
                 let written = p

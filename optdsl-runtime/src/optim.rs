@@ -219,6 +219,7 @@ impl<F: DynFloat> Optimizer<F> {
             return Ok(false);
         };
         // x - x is 0 for finite x and NaN otherwise; the sum vectorizes.
+        #[allow(clippy::eq_op)]
         let finite = grads
             .into_iter()
             .all(|g| g.iter().fold(F::ZERO, |acc, &x| acc + (x - x)) == F::ZERO);

@@ -5,6 +5,7 @@ extern crate self as optdsl;
 
 pub mod bench;
 pub mod builtin;
+pub mod checkpoint;
 pub mod error;
 pub mod exec;
 pub mod float;

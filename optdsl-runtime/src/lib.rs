@@ -6,6 +6,7 @@ extern crate self as optdsl;
 pub mod builtin;
 pub mod error;
 pub mod float;
+pub mod net;
 pub mod optim;
 pub mod rule;
 

@@ -17,7 +17,13 @@ pub fn run(_: Args) -> CliResult {
             .iter()
             .map(|h| format!("{}={}", h.name, h.default))
             .collect();
-        println!("{:<12} {:<10} {:<60} {}", b.name, b.family, hypers.join(" "), b.reference);
+        println!(
+            "{:<12} {:<10} {:<60} {}",
+            b.name,
+            b.family,
+            hypers.join(" "),
+            b.reference
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

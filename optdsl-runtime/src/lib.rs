@@ -4,11 +4,13 @@
 extern crate self as optdsl;
 
 pub mod builtin;
+pub mod data;
 pub mod error;
 pub mod float;
 pub mod net;
 pub mod optim;
 pub mod rule;
+pub mod schedule;
 
 pub use builtin::{builtin_rule, builtins, BuiltinInfo};
 pub use error::{Error, Result};

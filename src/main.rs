@@ -20,6 +20,10 @@ enum Command {
     List(cli::list::Args),
     /// Replay reference trajectories (JSON fixtures) through the built-ins.
     Replay(cli::replay::Args),
+    /// Train the digit network on USPS, Semeion or a CSV file with one optimizer.
+    Train(cli::train::Args),
+    /// Train the course's digit network with every built-in optimizer and compare.
+    Compare(cli::compare::Args),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +31,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(a) => cli::list::run(a),
         Command::Replay(a) => cli::replay::run(a),
+        Command::Train(a) => cli::train::run(a),
+        Command::Compare(a) => cli::compare::run(a),
     };
     match result {
         Ok(code) => code,

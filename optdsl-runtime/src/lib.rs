@@ -11,6 +11,7 @@ pub mod net;
 pub mod optim;
 pub mod rule;
 pub mod schedule;
+pub mod train;
 
 pub use builtin::{builtin_rule, builtins, BuiltinInfo};
 pub use error::{Error, Result};

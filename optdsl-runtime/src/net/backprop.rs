@@ -63,6 +63,12 @@ impl<F: NetFloat> Workspace<F> {
         ArrayView2::from_shape((self.rows, cols), &out[..self.rows * cols]).expect("shape")
     }
 
+    /// How many rows of the last staged pass the network got right (arg-max
+    /// of the output equal to the staged label).
+    pub fn staged_correct(&self) -> usize {
+        count_correct(self.output(), &self.labels[..self.rows])
+    }
+
     /// The staging buffers for a batch of `rows` rows: inputs (`rows` x
     /// `inputs`, row-major) and labels, to fill before
     /// [`Network::staged_loss_and_grad`] or [`Network::staged_loss`].
@@ -155,6 +161,52 @@ impl<F: NetFloat> Network<F> {
         let mut ws = Workspace::new(self, 1);
         let view = ArrayView2::from_shape((1, x.len()), x).expect("one row");
         Ok(self.forward(&mut ws, view)?.iter().copied().collect())
+    }
+
+    /// Only the matrix products of [`Network::staged_loss_and_grad`] on the
+    /// first `rows` staged rows: the same `general_mat_mul` calls with the same
+    /// shapes into the same buffers, without bias, activation, loss or the bias
+    /// gradient. For timing: the floor an epoch's arithmetic sets.
+    pub fn staged_matmuls_only(&self, ws: &mut Workspace<F>, rows: usize) -> Result<()> {
+        let Workspace {
+            input,
+            acts,
+            deltas,
+            grads,
+            widths,
+            ..
+        } = ws;
+        let x = staged_view(input, rows, widths[0])?;
+        let last = self.layer_count() - 1;
+        for l in 0..=last {
+            let (before, rest) = acts.split_at_mut(l);
+            let mut z = ArrayViewMut2::from_shape((rows, widths[l + 1]), &mut rest[0][..rows * widths[l + 1]])
+                .expect("shape");
+            let w = self.weights(l);
+            if l == 0 {
+                general_mat_mul(F::ONE, &x, &w.t(), F::ZERO, &mut z);
+            } else {
+                let prev = staged_view(&before[l - 1], rows, widths[l])?;
+                general_mat_mul(F::ONE, &prev, &w.t(), F::ZERO, &mut z);
+            }
+        }
+        for l in (0..=last).rev() {
+            let (below, rest) = deltas.split_at_mut(l);
+            let d = staged_view(&rest[0], rows, widths[l + 1])?;
+            let wseg = self.segments()[l];
+            let mut gw = ArrayViewMut2::from_shape(wseg.shape, &mut grads[wseg.range()])
+                .expect("segment shape");
+            if l == 0 {
+                general_mat_mul(F::ONE, &d.t(), &x, F::ZERO, &mut gw);
+            } else {
+                let prev = staged_view(&acts[l - 1], rows, widths[l])?;
+                general_mat_mul(F::ONE, &d.t(), &prev, F::ZERO, &mut gw);
+                let mut dp = ArrayViewMut2::from_shape((rows, widths[l]), &mut below[l - 1][..rows * widths[l]])
+                    .expect("shape");
+                general_mat_mul(F::ONE, &d, &self.weights(l), F::ZERO, &mut dp);
+            }
+        }
+        Ok(())
     }
 
     fn check_batch(&self, ws: &Workspace<F>, dim: (usize, usize), labels: &[u32]) -> Result<()> {

@@ -7,7 +7,7 @@ mod backprop;
 mod loss;
 
 pub use activation::{sigmoid, softmax_row, Activation};
-pub use backprop::Workspace;
+pub use backprop::{count_correct, Workspace};
 pub use loss::Loss;
 
 use crate::error::{Error, Result};

@@ -36,7 +36,12 @@ const fn num(name: &'static str, x: f64) -> (&'static str, HyperValue) {
 /// The comparison's optimizers and settings, in the order of the table.
 /// Built-ins not listed here run with their defaults after these.
 pub const ENTRIES: &[Entry] = &[
-    Entry { label: "sgd", optimizer: "sgd", settings: &[num("lr", 0.5)], pytorch: Some(0.931) },
+    Entry {
+        label: "sgd",
+        optimizer: "sgd",
+        settings: &[num("lr", 0.5)],
+        pytorch: Some(0.931),
+    },
     Entry {
         label: "momentum",
         optimizer: "sgd",
@@ -46,22 +51,91 @@ pub const ENTRIES: &[Entry] = &[
     Entry {
         label: "nesterov",
         optimizer: "sgd",
-        settings: &[num("lr", 0.1), num("momentum", 0.9), ("nesterov", HyperValue::Bool(true))],
+        settings: &[
+            num("lr", 0.1),
+            num("momentum", 0.9),
+            ("nesterov", HyperValue::Bool(true)),
+        ],
         pytorch: Some(0.940),
     },
-    Entry { label: "adagrad", optimizer: "adagrad", settings: &[num("lr", 0.05)], pytorch: Some(0.934) },
-    Entry { label: "rmsprop", optimizer: "rmsprop", settings: &[num("lr", 1e-3)], pytorch: Some(0.933) },
-    Entry { label: "adadelta", optimizer: "adadelta", settings: &[num("lr", 1.0)], pytorch: Some(0.933) },
-    Entry { label: "adam", optimizer: "adam", settings: &[num("lr", 1e-3)], pytorch: Some(0.931) },
-    Entry { label: "adamw", optimizer: "adamw", settings: &[num("lr", 1e-3)], pytorch: None },
-    Entry { label: "adamax", optimizer: "adamax", settings: &[num("lr", 2e-3)], pytorch: None },
-    Entry { label: "nadam", optimizer: "nadam", settings: &[num("lr", 2e-3)], pytorch: None },
-    Entry { label: "radam", optimizer: "radam", settings: &[num("lr", 1e-3)], pytorch: None },
-    Entry { label: "asgd", optimizer: "asgd", settings: &[num("lr", 0.5)], pytorch: None },
-    Entry { label: "rprop", optimizer: "rprop", settings: &[num("lr", 1e-3)], pytorch: None },
-    Entry { label: "lion", optimizer: "lion", settings: &[num("lr", 1e-4)], pytorch: None },
-    Entry { label: "lamb", optimizer: "lamb", settings: &[num("lr", 1e-2)], pytorch: None },
-    Entry { label: "adabelief", optimizer: "adabelief", settings: &[num("lr", 1e-3)], pytorch: None },
+    Entry {
+        label: "adagrad",
+        optimizer: "adagrad",
+        settings: &[num("lr", 0.05)],
+        pytorch: Some(0.934),
+    },
+    Entry {
+        label: "rmsprop",
+        optimizer: "rmsprop",
+        settings: &[num("lr", 1e-3)],
+        pytorch: Some(0.933),
+    },
+    Entry {
+        label: "adadelta",
+        optimizer: "adadelta",
+        settings: &[num("lr", 1.0)],
+        pytorch: Some(0.933),
+    },
+    Entry {
+        label: "adam",
+        optimizer: "adam",
+        settings: &[num("lr", 1e-3)],
+        pytorch: Some(0.931),
+    },
+    Entry {
+        label: "adamw",
+        optimizer: "adamw",
+        settings: &[num("lr", 1e-3)],
+        pytorch: None,
+    },
+    Entry {
+        label: "adamax",
+        optimizer: "adamax",
+        settings: &[num("lr", 2e-3)],
+        pytorch: None,
+    },
+    Entry {
+        label: "nadam",
+        optimizer: "nadam",
+        settings: &[num("lr", 2e-3)],
+        pytorch: None,
+    },
+    Entry {
+        label: "radam",
+        optimizer: "radam",
+        settings: &[num("lr", 1e-3)],
+        pytorch: None,
+    },
+    Entry {
+        label: "asgd",
+        optimizer: "asgd",
+        settings: &[num("lr", 0.5)],
+        pytorch: None,
+    },
+    Entry {
+        label: "rprop",
+        optimizer: "rprop",
+        settings: &[num("lr", 1e-3)],
+        pytorch: None,
+    },
+    Entry {
+        label: "lion",
+        optimizer: "lion",
+        settings: &[num("lr", 1e-4)],
+        pytorch: None,
+    },
+    Entry {
+        label: "lamb",
+        optimizer: "lamb",
+        settings: &[num("lr", 1e-2)],
+        pytorch: None,
+    },
+    Entry {
+        label: "adabelief",
+        optimizer: "adabelief",
+        settings: &[num("lr", 1e-3)],
+        pytorch: None,
+    },
 ];
 
 /// How far below PyTorch's accuracy a row may end and still pass (0.5 points).
@@ -144,14 +218,14 @@ pub fn run(args: Args) -> CliResult {
 
 fn compare<F: NetFloat>(args: &Args, spec: &mut NetworkSpec, data: &Split) -> CliResult {
     let net = Network::<F>::new(spec.clone(), args.seed)?;
-    let matmul = matmul_epoch_seconds(&net, &data.train, args.batch, 5)?;
     println!(
-        "bare matrix products of one epoch (forward + backward GEMMs, {} batches): {:.1} ms",
-        data.train.len().div_ceil(args.batch),
-        matmul * 1e3
+        "GEMM ms: the bare matrix products of one epoch (forward + backward, {} batches), \
+         measured before each row",
+        data.train.len().div_ceil(args.batch)
     );
     let mut rows = Vec::new();
     for entry in selected(args)? {
+        let matmul = matmul_epoch_seconds(&net, &data.train, args.batch, 5)?;
         let outcome = run_entry::<F>(args, &entry, &net, data);
         match &outcome {
             Outcome::Done(h) => {
@@ -168,9 +242,9 @@ fn compare<F: NetFloat>(args: &Args, spec: &mut NetworkSpec, data: &Split) -> Cl
             Outcome::Skipped(why) => println!("{:<10} skipped: {why}", entry.label),
             Outcome::Failed(why) => println!("{:<10} failed: {why}", entry.label),
         }
-        rows.push((entry, outcome));
+        rows.push((entry, outcome, matmul));
     }
-    let (table, csv, bad) = table(&rows, matmul);
+    let (table, csv, bad) = table(&rows);
     println!("\n{table}");
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join("summary.csv"), csv)?;
@@ -198,12 +272,19 @@ fn selected(args: &Args) -> Result<Vec<Entry>, Error> {
     }
     if let Some(only) = &args.only {
         let names: Vec<&str> = only.split(',').map(str::trim).collect();
-        if let Some(n) = names.iter().find(|n| !entries.iter().any(|e| e.label == **n)) {
+        if let Some(n) = names
+            .iter()
+            .find(|n| !entries.iter().any(|e| e.label == **n))
+        {
             return Err(Error::Invalid {
                 what: "--only".into(),
                 reason: format!(
                     "no row `{n}`; rows: {}",
-                    entries.iter().map(|e| e.label).collect::<Vec<_>>().join(", ")
+                    entries
+                        .iter()
+                        .map(|e| e.label)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         }
@@ -217,7 +298,10 @@ fn selected(args: &Args) -> Result<Vec<Entry>, Error> {
 fn make_rule(entry: &Entry) -> Result<Box<dyn DynRule>, Error> {
     let mut rule = builtin_rule(entry.optimizer)?;
     for &(name, value) in entry.settings {
-        let name = if name == "lr" && rule.hyper("lr").is_none() && rule.hyper("learning_rate").is_some() {
+        let name = if name == "lr"
+            && rule.hyper("lr").is_none()
+            && rule.hyper("learning_rate").is_some()
+        {
             "learning_rate"
         } else {
             name
@@ -257,16 +341,23 @@ fn run_entry<F: NetFloat>(args: &Args, entry: &Entry, net: &Network<F>, data: &S
 
 /// The printed table, the same as CSV, and the number of rows that fail
 /// `--check`.
-fn table(rows: &[(Entry, Outcome)], matmul: f64) -> (String, String, usize) {
+fn table(rows: &[(Entry, Outcome, f64)]) -> (String, String, usize) {
     let mut text = format!(
         "{:<10} {:<34} {:>9} {:>9} {:>11} {:>9} {:>8} {:>6}\n",
-        "optimizer", "settings", "test acc", "PyTorch", "train loss", "epoch ms", "GEMM ms", "ratio"
+        "optimizer",
+        "settings",
+        "test acc",
+        "PyTorch",
+        "train loss",
+        "epoch ms",
+        "GEMM ms",
+        "ratio"
     );
     let mut csv = String::from(
         "optimizer,settings,test_accuracy,pytorch_accuracy,final_train_loss,median_epoch_ms,gemm_ms,status\n",
     );
     let mut bad = 0;
-    for (e, outcome) in rows {
+    for (e, outcome, matmul) in rows {
         let reference = e.pytorch.map_or("-".to_string(), |p| format!("{p:.3}"));
         let settings = settings_text(e);
         match outcome {

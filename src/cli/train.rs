@@ -155,14 +155,13 @@ pub fn network_spec(args: &Args, data: &Split) -> Result<NetworkSpec, Error> {
 
 /// The training settings of `--epochs`, `--batch`, `--seed`, `--schedule`.
 pub fn train_config(args: &Args, data: &Split) -> Result<TrainConfig, Error> {
-    let batch = match args.batch.as_str() {
-        "all" | "full" => data.train.len(),
-        b => b
-            .parse::<usize>()
-            .ok()
-            .filter(|&b| b > 0)
-            .ok_or_else(|| invalid("batch", format!("`{b}`; give a positive number or `all`")))?,
-    };
+    let batch =
+        match args.batch.as_str() {
+            "all" | "full" => data.train.len(),
+            b => b.parse::<usize>().ok().filter(|&b| b > 0).ok_or_else(|| {
+                invalid("batch", format!("`{b}`; give a positive number or `all`"))
+            })?,
+        };
     Ok(TrainConfig {
         epochs: args.epochs,
         batch: batch.min(data.train.len()),
@@ -184,7 +183,12 @@ pub fn parse_hidden(text: &str) -> Result<Vec<usize>, Error> {
                 .parse::<usize>()
                 .ok()
                 .filter(|&w| w > 0)
-                .ok_or_else(|| invalid("hidden", format!("`{w}` in `{text}`; give widths like 128,64")))
+                .ok_or_else(|| {
+                    invalid(
+                        "hidden",
+                        format!("`{w}` in `{text}`; give widths like 128,64"),
+                    )
+                })
         })
         .collect()
 }
@@ -194,8 +198,12 @@ pub fn parse_set(kv: &str) -> Result<(String, HyperValue), Error> {
     let (k, v) = kv
         .split_once('=')
         .ok_or_else(|| invalid("--set", format!("`{kv}`; write KEY=VALUE, e.g. lr=0.1")))?;
-    let value = HyperValue::parse(v)
-        .ok_or_else(|| invalid("--set", format!("`{v}` for {k}; give a number or true/false")))?;
+    let value = HyperValue::parse(v).ok_or_else(|| {
+        invalid(
+            "--set",
+            format!("`{v}` for {k}; give a number or true/false"),
+        )
+    })?;
     Ok((k.trim().to_string(), value))
 }
 

@@ -53,6 +53,7 @@ impl Batches {
 /// width is not the network's input width.
 pub fn stage_rows<F: NetFloat>(ws: &mut Workspace<F>, data: &Dataset, indices: &[usize]) -> usize {
     let dim = data.dim();
+    let inputs = F::inputs_of(data);
     let (x, y) = ws.stage(indices.len());
     assert_eq!(
         x.len(),
@@ -60,9 +61,7 @@ pub fn stage_rows<F: NetFloat>(ws: &mut Workspace<F>, data: &Dataset, indices: &
         "data width differs from the network's"
     );
     for ((row, label), &i) in x.chunks_exact_mut(dim).zip(y.iter_mut()).zip(indices) {
-        row.iter_mut()
-            .zip(data.row(i))
-            .for_each(|(r, &v)| *r = F::from_f64(v));
+        row.copy_from_slice(&inputs[i * dim..(i + 1) * dim]);
         *label = data.labels()[i];
     }
     indices.len()

@@ -18,15 +18,37 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 /// Rows of `dim` input values, each with a class label in `0..classes`.
-#[derive(Debug, Clone, PartialEq)]
+/// Inputs are kept in f64, with an f32 copy made on first use by an f32
+/// network.
+#[derive(Debug, Clone)]
 pub struct Dataset {
     name: String,
     dim: usize,
     classes: usize,
     inputs: Vec<f64>,
     labels: Vec<u32>,
+    inputs_f32: OnceLock<Vec<f32>>,
+}
+
+impl PartialEq for Dataset {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.name,
+            self.dim,
+            self.classes,
+            &self.inputs,
+            &self.labels,
+        ) == (
+            &other.name,
+            other.dim,
+            other.classes,
+            &other.inputs,
+            &other.labels,
+        )
+    }
 }
 
 impl Dataset {
@@ -63,6 +85,7 @@ impl Dataset {
             classes,
             inputs,
             labels,
+            inputs_f32: OnceLock::new(),
         })
     }
 
@@ -98,6 +121,11 @@ impl Dataset {
     pub fn inputs(&self) -> &[f64] {
         &self.inputs
     }
+    /// Every input rounded to f32, row-major (converted on the first call).
+    pub fn inputs_f32(&self) -> &[f32] {
+        self.inputs_f32
+            .get_or_init(|| self.inputs.iter().map(|&x| x as f32).collect())
+    }
     /// How many rows each class has.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes];
@@ -117,6 +145,7 @@ impl Dataset {
             classes: self.classes,
             inputs,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            inputs_f32: OnceLock::new(),
         }
     }
 

@@ -89,7 +89,7 @@ impl Activation {
 /// The logistic function, written so that a large `|z|` gives 0 or 1, not NaN.
 #[inline(always)]
 pub fn sigmoid<F: NetFloat>(z: F) -> F {
-    F::ONE / (F::ONE + (-z).exp())
+    F::ONE / (F::ONE + (-z).act_exp())
 }
 
 /// Softmax of one row in place, with the row's maximum subtracted first.
@@ -97,7 +97,7 @@ pub fn softmax_row<F: NetFloat>(row: &mut [F]) {
     let max = row.iter().fold(row[0], |m, &v| m.maximum(v));
     let mut sum = F::ZERO;
     for v in row.iter_mut() {
-        *v = (*v - max).exp();
+        *v = (*v - max).act_exp();
         sum += *v;
     }
     let inv = F::ONE / sum;

@@ -180,8 +180,11 @@ impl<F: NetFloat> Network<F> {
         let last = self.layer_count() - 1;
         for l in 0..=last {
             let (before, rest) = acts.split_at_mut(l);
-            let mut z = ArrayViewMut2::from_shape((rows, widths[l + 1]), &mut rest[0][..rows * widths[l + 1]])
-                .expect("shape");
+            let mut z = ArrayViewMut2::from_shape(
+                (rows, widths[l + 1]),
+                &mut rest[0][..rows * widths[l + 1]],
+            )
+            .expect("shape");
             let w = self.weights(l);
             if l == 0 {
                 general_mat_mul(F::ONE, &x, &w.t(), F::ZERO, &mut z);
@@ -201,8 +204,11 @@ impl<F: NetFloat> Network<F> {
             } else {
                 let prev = staged_view(&acts[l - 1], rows, widths[l])?;
                 general_mat_mul(F::ONE, &d.t(), &prev, F::ZERO, &mut gw);
-                let mut dp = ArrayViewMut2::from_shape((rows, widths[l]), &mut below[l - 1][..rows * widths[l]])
-                    .expect("shape");
+                let mut dp = ArrayViewMut2::from_shape(
+                    (rows, widths[l]),
+                    &mut below[l - 1][..rows * widths[l]],
+                )
+                .expect("shape");
                 general_mat_mul(F::ONE, &d, &self.weights(l), F::ZERO, &mut dp);
             }
         }

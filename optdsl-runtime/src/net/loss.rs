@@ -120,7 +120,7 @@ fn softmax_cross_entropy_row<F: NetFloat>(row: &mut [F], label: usize) -> f64 {
     let z_label = row[label];
     let mut sum = F::ZERO;
     for v in row.iter_mut() {
-        *v = (*v - max).exp();
+        *v = (*v - max).act_exp();
         sum += *v;
     }
     let inv = F::ONE / sum;

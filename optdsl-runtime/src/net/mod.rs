@@ -4,12 +4,14 @@
 
 mod activation;
 mod backprop;
+mod fastmath;
 mod loss;
 
 pub use activation::{sigmoid, softmax_row, Activation};
 pub use backprop::{count_correct, Workspace};
 pub use loss::Loss;
 
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::rule::DynFloat;
 use ndarray::{ArrayView1, ArrayView2, LinalgScalar};
@@ -22,6 +24,12 @@ use serde::{Deserialize, Serialize};
 pub trait NetFloat: DynFloat + LinalgScalar {
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// `e^x` for activations: a vectorizable approximation within 2.5e-7
+    /// relative in f32 (saturating to 0 and about 2.4e38), std's `exp` in f64.
+    fn act_exp(self) -> Self;
+    /// The inputs of `data` in this type, row-major (f32: converted once and
+    /// cached in the data set; f64: as stored).
+    fn inputs_of(data: &Dataset) -> &[Self];
 }
 
 impl NetFloat for f32 {
@@ -29,12 +37,26 @@ impl NetFloat for f32 {
     fn tanh(self) -> Self {
         f32::tanh(self)
     }
+    #[inline(always)]
+    fn act_exp(self) -> Self {
+        fastmath::exp_f32(self)
+    }
+    fn inputs_of(data: &Dataset) -> &[f32] {
+        data.inputs_f32()
+    }
 }
 
 impl NetFloat for f64 {
     #[inline(always)]
     fn tanh(self) -> Self {
         f64::tanh(self)
+    }
+    #[inline(always)]
+    fn act_exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn inputs_of(data: &Dataset) -> &[f64] {
+        data.inputs()
     }
 }
 

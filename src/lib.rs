@@ -1,1 +1,10 @@
+//! optdsl: optimizer update rules written as papers write them, compiled by
+//! `optimizer!` into fused, vectorized, multi-threaded loops. This crate is the
+//! facade users depend on; it re-exports `optdsl-runtime`.
+
 pub use optdsl_runtime::*;
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

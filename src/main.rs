@@ -24,6 +24,8 @@ enum Command {
     Train(cli::train::Args),
     /// Train the course's digit network with every built-in optimizer and compare.
     Compare(cli::compare::Args),
+    /// Time a built-in's step against the same-traffic bound and the interpreter.
+    Bench(cli::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => cli::replay::run(a),
         Command::Train(a) => cli::train::run(a),
         Command::Compare(a) => cli::compare::run(a),
+        Command::Bench(a) => cli::bench::run(a),
     };
     match result {
         Ok(code) => code,

@@ -26,10 +26,45 @@ pub struct RuleDef {
     pub buffers: Vec<Decl>,
     /// `scalar` (per-tensor) declarations, in order.
     pub scalars: Vec<Decl>,
+    /// `input` declarations: per-element slices the caller passes beside `g`.
+    pub inputs: Vec<Name>,
     /// The statements, in order.
     pub body: Vec<Stmt>,
     /// The rule's text as the parser saw it.
     pub source: String,
+}
+
+/// One `network!` spec.
+#[derive(Debug, Clone)]
+pub struct NetDef {
+    /// The doc comment lines.
+    pub docs: Vec<String>,
+    /// Visibility as written.
+    pub vis: Option<String>,
+    /// The generated type's name.
+    pub name: Name,
+    /// The items in order.
+    pub items: Vec<NetItem>,
+}
+
+/// An item of a network spec, with the span of its number or name.
+#[derive(Debug, Clone)]
+pub enum NetItem {
+    /// `input N;`
+    Input(Number),
+    /// `dense N activation;`
+    Dense(Number, Name),
+    /// `loss name;`
+    Loss(Name),
+}
+
+/// A number literal as written, with its span.
+#[derive(Debug, Clone)]
+pub struct Number {
+    /// The text.
+    pub text: String,
+    /// Where it is.
+    pub span: Span,
 }
 
 /// A declared name with its default or initial value.

@@ -75,6 +75,7 @@ enum Binding {
     Hyper(Ty),
     Buffer,
     ScalarState,
+    Input,
     Let(Ty, Kind),
 }
 
@@ -223,6 +224,11 @@ impl Checker {
         for h in &rule.hypers {
             self.hyper(h);
         }
+        for i in &rule.inputs {
+            if self.declare_ok(i) {
+                self.globals.insert(i.text.clone(), Binding::Input);
+            }
+        }
         for b in &rule.buffers {
             self.state_decl(b, Binding::Buffer);
         }
@@ -243,11 +249,7 @@ impl Checker {
                 ),
             );
         }
-        let saved = std::mem::take(&mut self.scopes);
-        let saved_globals = std::mem::take(&mut self.globals);
         let found = self.expr(&h.value);
-        self.scopes = saved;
-        self.globals = saved_globals;
         let ty = match found {
             Some((ty, Kind::Const)) => ty,
             Some(_) => {
@@ -274,27 +276,27 @@ impl Checker {
             visible.insert("w".into(), Binding::Param);
             visible.insert("g".into(), Binding::Grad);
         }
-        let saved_globals = std::mem::replace(&mut self.globals, visible);
-        let saved_scopes = std::mem::replace(&mut self.scopes, vec![HashMap::new()]);
-        let before = self.errors.len();
-        let found = self.expr(&d.value);
-        self.globals = saved_globals;
-        self.scopes = saved_scopes;
-        if self.errors.len() > before {
-            let what = if binding == Binding::Buffer {
-                "hyperparameters, `w` and `g`"
-            } else {
-                "hyperparameters"
-            };
-            let e = self.errors.pop().expect("an error");
-            self.errors.push(syn::Error::new(
-                e.span(),
-                format!(
-                    "{e} (the initial value of `{}` may use constants and {what})",
-                    d.name.text
-                ),
-            ));
+        let what = if binding == Binding::Buffer {
+            "constants, hyperparameters, `w` and `g`"
+        } else {
+            "constants and hyperparameters"
+        };
+        let mut names = Vec::new();
+        names_in(&d.value, &mut names);
+        let mut misplaced = false;
+        for (n, span) in names {
+            if self.lookup(&n).is_some() && !visible.contains_key(&n) {
+                misplaced = true;
+                self.error(
+                    span,
+                    format!(
+                        "the initial value of `{}` may use only {what}, not `{n}`",
+                        d.name.text
+                    ),
+                );
+            }
         }
+        let found = if misplaced { None } else { self.expr(&d.value) };
         if let Some((Ty::Bool, _)) = found {
             self.error(
                 d.value.span,
@@ -365,6 +367,7 @@ impl Checker {
         match binding {
             Binding::Grad => self.error(target.span, "cannot assign to `g`: the gradient is read-only; use a `let` for a modified gradient"),
             Binding::Step => self.error(target.span, "cannot assign to `t`: the step count is kept by the runtime"),
+            Binding::Input => self.error(target.span, format!("cannot assign to input `{n}`: inputs are read-only; use a `let`")),
             Binding::Hyper(_) => self.error(target.span, format!("cannot assign to hyperparameter `{n}`: hyperparameters change between steps only (set_hyper, a schedule); use a `let` or a `scalar` state")),
             Binding::Param | Binding::Buffer | Binding::ScalarState => {
                 if value_ty == Some(Ty::Bool) {
@@ -420,7 +423,7 @@ impl Checker {
             ExprKind::Num(_) => Some((Ty::Num, Kind::Const)),
             ExprKind::Bool(_) => Some((Ty::Bool, Kind::Const)),
             ExprKind::Var(n) => match self.lookup(n) {
-                Some(Binding::Param | Binding::Grad | Binding::Buffer) => {
+                Some(Binding::Param | Binding::Grad | Binding::Buffer | Binding::Input) => {
                     Some((Ty::Num, Kind::Element))
                 }
                 Some(Binding::Step | Binding::ScalarState) => Some((Ty::Num, Kind::Scalar)),
@@ -572,6 +575,25 @@ impl Checker {
             }
         }
         ok.then_some((Ty::Num, kind))
+    }
+}
+
+/// Every name an expression reads, with its span.
+fn names_in(e: &Expr, out: &mut Vec<(String, Span)>) {
+    match &e.kind {
+        ExprKind::Var(n) => out.push((n.clone(), e.span)),
+        ExprKind::Num(_) | ExprKind::Bool(_) => {}
+        ExprKind::Unary(_, x) => names_in(x, out),
+        ExprKind::Binary(_, a, b) => {
+            names_in(a, out);
+            names_in(b, out);
+        }
+        ExprKind::If(c, a, b) => {
+            names_in(c, out);
+            names_in(a, out);
+            names_in(b, out);
+        }
+        ExprKind::Call(_, args) => args.iter().for_each(|a| names_in(a, out)),
     }
 }
 

@@ -10,9 +10,7 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
 /// Elements per chunk of the fused loop (one AVX-512 register of f32).
-const LANES: usize = 16;
-/// Elements per block: partial reductions are flushed to f64 once per block.
-const BLOCK: usize = 16384;
+const LANES: usize = 64;
 
 fn f64_lit(x: f64) -> TokenStream {
     if x.is_nan() {
@@ -43,6 +41,7 @@ enum Slot {
     W,
     G,
     Buf(usize),
+    Input(usize),
 }
 
 impl Slot {
@@ -52,6 +51,7 @@ impl Slot {
             Slot::W => format_ident!("__wa"),
             Slot::G => format_ident!("__ga"),
             Slot::Buf(i) => format_ident!("__ba{}", i),
+            Slot::Input(i) => format_ident!("__ia{}", i),
         }
     }
     /// The block's slice, a parameter of the pass function.
@@ -60,6 +60,7 @@ impl Slot {
             Slot::W => format_ident!("__w"),
             Slot::G => format_ident!("__g"),
             Slot::Buf(i) => format_ident!("__b{}", i),
+            Slot::Input(i) => format_ident!("__i{}", i),
         }
     }
     /// The chunk's slice inside the loop.
@@ -68,6 +69,7 @@ impl Slot {
             Slot::W => format_ident!("__wc"),
             Slot::G => format_ident!("__gc"),
             Slot::Buf(i) => format_ident!("__b{}c", i),
+            Slot::Input(i) => format_ident!("__i{}c", i),
         }
     }
 }
@@ -148,7 +150,7 @@ impl<'a> Gen<'a> {
                 let (cnd, a, b) = (r(*cnd), r(*a), r(*b));
                 quote!(if #cnd { #a } else { #b })
             }
-            Op::Param | Op::Grad | Op::Buffer(_) | Op::Reduce(..) => {
+            Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_) | Op::Reduce(..) => {
                 unreachable!("not a per-step scalar")
             }
         }
@@ -181,6 +183,10 @@ impl<'a> Gen<'a> {
             }
             Op::Buffer(i) => {
                 let x = Slot::Buf(*i).chunk();
+                quote!(#x[__i])
+            }
+            Op::Input(i) => {
+                let x = Slot::Input(*i).chunk();
                 quote!(#x[__i])
             }
             Op::Unary(UnOp::Neg, a) => {
@@ -278,6 +284,7 @@ impl Gen<'_> {
                 Op::Param => Slot::W,
                 Op::Grad => Slot::G,
                 Op::Buffer(b) => Slot::Buf(b),
+                Op::Input(b) => Slot::Input(b),
                 _ => continue,
             };
             slots.push((slot, false));
@@ -393,7 +400,26 @@ impl Gen<'_> {
         let (main_iter, main_pat) = chunks(quote!(#LANES), false);
         let (tail_iter, tail_pat) = chunks(quote!(1), true);
         let nr = pass.reductions.len();
+        let params: Vec<TokenStream> = params.collect();
+        let args: Vec<Ident> = pass.slots.iter().map(|&(slot, _)| slot.block()).collect();
+        let avx2 = format_ident!("{}_avx2", name);
+        let avx512 = format_ident!("{}_avx512", name);
         quote! {
+            // The same loop compiled for AVX2 and AVX-512; `apply` picks one
+            // by the CPU it runs on (the copies differ only in instructions:
+            // no fused multiply-add, so results are identical).
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            #[allow(unused, clippy::all)]
+            unsafe fn #avx2<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
+                #name(__cf, __cb, #(#args),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            #[allow(unused, clippy::all)]
+            unsafe fn #avx512<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
+                #name(__cf, __cb, #(#args),*)
+            }
             #[inline(always)]
             #[allow(unused, clippy::all)]
             fn #name<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
@@ -415,11 +441,13 @@ impl Gen<'_> {
         }
     }
 
-    /// The call of a pass over every block, and what it reduces.
+    /// The call of a pass over every super-block and block, and what it reduces.
     fn pass_call(&self, pass: &Pass) -> TokenStream {
         let p = self.p;
         let f = float();
         let name = &pass.name;
+        let avx2 = format_ident!("{}_avx2", name);
+        let avx512 = format_ident!("{}_avx512", name);
         let nums = pass
             .inputs
             .iter()
@@ -432,21 +460,119 @@ impl Gen<'_> {
             .copied()
             .filter(|&i| p.values[i].ty == Ty::Bool)
             .map(s);
-        let args = pass.slots.iter().map(|&(slot, m)| {
-            let x = slot.all();
-            if m {
-                quote!(&mut #x[__lo..__hi])
-            } else {
-                quote!(&#x[__lo..__hi])
-            }
-        });
+        let params: Vec<TokenStream> = pass
+            .slots
+            .iter()
+            .map(|&(slot, m)| {
+                let x = slot.block();
+                if m {
+                    quote!(#x: &mut [F])
+                } else {
+                    quote!(#x: &[F])
+                }
+            })
+            .collect();
+        let block_args: Vec<TokenStream> = pass
+            .slots
+            .iter()
+            .map(|&(slot, m)| {
+                let x = slot.block();
+                if m {
+                    quote!(&mut #x[__lo..__hi])
+                } else {
+                    quote!(&#x[__lo..__hi])
+                }
+            })
+            .collect();
+        let first = pass.slots[0].0.block();
         let nr = pass.reductions.len();
-        let combine = pass.reductions.iter().enumerate().map(|(j, r)| match r.0 {
-            Reduction::MaxAbs => {
-                quote!(__red[#j] = ::optdsl::__private::scalar::maximum(__red[#j], __part[#j]);)
+        let combine = |part: TokenStream| -> Vec<TokenStream> {
+            pass.reductions
+                .iter()
+                .enumerate()
+                .map(|(j, r)| match r.0 {
+                    Reduction::MaxAbs => quote!(__red[#j] = ::optdsl::__private::scalar::maximum(__red[#j], #part[#j]);),
+                    _ => quote!(__red[#j] += #part[#j];),
+                })
+                .collect()
+        };
+        let combine_block = combine(quote!(__part));
+        let combine_super = combine(quote!(__part));
+        // Zipped super-block iterators over the whole slices (rayon or std).
+        let supers = |par: bool| {
+            let mut iter = TokenStream::new();
+            let mut pat = TokenStream::new();
+            for (k, &(slot, m)) in pass.slots.iter().enumerate() {
+                let x = slot.all();
+                let it = match (par, m) {
+                    (true, true) => quote!(#x.par_chunks_mut(__plan.size)),
+                    (true, false) => quote!(#x.par_chunks(__plan.size)),
+                    (false, true) => quote!(#x.chunks_mut(__plan.size)),
+                    (false, false) => quote!(#x.chunks(__plan.size)),
+                };
+                let b = slot.block();
+                if k == 0 {
+                    iter = it;
+                    pat = quote!(#b);
+                } else {
+                    iter = quote!(#iter.zip(#it));
+                    pat = quote!((#pat, #b));
+                }
             }
-            _ => quote!(__red[#j] += __part[#j];),
-        });
+            (iter, pat)
+        };
+        let (par_iter, par_pat) = supers(true);
+        let (seq_iter, seq_pat) = supers(false);
+        let args: Vec<Ident> = pass.slots.iter().map(|&(slot, _)| slot.block()).collect();
+        let parallel = if nr == 0 {
+            quote! {
+                #par_iter.for_each(|#par_pat| { __run(#(#args),*); });
+            }
+        } else {
+            quote! {
+                let mut __parts = [[0.0f64; #nr]; ::optdsl::__private::MAX_SUPERS];
+                __parts[..__plan.count].par_iter_mut().zip(#par_iter).for_each(|(__out, #par_pat)| {
+                    *__out = __run(#(#args),*);
+                });
+                for __part in &__parts[..__plan.count] {
+                    #(#combine_super)*
+                }
+            }
+        };
+        let call = quote! {
+            let __cf = [#(#f::from_f64(#nums)),*];
+            let __cb = [#(#bools),*];
+            let __run = |#(#params),*| -> [f64; #nr] {
+                let mut __red = [0.0f64; #nr];
+                let __len = #first.len();
+                let mut __lo = 0usize;
+                while __lo < __len {
+                    let __hi = if __len - __lo > ::optdsl::__private::BLOCK { __lo + ::optdsl::__private::BLOCK } else { __len };
+                    let __part = match __simd {
+                        // SAFETY: `simd_level` never reports a level the CPU lacks.
+                        #[cfg(target_arch = "x86_64")]
+                        ::optdsl::__private::Simd::Avx512 => unsafe { #avx512(&__cf, &__cb, #(#block_args),*) },
+                        // SAFETY: as above.
+                        #[cfg(target_arch = "x86_64")]
+                        ::optdsl::__private::Simd::Avx2 => unsafe { #avx2(&__cf, &__cb, #(#block_args),*) },
+                        _ => #name(&__cf, &__cb, #(#block_args),*),
+                    };
+                    #(#combine_block)*
+                    __lo = __hi;
+                }
+                __red
+            };
+            let mut __red = [0.0f64; #nr];
+            if __plan.parallel {
+                use ::optdsl::__private::rayon::prelude::*;
+                #parallel
+            } else {
+                for #seq_pat in #seq_iter {
+                    let __part = __run(#(#args),*);
+                    #(#combine_super)*
+                }
+            }
+        };
         let finish = pass
             .reductions
             .iter()
@@ -459,18 +585,6 @@ impl Gen<'_> {
                     Reduction::Norm => quote!(let #x: f64 = f64::sqrt(__red[#j]);),
                 }
             });
-        let call = quote! {
-            let __cf = [#(#f::from_f64(#nums)),*];
-            let __cb = [#(#bools),*];
-            let mut __red = [0.0f64; #nr];
-            let mut __lo = 0usize;
-            while __lo < __n {
-                let __hi = if __n - __lo > #BLOCK { __lo + #BLOCK } else { __n };
-                let __part = #name(&__cf, &__cb, #(#args),*);
-                #(#combine)*
-                __lo = __hi;
-            }
-        };
         if nr == 0 {
             quote!({ #call })
         } else {
@@ -575,14 +689,27 @@ impl Gen<'_> {
                 };
             }
         };
+        let inputs: Vec<Ident> = (0..p.inputs.len()).map(|i| Slot::Input(i).all()).collect();
+        let input_destructure = if inputs.is_empty() {
+            quote!()
+        } else {
+            quote! {
+                let [#(#inputs),*] = __inputs else {
+                    ::core::unreachable!("the inputs were checked")
+                };
+            }
+        };
         quote! {
             #[allow(unused, clippy::all)]
-            fn apply<F: ::optdsl::__private::Float>(&self, __state: &mut ::optdsl::__private::State<F>, __wa: &mut [F], __ga: &[F]) {
+            fn apply<F: ::optdsl::__private::Float>(&self, __state: &mut ::optdsl::__private::State<F>, __wa: &mut [F], __ga: &[F], __inputs: &[&[F]]) {
                 #(#fns)*
+                #input_destructure
                 let __first = __state.t == 0;
                 __state.t += 1;
                 let __t = __state.t as f64;
                 let __n = __wa.len();
+                let __simd = ::optdsl::__private::simd_level();
+                let __plan = ::optdsl::__private::Plan::new(__n);
                 #destructure
                 #(#body)*
             }
@@ -641,6 +768,73 @@ fn default_tokens(d: Default) -> (TokenStream, TokenStream, TokenStream) {
     }
 }
 
+/// The lowered program as a static `Ir` table for the reference interpreter.
+fn ir_tokens(p: &Program) -> TokenStream {
+    let pr = quote!(::optdsl::__private);
+    let values = p.values.iter().map(|v| {
+        let op = match &v.op {
+            Op::Num(bits) => {
+                let x = f64_lit(f64::from_bits(*bits));
+                quote!(Num(#x))
+            }
+            Op::Bool(b) => quote!(Bool(#b)),
+            Op::Hyper(i) => quote!(Hyper(#i)),
+            Op::Step => quote!(Step),
+            Op::ScalarState(i) => quote!(ScalarState(#i)),
+            Op::Param => quote!(Param),
+            Op::Grad => quote!(Grad),
+            Op::Buffer(i) => quote!(Buffer(#i)),
+            Op::Input(i) => quote!(Input(#i)),
+            Op::Unary(UnOp::Neg, a) => quote!(Neg(#a)),
+            Op::Unary(UnOp::Not, a) => quote!(Not(#a)),
+            Op::Binary(op, a, b) => {
+                let o = Ident::new(&format!("{op:?}"), Span::call_site());
+                quote!(Bin(#pr::IrBin::#o, #a, #b))
+            }
+            Op::Func(name, args) => {
+                let f = match *name {
+                    "sqrt" => quote!(Sqrt),
+                    "abs" => quote!(Abs),
+                    "sign" => quote!(Sign),
+                    "exp" => quote!(Exp),
+                    "ln" => quote!(Ln),
+                    "min" => quote!(Min),
+                    "max" => quote!(Max),
+                    _ => quote!(Clamp),
+                };
+                let a = |k: usize| args.get(k).copied().unwrap_or(args[0]);
+                let (a0, a1, a2) = (a(0), a(1), a(2));
+                quote!(Func(#pr::IrFunc::#f, [#a0, #a1, #a2]))
+            }
+            Op::Select(c, a, b) => quote!(Select(#c, #a, #b)),
+            Op::Reduce(r, a) => {
+                let r = Ident::new(&format!("{r:?}"), Span::call_site());
+                quote!(Reduce(#pr::IrReduce::#r, #a))
+            }
+        };
+        let element = v.kind == Kind::Element;
+        let boolean = v.ty == Ty::Bool;
+        quote!(#pr::IrValue { op: #pr::IrOp::#op, element: #element, boolean: #boolean })
+    });
+    let opt = |o: &Option<Id>| match o {
+        Some(i) => quote!(::core::option::Option::Some(#i)),
+        None => quote!(::core::option::Option::None),
+    };
+    let w_out = opt(&p.w_out);
+    let buffer_out = p.buffer_out.iter().map(opt);
+    let scalar_out = p.scalar_out.iter().map(opt);
+    let buffer_init = p.buffers.iter().map(|b| b.init);
+    quote! {
+        &#pr::Ir {
+            values: &[#(#values),*],
+            w_out: #w_out,
+            buffer_out: &[#(#buffer_out),*],
+            scalar_out: &[#(#scalar_out),*],
+            buffer_init: &[#(#buffer_init),*],
+        }
+    }
+}
+
 /// The type, its `Default`, and the parts of `UpdateRule` that need no
 /// lowering: shared by the full expansion and the fallback.
 fn shell(p: &Program, init: TokenStream, apply: TokenStream) -> TokenStream {
@@ -677,6 +871,8 @@ fn shell(p: &Program, init: TokenStream, apply: TokenStream) -> TokenStream {
     });
     let buffers = p.buffers.iter().map(|b| &b.name);
     let scalars = p.scalars.iter().map(|b| &b.name);
+    let inputs = p.inputs.iter();
+    let ir = ir_tokens(p);
     let get = p.hypers.iter().map(|h| {
         let f = Ident::new(&h.name, h.span);
         let n = &h.name;
@@ -719,6 +915,8 @@ fn shell(p: &Program, init: TokenStream, apply: TokenStream) -> TokenStream {
                 hypers: &[#(#specs),*],
                 buffers: &[#(#buffers),*],
                 scalars: &[#(#scalars),*],
+                inputs: &[#(#inputs),*],
+                ir: #ir,
                 source: #source,
             };
 
@@ -774,6 +972,7 @@ pub fn fallback(rule: &RuleDef) -> TokenStream {
             .collect(),
         buffers: Vec::new(),
         scalars: Vec::new(),
+        inputs: Vec::new(),
         values: Vec::new(),
         w_out: None,
         buffer_out: Vec::new(),
@@ -786,7 +985,6 @@ pub fn fallback(rule: &RuleDef) -> TokenStream {
     if syn::parse_str::<syn::Ident>(&p.name).is_err() {
         return TokenStream::new();
     }
-    let _ = Span::call_site();
     shell(
         &p,
         quote! {
@@ -795,9 +993,118 @@ pub fn fallback(rule: &RuleDef) -> TokenStream {
             }
         },
         quote! {
-            fn apply<F: ::optdsl::__private::Float>(&self, _: &mut ::optdsl::__private::State<F>, _: &mut [F], _: &[F]) {
+            fn apply<F: ::optdsl::__private::Float>(&self, _: &mut ::optdsl::__private::State<F>, _: &mut [F], _: &[F], _: &[&[F]]) {
                 ::core::unreachable!("a rule with compile errors")
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_rules;
+
+    fn program(tokens: TokenStream) -> Program {
+        let rules = parse_rules(tokens).unwrap();
+        crate::check::check(&rules[0]).unwrap();
+        crate::lower::lower(&rules[0])
+    }
+
+    #[test]
+    fn the_update_pass_of_gradient_descent() {
+        let p = program(quote!(Descent { hyper lr = 0.5; w -= lr * g; }));
+        let g = Gen { p: &p };
+        let pass = g.plan(
+            "__update_pass",
+            vec![(Slot::W, p.w_out.unwrap())],
+            Vec::new(),
+        );
+        let expected = quote! {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            #[allow(unused, clippy::all)]
+            unsafe fn __update_pass_avx2<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
+                __update_pass(__cf, __cb, __w, __g)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            #[allow(unused, clippy::all)]
+            unsafe fn __update_pass_avx512<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
+                __update_pass(__cf, __cb, __w, __g)
+            }
+            #[inline(always)]
+            #[allow(unused, clippy::all)]
+            fn __update_pass<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
+                let [__c0] = *__cf;
+                let [] = *__cb;
+                for (__wc, __gc) in (__w).chunks_exact_mut(64usize).zip((__g).chunks_exact(64usize)) {
+                    for __i in 0..64usize {
+                        let __e1: F = __wc[__i];
+                        let __e2: F = __gc[__i];
+                        let __e4: F = __c0 * __e2;
+                        let __e5: F = __e1 - __e4;
+                        __wc[__i] = __e5;
+                    }
+                }
+                let __m = __w.len() / 64usize * 64usize;
+                for (__wc, __gc) in (__w[__m..]).chunks_exact_mut(1).zip((__g[__m..]).chunks_exact(1)) {
+                    let __i = 0usize;
+                    let __e1: F = __wc[__i];
+                    let __e2: F = __gc[__i];
+                    let __e4: F = __c0 * __e2;
+                    let __e5: F = __e1 - __e4;
+                    __wc[__i] = __e5;
+                }
+                []
+            }
+        };
+        assert_eq!(g.pass_fn(&pass).to_string(), expected.to_string());
+    }
+
+    #[test]
+    fn per_step_scalars_are_f64_outside_the_loop() {
+        let p = program(quote!(R { hyper b = 0.9; state m = 0; m = m / (1 - b^t); }));
+        let g = Gen { p: &p };
+        // 1 - b^t: b is value 0, t value 3, 1 value 6, b^t value 7, 1 - b^t
+        // value 8; each computed once per step in f64, never in the loop.
+        let pow = p
+            .values
+            .iter()
+            .position(|v| matches!(v.op, Op::Binary(BinOp::Pow, ..)))
+            .unwrap();
+        assert_eq!(
+            g.scalar_let(pow).to_string(),
+            quote!(let __s7: f64 = f64::powf(__s0, __s3);).to_string()
+        );
+        assert_eq!(
+            g.scalar_let(pow + 1).to_string(),
+            quote!(let __s8: f64 = __s6 - __s7;).to_string()
+        );
+        let apply = g.apply().to_string();
+        assert!(
+            apply.contains("from_f64 (__s8)"),
+            "cast once for the loop: {apply}"
+        );
+    }
+
+    #[test]
+    fn hypers_become_fields_with_defaults() {
+        let p = program(quote!(pub R { hyper lr = 1e-3, nesterov = false; w -= lr * g; }));
+        let out = expand(&p).to_string();
+        let fields = quote!(
+            pub struct R {
+                #[doc = "Hyperparameter `lr` (default 0.001f64)."]
+                pub lr: f64,
+                #[doc = "Hyperparameter `nesterov` (default false)."]
+                pub nesterov: bool,
+            }
+        );
+        assert!(out.contains(&fields.to_string()), "{out}");
+        let default = quote!(Self {
+            lr: 0.001f64,
+            nesterov: false,
+        });
+        assert!(out.contains(&default.to_string()), "{out}");
+    }
 }

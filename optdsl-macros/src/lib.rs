@@ -7,6 +7,7 @@ mod ast;
 mod check;
 mod expand;
 mod lower;
+mod network;
 mod parse;
 
 use proc_macro2::TokenStream;
@@ -16,6 +17,29 @@ use proc_macro2::TokenStream;
 #[proc_macro]
 pub fn optimizer(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     compile(input.into()).into()
+}
+
+/// Compiles network specs (`input 256; dense 128 sigmoid; ...; loss
+/// cross_entropy;`) into types that build `optdsl::net::Network`s.
+#[proc_macro]
+pub fn network(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    compile_networks(input.into()).into()
+}
+
+/// `network!` on `proc_macro2` tokens.
+fn compile_networks(input: TokenStream) -> TokenStream {
+    let nets = match parse::parse_networks(input) {
+        Ok(nets) => nets,
+        Err(e) => return e.to_compile_error(),
+    };
+    let mut out = TokenStream::new();
+    for def in &nets {
+        match network::check(def) {
+            Ok(net) => out.extend(network::expand(&net)),
+            Err(e) => out.extend(e.to_compile_error()),
+        }
+    }
+    out
 }
 
 /// The whole compiler on `proc_macro2` tokens, callable from tests.

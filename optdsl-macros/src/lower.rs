@@ -42,6 +42,8 @@ pub enum Op {
     Grad,
     /// State buffer `i` as it was before this step.
     Buffer(usize),
+    /// Input slice `i`.
+    Input(usize),
     /// `-x`, `!b`.
     Unary(UnOp, Id),
     /// `a op b`.
@@ -115,6 +117,8 @@ pub struct Program {
     pub buffers: Vec<StateSlot>,
     /// Per-tensor scalar states in order.
     pub scalars: Vec<StateSlot>,
+    /// Input names in order.
+    pub inputs: Vec<String>,
     /// The SSA values, each after its operands.
     pub values: Vec<Value>,
     /// The new `w`, if the rule assigns it.
@@ -217,6 +221,10 @@ pub fn lower(rule: &RuleDef) -> Program {
     let g = l.intern(Op::Grad, Ty::Num, Kind::Element);
     let t = l.intern(Op::Step, Ty::Num, Kind::Scalar);
     let mut scope0: HashMap<String, Id> = env;
+    for (i, name) in rule.inputs.iter().enumerate() {
+        let id = l.intern(Op::Input(i), Ty::Num, Kind::Element);
+        scope0.insert(name.text.clone(), id);
+    }
     scope0.insert("w".into(), w);
     scope0.insert("g".into(), g);
     scope0.insert("t".into(), t);
@@ -274,6 +282,7 @@ pub fn lower(rule: &RuleDef) -> Program {
         hypers,
         buffers,
         scalars,
+        inputs: rule.inputs.iter().map(|n| n.text.clone()).collect(),
         values: l.values,
         w_out,
         buffer_out,

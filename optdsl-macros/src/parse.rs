@@ -6,7 +6,9 @@
 //! offsets and every node's start are mapped back through the table, so errors
 //! point at the offending token.
 
-use crate::ast::{AssignOp, BinOp, Decl, Expr, ExprKind, Name, RuleDef, Stmt, UnOp};
+use crate::ast::{
+    AssignOp, BinOp, Decl, Expr, ExprKind, Name, NetDef, NetItem, Number, RuleDef, Stmt, UnOp,
+};
 use pest::iterators::Pair;
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser;
@@ -112,16 +114,24 @@ fn describe(rule: &Rule) -> String {
         Rule::hyper_decl => "`hyper`".into(),
         Rule::state_decl => "`state`".into(),
         Rule::scalar_decl => "`scalar`".into(),
+        Rule::input_decl => "`input`".into(),
         Rule::let_stmt => "`let`".into(),
         Rule::if_stmt | Rule::if_expr => "`if`".into(),
         Rule::assign_stmt => "an assignment".into(),
+        Rule::net_def => {
+            "a network: `pub Name { input N; dense N activation; ... loss name; }`".into()
+        }
+        Rule::input_layer => "`input N;`".into(),
+        Rule::dense_layer => "`dense N activation;`".into(),
+        Rule::loss_decl => "`loss name;`".into(),
         Rule::assign_op => "`=`, `+=`, `-=`, `*=` or `/=`".into(),
         Rule::expr => "an expression".into(),
         Rule::init_item => "`name = value`".into(),
         Rule::block => "`{`".into(),
         Rule::call => "a function call".into(),
         Rule::number => "a number".into(),
-        Rule::boolean => "`true` or `false`".into(),
+        Rule::boolean => "a boolean".into(),
+        Rule::semi => "`;`".into(),
         Rule::ident => "a name".into(),
         Rule::string => "a string".into(),
         Rule::or
@@ -155,7 +165,27 @@ fn syntax_error(src: &Source, err: pest::error::Error<Rule>) -> syn::Error {
         .unwrap_or_else(|| "the end of the rule".to_string());
     let msg = match &err.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } if !positives.is_empty() => {
-            let mut wanted: Vec<String> = positives.iter().map(describe).collect();
+            let operand = [
+                Rule::number,
+                Rule::ident,
+                Rule::neg,
+                Rule::not,
+                Rule::if_expr,
+                Rule::call,
+                Rule::boolean,
+            ];
+            let mut wanted: Vec<String> = if positives.contains(&Rule::number) {
+                std::iter::once("an expression".to_string())
+                    .chain(
+                        positives
+                            .iter()
+                            .filter(|r| !operand.contains(r))
+                            .map(describe),
+                    )
+                    .collect()
+            } else {
+                positives.iter().map(describe).collect()
+            };
             wanted.dedup();
             let wanted = match wanted.len() {
                 1 => wanted.remove(0),
@@ -169,6 +199,60 @@ fn syntax_error(src: &Source, err: pest::error::Error<Rule>) -> syn::Error {
         _ => format!("syntax error: unexpected {found}"),
     };
     syn::Error::new(src.span_at(offset), msg)
+}
+
+/// Parses the tokens of one `network!` call into specs.
+pub fn parse_networks(tokens: TokenStream) -> syn::Result<Vec<NetDef>> {
+    let src = Source::new(tokens);
+    let mut pairs = Grammar::parse(Rule::networks, &src.text).map_err(|e| syntax_error(&src, e))?;
+    let top = pairs.next().expect("networks matched");
+    let b = Builder { src: &src };
+    let mut nets = Vec::new();
+    for pair in top.into_inner() {
+        if pair.as_rule() != Rule::net_def {
+            continue;
+        }
+        let mut def = NetDef {
+            docs: Vec::new(),
+            vis: None,
+            name: Name {
+                text: String::new(),
+                span: b.span(&pair),
+            },
+            items: Vec::new(),
+        };
+        for p in pair.into_inner() {
+            let number = |p: Pair<Rule>| Number {
+                text: p.as_str().to_string(),
+                span: b.span(&p),
+            };
+            match p.as_rule() {
+                Rule::doc => {
+                    let lit = p.into_inner().next().expect("doc has a string");
+                    let text: syn::LitStr = syn::parse_str(lit.as_str())
+                        .map_err(|e| syn::Error::new(b.span(&lit), e))?;
+                    def.docs.push(text.value());
+                }
+                Rule::vis => def.vis = Some(p.as_str().split_whitespace().collect()),
+                Rule::rule_name => def.name = b.name(p.into_inner().next().expect("ident")),
+                Rule::input_layer => def
+                    .items
+                    .push(NetItem::Input(number(p.into_inner().next().expect("n")))),
+                Rule::dense_layer => {
+                    let mut it = p.into_inner();
+                    let n = number(it.next().expect("units"));
+                    let act = b.name(it.next().expect("activation"));
+                    def.items.push(NetItem::Dense(n, act));
+                }
+                Rule::loss_decl => def
+                    .items
+                    .push(NetItem::Loss(b.name(p.into_inner().next().expect("loss")))),
+                _ => {}
+            }
+        }
+        nets.push(def);
+    }
+    Ok(nets)
 }
 
 /// Parses the tokens of one `optimizer!` call into rules.
@@ -213,6 +297,7 @@ impl Builder<'_> {
             hypers: Vec::new(),
             buffers: Vec::new(),
             scalars: Vec::new(),
+            inputs: Vec::new(),
             body: Vec::new(),
             source,
         };
@@ -229,6 +314,11 @@ impl Builder<'_> {
                 Rule::hyper_decl => def.hypers.extend(self.decls(p)?),
                 Rule::state_decl => def.buffers.extend(self.decls(p)?),
                 Rule::scalar_decl => def.scalars.extend(self.decls(p)?),
+                Rule::input_decl => def.inputs.extend(
+                    p.into_inner()
+                        .filter(|n| n.as_rule() == Rule::ident)
+                        .map(|n| self.name(n)),
+                ),
                 _ => def.body.push(self.stmt(p)?),
             }
         }
@@ -237,6 +327,7 @@ impl Builder<'_> {
 
     fn decls(&self, pair: Pair<Rule>) -> syn::Result<Vec<Decl>> {
         pair.into_inner()
+            .filter(|item| item.as_rule() == Rule::init_item)
             .map(|item| {
                 let mut it = item.into_inner();
                 let name = self.name(it.next().expect("name"));

@@ -3,10 +3,13 @@
 
 extern crate self as optdsl;
 
+pub mod bench;
 pub mod builtin;
 pub mod data;
 pub mod error;
+pub mod exec;
 pub mod float;
+pub mod ir;
 pub mod net;
 pub mod optim;
 pub mod rule;
@@ -24,10 +27,14 @@ pub use rule::{DynFloat, DynRule, HyperSpec, HyperValue, RuleInfo, State, Update
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::Result;
+    pub use crate::exec::{level as simd_level, Plan, Simd, BLOCK, MAX_SUPERS};
     pub use crate::float::scalar;
     pub use crate::float::Float;
+    pub use crate::ir::{Ir, IrBin, IrFunc, IrOp, IrReduce, IrValue};
+    pub use crate::net;
     pub use crate::rule::{
         hyper_type, unknown_hyper, HyperSpec, HyperValue, RuleInfo, State, UpdateRule,
     };
     pub use core;
+    pub use rayon;
 }

@@ -36,6 +36,7 @@ impl<F: DynFloat> ParamGroup<F> {
 /// `step_flat` one buffer holding all tensors back to back (a network's layout).
 ///
 /// ```
+/// # extern crate optdsl_runtime as optdsl;
 /// use optdsl::{builtin_rule, Optimizer, HyperValue};
 /// let mut opt = Optimizer::<f32>::new();
 /// // weights with weight decay, biases without (two groups, as in PyTorch)
@@ -198,7 +199,7 @@ impl<F: DynFloat> Optimizer<F> {
         let mut i = 0;
         for group in &mut self.groups {
             for state in &mut group.states {
-                F::dyn_step(group.rule.as_ref(), state, params[i], grads[i])?;
+                F::dyn_step(group.rule.as_ref(), state, params[i], grads[i], &[])?;
                 i += 1;
             }
         }
@@ -209,18 +210,45 @@ impl<F: DynFloat> Optimizer<F> {
     /// One step over one buffer holding every tensor back to back, in order
     /// (the layout of a network's parameters).
     pub fn step_flat(&mut self, params: &mut [F], grads: &[F]) -> Result<()> {
+        self.step_flat_with(params, grads, &[])
+    }
+
+    /// [`Optimizer::step_flat`] for rules that declare `input`s: each of
+    /// `inputs` is a buffer laid out like `params` (e.g. a curvature estimate).
+    pub fn step_flat_with(&mut self, params: &mut [F], grads: &[F], inputs: &[&[F]]) -> Result<()> {
         let total = self.param_count();
         check_len("the parameter buffer", total, params.len())?;
         check_len("the gradient buffer", total, grads.len())?;
+        for (k, input) in inputs.iter().enumerate() {
+            check_len(&format!("input buffer {k}"), total, input.len())?;
+        }
+        for g in &self.groups {
+            let info = g.rule.info();
+            if info.inputs.len() != inputs.len() {
+                return Err(Error::Invalid {
+                    what: format!("inputs of {}", info.name),
+                    reason: format!(
+                        "the rule takes {} input buffer(s) [{}], {} were given",
+                        info.inputs.len(),
+                        info.inputs.join(", "),
+                        inputs.len()
+                    ),
+                });
+            }
+        }
         let mut offset = 0;
+        let mut seg: Vec<&[F]> = Vec::with_capacity(inputs.len());
         for group in &mut self.groups {
             for state in &mut group.states {
                 let end = offset + state.len;
+                seg.clear();
+                seg.extend(inputs.iter().map(|i| &i[offset..end]));
                 F::dyn_step(
                     group.rule.as_ref(),
                     state,
                     &mut params[offset..end],
                     &grads[offset..end],
+                    &seg,
                 )?;
                 offset = end;
             }

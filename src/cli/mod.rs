@@ -1,5 +1,6 @@
 //! The subcommands of the `optdsl` binary, one file each.
 
+pub mod bench;
 pub mod compare;
 pub mod list;
 pub mod progress;

@@ -2,7 +2,6 @@
 
 use super::CliResult;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// Arguments of `optdsl replay`.
 #[derive(clap::Args)]

@@ -1,0 +1,237 @@
+//! Step timing: a rule's fused step against the same-traffic bound (a loop
+//! that moves the same bytes with trivial arithmetic, on the same threads) and
+//! against the reference interpreter (ndarray operators, one temporary per
+//! operation). Reported as medians and a ratio, measured in one process.
+
+use crate::error::{Error, Result};
+use crate::exec::Plan;
+use crate::ir::naive_step_dyn;
+use crate::rule::{DynFloat, DynRule, State};
+use rayon::prelude::*;
+use std::time::Instant;
+
+/// One measurement: medians in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchResult {
+    /// The rule's name.
+    pub name: String,
+    /// `f32` or `f64`.
+    pub dtype: &'static str,
+    /// Parameters stepped.
+    pub n: usize,
+    /// Threads in the pool.
+    pub threads: usize,
+    /// Median time of one fused step.
+    pub ours_ms: f64,
+    /// Median time of the same-traffic loop.
+    pub bound_ms: f64,
+    /// Median time of the interpreted step, if measured.
+    pub naive_ms: Option<f64>,
+}
+
+impl BenchResult {
+    /// `ours_ms / bound_ms`.
+    pub fn ratio(&self) -> f64 {
+        self.ours_ms / self.bound_ms
+    }
+}
+
+impl std::fmt::Display for BenchResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} n={} threads={} ours_ms={:.3} bound_ms={:.3} ratio={:.3} naive_ms=",
+            self.name,
+            self.dtype,
+            self.n,
+            self.threads,
+            self.ours_ms,
+            self.bound_ms,
+            self.ratio()
+        )?;
+        match self.naive_ms {
+            Some(x) => write!(f, "{x:.3}"),
+            None => write!(f, "-"),
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn time_ms(f: impl FnOnce()) -> f64 {
+    let start = Instant::now();
+    f();
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// Raw pointer to one slice, shared across the bound's threads; each thread
+/// touches a disjoint super-block.
+#[derive(Clone, Copy)]
+struct Span<F>(*mut F);
+// SAFETY: threads write disjoint ranges (one super-block each).
+unsafe impl<F> Send for Span<F> {}
+// SAFETY: as above.
+unsafe impl<F> Sync for Span<F> {}
+
+/// The same-traffic loop: every written slice gets `+= g`, every read-only
+/// slice is summed, tile by tile in one pass over memory.
+fn bound_pass<F: DynFloat>(
+    written: &[Span<F>],
+    read: &[Span<F>],
+    g: &[F],
+    lo: usize,
+    hi: usize,
+) -> F {
+    const TILE: usize = 256;
+    let mut acc = [F::ZERO; 16];
+    let mut start = lo;
+    while start < hi {
+        let end = (start + TILE).min(hi);
+        let gt = &g[start..end];
+        for s in written {
+            // SAFETY: [start, end) lies in this thread's super-block.
+            let t = unsafe { std::slice::from_raw_parts_mut(s.0.add(start), end - start) };
+            for (x, &y) in t.iter_mut().zip(gt) {
+                *x += y;
+            }
+        }
+        for s in read {
+            // SAFETY: as above; read only.
+            let t = unsafe { std::slice::from_raw_parts(s.0.add(start), end - start) };
+            for (k, &x) in t.iter().enumerate() {
+                acc[k % 16] += x;
+            }
+        }
+        start = end;
+    }
+    acc.iter().fold(F::ZERO, |a, &b| a + b)
+}
+
+fn bound_step<F: DynFloat>(written: &[Span<F>], read: &[Span<F>], g: &[F]) -> F {
+    let n = g.len();
+    let plan = Plan::new(n);
+    if plan.parallel {
+        (0..plan.count)
+            .into_par_iter()
+            .map(|k| {
+                bound_pass(
+                    written,
+                    read,
+                    g,
+                    k * plan.size,
+                    ((k + 1) * plan.size).min(n),
+                )
+            })
+            .reduce(|| F::ZERO, |a, b| a + b)
+    } else {
+        bound_pass(written, read, g, 0, n)
+    }
+}
+
+/// Measures `rule` on `n` parameters in `F` with a pool of `threads` threads:
+/// `reps` fused steps and bound passes, interleaved, and `naive_reps`
+/// interpreted steps (0 to skip).
+pub fn bench_rule<F: DynFloat>(
+    rule: &dyn DynRule,
+    n: usize,
+    threads: usize,
+    reps: usize,
+    naive_reps: usize,
+) -> Result<BenchResult> {
+    if n == 0 || reps == 0 {
+        return Err(Error::Invalid {
+            what: "benchmark size".into(),
+            reason: "n and the repetitions must be positive".into(),
+        });
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Invalid {
+            what: "threads".into(),
+            reason: e.to_string(),
+        })?;
+    let info = rule.info();
+    pool.install(|| {
+        let fill = |seed: usize| -> Vec<F> {
+            (0..n)
+                .map(|i| F::from_f64((((i * 7919 + seed) % 2001) as f64 / 1000.0 - 1.0) * 1e-2))
+                .collect()
+        };
+        let mut w = fill(1);
+        let g = fill(2);
+        let inputs: Vec<Vec<F>> = info
+            .inputs
+            .iter()
+            .map(|_| fill(3).iter().map(|x| x.abs() + F::ONE).collect())
+            .collect();
+        let input_refs: Vec<&[F]> = inputs.iter().map(|v| v.as_slice()).collect();
+        let mut state: State<F> = F::dyn_init(rule, n);
+        // The bound's buffers: as many, written where the rule writes.
+        let mut bw = fill(1);
+        let mut bufs: Vec<Vec<F>> = info.buffers.iter().map(|_| fill(4)).collect();
+        let mut bin = inputs.clone();
+        let writes = info
+            .ir
+            .buffer_out
+            .iter()
+            .map(Option::is_some)
+            .collect::<Vec<_>>();
+        let mut written = Vec::new();
+        let mut read = Vec::new();
+        if info.ir.w_out.is_some() {
+            written.push(Span(bw.as_mut_ptr()));
+        } else {
+            read.push(Span(bw.as_mut_ptr()));
+        }
+        for (b, &wr) in bufs.iter_mut().zip(&writes) {
+            if wr {
+                written.push(Span(b.as_mut_ptr()));
+            } else {
+                read.push(Span(b.as_mut_ptr()));
+            }
+        }
+        for b in &mut bin {
+            read.push(Span(b.as_mut_ptr()));
+        }
+        let mut ours = Vec::with_capacity(reps);
+        let mut bound = Vec::with_capacity(reps);
+        let mut sink = F::ZERO;
+        for rep in 0..reps + 2 {
+            let a = time_ms(|| {
+                F::dyn_step(rule, &mut state, &mut w, &g, &input_refs).expect("lengths match");
+            });
+            let b = time_ms(|| sink += bound_step(&written, &read, &g));
+            if rep >= 2 {
+                ours.push(a);
+                bound.push(b);
+            }
+        }
+        std::hint::black_box(sink);
+        std::hint::black_box(&bw);
+        let naive_ms = (naive_reps > 0).then(|| {
+            let mut s = state.clone();
+            let times: Vec<f64> = (0..naive_reps)
+                .map(|_| {
+                    time_ms(|| {
+                        naive_step_dyn(rule, &mut s, &mut w, &g, &input_refs)
+                            .expect("lengths match")
+                    })
+                })
+                .collect();
+            median(times)
+        });
+        Ok(BenchResult {
+            name: info.name.to_string(),
+            dtype: F::DTYPE,
+            n,
+            threads,
+            ours_ms: median(ours),
+            bound_ms: median(bound),
+            naive_ms,
+        })
+    })
+}

@@ -1,0 +1,155 @@
+//! How generated steps run: the SIMD level chosen once at run time, and the
+//! split of a tensor into super-blocks that threads share.
+//!
+//! A generated pass walks a tensor in super-blocks of [`Plan::size`] elements,
+//! each in blocks of 16384; reductions are summed per block, per super-block,
+//! then across super-blocks in order. The split depends only on the tensor's
+//! length, so results are the same bit for bit on one thread or many.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// The instruction sets generated loops are compiled for, one copy each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// Whatever the build targets (SSE2 on generic x86-64).
+    Portable,
+    /// AVX2.
+    Avx2,
+    /// AVX-512 (foundation).
+    Avx512,
+}
+
+impl Simd {
+    /// The name used by `OPTDSL_SIMD` and printed by the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            Simd::Portable => "portable",
+            Simd::Avx2 => "avx2",
+            Simd::Avx512 => "avx512",
+        }
+    }
+}
+
+/// The best level this CPU supports.
+pub fn detected() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Simd::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Simd::Avx2;
+        }
+    }
+    Simd::Portable
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(u8::MAX);
+
+fn encode(s: Simd) -> u8 {
+    s as u8
+}
+
+fn decode(x: u8) -> Simd {
+    match x {
+        2 => Simd::Avx512,
+        1 => Simd::Avx2,
+        _ => Simd::Portable,
+    }
+}
+
+/// The level generated steps use: the detected one, lowered by the
+/// environment variable `OPTDSL_SIMD=portable|avx2` or by [`force`].
+pub fn level() -> Simd {
+    let cached = LEVEL.load(Ordering::Relaxed);
+    if cached != u8::MAX {
+        return decode(cached);
+    }
+    let best = detected();
+    let wanted = match std::env::var("OPTDSL_SIMD").as_deref() {
+        Ok("portable") => Simd::Portable,
+        Ok("avx2") => Simd::Avx2,
+        _ => best,
+    };
+    let chosen = wanted.min(best);
+    LEVEL.store(encode(chosen), Ordering::Relaxed);
+    chosen
+}
+
+/// Uses `wanted` (or the best level below it this CPU has) from now on; returns
+/// the level in force. For tests and benchmarks that compare the paths.
+pub fn force(wanted: Simd) -> Simd {
+    let chosen = wanted.min(detected());
+    LEVEL.store(encode(chosen), Ordering::Relaxed);
+    chosen
+}
+
+/// Elements per block of a generated pass.
+pub const BLOCK: usize = 16384;
+/// The most super-blocks a tensor is split into.
+pub const MAX_SUPERS: usize = 1024;
+/// Smallest super-block, in elements.
+pub const MIN_SUPER: usize = 4 * BLOCK;
+/// Tensors shorter than this are stepped on the calling thread.
+pub const PARALLEL_MIN: usize = 1 << 17;
+
+/// How a tensor of a given length is split: super-blocks of `size` elements
+/// (the last may be shorter), `count` of them, run in parallel or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Elements per super-block, a multiple of [`BLOCK`].
+    pub size: usize,
+    /// Number of super-blocks.
+    pub count: usize,
+    /// Whether rayon shares them among threads.
+    pub parallel: bool,
+}
+
+impl Plan {
+    /// The split for a tensor of `n` elements on the current rayon pool.
+    pub fn new(n: usize) -> Plan {
+        let per = n.div_ceil(MAX_SUPERS).div_ceil(BLOCK) * BLOCK;
+        let size = per.max(MIN_SUPER);
+        let count = n.div_ceil(size);
+        let parallel = count > 1 && n >= PARALLEL_MIN && rayon::current_num_threads() > 1;
+        Plan {
+            size,
+            count,
+            parallel,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_cover_the_tensor_within_the_super_limit() {
+        for n in [
+            0,
+            1,
+            100,
+            BLOCK,
+            MIN_SUPER + 1,
+            1 << 20,
+            10_000_000,
+            1 << 30,
+        ] {
+            let p = Plan::new(n);
+            assert_eq!(p.size % BLOCK, 0);
+            assert!(p.count <= MAX_SUPERS, "{n}: {p:?}");
+            assert!(p.count * p.size >= n);
+            assert!(n == 0 || (p.count - 1) * p.size < n);
+        }
+        assert!(!Plan::new(100_000).parallel);
+    }
+
+    #[test]
+    fn forcing_never_goes_above_the_cpu() {
+        let before = level();
+        assert!(force(Simd::Avx512) <= detected());
+        assert_eq!(force(Simd::Portable), Simd::Portable);
+        force(before);
+    }
+}

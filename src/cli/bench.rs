@@ -1,0 +1,55 @@
+//! `optdsl bench`: a built-in's fused step against the same-traffic bound and
+//! the ndarray-operator interpreter, one line per measurement.
+
+use super::CliResult;
+use optdsl::bench::bench_rule;
+use optdsl::{builtin_rule, builtins};
+use std::process::ExitCode;
+
+/// Arguments of `optdsl bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A built-in's name, or `all`.
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    /// Parameters per step.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub n: usize,
+    /// Element type: f32 or f64.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
+    pub dtype: String,
+    /// Threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 21)]
+    pub reps: usize,
+    /// Timed interpreted steps (0 skips the interpreter).
+    #[arg(long, default_value_t = 3)]
+    pub naive_reps: usize,
+}
+
+/// Prints `<name> <dtype> n=<n> threads=<t> ours_ms=.. bound_ms=.. ratio=.. naive_ms=..`.
+pub fn run(args: Args) -> CliResult {
+    let names: Vec<String> = if args.optimizer == "all" {
+        builtins().iter().map(|b| b.name.to_string()).collect()
+    } else {
+        vec![args.optimizer.clone()]
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!("# simd={}", optdsl::exec::level().name());
+    for name in names {
+        let rule = builtin_rule(&name)?;
+        let result = if args.dtype == "f64" {
+            bench_rule::<f64>(rule.as_ref(), args.n, threads, args.reps, args.naive_reps)?
+        } else {
+            bench_rule::<f32>(rule.as_ref(), args.n, threads, args.reps, args.naive_reps)?
+        };
+        let mut line = result.to_string();
+        line.replace_range(..result.name.len(), &name);
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,11 @@
+use optdsl::optimizer;
+
+optimizer! {
+    pub Curvature {
+        input h;
+        h = abs(h);
+        w -= g / h;
+    }
+}
+
+fn main() {}

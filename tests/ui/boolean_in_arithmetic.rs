@@ -1,0 +1,10 @@
+use optdsl::optimizer;
+
+optimizer! {
+    pub Odd {
+        hyper nesterov = false;
+        w -= nesterov * g;
+    }
+}
+
+fn main() {}

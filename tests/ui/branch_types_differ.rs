@@ -1,0 +1,9 @@
+use optdsl::optimizer;
+
+optimizer! {
+    pub Odd {
+        w -= select(g > 0, true, 1);
+    }
+}
+
+fn main() {}

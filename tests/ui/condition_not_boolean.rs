@@ -1,0 +1,9 @@
+use optdsl::optimizer;
+
+optimizer! {
+    pub Odd {
+        if g { w -= 1; }
+    }
+}
+
+fn main() {}

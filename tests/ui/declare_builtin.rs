@@ -1,0 +1,10 @@
+use optdsl::optimizer;
+
+optimizer! {
+    pub Shadow {
+        let g = 2;
+        w -= g;
+    }
+}
+
+fn main() {}

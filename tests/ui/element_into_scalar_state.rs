@@ -1,0 +1,11 @@
+use optdsl::optimizer;
+
+optimizer! {
+    pub Average {
+        scalar avg = 0;
+        avg = 0.9 * avg + 0.1 * g;
+        w -= avg;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use optdsl::optimizer;
+
+optimizer! {
+    pub Odd {
+        w -= sqrt * g;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use optdsl::optimizer;
+
+optimizer! {
+    pub Odd {
+        hyper lr = 2 * t;
+        w -= lr * g;
+    }
+}
+
+fn main() {}

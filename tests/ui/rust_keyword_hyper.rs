@@ -1,0 +1,10 @@
+use optdsl::optimizer;
+
+optimizer! {
+    pub Odd {
+        hyper type = 1;
+        w -= g;
+    }
+}
+
+fn main() {}

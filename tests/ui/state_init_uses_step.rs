@@ -1,0 +1,11 @@
+use optdsl::optimizer;
+
+optimizer! {
+    pub Odd {
+        state m = t;
+        m = m + g;
+        w -= m;
+    }
+}
+
+fn main() {}

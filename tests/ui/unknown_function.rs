@@ -1,0 +1,8 @@
+use optdsl::optimizer;
+
+optimizer! {
+    /// Sign descent.
+    pub SignDescent { hyper lr = 0.01; w -= lr * sgn(g); }
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use optdsl::optimizer;
+
+optimizer! {
+    pub Clamped {
+        hyper lr = 0.1;
+        w -= lr * clamp(g, 1);
+    }
+}
+
+fn main() {}

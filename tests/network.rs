@@ -63,7 +63,7 @@ fn check_gradient(spec: NetworkSpec, seed: u64) {
     net.loss_and_grad(&mut ws, x.view(), &labels).unwrap();
     let analytic = ws.grads().to_vec();
     let h = 1e-6;
-    for i in 0..net.params().len() {
+    for (i, &want) in analytic.iter().enumerate() {
         let p0 = net.params()[i];
         net.params_mut()[i] = p0 + h;
         let up = net.loss_and_grad(&mut ws, x.view(), &labels).unwrap();
@@ -71,12 +71,11 @@ fn check_gradient(spec: NetworkSpec, seed: u64) {
         let down = net.loss_and_grad(&mut ws, x.view(), &labels).unwrap();
         net.params_mut()[i] = p0;
         let numeric = (up - down) / (2.0 * h);
-        let err = (numeric - analytic[i]).abs();
+        let err = (numeric - want).abs();
         assert!(
             err <= 1e-7 + 1e-5 * numeric.abs(),
-            "{}: parameter {i}: analytic {} vs numeric {numeric}",
-            spec.describe(),
-            analytic[i]
+            "{}: parameter {i}: analytic {want} vs numeric {numeric}",
+            spec.describe()
         );
     }
 }

@@ -139,3 +139,97 @@ fn label(name: &str, line: usize, col: usize, field: &str) -> Result<u32> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    fn opts(label: LabelColumn) -> CsvOptions {
+        CsvOptions {
+            label,
+            ..Default::default()
+        }
+    }
+
+    fn reason(e: Error) -> String {
+        match e {
+            Error::Data { reason, .. } => reason,
+            other => panic!("not a data error: {other}"),
+        }
+    }
+
+    #[test]
+    fn reads_label_first_or_last_with_header_comments_blank_lines_and_crlf() {
+        let text = "label,a,b\r\n# a comment\r\n\r\n2,0.5,1\r\n0,1,0.25\r\n";
+        let d = parse_csv("t", text, &opts(LabelColumn::First)).unwrap();
+        assert_eq!((d.len(), d.dim(), d.classes()), (2, 2, 3));
+        assert_eq!(d.labels(), [2, 0]);
+        assert_eq!(d.row(1), [1.0, 0.25]);
+        let d = parse_csv("t", "0.5;1;2.0\n1;0.25;0\n", &opts(LabelColumn::Last)).unwrap();
+        assert_eq!(d.labels(), [2, 0]);
+        assert_eq!(d.row(0), [0.5, 1.0]);
+        let d = parse_csv("t", "1 2 3\n0   4\t5\n", &opts(LabelColumn::First)).unwrap();
+        assert_eq!(d.row(1), [4.0, 5.0]);
+    }
+
+    #[test]
+    fn scale_divides_every_input_but_not_the_label() {
+        let o = CsvOptions {
+            scale: 255.0,
+            ..Default::default()
+        };
+        let d = parse_csv("t", "3,255,51\n", &o).unwrap();
+        assert_eq!(d.labels(), [3]);
+        assert_eq!(d.row(0), [1.0, 0.2]);
+        let bad = CsvOptions { scale: 0.0, ..o };
+        assert!(matches!(
+            parse_csv("t", "3,1\n", &bad),
+            Err(Error::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_rows_name_their_line_and_what_was_expected() {
+        let o = opts(LabelColumn::First);
+        let r = reason(parse_csv("t", "1,2,3\n\n1,2\n", &o).unwrap_err());
+        assert!(
+            r.contains("line 3") && r.contains("expected 3 fields"),
+            "{r}"
+        );
+        let r = reason(parse_csv("t", "1,2,3\n0,x,3\n", &o).unwrap_err());
+        assert!(
+            r.contains("line 2, field 2") && r.contains("expected a number, found `x`"),
+            "{r}"
+        );
+        let r = reason(parse_csv("t", "1,2,3\n0.5,2,3\n", &o).unwrap_err());
+        assert!(
+            r.contains("line 2, field 1") && r.contains("class label"),
+            "{r}"
+        );
+        let r = reason(parse_csv("t", "2,3,0.5\n", &opts(LabelColumn::Last)).unwrap_err());
+        assert!(r.contains("field 3"), "{r}");
+        let r = reason(parse_csv("t", "1,nan,3\n", &o).unwrap_err());
+        assert!(r.contains("line 1"), "{r}");
+        assert!(
+            reason(parse_csv("t", "\n# only a comment\n", &o).unwrap_err()).contains("no data")
+        );
+        assert!(reason(parse_csv("t", "1\n2\n", &o).unwrap_err()).contains("at least one value"));
+    }
+
+    #[test]
+    fn gzip_is_detected_from_the_bytes() {
+        use flate2::{write::GzEncoder, Compression};
+        use std::io::Write;
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(b"1,0.5\n0,0.25\n").unwrap();
+        let gz = enc.finish().unwrap();
+        let text = super::super::text::decode("t.gz", &gz).unwrap();
+        let d = parse_csv("t.gz", &text, &CsvOptions::default()).unwrap();
+        assert_eq!(d.labels(), [1, 0]);
+        let err = super::super::text::decode("t", &[0xff, 0xfe, 0x00]).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"));
+        let err = read_csv(Path::new("/nonexistent/file.csv"), &CsvOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }));
+    }
+}

@@ -267,3 +267,78 @@ impl fmt::Display for DataSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usps_has_the_documented_rows_and_label_counts_and_inputs_in_0_1() {
+        let s = usps().unwrap();
+        assert_eq!((s.train.len(), s.test.len()), (7291, 2007));
+        assert_eq!(
+            s.train.class_counts(),
+            [1194, 1005, 731, 658, 652, 556, 664, 645, 542, 644]
+        );
+        assert_eq!(
+            s.test.class_counts(),
+            [359, 264, 198, 166, 200, 160, 170, 147, 166, 177]
+        );
+        let (lo, hi) = s
+            .train
+            .inputs()
+            .iter()
+            .fold((1.0f64, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        assert_eq!((lo, hi), (0.0, 1.0));
+        assert_eq!(s.train.inputs_f32().len(), 7291 * 256);
+    }
+
+    #[test]
+    fn semeion_parses_its_one_hot_labels_and_splits_by_seed() {
+        let d = semeion().unwrap();
+        assert_eq!((d.len(), d.dim(), d.classes()), (1593, 256, 10));
+        assert!(
+            d.class_counts().iter().all(|&c| (150..=170).contains(&c)),
+            "{:?}",
+            d.class_counts()
+        );
+        assert!(d.inputs().iter().all(|&x| x == 0.0 || x == 1.0));
+        let a = d.split(0.2, 7).unwrap();
+        let b = d.split(0.2, 7).unwrap();
+        let c = d.split(0.2, 8).unwrap();
+        assert_eq!((a.train.len(), a.test.len()), (1274, 319));
+        assert_eq!(a, b);
+        assert_ne!(a.test.labels(), c.test.labels());
+        assert!(d.split(0.0, 1).is_err() && d.split(1.0, 1).is_err());
+    }
+
+    #[test]
+    fn data_sources_parse_and_usps_refuses_a_test_fraction() {
+        assert_eq!("usps".parse::<DataSource>().unwrap(), DataSource::Usps);
+        assert_eq!(
+            "csv:a/b.csv".parse::<DataSource>().unwrap(),
+            DataSource::Csv("a/b.csv".into())
+        );
+        assert!("csv:".parse::<DataSource>().is_err() && "mnist".parse::<DataSource>().is_err());
+        let e = DataSource::Usps
+            .load(&CsvOptions::default(), Some(0.3), 0)
+            .unwrap_err();
+        assert!(e.to_string().contains("own test set"));
+    }
+
+    #[test]
+    fn batches_cover_every_row_once_and_the_last_may_be_short() {
+        use rand::SeedableRng;
+        let mut b = Batches::new(10, 4);
+        assert_eq!(b.count(), 3);
+        b.shuffle(&mut ChaCha8Rng::seed_from_u64(1));
+        let sizes: Vec<usize> = b.iter().map(<[usize]>::len).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        let mut all: Vec<usize> = b.iter().flatten().copied().collect();
+        assert_ne!(all, (0..10).collect::<Vec<_>>());
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(Batches::new(10, 100).count(), 1);
+        assert_eq!(Batches::new(10, 0).batch(), 1);
+    }
+}

@@ -18,7 +18,7 @@ pub fn exp_f32(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
     let nan = x.is_nan();
     let under = x < LO;
-    let x = x.max(LO).min(HI);
+    let x = x.clamp(LO, HI);
     // n = round(x log2 e), without a float-to-int conversion (Rust's saturating
     // `as` would keep LLVM from vectorizing the loop).
     let k = x * LOG2E + MAGIC;
@@ -29,7 +29,7 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let y = p * z + r + 1.0;
     let pow2n = f32::from_bits(n_bits.wrapping_add(127) << 23);
     if nan {

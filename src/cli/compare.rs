@@ -115,19 +115,19 @@ pub const ENTRIES: &[Entry] = &[
     Entry {
         label: "rprop",
         optimizer: "rprop",
-        settings: &[num("lr", 1e-3)],
+        settings: &[num("lr", 1e-2)],
         pytorch: None,
     },
     Entry {
         label: "lion",
         optimizer: "lion",
-        settings: &[num("lr", 1e-4)],
+        settings: &[num("lr", 3e-4)],
         pytorch: None,
     },
     Entry {
         label: "lamb",
         optimizer: "lamb",
-        settings: &[num("lr", 1e-2)],
+        settings: &[num("lr", 3e-3)],
         pytorch: None,
     },
     Entry {
@@ -159,16 +159,24 @@ pub struct Args {
     /// Activation of the hidden layers.
     #[arg(long, default_value = "sigmoid")]
     pub activation: String,
-    /// Seeds initialization (the same for every optimizer) and shuffling.
+    /// The first seed (initialization, the same for every optimizer, and shuffling).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Runs per row, seeds SEED, SEED+1, ...; the table shows the mean test
+    /// accuracy (and its standard deviation) over them.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
     /// Only these rows (comma-separated labels, e.g. sgd,adam).
     #[arg(long)]
     pub only: Option<String>,
+    /// Also run the slides' reference formulas (the `seed-*` built-ins) at their defaults.
+    #[arg(long)]
+    pub all: bool,
     /// The float type: f32 or f64.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// Where to write each history (LABEL.csv, LABEL.json) and summary.csv.
+    /// Where to write each history (LABEL.csv, LABEL.json; LABEL-sN.* for
+    /// further seeds) and summary.csv.
     #[arg(long, default_value = "optdsl-out/compare")]
     pub out: PathBuf,
     /// Print every epoch, not only each optimizer's result.
@@ -180,12 +188,45 @@ pub struct Args {
     pub check: bool,
 }
 
-/// The outcome of one row.
+/// The outcome of one row: a history per seed, or why there is none.
 #[derive(Debug, Clone)]
 enum Outcome {
-    Done(Box<History>),
+    Done(Vec<History>),
     Skipped(String),
     Failed(String),
+}
+
+/// Mean and standard deviation of the runs' final test accuracies, the mean
+/// final train loss, and the median of all their epochs' times.
+struct Summary {
+    accuracy: f64,
+    sd: f64,
+    train_loss: f64,
+    epoch_seconds: f64,
+}
+
+impl Summary {
+    fn of(runs: &[History]) -> Self {
+        let n = runs.len() as f64;
+        let last = |h: &History| h.epochs.last().expect("an epoch").clone();
+        let accuracy = runs.iter().map(|h| last(h).test_accuracy).sum::<f64>() / n;
+        let var = runs
+            .iter()
+            .map(|h| (last(h).test_accuracy - accuracy).powi(2))
+            .sum::<f64>()
+            / (n - 1.0).max(1.0);
+        let mut times: Vec<f64> = runs
+            .iter()
+            .flat_map(|h| h.epochs.iter().map(|r| r.seconds))
+            .collect();
+        times.sort_by(f64::total_cmp);
+        Summary {
+            accuracy,
+            sd: var.sqrt(),
+            train_loss: runs.iter().map(|h| last(h).train_loss).sum::<f64>() / n,
+            epoch_seconds: times[times.len() / 2],
+        }
+    }
 }
 
 /// Runs every row and prints the table.
@@ -193,7 +234,7 @@ pub fn run(args: Args) -> CliResult {
     let source: DataSource = args.data.parse()?;
     let data = source.load(&CsvOptions::default(), None, args.seed)?;
     println!("{}", describe_data(&data));
-    let mut spec = NetworkSpec::classifier(
+    let spec = NetworkSpec::classifier(
         data.train.dim(),
         &parse_hidden(&args.hidden)?,
         args.activation.parse::<Activation>()?,
@@ -201,23 +242,24 @@ pub fn run(args: Args) -> CliResult {
     );
     spec.validate()?;
     println!(
-        "network {} ({} parameters), batch {}, {} epochs, seed {}, {}",
+        "network {} ({} parameters), batch {}, {} epochs, seeds {}..{}, {}",
         spec.describe(),
         spec.param_count(),
         args.batch,
         args.epochs,
         args.seed,
+        args.seed + args.seeds.max(1) - 1,
         args.dtype
     );
     match args.dtype.as_str() {
-        "f32" => compare::<f32>(&args, &mut spec, &data),
-        "f64" => compare::<f64>(&args, &mut spec, &data),
+        "f32" => compare::<f32>(&args, &spec, &data),
+        "f64" => compare::<f64>(&args, &spec, &data),
         other => Err(format!("invalid dtype `{other}`; use f32 or f64").into()),
     }
 }
 
-fn compare<F: NetFloat>(args: &Args, spec: &mut NetworkSpec, data: &Split) -> CliResult {
-    let net = Network::<F>::new(spec.clone(), args.seed)?;
+fn compare<F: NetFloat>(args: &Args, spec: &NetworkSpec, data: &Split) -> CliResult {
+    let probe = Network::<F>::new(spec.clone(), args.seed)?;
     println!(
         "GEMM ms: the bare matrix products of one epoch (forward + backward, {} batches), \
          measured before each row",
@@ -238,26 +280,32 @@ fn compare<F: NetFloat>(args: &Args, spec: &mut NetworkSpec, data: &Split) -> Cl
         if !reference {
             entry.pytorch = None;
         }
-        let matmul = matmul_epoch_seconds(&net, &data.train, args.batch, 9)?;
-        let outcome = run_entry::<F>(args, &entry, &net, data);
+        let matmul = matmul_epoch_seconds(&probe, &data.train, args.batch, 9)?;
+        let outcome = run_entry::<F>(args, &entry, spec, data);
         match &outcome {
-            Outcome::Done(h) => {
-                let last = h.epochs.last().expect("an epoch");
+            Outcome::Done(runs) => {
+                let s = Summary::of(runs);
                 println!(
                     "{:<10} test accuracy {:.4}  train loss {:.4}  {:.1} ms/epoch",
                     entry.label,
-                    last.test_accuracy,
-                    last.train_loss,
-                    h.median_epoch_seconds() * 1e3
+                    s.accuracy,
+                    s.train_loss,
+                    s.epoch_seconds * 1e3
                 );
-                h.write(&args.out, entry.label)?;
+                for (k, h) in runs.iter().enumerate() {
+                    let stem = match k {
+                        0 => entry.label.to_string(),
+                        k => format!("{}-s{}", entry.label, args.seed + k as u64),
+                    };
+                    h.write(&args.out, &stem)?;
+                }
             }
             Outcome::Skipped(why) => println!("{:<10} skipped: {why}", entry.label),
             Outcome::Failed(why) => println!("{:<10} failed: {why}", entry.label),
         }
         rows.push((entry, outcome, matmul));
     }
-    let (table, csv, bad) = table(&rows);
+    let (table, csv, bad) = table(&rows, args.seeds > 1);
     println!("\n{table}");
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join("summary.csv"), csv)?;
@@ -270,11 +318,15 @@ fn compare<F: NetFloat>(args: &Args, spec: &mut NetworkSpec, data: &Split) -> Cl
 }
 
 /// The table's rows: the listed entries, then unlisted built-ins at their
-/// defaults; `--only` keeps the named ones.
+/// defaults (the slides' `seed-*` formulas only with `--all`); `--only`
+/// keeps the named ones.
 fn selected(args: &Args) -> Result<Vec<Entry>, Error> {
     let mut entries: Vec<Entry> = ENTRIES.to_vec();
     for b in builtins() {
-        if !ENTRIES.iter().any(|e| e.optimizer == b.name) {
+        let listed = ENTRIES
+            .iter()
+            .any(|e| e.optimizer == b.name || e.label == b.name);
+        if !listed && (args.all || b.family != "slides") {
             entries.push(Entry {
                 label: b.name,
                 optimizer: b.name,
@@ -324,7 +376,7 @@ fn make_rule(entry: &Entry) -> Result<Box<dyn DynRule>, Error> {
     Ok(rule)
 }
 
-fn run_entry<F: NetFloat>(args: &Args, entry: &Entry, net: &Network<F>, data: &Split) -> Outcome {
+fn run_entry<F: NetFloat>(args: &Args, entry: &Entry, spec: &NetworkSpec, data: &Split) -> Outcome {
     let rule = match make_rule(entry) {
         Ok(rule) => rule,
         Err(Error::UnknownOptimizer { .. }) => {
@@ -332,73 +384,87 @@ fn run_entry<F: NetFloat>(args: &Args, entry: &Entry, net: &Network<F>, data: &S
         }
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    let config = TrainConfig {
-        epochs: args.epochs,
-        batch: args.batch,
-        seed: args.seed,
-        ..TrainConfig::default()
-    };
-    let settings = hypers_text(rule.as_ref());
-    let mut progress = Progress::new(entry.label, args.epochs, args.verbose);
-    let result = Trainer::new(net.clone(), rule, config).and_then(|mut t| {
-        t.fit(&data.train, &data.test, &mut progress)?;
-        let mut h = t.history(&args.data);
-        h.optimizer = format!("{} ({settings})", h.optimizer);
-        Ok(h)
-    });
-    match result {
-        Ok(h) => Outcome::Done(Box::new(h)),
-        Err(e) => Outcome::Failed(e.to_string()),
+    let inputs = rule.info().inputs;
+    if !inputs.is_empty() {
+        return Outcome::Skipped(format!(
+            "needs input buffers ({}) that a network's backprop does not provide",
+            inputs.join(", ")
+        ));
     }
+    let settings = hypers_text(rule.as_ref());
+    let mut runs = Vec::new();
+    for seed in args.seed..args.seed + args.seeds.max(1) {
+        let config = TrainConfig {
+            epochs: args.epochs,
+            batch: args.batch,
+            seed,
+            ..TrainConfig::default()
+        };
+        let mut progress = Progress::new(entry.label, args.epochs, args.verbose);
+        let result = Network::<F>::new(spec.clone(), seed)
+            .and_then(|net| Trainer::new(net, rule.clone(), config))
+            .and_then(|mut t| {
+                t.fit(&data.train, &data.test, &mut progress)?;
+                let mut h = t.history(&args.data);
+                h.optimizer = format!("{} ({settings})", h.optimizer);
+                Ok(h)
+            });
+        match result {
+            Ok(h) => runs.push(h),
+            Err(e) => return Outcome::Failed(format!("seed {seed}: {e}")),
+        }
+    }
+    Outcome::Done(runs)
 }
 
 /// The printed table, the same as CSV, and the number of rows that fail
 /// `--check`.
-fn table(rows: &[(Entry, Outcome, f64)]) -> (String, String, usize) {
+fn table(rows: &[(Entry, Outcome, f64)], with_sd: bool) -> (String, String, usize) {
+    let acc_head = if with_sd { "test acc (sd)" } else { "test acc" };
     let mut text = format!(
-        "{:<10} {:<34} {:>9} {:>9} {:>11} {:>9} {:>8} {:>6}\n",
-        "optimizer",
-        "settings",
-        "test acc",
-        "PyTorch",
-        "train loss",
-        "epoch ms",
-        "GEMM ms",
-        "ratio"
+        "{:<10} {:<34} {:>15} {:>8} {:>11} {:>9} {:>8} {:>6}\n",
+        "optimizer", "settings", acc_head, "PyTorch", "train loss", "epoch ms", "GEMM ms", "ratio"
     );
     let mut csv = String::from(
-        "optimizer,settings,test_accuracy,pytorch_accuracy,final_train_loss,median_epoch_ms,gemm_ms,status\n",
+        "optimizer,settings,runs,test_accuracy,test_accuracy_sd,pytorch_accuracy,\
+         final_train_loss,median_epoch_ms,gemm_ms,status\n",
     );
     let mut bad = 0;
     for (e, outcome, matmul) in rows {
         let reference = e.pytorch.map_or("-".to_string(), |p| format!("{p:.3}"));
         let settings = settings_text(e);
         match outcome {
-            Outcome::Done(h) => {
-                let last = h.epochs.last().expect("an epoch");
-                let epoch = h.median_epoch_seconds();
-                let ok = !matches!(e.pytorch, Some(p) if last.test_accuracy < p - TOLERANCE);
+            Outcome::Done(runs) => {
+                let s = Summary::of(runs);
+                let ok = !matches!(e.pytorch, Some(p) if s.accuracy < p - TOLERANCE);
                 bad += usize::from(!ok);
+                let acc = if with_sd {
+                    format!("{:.4} ({:.4})", s.accuracy, s.sd)
+                } else {
+                    format!("{:.4}", s.accuracy)
+                };
                 text += &format!(
-                    "{:<10} {:<34} {:>9.4} {:>9} {:>11.4} {:>9.1} {:>8.1} {:>6.2}{}\n",
+                    "{:<10} {:<34} {:>15} {:>8} {:>11.4} {:>9.1} {:>8.1} {:>6.2}{}\n",
                     e.label,
                     settings,
-                    last.test_accuracy,
+                    acc,
                     reference,
-                    last.train_loss,
-                    epoch * 1e3,
+                    s.train_loss,
+                    s.epoch_seconds * 1e3,
                     matmul * 1e3,
-                    epoch / matmul,
+                    s.epoch_seconds / matmul,
                     if ok { "" } else { "  below PyTorch - 0.5" }
                 );
                 csv += &format!(
-                    "{},{},{},{},{},{},{},{}\n",
+                    "{},{},{},{},{},{},{},{},{},{}\n",
                     e.label,
                     settings,
-                    last.test_accuracy,
+                    runs.len(),
+                    s.accuracy,
+                    s.sd,
                     e.pytorch.map_or(String::new(), |p| p.to_string()),
-                    last.train_loss,
-                    epoch * 1e3,
+                    s.train_loss,
+                    s.epoch_seconds * 1e3,
                     matmul * 1e3,
                     if ok { "ok" } else { "below" }
                 );
@@ -408,7 +474,7 @@ fn table(rows: &[(Entry, Outcome, f64)]) -> (String, String, usize) {
                 bad += usize::from(failed && e.pytorch.is_some());
                 let status = if failed { "failed" } else { "skipped" };
                 text += &format!("{:<10} {:<34} {status}: {why}\n", e.label, settings);
-                csv += &format!("{},{},,,,,,{status}\n", e.label, settings);
+                csv += &format!("{},{},0,,,,,,,{status}\n", e.label, settings);
             }
         }
     }

@@ -25,6 +25,7 @@ pub struct Clock {
 /// cosine and warm-up change it every step.
 ///
 /// ```
+/// # extern crate optdsl_runtime as optdsl;
 /// use optdsl::schedule::{Clock, Schedule};
 /// let s: Schedule = "warmup:1+cosine".parse().unwrap();
 /// let at = |step| Clock { step, epoch: (step / 10) as usize, steps_per_epoch: 10, total_steps: 110 };

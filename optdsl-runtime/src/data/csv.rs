@@ -71,6 +71,7 @@ pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
 /// Parses CSV text as [`read_csv`] does; `name` appears in errors.
 ///
 /// ```
+/// # extern crate optdsl_runtime as optdsl;
 /// use optdsl::data::{parse_csv, CsvOptions, LabelColumn};
 /// let opts = CsvOptions { label: LabelColumn::Last, scale: 255.0, ..Default::default() };
 /// let data = parse_csv("inline", "0,255,1\n255,0,0\n", &opts).unwrap();

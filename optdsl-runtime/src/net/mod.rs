@@ -115,6 +115,7 @@ impl LayerSpec {
 /// A network's shape: input width, layers in order, and the loss.
 ///
 /// ```
+/// # extern crate optdsl_runtime as optdsl;
 /// use optdsl::net::{Activation, NetworkSpec};
 /// // The course's digit network: 256 pixels, two sigmoid hidden layers, 10 classes.
 /// let spec = NetworkSpec::classifier(256, &[128, 64], Activation::Sigmoid, 10);
@@ -253,6 +254,7 @@ impl Segment {
 /// one `step_flat` updates the whole network.
 ///
 /// ```
+/// # extern crate optdsl_runtime as optdsl;
 /// use optdsl::net::{Activation, Network, NetworkSpec, Workspace};
 /// use optdsl::{builtin_rule, Optimizer, HyperValue};
 /// let spec = NetworkSpec::classifier(4, &[8], Activation::Tanh, 3);

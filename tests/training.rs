@@ -341,3 +341,58 @@ fn optdsl_compare_prints_the_table_with_epoch_and_gemm_times() {
     assert_eq!(dir.join("adam.csv").exists(), adam_built);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_saved_trainer_state_resumes_the_run_bit_for_bit() {
+    let data = semeion_split();
+    let spec = NetworkSpec::classifier(256, &[16], Activation::Sigmoid, 10);
+    let make = |seed| {
+        let mut rule = builtin_rule("sgd").unwrap();
+        rule.set_hyper("lr", HyperValue::Num(0.1)).unwrap();
+        rule.set_hyper("momentum", HyperValue::Num(0.9)).unwrap();
+        let mut cfg = config(4, 32, seed);
+        cfg.schedule = "cosine".parse().unwrap();
+        Trainer::new(Network::<f32>::new(spec.clone(), seed).unwrap(), rule, cfg).unwrap()
+    };
+    let mut straight = make(5);
+    straight.fit(&data.train, &data.test, &mut Silent).unwrap();
+
+    let mut first = make(5);
+    first
+        .run_epoch(&data.train, &data.test, &mut Silent)
+        .unwrap();
+    first
+        .run_epoch(&data.train, &data.test, &mut Silent)
+        .unwrap();
+    let json = serde_json::to_string(&first.state()).unwrap();
+    let saved: optdsl::train::TrainerState<f32> = serde_json::from_str(&json).unwrap();
+    // JSON keeps every float exactly (serde_json's float_roundtrip).
+    assert!(saved == first.state());
+    let mut resumed = make(99);
+    resumed.restore(saved).unwrap();
+    assert_eq!((resumed.epoch(), resumed.steps()), (2, 80));
+    resumed.fit(&data.train, &data.test, &mut Silent).unwrap();
+
+    assert_eq!(resumed.network().params(), straight.network().params());
+    assert_eq!(resumed.optimizer().state(), straight.optimizer().state());
+    let strip = |t: &Trainer<f32>| -> Vec<[f64; 4]> {
+        t.records()
+            .iter()
+            .map(|r| [r.lr, r.train_loss, r.test_loss, r.test_accuracy])
+            .collect()
+    };
+    assert_eq!(strip(&resumed), strip(&straight));
+
+    let other = NetworkSpec::classifier(256, &[8], Activation::Sigmoid, 10);
+    let mut wrong = Trainer::new(
+        Network::<f32>::new(other, 0).unwrap(),
+        sgd(0.1, 0.0),
+        config(1, 32, 0),
+    )
+    .unwrap();
+    assert!(matches!(
+        wrong.restore(first.state()),
+        Err(Error::StateMismatch(_))
+    ));
+    assert_eq!(wrong.steps(), 0);
+}

@@ -4,8 +4,9 @@
 
 use crate::data::{stage_rows, Batches, Dataset};
 use crate::error::{Error, Result};
+use crate::net::NetworkSpec;
 use crate::net::{NetFloat, Network, Workspace};
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, OptimizerState};
 use crate::rule::{DynRule, HyperValue};
 use crate::schedule::{Clock, Schedule};
 use rand::SeedableRng;
@@ -129,6 +130,30 @@ impl History {
     }
 }
 
+/// A [`Trainer`]'s whole state, serializable (serde) for checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "F: NetFloat")]
+pub struct TrainerState<F> {
+    /// The network's shape.
+    pub spec: NetworkSpec,
+    /// The network's parameters, in its buffer layout.
+    pub params: Vec<F>,
+    /// The optimizer: step count, groups' rules and hyperparameters, tensor states.
+    pub optimizer: OptimizerState<F>,
+    /// The training settings (schedule included).
+    pub config: TrainConfig,
+    /// The learning rate each group's schedule starts from (weights, biases).
+    pub base_lrs: Vec<f64>,
+    /// Epochs finished.
+    pub epoch: usize,
+    /// Steps taken.
+    pub step: u64,
+    /// The shuffling generator, where it stands.
+    pub rng: ChaCha8Rng,
+    /// The records of the epochs finished.
+    pub records: Vec<EpochRecord>,
+}
+
 /// Told what training does, to show progress.
 pub trait Observer {
     /// An epoch (from 1) of `steps` steps begins.
@@ -227,10 +252,67 @@ impl<F: NetFloat> Trainer<F> {
         };
     }
 
-    /// Sets a hyperparameter of the bias group only (e.g. `weight_decay` 0).
+    /// Everything the run is at, to save: the network's shape and parameters,
+    /// the optimizer's state (rules, hyperparameters, per-tensor buffers), the
+    /// settings, the epoch and step counters, the shuffling generator (the
+    /// schedule's position follows from the counters) and the records so far.
+    pub fn state(&self) -> TrainerState<F> {
+        TrainerState {
+            spec: self.net.spec().clone(),
+            params: self.net.params().to_vec(),
+            optimizer: self.opt.state(),
+            config: self.config.clone(),
+            base_lrs: self.base_lrs.clone(),
+            epoch: self.epoch,
+            step: self.step,
+            rng: self.rng.clone(),
+            records: self.history.clone(),
+        }
+    }
+
+    /// Resumes from a saved [`TrainerState`]. The trainer must have been made
+    /// with the same rule and a network of the same shape; otherwise a typed
+    /// error, and nothing changes. Training on from here continues the saved
+    /// run exactly (bit for bit).
+    pub fn restore(&mut self, saved: TrainerState<F>) -> Result<()> {
+        if &saved.spec != self.net.spec() {
+            return Err(Error::StateMismatch(format!(
+                "the saved network is {}, this one {}",
+                saved.spec.describe(),
+                self.net.spec().describe()
+            )));
+        }
+        if saved.base_lrs.len() != self.base_lrs.len() {
+            return Err(Error::StateMismatch(format!(
+                "the saved run schedules {} learning rates, this trainer {}",
+                saved.base_lrs.len(),
+                self.base_lrs.len()
+            )));
+        }
+        let net = Network::from_params(saved.spec, saved.params)?;
+        let mut opt = self.opt.clone();
+        opt.load_state(saved.optimizer)?;
+        if saved.config.batch != self.ws.capacity() {
+            self.ws = Workspace::new(&net, saved.config.batch);
+        }
+        self.net = net;
+        self.opt = opt;
+        self.config = saved.config;
+        self.epoch = saved.epoch;
+        self.step = saved.step;
+        self.rng = saved.rng;
+        self.history = saved.records;
+        self.base_lrs = saved.base_lrs;
+        Ok(())
+    }
+
+    /// Sets a hyperparameter of the bias group only (e.g. `weight_decay` 0);
+    /// the learning rate set here is where the biases' schedule starts.
     pub fn set_bias_hyper(&mut self, name: &str, value: HyperValue) -> Result<()> {
         self.opt.set_group_hyper(1, name, value)?;
-        self.read_base_lrs();
+        if Some(name) == self.lr_hyper {
+            self.base_lrs[1] = value.as_f64().expect("set_hyper checked the type");
+        }
         Ok(())
     }
 

@@ -40,7 +40,8 @@ impl Observer for Progress {
             .expect("template")
             .progress_chars("=> ");
         bar.set_style(style);
-        bar.set_prefix(format!("{} epoch {epoch}/{}", self.label, self.epochs));
+        let prefix = format!("{} epoch {epoch}/{}", self.label, self.epochs);
+        bar.set_prefix(prefix.trim_start().to_string());
         self.bar = Some(bar);
         self.steps = 0;
     }

@@ -4,7 +4,7 @@
 
 use optdsl::data::{semeion, usps_test, Dataset, Split};
 use optdsl::net::{Activation, Loss, Network, NetworkSpec};
-use optdsl::schedule::Schedule;
+use optdsl::schedule::LrSchedule;
 use optdsl::train::{Silent, TrainConfig, Trainer};
 use optdsl::{builtin_rule, DynRule, Error, HyperValue};
 use std::path::PathBuf;
@@ -115,7 +115,7 @@ fn schedules_set_the_rate_each_epoch_and_biases_can_take_their_own() {
     let spec = NetworkSpec::classifier(256, &[8], Activation::Sigmoid, 10);
     let net = Network::<f32>::new(spec, 2).unwrap();
     let mut cfg = config(4, 64, 2);
-    cfg.schedule = "1/t".parse::<Schedule>().unwrap();
+    cfg.schedule = "1/t".parse::<LrSchedule>().unwrap();
     let mut t = Trainer::new(net, sgd(0.8, 0.0), cfg).unwrap();
     t.set_bias_hyper("lr", HyperValue::Num(0.0)).unwrap();
     t.fit(&data.train, &data.test, &mut Silent).unwrap();

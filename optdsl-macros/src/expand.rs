@@ -9,6 +9,12 @@ use crate::lower::{Default, Id, Op, Program, Reduction};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
+/// Per-step boolean conditions a pass is compiled for, as const generics (at
+/// most this many; each doubles the copies). A buffer whose update is
+/// `if cond { new } else { itself }` is then neither read nor written in the
+/// copy where `cond` is false (Adam without AMSGrad never touches its max).
+const SPECIALIZED: usize = 3;
+
 /// Elements per chunk of the fused loop (one AVX-512 register of f32).
 const LANES: usize = 64;
 
@@ -404,6 +410,15 @@ impl Gen<'_> {
         let args: Vec<Ident> = pass.slots.iter().map(|&(slot, _)| slot.block()).collect();
         let avx2 = format_ident!("{}_avx2", name);
         let avx512 = format_ident!("{}_avx512", name);
+        let consts: Vec<Ident> = (0..nb.min(SPECIALIZED))
+            .map(|k| format_ident!("__B{}", k))
+            .collect();
+        let fixed = bools.iter().zip(&consts).map(|(&i, k)| {
+            let x = c(i);
+            quote!(let #x: bool = #k;)
+        });
+        let generics = quote!(<F: ::optdsl::__private::Float #(, const #consts: bool)*>);
+        let turbofish = quote!(::<F #(, #consts)*>);
         quote! {
             // The same loop compiled for AVX2 and AVX-512; `apply` picks one
             // by the CPU it runs on (the copies differ only in instructions:
@@ -411,20 +426,21 @@ impl Gen<'_> {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2")]
             #[allow(unused, clippy::all)]
-            unsafe fn #avx2<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
-                #name(__cf, __cb, #(#args),*)
+            unsafe fn #avx2 #generics(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
+                #name #turbofish(__cf, __cb, #(#args),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f")]
             #[allow(unused, clippy::all)]
-            unsafe fn #avx512<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
-                #name(__cf, __cb, #(#args),*)
+            unsafe fn #avx512 #generics(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
+                #name #turbofish(__cf, __cb, #(#args),*)
             }
             #[inline(always)]
             #[allow(unused, clippy::all)]
-            fn #name<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
+            fn #name #generics(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
                 let [#(#num_names),*] = *__cf;
                 let [#(#bool_names),*] = *__cb;
+                #(#fixed)*
                 #(#acc_init)*
                 for #main_pat in #main_iter {
                     for __i in 0..#LANES {
@@ -539,6 +555,28 @@ impl Gen<'_> {
                 }
             }
         };
+        let nspec = pass
+            .inputs
+            .iter()
+            .filter(|&&i| p.values[i].ty == Ty::Bool)
+            .count()
+            .min(SPECIALIZED);
+        let spec_keys: Vec<TokenStream> = (0..nspec).map(|k| quote!(__cb[#k])).collect();
+        let mut arms = Vec::new();
+        for combo in 0..(1usize << nspec) {
+            let bits: Vec<bool> = (0..nspec).map(|k| combo >> k & 1 == 1).collect();
+            let turbofish = quote!(::<F #(, #bits)*>);
+            let simd = quote!(::optdsl::__private::Simd);
+            arms.push(quote! {
+                // SAFETY: `simd_level` never reports a level the CPU lacks.
+                #[cfg(target_arch = "x86_64")]
+                (#simd::Avx512 #(, #bits)*) => unsafe { #avx512 #turbofish(&__cf, &__cb, #(#block_args),*) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                (#simd::Avx2 #(, #bits)*) => unsafe { #avx2 #turbofish(&__cf, &__cb, #(#block_args),*) },
+                (_ #(, #bits)*) => #name #turbofish(&__cf, &__cb, #(#block_args),*),
+            });
+        }
         let call = quote! {
             let __cf = [#(#f::from_f64(#nums)),*];
             let __cb = [#(#bools),*];
@@ -548,14 +586,8 @@ impl Gen<'_> {
                 let mut __lo = 0usize;
                 while __lo < __len {
                     let __hi = if __len - __lo > ::optdsl::__private::BLOCK { __lo + ::optdsl::__private::BLOCK } else { __len };
-                    let __part = match __simd {
-                        // SAFETY: `simd_level` never reports a level the CPU lacks.
-                        #[cfg(target_arch = "x86_64")]
-                        ::optdsl::__private::Simd::Avx512 => unsafe { #avx512(&__cf, &__cb, #(#block_args),*) },
-                        // SAFETY: as above.
-                        #[cfg(target_arch = "x86_64")]
-                        ::optdsl::__private::Simd::Avx2 => unsafe { #avx2(&__cf, &__cb, #(#block_args),*) },
-                        _ => #name(&__cf, &__cb, #(#block_args),*),
+                    let __part = match (__simd #(, #spec_keys)*) {
+                        #(#arms)*
                     };
                     #(#combine_block)*
                     __lo = __hi;
@@ -1025,13 +1057,13 @@ mod tests {
             #[target_feature(enable = "avx2")]
             #[allow(unused, clippy::all)]
             unsafe fn __update_pass_avx2<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
-                __update_pass(__cf, __cb, __w, __g)
+                __update_pass::<F>(__cf, __cb, __w, __g)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f")]
             #[allow(unused, clippy::all)]
             unsafe fn __update_pass_avx512<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
-                __update_pass(__cf, __cb, __w, __g)
+                __update_pass::<F>(__cf, __cb, __w, __g)
             }
             #[inline(always)]
             #[allow(unused, clippy::all)]

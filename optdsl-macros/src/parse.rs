@@ -104,13 +104,45 @@ fn pratt() -> &'static PrattParser<Rule> {
     })
 }
 
+/// Whether a pair is a keyword or `;`, which the tree does not keep.
+fn is_marker(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::k_hyper
+            | Rule::k_state
+            | Rule::k_scalar
+            | Rule::k_input
+            | Rule::k_let
+            | Rule::k_if
+            | Rule::k_else
+            | Rule::k_pub
+            | Rule::k_dense
+            | Rule::k_loss
+            | Rule::semi
+    )
+}
+
+/// A pair's children without keywords and `;`.
+fn inner(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
+    pair.into_inner().filter(|p| !is_marker(p.as_rule()))
+}
+
 /// What a pest rule is called in an error message.
 fn describe(rule: &Rule) -> String {
     match rule {
         Rule::EOI => "the end of the input".into(),
         Rule::rule_def | Rule::rule_name => "a rule: `pub Name { ... }`".into(),
         Rule::doc => "a doc comment".into(),
-        Rule::vis => "`pub`".into(),
+        Rule::vis | Rule::k_pub => "`pub`".into(),
+        Rule::k_hyper => "`hyper`".into(),
+        Rule::k_state => "`state`".into(),
+        Rule::k_scalar => "`scalar`".into(),
+        Rule::k_input => "`input`".into(),
+        Rule::k_let => "`let`".into(),
+        Rule::k_if => "`if`".into(),
+        Rule::k_else => "`else`".into(),
+        Rule::k_dense => "`dense`".into(),
+        Rule::k_loss => "`loss`".into(),
         Rule::hyper_decl => "`hyper`".into(),
         Rule::state_decl => "`state`".into(),
         Rule::scalar_decl => "`scalar`".into(),
@@ -169,6 +201,7 @@ fn syntax_error(src: &Source, err: pest::error::Error<Rule>) -> syn::Error {
                 Rule::number,
                 Rule::ident,
                 Rule::neg,
+                Rule::k_if,
                 Rule::not,
                 Rule::if_expr,
                 Rule::call,
@@ -221,32 +254,32 @@ pub fn parse_networks(tokens: TokenStream) -> syn::Result<Vec<NetDef>> {
             },
             items: Vec::new(),
         };
-        for p in pair.into_inner() {
+        for p in inner(pair) {
             let number = |p: Pair<Rule>| Number {
                 text: p.as_str().to_string(),
                 span: b.span(&p),
             };
             match p.as_rule() {
                 Rule::doc => {
-                    let lit = p.into_inner().next().expect("doc has a string");
+                    let lit = inner(p).next().expect("doc has a string");
                     let text: syn::LitStr = syn::parse_str(lit.as_str())
                         .map_err(|e| syn::Error::new(b.span(&lit), e))?;
                     def.docs.push(text.value());
                 }
                 Rule::vis => def.vis = Some(p.as_str().split_whitespace().collect()),
-                Rule::rule_name => def.name = b.name(p.into_inner().next().expect("ident")),
+                Rule::rule_name => def.name = b.name(inner(p).next().expect("ident")),
                 Rule::input_layer => def
                     .items
-                    .push(NetItem::Input(number(p.into_inner().next().expect("n")))),
+                    .push(NetItem::Input(number(inner(p).next().expect("n")))),
                 Rule::dense_layer => {
-                    let mut it = p.into_inner();
+                    let mut it = inner(p);
                     let n = number(it.next().expect("units"));
                     let act = b.name(it.next().expect("activation"));
                     def.items.push(NetItem::Dense(n, act));
                 }
                 Rule::loss_decl => def
                     .items
-                    .push(NetItem::Loss(b.name(p.into_inner().next().expect("loss")))),
+                    .push(NetItem::Loss(b.name(inner(p).next().expect("loss")))),
                 _ => {}
             }
         }
@@ -301,21 +334,21 @@ impl Builder<'_> {
             body: Vec::new(),
             source,
         };
-        for p in pair.into_inner() {
+        for p in inner(pair) {
             match p.as_rule() {
                 Rule::doc => {
-                    let lit = p.into_inner().next().expect("doc has a string");
+                    let lit = inner(p).next().expect("doc has a string");
                     let text: syn::LitStr = syn::parse_str(lit.as_str())
                         .map_err(|e| syn::Error::new(self.span(&lit), e))?;
                     def.docs.push(text.value());
                 }
                 Rule::vis => def.vis = Some(p.as_str().split_whitespace().collect()),
-                Rule::rule_name => def.name = self.name(p.into_inner().next().expect("ident")),
+                Rule::rule_name => def.name = self.name(inner(p).next().expect("ident")),
                 Rule::hyper_decl => def.hypers.extend(self.decls(p)?),
                 Rule::state_decl => def.buffers.extend(self.decls(p)?),
                 Rule::scalar_decl => def.scalars.extend(self.decls(p)?),
                 Rule::input_decl => def.inputs.extend(
-                    p.into_inner()
+                    inner(p)
                         .filter(|n| n.as_rule() == Rule::ident)
                         .map(|n| self.name(n)),
                 ),
@@ -326,10 +359,10 @@ impl Builder<'_> {
     }
 
     fn decls(&self, pair: Pair<Rule>) -> syn::Result<Vec<Decl>> {
-        pair.into_inner()
+        inner(pair)
             .filter(|item| item.as_rule() == Rule::init_item)
             .map(|item| {
-                let mut it = item.into_inner();
+                let mut it = inner(item);
                 let name = self.name(it.next().expect("name"));
                 let value = self.expr(it.next().expect("value"))?;
                 Ok(Decl { name, value })
@@ -338,19 +371,19 @@ impl Builder<'_> {
     }
 
     fn stmts(&self, pair: Pair<Rule>) -> syn::Result<Vec<Stmt>> {
-        pair.into_inner().map(|p| self.stmt(p)).collect()
+        inner(pair).map(|p| self.stmt(p)).collect()
     }
 
     fn stmt(&self, pair: Pair<Rule>) -> syn::Result<Stmt> {
         match pair.as_rule() {
             Rule::let_stmt => {
-                let mut it = pair.into_inner();
+                let mut it = inner(pair);
                 let name = self.name(it.next().expect("name"));
                 let value = self.expr(it.next().expect("value"))?;
                 Ok(Stmt::Let { name, value })
             }
             Rule::assign_stmt => {
-                let mut it = pair.into_inner();
+                let mut it = inner(pair);
                 let target = self.name(it.next().expect("target"));
                 let op = match it.next().expect("op").as_str() {
                     "+=" => AssignOp::Add,
@@ -363,7 +396,7 @@ impl Builder<'_> {
                 Ok(Stmt::Assign { target, op, value })
             }
             Rule::if_stmt => {
-                let mut it = pair.into_inner();
+                let mut it = inner(pair);
                 let cond = self.expr(it.next().expect("cond"))?;
                 let then = self.stmts(it.next().expect("block"))?;
                 let otherwise = match it.next() {
@@ -439,13 +472,13 @@ impl Builder<'_> {
             Rule::ident => ExprKind::Var(pair.as_str().to_string()),
             Rule::expr => return self.expr(pair),
             Rule::call => {
-                let mut it = pair.into_inner();
+                let mut it = inner(pair);
                 let name = self.name(it.next().expect("callee"));
                 let args = it.map(|a| self.expr(a)).collect::<syn::Result<_>>()?;
                 ExprKind::Call(name, args)
             }
             Rule::if_expr => {
-                let mut it = pair.into_inner();
+                let mut it = inner(pair);
                 let c = self.expr(it.next().expect("cond"))?;
                 let a = self.expr(it.next().expect("then"))?;
                 let b = it.next().expect("else");
@@ -500,6 +533,16 @@ mod tests {
         assert_eq!(r.buffers.len(), 1);
         assert_eq!(r.scalars.len(), 1);
         assert_eq!(r.body.len(), 3);
+    }
+
+    #[test]
+    fn names_may_start_with_a_keyword() {
+        let rules = parse_rules(quote!(R { state state_sum = 0; let iffy = 1; state_sum = state_sum + iffy; letter = 2; })).unwrap();
+        assert_eq!(rules[0].buffers[0].name.text, "state_sum");
+        assert_eq!(rules[0].body.len(), 3);
+        assert!(
+            matches!(&rules[0].body[2], Stmt::Assign { target, .. } if target.text == "letter")
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod float;
 pub mod ir;
 pub mod net;
 pub mod optim;
+pub mod replay;
 pub mod rule;
 pub mod schedule;
 pub mod train;
@@ -22,6 +23,7 @@ pub use float::Float;
 pub use optdsl_macros::optimizer;
 pub use optim::{GroupState, Optimizer, OptimizerState, ParamGroup};
 pub use rule::{DynFloat, DynRule, HyperSpec, HyperValue, RuleInfo, State, UpdateRule};
+pub use schedule::{InverseTime, Schedule};
 
 /// What generated code names, by absolute path; not a public interface.
 #[doc(hidden)]

@@ -8,7 +8,7 @@ use crate::net::NetworkSpec;
 use crate::net::{NetFloat, Network, Workspace};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::rule::{DynRule, HyperValue};
-use crate::schedule::{Clock, Schedule};
+use crate::schedule::{Clock, LrSchedule};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,7 @@ pub struct TrainConfig {
     /// Seeds the shuffling (ChaCha8, stream 1); the network's init takes its own seed.
     pub seed: u64,
     /// The learning rate over time, from the rule's `lr` (or `learning_rate`).
-    pub schedule: Schedule,
+    pub schedule: LrSchedule,
     /// Rows per forward pass when measuring (no effect on the result).
     pub eval_batch: usize,
 }
@@ -36,7 +36,7 @@ impl Default for TrainConfig {
             epochs: 20,
             batch: 32,
             seed: 0,
-            schedule: Schedule::Constant,
+            schedule: LrSchedule::Constant,
             eval_batch: 512,
         }
     }

@@ -5,20 +5,31 @@ use std::process::ExitCode;
 
 /// Arguments of `optdsl list`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Only the built-ins of this family (sgd, sign, adaptive, adam, curvature, slides).
+    #[arg(long)]
+    pub family: Option<String>,
+}
 
-/// Prints one line per built-in.
-pub fn run(_: Args) -> CliResult {
+/// Prints one line per built-in: name, family, hyperparameters with their
+/// defaults (and the `input`s it takes beside the gradient), reference.
+pub fn run(args: Args) -> CliResult {
     for b in optdsl::builtins() {
+        if args.family.as_deref().is_some_and(|f| f != b.family) {
+            continue;
+        }
         let rule = (b.make)();
-        let hypers: Vec<String> = rule
-            .info()
+        let info = rule.info();
+        let mut hypers: Vec<String> = info
             .hypers
             .iter()
             .map(|h| format!("{}={}", h.name, h.default))
             .collect();
+        if !info.inputs.is_empty() {
+            hypers.push(format!("[input {}]", info.inputs.join(", ")));
+        }
         println!(
-            "{:<12} {:<10} {:<60} {}",
+            "{:<22} {:<10} {:<60} {}",
             b.name,
             b.family,
             hypers.join(" "),

@@ -6,7 +6,7 @@ use super::progress::Progress;
 use super::CliResult;
 use optdsl::data::{CsvOptions, DataSource, Split};
 use optdsl::net::{Activation, Loss, NetFloat, Network, NetworkSpec};
-use optdsl::schedule::Schedule;
+use optdsl::schedule::LrSchedule;
 use optdsl::train::{History, TrainConfig, Trainer};
 use optdsl::{builtin_rule, DynRule, Error, HyperValue};
 use std::path::PathBuf;
@@ -166,7 +166,7 @@ pub fn train_config(args: &Args, data: &Split) -> Result<TrainConfig, Error> {
         epochs: args.epochs,
         batch: batch.min(data.train.len()),
         seed: args.seed,
-        schedule: args.schedule.parse::<Schedule>()?,
+        schedule: args.schedule.parse::<LrSchedule>()?,
         ..TrainConfig::default()
     })
 }

@@ -5,6 +5,10 @@ use crate::error::{Error, Result};
 use crate::rule::DynRule;
 
 pub mod course;
+pub mod optax;
+pub mod secant;
+pub mod slides;
+pub mod torch;
 
 /// A built-in rule's entry in the registry.
 #[derive(Debug, Clone, Copy)]
@@ -19,9 +23,20 @@ pub struct BuiltinInfo {
     pub make: fn() -> Box<dyn DynRule>,
 }
 
-/// Every built-in rule.
+/// Every built-in rule: the course's, PyTorch's, Optax's, the curvature-based
+/// ones, then the slides' forms (family `slides`).
 pub fn builtins() -> &'static [BuiltinInfo] {
-    course::BUILTINS
+    static ALL: std::sync::OnceLock<Vec<BuiltinInfo>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        [
+            course::BUILTINS,
+            torch::BUILTINS,
+            optax::BUILTINS,
+            secant::BUILTINS,
+            slides::BUILTINS,
+        ]
+        .concat()
+    })
 }
 
 /// The built-in rule called `name` (lower case), with its defaults.

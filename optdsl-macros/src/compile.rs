@@ -1,0 +1,126 @@
+//! The driver: parse, then check, lower and expand each rule or network;
+//! semantic errors come out together, beside a fallback expansion.
+
+use crate::{check, expand, lower, network, parse};
+use proc_macro2::TokenStream;
+
+/// `optimizer!` on `proc_macro2` tokens.
+pub fn rules(input: TokenStream) -> TokenStream {
+    let rules = match parse::parse_rules(input) {
+        Ok(rules) => rules,
+        Err(e) => return e.to_compile_error(),
+    };
+    let mut out = TokenStream::new();
+    for rule in &rules {
+        match check::check(rule) {
+            Ok(()) => out.extend(expand::expand(&lower::lower(rule))),
+            Err(e) => {
+                out.extend(e.to_compile_error());
+                out.extend(expand::fallback(rule));
+            }
+        }
+    }
+    out
+}
+
+/// `network!` on `proc_macro2` tokens.
+pub fn networks(input: TokenStream) -> TokenStream {
+    let nets = match parse::parse_networks(input) {
+        Ok(nets) => nets,
+        Err(e) => return e.to_compile_error(),
+    };
+    let mut out = TokenStream::new();
+    for def in &nets {
+        match network::check(def) {
+            Ok(net) => out.extend(network::expand(&net)),
+            Err(e) => out.extend(e.to_compile_error()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    //! The compiler never panics: random token soup and mutated valid rules
+    //! either compile or give compile errors.
+    use super::*;
+    use proptest::prelude::*;
+    use std::str::FromStr;
+
+    const WORDS: &[&str] = &[
+        "w", "g", "t", "lr", "m", "v", "x", "hyper", "state", "scalar", "input", "let", "if",
+        "else", "=", "-=", "+=", "*=", "/=", "+", "-", "*", "/", "^", "(", ")", "{", "}", ";", ",",
+        "sqrt", "norm", "sum", "max_abs", "min", "clamp", "select", "sign", "sgn", "1", "0", "0.5",
+        "1e-8", "1e308", "true", "false", "!", "&&", "||", "<", ">=", "==", "pub", "R", "#", "[",
+        "doc", "]", "\"x\"", "dense", "loss", "softmax", "type", "_", "1.",
+    ];
+
+    const VALID: &str = "/// Adam.
+        pub MyAdam {
+            hyper lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8, flag = false;
+            state m = 0, v = 0, gp = g;
+            scalar s = 1;
+            input h;
+            m = b1*m + (1-b1)*g;
+            v = b2*v + (1-b2)*g*g;
+            let mhat = m / (1 - b1^t);
+            let r = norm(w) / max(norm(m), 1e-12);
+            s *= b1;
+            if flag && t > 1 { gp = g; } else if g > 0 { v = v + h; }
+            w -= lr*r*mhat/(sqrt(v/(1-b2^t))+eps) + select(g < 0, s, -s);
+        }";
+
+    fn run_all(text: &str) {
+        if let Ok(tokens) = TokenStream::from_str(text) {
+            let _ = rules(tokens.clone());
+            let _ = networks(tokens);
+        }
+    }
+
+    #[test]
+    fn the_valid_rule_compiles_without_errors() {
+        let out = rules(TokenStream::from_str(VALID).unwrap()).to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn token_soup_never_panics(words in proptest::collection::vec(0..WORDS.len(), 0..40), wrap in any::<bool>()) {
+            let body: Vec<&str> = words.iter().map(|&i| WORDS[i]).collect();
+            let text = if wrap { format!("R {{ {} }}", body.join(" ")) } else { body.join(" ") };
+            run_all(&text);
+        }
+
+        #[test]
+        fn mutated_rules_never_panic(edits in proptest::collection::vec((0usize..400, 0..WORDS.len(), 0u8..3), 1..6)) {
+            let mut tokens: Vec<String> = VALID.split_whitespace().map(String::from).collect();
+            for (pos, word, kind) in edits {
+                let at = pos % (tokens.len() + 1);
+                match kind {
+                    0 if at < tokens.len() => { tokens.remove(at); }
+                    1 => tokens.insert(at, WORDS[word].to_string()),
+                    _ if at < tokens.len() => tokens[at] = WORDS[word].to_string(),
+                    _ => {}
+                }
+            }
+            run_all(&tokens.join(" "));
+        }
+
+        #[test]
+        fn random_networks_never_panic(items in proptest::collection::vec((0u8..4, 0usize..300, 0..WORDS.len()), 0..8)) {
+            let mut text = String::from("pub N { ");
+            for (kind, n, word) in items {
+                match kind {
+                    0 => text += &format!("input {n}; "),
+                    1 => text += &format!("dense {n} {}; ", ["sigmoid", "tanh", "relu", "softmax", WORDS[word]][n % 5]),
+                    2 => text += &format!("loss {}; ", ["cross_entropy", "mse", WORDS[word]][n % 3]),
+                    _ => text += WORDS[word],
+                }
+            }
+            text += "}";
+            run_all(&text);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Learning-rate-free rules that estimate curvature: vSGD ("No more pesky
+//! learning rates", Schaul, Zhang & LeCun 2012) and AdaSecant (Gulcehre,
+//! Moczulski & Bengio 2014). Every choice the papers leave open is stated in
+//! the rule's documentation.
+
+use super::BuiltinInfo;
+use crate::optimizer;
+
+optimizer! {
+    /// vSGD-l (Schaul, Zhang & LeCun 2012, arXiv 1206.1106, algorithm 1): a
+    /// per-parameter learning rate from running averages of g, g² and the
+    /// curvature h, each with an adaptive memory τ:
+    ///
+    /// x̄ ← (1 − 1/τ) x̄ + x/τ  for x ∈ {g, g², h};
+    /// η* = ḡ² / (h̄ · v̄);  τ ← (1 − ḡ²/v̄) τ + 1;  w ← w − η* g.
+    ///
+    /// `h` is an `input`: a diagonal curvature estimate the caller provides
+    /// beside g (the paper's bbprop / Gauss-Newton diagonal, the exact diagonal
+    /// Hessian on a quadratic, or a finite difference of two gradients of the
+    /// same samples, arXiv 1301.3764, which is what `vsgd_fd` computes).
+    ///
+    /// Choices the paper leaves open: the slow start uses the first sample only
+    /// (ḡ = g₁, v̄ = c·g₁², h̄ = h₁, τ₁ = `tau0`), c = 10 overestimating the
+    /// variance so that the first steps are cautious; h is floored at `eps`
+    /// (h̄ > 0); where v̄ = 0 (no gradient seen yet) η* = 0 and τ grows by 1.
+    pub Vsgd {
+        hyper c = 10, tau0 = 1, eps = 1e-10;
+        input h;
+        state gbar = 0, vbar = 0, hbar = 0, tau = tau0;
+        let hh = max(h, eps);
+        if t == 1 {
+            gbar = g;
+            vbar = c * (g * g);
+            hbar = hh;
+        } else {
+            gbar = gbar + (g - gbar) / tau;
+            vbar = vbar + (g * g - vbar) / tau;
+            hbar = hbar + (hh - hbar) / tau;
+        }
+        let r = if vbar > 0 { gbar * gbar / vbar } else { 0 };
+        tau = (1 - r) * tau + 1;
+        w -= r / hbar * g;
+    }
+}
+
+optimizer! {
+    /// vSGD with the finite-difference curvature of Schaul & LeCun (2013,
+    /// arXiv 1301.3764, section 3.2): two gradients of the same samples per
+    /// step, g at w_t and `g_prev` at the previous parameters w_{t−1}
+    /// (the caller evaluates the current mini-batch there), give
+    ///
+    /// h_fd = |g − g_prev| / |w_t − w_{t−1}|,
+    ///
+    /// which replaces bbprop's h in vSGD-l (see `vsgd`). Choices: on step 1 (no
+    /// previous parameters) and wherever the last step was 0 the curvature is
+    /// unknown; h̄ then keeps its value, and starts at `h0`, so the first step
+    /// is ḡ²/(h0 v̄) g. h_fd is floored at `eps`.
+    pub VsgdFd {
+        hyper c = 10, tau0 = 1, h0 = 1, eps = 1e-10;
+        input g_prev;
+        state gbar = 0, vbar = 0, hbar = h0, tau = tau0, dw = 0;
+        let known = dw != 0;
+        let hfd = max(abs(g - g_prev) / select(known, abs(dw), 1), eps);
+        if t == 1 {
+            gbar = g;
+            vbar = c * (g * g);
+        } else {
+            gbar = gbar + (g - gbar) / tau;
+            vbar = vbar + (g * g - vbar) / tau;
+        }
+        hbar = if known { hbar + (hfd - hbar) / tau } else { hbar };
+        let r = if vbar > 0 { gbar * gbar / vbar } else { 0 };
+        tau = (1 - r) * tau + 1;
+        dw = -(r / hbar * g);
+        w += dw;
+    }
+}
+
+optimizer! {
+    /// AdaSecant (Gulcehre, Moczulski & Bengio 2014, arXiv 1412.7419,
+    /// algorithm 1), per tensor (a block) and per element:
+    ///
+    /// 1. block-normalized gradient ĝ = g / (‖g‖ + ε);
+    /// 2. E[ĝ] and E[ĝ²] with decay ρ; variance reduction
+    ///    g̃ = (ĝ + γ E[ĝ]) / (1 + γ), γ = min(√E[((ĝ − g̃_prev)(g̃_prev − E[ĝ]))²] /
+    ///    √(E[((E[ĝ] − ĝ)(g̃_prev − E[ĝ]))²] + ε), γ_clip);
+    /// 3. secant curvature α = ĝ_t − ĝ_{t−1}, with E[α], E[α²] over memory τ;
+    /// 4. step Δ = −η g̃,  η = √(E[Δ²] + δ) / √(E[α²] + δ) − E[αΔ] / (E[α²] + δ);
+    /// 5. memory τ ← (1 − E[Δ]² / E[Δ²]) τ + 1, reset to `tau_reset` when ĝ or α
+    ///    is more than two standard deviations from its mean (outlier), and
+    ///    kept in [`tau_min`, `tau_max`].
+    ///
+    /// Choices the paper leaves open, taken from the authors' reference code
+    /// (github.com/caglar/adasecant_wshp_paper): accumulators start at ε and τ
+    /// at 2.1; on step 1, E[Δ] and E[Δ²] are taken as ĝ and ĝ² (no step yet);
+    /// δ = `damping` = 1e-6 keeps the roots positive; `lr` (default 1) scales
+    /// the secant step and is not tuned; γ uses the averages updated with the
+    /// current gradient.
+    pub AdaSecant {
+        hyper lr = 1, decay = 0.95, gamma_clip = 1.8, eps = 1e-7, damping = 1e-6,
+              tau_reset = 2.2, tau_min = 1.5, tau_max = 1e8;
+        state mean_grad = eps, mean_sq_grad = eps, gamma_num = eps, gamma_den = eps,
+              cov = eps, mean_sq_dx = 0, mean_dx = 0, old_grad = eps, old_plain = eps,
+              mean_curv = eps, mean_sq_curv = eps, tau = 2.1 * (1 + eps);
+        let ng = g / (norm(g) + eps);
+        let msdx = if t == 1 { ng * ng } else { mean_sq_dx };
+        let mdx = if t == 1 { ng } else { mean_dx };
+        mean_sq_grad = decay * mean_sq_grad + (1 - decay) * (ng * ng);
+        mean_grad = decay * mean_grad + (1 - decay) * ng;
+        let k = 1 / tau;
+        let gnum = (ng - old_grad) * (old_grad - mean_grad);
+        let gden = (mean_grad - ng) * (old_grad - mean_grad);
+        gamma_num = gamma_num * (1 - k) + gnum * gnum * k;
+        gamma_den = gamma_den * (1 - k) + gden * gden * k;
+        let gamma = min(sqrt(gamma_num) / sqrt(gamma_den + eps), gamma_clip);
+        let corrected = (ng + gamma * mean_grad) / (1 + gamma);
+        let curv = ng - old_plain;
+        mean_curv = mean_curv * (1 - k) + curv * k;
+        mean_sq_curv = mean_sq_curv * (1 - k) + curv * curv * k;
+        let eta = sqrt(msdx + damping) / sqrt(mean_sq_curv + damping) - cov / (mean_sq_curv + damping);
+        let dx = -lr * eta * corrected;
+        let new_tau = (1 - mdx * mdx / (msdx + eps)) * tau + 1 + eps;
+        let outlier = abs(ng - mean_grad) > 2 * sqrt(mean_sq_grad - mean_grad * mean_grad)
+            || abs(curv - mean_curv) > 2 * sqrt(mean_sq_curv - mean_curv * mean_curv);
+        new_tau = if outlier { tau_reset } else { new_tau };
+        mean_sq_dx = msdx * (1 - k) + dx * dx * k;
+        mean_dx = mean_dx * (1 - k) + dx * k;
+        cov = cov * (1 - k) + dx * curv * k;
+        tau = clamp(new_tau, tau_min, tau_max);
+        old_plain = ng;
+        old_grad = corrected;
+        w += dx;
+    }
+}
+
+/// The curvature-estimating rules.
+pub(crate) static BUILTINS: &[BuiltinInfo] = &[
+    BuiltinInfo {
+        name: "vsgd",
+        family: "curvature",
+        reference: "Schaul, Zhang & LeCun 2012, No more pesky learning rates (arXiv 1206.1106); input h",
+        make: || Box::new(Vsgd::default()),
+    },
+    BuiltinInfo {
+        name: "vsgd_fd",
+        family: "curvature",
+        reference: "vSGD with finite-difference curvature, Schaul & LeCun 2013 (arXiv 1301.3764); input g_prev",
+        make: || Box::new(VsgdFd::default()),
+    },
+    BuiltinInfo {
+        name: "adasecant",
+        family: "curvature",
+        reference: "Gulcehre, Moczulski & Bengio 2014, AdaSecant (arXiv 1412.7419)",
+        make: || Box::new(AdaSecant::default()),
+    },
+];

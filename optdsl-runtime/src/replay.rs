@@ -1,0 +1,400 @@
+//! Reference trajectories (the JSON fixtures of tests/golden): loading, the
+//! mapping of PyTorch's and Optax's optimizer and hyperparameter names to the
+//! built-ins', and the replay of a fixture through a [`DynRule`] in the
+//! fixture's dtype.
+
+use crate::builtin::{builtin_rule, builtins};
+use crate::error::{Error, Result};
+use crate::rule::{DynFloat, DynRule, HyperValue};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A fixture's pass criterion: `|ours − ref| <= abs + rel · |ref|`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tolerance {
+    /// Relative part.
+    pub rel: f64,
+    /// Absolute part.
+    pub abs: f64,
+}
+
+/// One reference run (format in tests/golden/README.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fixture {
+    /// The fixture's name.
+    pub name: String,
+    /// The reference's class or function name (`Adam`, `lion`, `seed-adam`).
+    pub optimizer: String,
+    /// Where the reference comes from.
+    #[serde(default)]
+    pub source: String,
+    /// Hyperparameters, in the reference's names; absent ones take its defaults.
+    #[serde(default)]
+    pub hyper: BTreeMap<String, serde_json::Value>,
+    /// `"f32"` or `"f64"`: the type the whole step runs in.
+    pub dtype: String,
+    /// The pass criterion.
+    pub tolerance: Tolerance,
+    /// Notes on the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The parameters before step 1.
+    pub params0: Vec<f64>,
+    /// `grads[k]`: the gradient fed at step k + 1.
+    pub grads: Vec<Vec<f64>>,
+    /// Per-step values of the rule's `input`s (e.g. `h` for vSGD), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, Vec<Vec<f64>>>,
+    /// `params[k]`: the parameters after step k + 1.
+    pub params: Vec<Vec<f64>>,
+}
+
+impl Fixture {
+    /// Reads and checks a fixture file.
+    pub fn load(path: &Path) -> Result<Fixture> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let fixture: Fixture = serde_json::from_str(&text).map_err(|e| Error::Data {
+            source_name: path.display().to_string(),
+            reason: format!("not a fixture (see tests/golden/README.md): {e}"),
+        })?;
+        fixture.validate()?;
+        Ok(fixture)
+    }
+
+    /// Checks that the lengths agree and the dtype is known.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Error::Data {
+            source_name: self.name.clone(),
+            reason,
+        };
+        if self.dtype != "f32" && self.dtype != "f64" {
+            return Err(bad(format!(
+                "dtype `{}`: use \"f32\" or \"f64\"",
+                self.dtype
+            )));
+        }
+        if self.grads.len() != self.params.len() {
+            return Err(bad(format!(
+                "{} gradients but {} parameter vectors; give one of each per step",
+                self.grads.len(),
+                self.params.len()
+            )));
+        }
+        let n = self.params0.len();
+        let rows = self
+            .grads
+            .iter()
+            .chain(&self.params)
+            .chain(self.inputs.values().flatten());
+        if let Some(row) = rows.into_iter().find(|r| r.len() != n) {
+            return Err(bad(format!(
+                "a row has {} numbers, params0 has {n}",
+                row.len()
+            )));
+        }
+        if let Some((name, v)) = self
+            .inputs
+            .iter()
+            .find(|(_, v)| v.len() != self.grads.len())
+        {
+            return Err(bad(format!(
+                "input `{name}` has {} steps, grads {}",
+                v.len(),
+                self.grads.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Our built-in's name for a reference optimizer name: PyTorch's class names
+/// (`SGD`, `AdamW`, `RMSprop`, ...) and Optax's function names (`lion`, `lamb`,
+/// `adabelief`) are our names in lower case; `seed-*` names are the slides'
+/// rules.
+pub fn builtin_name(reference: &str) -> Result<&'static str> {
+    let key = reference
+        .trim()
+        .trim_start_matches("torch.optim.")
+        .trim_start_matches("optax.")
+        .to_ascii_lowercase();
+    builtins()
+        .iter()
+        .find(|b| b.name == key)
+        .map(|b| b.name)
+        .ok_or_else(|| Error::UnknownOptimizer {
+            name: reference.to_string(),
+            known: builtins().iter().map(|b| b.name.to_string()).collect(),
+        })
+}
+
+/// Reference hyperparameter names that are tuples: each splits into two of ours.
+const TUPLES: &[(&str, &str, &str)] = &[
+    ("betas", "beta1", "beta2"),
+    ("etas", "etaminus", "etaplus"),
+    ("step_sizes", "step_min", "step_max"),
+];
+
+/// Reference names that are ours under another name (Optax's).
+const RENAMES: &[(&str, &str)] = &[("learning_rate", "lr"), ("b1", "beta1"), ("b2", "beta2")];
+
+fn value(rule: &str, name: &str, v: &serde_json::Value) -> Result<HyperValue> {
+    match v {
+        serde_json::Value::Bool(b) => Ok(HyperValue::Bool(*b)),
+        serde_json::Value::Number(n) => {
+            n.as_f64()
+                .map(HyperValue::Num)
+                .ok_or_else(|| Error::Invalid {
+                    what: format!("hyperparameter `{name}` of {rule}"),
+                    reason: format!("{n} is not a finite number"),
+                })
+        }
+        other => Err(Error::HyperType {
+            rule: rule.to_string(),
+            name: name.to_string(),
+            expected: "a number or true/false",
+            got: other.to_string(),
+        }),
+    }
+}
+
+/// Converts reference hyperparameters (`betas: [0.9, 0.99]`, `learning_rate`,
+/// ...) to ours (`beta1`, `beta2`, `lr`, ...), in order.
+pub fn map_hypers(
+    rule: &str,
+    hyper: &BTreeMap<String, serde_json::Value>,
+) -> Result<Vec<(String, HyperValue)>> {
+    let mut out = Vec::new();
+    for (name, v) in hyper {
+        if let Some(&(_, a, b)) = TUPLES.iter().find(|t| t.0 == name) {
+            let pair = v
+                .as_array()
+                .filter(|p| p.len() == 2)
+                .ok_or_else(|| Error::Invalid {
+                    what: format!("hyperparameter `{name}` of {rule}"),
+                    reason: format!("takes a pair [{a}, {b}], got {v}"),
+                })?;
+            out.push((a.to_string(), value(rule, a, &pair[0])?));
+            out.push((b.to_string(), value(rule, b, &pair[1])?));
+        } else {
+            let ours = RENAMES
+                .iter()
+                .find(|r| r.0 == name)
+                .map_or(name.as_str(), |r| r.1);
+            out.push((ours.to_string(), value(rule, ours, v)?));
+        }
+    }
+    Ok(out)
+}
+
+/// The built-in a fixture names, with the fixture's hyperparameters set; an
+/// unknown optimizer or hyperparameter is an error listing the known ones.
+pub fn fixture_rule(fixture: &Fixture) -> Result<Box<dyn DynRule>> {
+    let name = builtin_name(&fixture.optimizer)?;
+    let mut rule = builtin_rule(name)?;
+    for (h, v) in map_hypers(name, &fixture.hyper)? {
+        rule.set_hyper(&h, v)?;
+    }
+    Ok(rule)
+}
+
+/// The result of replaying one fixture.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every step within tolerance; the largest relative error seen,
+    /// `|ours − ref| / max(|ref|, abs/rel)`.
+    Pass {
+        /// The largest relative error.
+        max_rel_err: f64,
+    },
+    /// The first value out of tolerance.
+    Fail {
+        /// The step (from 1).
+        step: usize,
+        /// The coordinate.
+        coord: usize,
+        /// Our value.
+        ours: f64,
+        /// The reference's value.
+        reference: f64,
+    },
+}
+
+impl Outcome {
+    /// Whether the fixture passed.
+    pub fn passed(&self) -> bool {
+        matches!(self, Outcome::Pass { .. })
+    }
+
+    /// The CLI's line for fixture `name`: `PASS <name> max_rel_err=<x>` or
+    /// `FAIL <name> step=<k> coord=<i> ours=<a> ref=<b>`.
+    pub fn line(&self, name: &str) -> String {
+        match self {
+            Outcome::Pass { max_rel_err } => format!("PASS {name} max_rel_err={max_rel_err:.3e}"),
+            Outcome::Fail {
+                step,
+                coord,
+                ours,
+                reference,
+            } => format!("FAIL {name} step={step} coord={coord} ours={ours:e} ref={reference:e}"),
+        }
+    }
+}
+
+/// Replays `fixture` through `rule` in element type `F`.
+pub fn replay_as<F: DynFloat>(rule: &dyn DynRule, fixture: &Fixture) -> Result<Outcome> {
+    fixture.validate()?;
+    let info = rule.info();
+    let inputs: Vec<&Vec<Vec<f64>>> = info
+        .inputs
+        .iter()
+        .map(|name| {
+            fixture.inputs.get(*name).ok_or_else(|| Error::Data {
+                source_name: fixture.name.clone(),
+                reason: format!(
+                    "{} takes input `{name}` beside the gradient; the fixture has no `inputs.{name}`",
+                    info.name
+                ),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let conv = |v: &[f64]| -> Vec<F> { v.iter().map(|&x| F::from_f64(x)).collect() };
+    let mut w = conv(&fixture.params0);
+    let mut state = F::dyn_init(rule, w.len());
+    let tol = fixture.tolerance;
+    let floor = if tol.rel > 0.0 {
+        tol.abs / tol.rel
+    } else {
+        tol.abs
+    };
+    let mut max_rel_err: f64 = 0.0;
+    for (k, (g, want)) in fixture.grads.iter().zip(&fixture.params).enumerate() {
+        let g = conv(g);
+        let step_inputs: Vec<Vec<F>> = inputs.iter().map(|v| conv(&v[k])).collect();
+        let refs: Vec<&[F]> = step_inputs.iter().map(|v| v.as_slice()).collect();
+        F::dyn_step(rule, &mut state, &mut w, &g, &refs)?;
+        for (i, (&ours, &reference)) in w.iter().zip(want).enumerate() {
+            let ours = ours.to_f64();
+            let diff = (ours - reference).abs();
+            if diff.is_nan() || diff > tol.abs + tol.rel * reference.abs() {
+                return Ok(Outcome::Fail {
+                    step: k + 1,
+                    coord: i,
+                    ours,
+                    reference,
+                });
+            }
+            max_rel_err = max_rel_err.max(diff / reference.abs().max(floor).max(f64::MIN_POSITIVE));
+        }
+    }
+    Ok(Outcome::Pass { max_rel_err })
+}
+
+/// Replays `fixture` through the built-in it names, in its dtype.
+pub fn replay(fixture: &Fixture) -> Result<Outcome> {
+    let rule = fixture_rule(fixture)?;
+    match fixture.dtype.as_str() {
+        "f32" => replay_as::<f32>(rule.as_ref(), fixture),
+        _ => replay_as::<f64>(rule.as_ref(), fixture),
+    }
+}
+
+/// Loads and replays one fixture file.
+pub fn replay_file(path: &Path) -> Result<(Fixture, Outcome)> {
+    let fixture = Fixture::load(path)?;
+    let outcome = replay(&fixture)?;
+    Ok((fixture, outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(optimizer: &str, hyper: serde_json::Value) -> Fixture {
+        Fixture {
+            name: "t".into(),
+            optimizer: optimizer.into(),
+            source: String::new(),
+            hyper: serde_json::from_value(hyper).unwrap(),
+            dtype: "f64".into(),
+            tolerance: Tolerance {
+                rel: 1e-9,
+                abs: 1e-12,
+            },
+            note: None,
+            params0: vec![1.0, -1.0],
+            grads: vec![vec![0.5, 0.0]],
+            inputs: BTreeMap::new(),
+            params: vec![vec![0.95, -1.0]],
+        }
+    }
+
+    #[test]
+    fn reference_names_map_to_ours() {
+        assert_eq!(builtin_name("RMSprop").unwrap(), "rmsprop");
+        assert_eq!(builtin_name("torch.optim.AdamW").unwrap(), "adamw");
+        assert_eq!(builtin_name("lion").unwrap(), "lion");
+        assert_eq!(builtin_name("seed-adam").unwrap(), "seed-adam");
+        let e = builtin_name("Shampoo").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown optimizer `Shampoo`") && e.contains("adabelief"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tuples_split_and_optax_names_rename() {
+        let h = serde_json::from_value(serde_json::json!(
+            {"betas": [0.8, 0.9], "learning_rate": 0.1, "b2": 0.5, "step_sizes": [1e-6, 5]}
+        ))
+        .unwrap();
+        let m = map_hypers("x", &h).unwrap();
+        let names: Vec<&str> = m.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["beta2", "beta1", "beta2", "lr", "step_min", "step_max"]
+        );
+        assert_eq!(m[1].1, HyperValue::Num(0.8));
+        let bad = serde_json::from_value(serde_json::json!({"betas": 0.9})).unwrap();
+        assert!(map_hypers("adam", &bad).is_err());
+    }
+
+    #[test]
+    fn unknown_hyper_lists_the_known_ones() {
+        let e = fixture_rule(&fixture("SGD", serde_json::json!({"momentun": 0.9})))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`momentun`") && e.contains("momentum, dampening"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pass_and_fail_are_decided_per_coordinate() {
+        let f = fixture("SGD", serde_json::json!({"lr": 0.1}));
+        assert!(replay(&f).unwrap().passed());
+        let mut wrong = f.clone();
+        wrong.params[0][1] = -1.1;
+        let out = replay(&wrong).unwrap();
+        assert_eq!(
+            out,
+            Outcome::Fail {
+                step: 1,
+                coord: 1,
+                ours: -1.0,
+                reference: -1.1
+            }
+        );
+        assert!(out.line("t").starts_with("FAIL t step=1 coord=1"));
+    }
+
+    #[test]
+    fn a_rule_with_inputs_needs_them_in_the_fixture() {
+        let f = fixture("vsgd", serde_json::json!({}));
+        assert!(replay(&f).unwrap_err().to_string().contains("inputs.h"));
+    }
+}

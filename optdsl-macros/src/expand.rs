@@ -346,12 +346,12 @@ impl Gen<'_> {
             }
         });
         let first = pass.slots[0].0.block();
-        let chunks = |n: TokenStream, tail: bool| {
+        let chunks = |n: TokenStream, range: TokenStream| {
             let mut iter = TokenStream::new();
             let mut pat = TokenStream::new();
             for (k, &(slot, m)) in pass.slots.iter().enumerate() {
                 let x = slot.block();
-                let base = if tail { quote!(#x[__m..]) } else { quote!(#x) };
+                let base = quote!(#x[#range]);
                 let it = if m {
                     quote!((#base).chunks_exact_mut(#n))
                 } else {
@@ -386,16 +386,17 @@ impl Gen<'_> {
                 let a = format_ident!("__acc{}", j);
                 let x = e(arg);
                 match kind {
-                    Reduction::Sum | Reduction::Mean => quote!(#a[__i] += #x;),
-                    Reduction::Norm => quote!(#a[__i] += #x * #x;),
-                    Reduction::MaxAbs => quote!(#a[__i] = #f::maximum(#a[__i], #f::abs(#x));),
+                    Reduction::Sum | Reduction::Mean => quote!(#a[__lane] += #x;),
+                    Reduction::Norm => quote!(#a[__lane] += #x * #x;),
+                    Reduction::MaxAbs => quote!(#a[__lane] = #f::maximum(#a[__lane], #f::abs(#x));),
                 }
             });
         let acc_finish = pass.reductions.iter().enumerate().map(|(j, &(kind, _, _))| {
             let a = format_ident!("__acc{}", j);
             match kind {
                 Reduction::MaxAbs => quote!(#a.iter().fold(0.0f64, |m, &x| ::optdsl::__private::scalar::maximum(m, #f::to_f64(x)))),
-                _ => quote!(#a.iter().map(|&x| #f::to_f64(x)).sum::<f64>()),
+                // Lanes in the order of the block's elements, whatever the peel.
+                _ => quote!((0..#LANES).map(|__l| #f::to_f64(#a[(__l + #LANES - __head) % #LANES])).sum::<f64>()),
             }
         });
         let body = quote! {
@@ -403,8 +404,9 @@ impl Gen<'_> {
             #(#writes)*
             #(#acc_update)*
         };
-        let (main_iter, main_pat) = chunks(quote!(#LANES), false);
-        let (tail_iter, tail_pat) = chunks(quote!(1), true);
+        let (head_iter, head_pat) = chunks(quote!(1), quote!(..__head));
+        let (main_iter, main_pat) = chunks(quote!(#LANES), quote!(__head..));
+        let (tail_iter, tail_pat) = chunks(quote!(1), quote!(__m..));
         let nr = pass.reductions.len();
         let params: Vec<TokenStream> = params.collect();
         let args: Vec<Ident> = pass.slots.iter().map(|&(slot, _)| slot.block()).collect();
@@ -442,14 +444,30 @@ impl Gen<'_> {
                 let [#(#bool_names),*] = *__cb;
                 #(#fixed)*
                 #(#acc_init)*
+                // Peel elements until the first slice is 64-byte aligned: large
+                // buffers share their offset from the page, so all then are.
+                let __head = {
+                    let __size = ::core::mem::size_of::<F>();
+                    let __bytes = (64 - #first.as_ptr() as usize % 64) % 64;
+                    if __bytes % __size == 0 { ::core::cmp::min(__bytes / __size, #first.len()) } else { 0 }
+                };
+                // Element e of the block always adds to lane (e - head) mod LANES,
+                // so reductions do not depend on where the buffers were allocated.
+                for (__k, #head_pat) in #head_iter.enumerate() {
+                    let __i = 0usize;
+                    let __lane = __k + #LANES - __head;
+                    #body
+                }
                 for #main_pat in #main_iter {
                     for __i in 0..#LANES {
+                        let __lane = __i;
                         #body
                     }
                 }
-                let __m = #first.len() / #LANES * #LANES;
-                for #tail_pat in #tail_iter {
+                let __m = __head + (#first.len() - __head) / #LANES * #LANES;
+                for (__k, #tail_pat) in #tail_iter.enumerate() {
                     let __i = 0usize;
+                    let __lane = __k % #LANES;
                     #body
                 }
                 [#(#acc_finish),*]
@@ -1070,8 +1088,23 @@ mod tests {
             fn __update_pass<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
                 let [__c0] = *__cf;
                 let [] = *__cb;
-                for (__wc, __gc) in (__w).chunks_exact_mut(64usize).zip((__g).chunks_exact(64usize)) {
+                let __head = {
+                    let __size = ::core::mem::size_of::<F>();
+                    let __bytes = (64 - __w.as_ptr() as usize % 64) % 64;
+                    if __bytes % __size == 0 { ::core::cmp::min(__bytes / __size, __w.len()) } else { 0 }
+                };
+                for (__k, (__wc, __gc)) in (__w[..__head]).chunks_exact_mut(1).zip((__g[..__head]).chunks_exact(1)).enumerate() {
+                    let __i = 0usize;
+                    let __lane = __k + 64usize - __head;
+                    let __e1: F = __wc[__i];
+                    let __e2: F = __gc[__i];
+                    let __e4: F = __c0 * __e2;
+                    let __e5: F = __e1 - __e4;
+                    __wc[__i] = __e5;
+                }
+                for (__wc, __gc) in (__w[__head..]).chunks_exact_mut(64usize).zip((__g[__head..]).chunks_exact(64usize)) {
                     for __i in 0..64usize {
+                        let __lane = __i;
                         let __e1: F = __wc[__i];
                         let __e2: F = __gc[__i];
                         let __e4: F = __c0 * __e2;
@@ -1079,9 +1112,10 @@ mod tests {
                         __wc[__i] = __e5;
                     }
                 }
-                let __m = __w.len() / 64usize * 64usize;
-                for (__wc, __gc) in (__w[__m..]).chunks_exact_mut(1).zip((__g[__m..]).chunks_exact(1)) {
+                let __m = __head + (__w.len() - __head) / 64usize * 64usize;
+                for (__k, (__wc, __gc)) in (__w[__m..]).chunks_exact_mut(1).zip((__g[__m..]).chunks_exact(1)).enumerate() {
                     let __i = 0usize;
+                    let __lane = __k % 64usize;
                     let __e1: F = __wc[__i];
                     let __e2: F = __gc[__i];
                     let __e4: F = __c0 * __e2;

@@ -125,8 +125,18 @@ impl History {
     }
 
     /// The median of the epochs' training-pass seconds.
+    /// (Epochs restored from a checkpoint carry no timing and are left out.)
     pub fn median_epoch_seconds(&self) -> f64 {
-        median(self.epochs.iter().map(|r| r.seconds).collect())
+        let timed: Vec<f64> = self
+            .epochs
+            .iter()
+            .map(|r| r.seconds)
+            .filter(|&s| s > 0.0)
+            .collect();
+        if timed.is_empty() {
+            return 0.0;
+        }
+        median(timed)
     }
 }
 
@@ -152,6 +162,11 @@ pub struct TrainerState<F> {
     pub rng: ChaCha8Rng,
     /// The records of the epochs finished.
     pub records: Vec<EpochRecord>,
+}
+
+/// The kind a trainer checkpoint of element type `F` is saved as.
+fn checkpoint_kind<F: NetFloat>() -> String {
+    format!("trainer-{}", F::DTYPE)
 }
 
 /// Told what training does, to show progress.
@@ -303,6 +318,57 @@ impl<F: NetFloat> Trainer<F> {
         self.rng = saved.rng;
         self.history = saved.records;
         self.base_lrs = saved.base_lrs;
+        Ok(())
+    }
+
+    /// Saves the run to a checkpoint file at `path` (atomically; see
+    /// [`crate::checkpoint`]). Timings are left out of the saved records, so
+    /// the file depends only on what was computed: a run saved after 3 epochs
+    /// and one saved after 2 and resumed to 3 write the same bytes.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut state = self.state();
+        for r in &mut state.records {
+            r.seconds = 0.0;
+            r.eval_seconds = 0.0;
+        }
+        crate::checkpoint::save(path, &checkpoint_kind::<F>(), &state)
+    }
+
+    /// Resumes from the checkpoint at `path` and makes the run `epochs`
+    /// epochs long in all. A file that is not a checkpoint of this element
+    /// type, is damaged, or was made for another network or optimizer is an
+    /// [`Error::Checkpoint`] saying what is wrong; the trainer and the file
+    /// are left as they were.
+    pub fn resume(&mut self, path: &Path, epochs: usize) -> Result<()> {
+        let saved: TrainerState<F> = crate::checkpoint::load(path, &checkpoint_kind::<F>())?;
+        let wrap = |e: Error| Error::Checkpoint {
+            path: path.display().to_string(),
+            reason: match e {
+                Error::StateMismatch(m) => format!("does not fit this run: {m}"),
+                other => other.to_string(),
+            },
+        };
+        if saved.epoch >= epochs {
+            return Err(wrap(Error::StateMismatch(format!(
+                "it is at epoch {} already; ask for more than {} --epochs",
+                saved.epoch, saved.epoch
+            ))));
+        }
+        if saved.config.batch != self.config.batch || saved.config.seed != self.config.seed {
+            return Err(wrap(Error::StateMismatch(format!(
+                "it was made with batch {} and seed {}, this run asks for batch {} and seed {}",
+                saved.config.batch, saved.config.seed, self.config.batch, self.config.seed
+            ))));
+        }
+        let schedule = self.config.schedule.clone();
+        if saved.config.schedule != schedule {
+            return Err(wrap(Error::StateMismatch(format!(
+                "it was made with schedule {}, this run asks for {schedule}",
+                saved.config.schedule
+            ))));
+        }
+        self.restore(saved).map_err(wrap)?;
+        self.config.epochs = epochs;
         Ok(())
     }
 

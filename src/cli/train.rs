@@ -63,6 +63,13 @@ pub struct Args {
     /// The float type: f32 or f64.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Save a checkpoint here after every epoch (atomically: a crash leaves
+    /// the previous one whole).
+    #[arg(long, value_name = "PATH")]
+    pub save: Option<PathBuf>,
+    /// Continue the run saved here; `--epochs` is the run's total.
+    #[arg(long, value_name = "PATH")]
+    pub resume: Option<PathBuf>,
 }
 
 /// Trains and prints the test accuracy last.
@@ -115,8 +122,25 @@ fn train<F: NetFloat>(
         let (k, v) = parse_set(kv)?;
         trainer.set_bias_hyper(&k, v)?;
     }
+    if let Some(path) = &args.resume {
+        trainer.resume(path, args.epochs)?;
+        println!(
+            "resumed {} at epoch {}, step {}",
+            path.display(),
+            trainer.epoch(),
+            trainer.steps()
+        );
+    }
     let mut progress = Progress::new("", args.epochs, true);
-    trainer.fit(&data.train, &data.test, &mut progress)?;
+    while trainer.epoch() < trainer.config().epochs {
+        trainer.run_epoch(&data.train, &data.test, &mut progress)?;
+        if let Some(path) = &args.save {
+            trainer.save(path)?;
+        }
+    }
+    if let Some(path) = &args.save {
+        println!("checkpoint: {}", path.display());
+    }
     Ok(trainer.history(&args.data))
 }
 

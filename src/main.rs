@@ -22,6 +22,8 @@ enum Command {
     Replay(cli::replay::Args),
     /// Time a built-in's step against the same-traffic bound and the interpreter.
     Bench(cli::bench::Args),
+    /// Draw optimizer paths on 2-D error surfaces (bowl, Rosenbrock, Beale, saddle) as PNG/SVG.
+    Paths(cli::paths::Args),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         Command::List(a) => cli::list::run(a),
         Command::Replay(a) => cli::replay::run(a),
         Command::Bench(a) => cli::bench::run(a),
+        Command::Paths(a) => cli::paths::run(a),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod float;
 pub mod ir;
 pub mod optim;
+pub mod plot;
 pub mod replay;
 pub mod rule;
 pub mod schedule;

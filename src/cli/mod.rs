@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod list;
+pub mod paths;
 pub mod replay;
 
 /// What a subcommand returns: an exit code, or an error printed as `error: ...`.

@@ -10,12 +10,12 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct Args {
     /// Directory for the pictures (created if missing). Writes
-    /// paths-bowl.png, paths-rosenbrock.png, paths-beale.png and
+    /// paths-bowl.png, paths-bowl-nag.png, paths-rosenbrock.png, paths-beale.png and
     /// paths-saddle.png there, replacing files of those names only.
     #[arg(long)]
     pub out: PathBuf,
     /// Steps per optimizer on every surface (default: the surface's own:
-    /// bowl 60, Rosenbrock 1000, Beale 500, saddle 60).
+    /// bowl 60, bowl-nag 80, Rosenbrock 1000, Beale 500, saddle 60).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub steps: Option<u64>,
     /// Also write each picture as SVG (paths-*.svg).

@@ -20,7 +20,13 @@ pub struct Grid {
 
 impl Grid {
     /// Samples `f` on `nx` × `ny` points (both at least 2).
-    pub fn sample(f: impl Fn(f64, f64) -> f64, x: (f64, f64), y: (f64, f64), nx: usize, ny: usize) -> Self {
+    pub fn sample(
+        f: impl Fn(f64, f64) -> f64,
+        x: (f64, f64),
+        y: (f64, f64),
+        nx: usize,
+        ny: usize,
+    ) -> Self {
         let (nx, ny) = (nx.max(2), ny.max(2));
         let mut values = Vec::with_capacity(nx * ny);
         for j in 0..ny {
@@ -30,7 +36,13 @@ impl Grid {
                 values.push(f(xi, yj));
             }
         }
-        Grid { x, y, nx, ny, values }
+        Grid {
+            x,
+            y,
+            nx,
+            ny,
+            values,
+        }
     }
 
     fn xy(&self, i: f64, j: f64) -> (f64, f64) {
@@ -45,7 +57,9 @@ impl Grid {
         self.values
             .iter()
             .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            })
     }
 
     /// The segments of the iso-line f = `level`, in (x, y) coordinates.
@@ -81,7 +95,11 @@ impl Grid {
                         2 => (c[3], c[2], (fi, fj + 1.0), (fi + 1.0, fj + 1.0)),
                         _ => (c[0], c[3], (fi, fj), (fi, fj + 1.0)),
                     };
-                    let t = if b != a { ((level - a) / (b - a)).clamp(0.0, 1.0) } else { 0.5 };
+                    let t = if b != a {
+                        ((level - a) / (b - a)).clamp(0.0, 1.0)
+                    } else {
+                        0.5
+                    };
                     self.xy(p.0 + t * (q.0 - p.0), p.1 + t * (q.1 - p.1))
                 };
                 let mid_above = (c[0] + c[1] + c[2] + c[3]) / 4.0 > level;
@@ -114,18 +132,24 @@ impl Grid {
 /// `n` levels from `lo` to `hi` spaced geometrically (both positive).
 pub fn geometric_levels(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     let (a, b) = (lo.ln(), hi.ln());
-    (0..n).map(|k| (a + (b - a) * k as f64 / (n.max(2) - 1) as f64).exp()).collect()
+    (0..n)
+        .map(|k| (a + (b - a) * k as f64 / (n.max(2) - 1) as f64).exp())
+        .collect()
 }
 
 /// `n` levels `hi·(k/n)²`, k = 1..=n: on a quadratic bowl the iso-lines are
 /// then equally spaced ellipses.
 pub fn quadratic_levels(hi: f64, n: usize) -> Vec<f64> {
-    (1..=n).map(|k| hi * (k as f64 / n as f64).powi(2)).collect()
+    (1..=n)
+        .map(|k| hi * (k as f64 / n as f64).powi(2))
+        .collect()
 }
 
 /// `n` levels evenly spaced strictly inside (`lo`, `hi`).
 pub fn linear_levels(lo: f64, hi: f64, n: usize) -> Vec<f64> {
-    (1..=n).map(|k| lo + (hi - lo) * k as f64 / (n + 1) as f64).collect()
+    (1..=n)
+        .map(|k| lo + (hi - lo) * k as f64 / (n + 1) as f64)
+        .collect()
 }
 
 #[cfg(test)]
@@ -148,7 +172,10 @@ mod tests {
             .iter()
             .map(|[a, b]| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt())
             .sum();
-        assert!((len - 2.0 * std::f64::consts::PI).abs() < 0.02, "length {len}");
+        assert!(
+            (len - 2.0 * std::f64::consts::PI).abs() < 0.02,
+            "length {len}"
+        );
     }
 
     #[test]

@@ -68,7 +68,8 @@ pub fn plot_curves_as(
     Ok(written)
 }
 
-type DrawResult<DB> = std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// Which number a panel shows.
 #[derive(Clone, Copy)]
@@ -102,11 +103,22 @@ impl Panel {
     }
 }
 
-fn paint<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, histories: &[(String, Vec<EpochPoint>)]) -> DrawResult<DB> {
+fn paint<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    histories: &[(String, Vec<EpochPoint>)],
+) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let (w, _) = root.dim_in_pixel();
-    let epochs = histories.iter().flat_map(|(_, h)| h.iter().map(|p| p.epoch)).max().unwrap_or(1);
-    let first = histories.iter().flat_map(|(_, h)| h.iter().map(|p| p.epoch)).min().unwrap_or(1);
+    let epochs = histories
+        .iter()
+        .flat_map(|(_, h)| h.iter().map(|p| p.epoch))
+        .max()
+        .unwrap_or(1);
+    let first = histories
+        .iter()
+        .flat_map(|(_, h)| h.iter().map(|p| p.epoch))
+        .min()
+        .unwrap_or(1);
     let (head, body) = root.split_vertically(60);
     head.draw_text(
         &format!(
@@ -122,17 +134,27 @@ fn paint<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, histories: &[(String
     let legend_w = 280;
     let (panels, legend) = body.split_horizontally(w - legend_w);
     let cols = panels.split_evenly((1, 3));
-    for (area, panel) in cols.iter().zip([Panel::TrainLoss, Panel::TestLoss, Panel::TestAccuracy]) {
+    for (area, panel) in cols
+        .iter()
+        .zip([Panel::TrainLoss, Panel::TestLoss, Panel::TestAccuracy])
+    {
         draw_panel(area, histories, panel, first, epochs)?;
     }
 
-    let big = (FONT, 17).into_font().color(&BLACK);
+    let big = (FONT, 18).into_font().color(&BLACK);
     let mut y = 50;
-    legend.draw_text("Optimizers", &(FONT, 19).into_font().color(&BLACK), (10, y - 30))?;
+    legend.draw_text(
+        "Optimizers",
+        &(FONT, 20).into_font().color(&BLACK),
+        (10, y - 30),
+    )?;
     let row = (((CURVES_SIZE.1 as i32 - 140) / histories.len().max(1) as i32).clamp(16, 26)) as i32;
     for (i, (name, h)) in histories.iter().enumerate() {
         let c = color(i);
-        legend.draw(&PathElement::new(vec![(10, y + 8), (44, y + 8)], c.stroke_width(3)))?;
+        legend.draw(&PathElement::new(
+            vec![(10, y + 8), (44, y + 8)],
+            c.stroke_width(3),
+        ))?;
         legend.draw(&Circle::new((27, y + 8), 4, c.filled()))?;
         let diverged = h.iter().any(|p| {
             !(p.train_loss.is_finite() && p.test_loss.is_finite() && p.test_accuracy.is_finite())
@@ -168,12 +190,18 @@ fn draw_panel<DB: DrawingBackend>(
         .collect();
     let (mut lo, mut hi) = values
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     if !lo.is_finite() {
         (lo, hi) = (0.0, 1.0);
     }
     let log = !matches!(panel, Panel::TestAccuracy) && lo > 0.0 && hi / lo > 30.0;
-    let pad = if hi > lo { (hi - lo) * 0.06 } else { lo.abs().max(1.0) * 0.05 };
+    let pad = if hi > lo {
+        (hi - lo) * 0.06
+    } else {
+        lo.abs().max(1.0) * 0.05
+    };
     let (x0, x1) = (first as f64 - 0.15, epochs.max(first + 1) as f64 + 0.15);
     let ticks = (epochs - first + 1).min(10);
     let epoch_label = |v: &f64| {
@@ -198,8 +226,8 @@ fn draw_panel<DB: DrawingBackend>(
             .y_label_formatter(&|v| fmt_num(*v))
             .x_desc("epoch")
             .y_desc(format!("{} (log scale)", panel.y_desc()))
-            .axis_desc_style((FONT, 17))
-            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 16))
             .light_line_style(RGBColor(235, 235, 235))
             .bold_line_style(RGBColor(215, 215, 215))
             .draw()?;
@@ -221,8 +249,8 @@ fn draw_panel<DB: DrawingBackend>(
             .y_label_formatter(&|v| fmt_num(*v))
             .x_desc("epoch")
             .y_desc(panel.y_desc())
-            .axis_desc_style((FONT, 17))
-            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 16))
             .light_line_style(RGBColor(235, 235, 235))
             .bold_line_style(RGBColor(215, 215, 215))
             .draw()?;

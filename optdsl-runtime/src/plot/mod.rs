@@ -34,7 +34,9 @@ pub fn register_font() -> Result<()> {
     } else {
         Err(Error::Invalid {
             what: "bundled font".into(),
-            reason: "assets/DejaVuSans.ttf is not a valid TrueType font; restore it from the repository".into(),
+            reason:
+                "assets/DejaVuSans.ttf is not a valid TrueType font; restore it from the repository"
+                    .into(),
         })
     }
 }
@@ -78,6 +80,28 @@ pub(crate) fn draw_error(path: &Path, e: impl std::fmt::Display) -> Error {
         path: path.display().to_string(),
         message: format!("cannot write the picture: {e}"),
     }
+}
+
+/// Splits `text` into lines no wider than `max_px` as `measure` reports.
+pub(crate) fn wrap(text: &str, max_px: u32, measure: impl Fn(&str) -> u32) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        let trial = if cur.is_empty() {
+            word.to_string()
+        } else {
+            format!("{cur} {word}")
+        };
+        if !cur.is_empty() && measure(&trial) > max_px {
+            lines.push(std::mem::replace(&mut cur, word.to_string()));
+        } else {
+            cur = trial;
+        }
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
 }
 
 /// `dir/stem.ext`.
@@ -126,7 +150,15 @@ pub fn fmt_num(v: f64) -> String {
     if a == 0.0 {
         "0".into()
     } else if !(1e-3..1e5).contains(&a) {
-        format!("{v:.2e}")
+        // 3 significant digits, trailing zeros of the mantissa dropped: 2e-4, 1.2e5.
+        let s = format!("{v:.2e}");
+        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let mant = if mant.contains('.') {
+            mant.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            mant
+        };
+        format!("{mant}e{exp}")
     } else {
         let digits = (2 - a.log10().floor() as i32).max(0) as usize;
         let s = format!("{v:.digits$}");
@@ -147,8 +179,20 @@ mod tests {
         assert_eq!(fmt_num(0.03), "0.03");
         assert_eq!(fmt_num(1.0), "1");
         assert_eq!(fmt_num(123.456), "123");
-        assert_eq!(fmt_num(0.00012), "1.20e-4");
+        assert_eq!(fmt_num(0.00012), "1.2e-4");
+        assert_eq!(fmt_num(2e-4), "2e-4");
+        assert_eq!(fmt_num(1e5), "1e5");
         assert_eq!(fmt_num(0.0), "0");
+    }
+
+    #[test]
+    fn wrapping_keeps_lines_under_the_width() {
+        let lines = wrap("aa bb cc dd ee", 5, |s| s.len() as u32);
+        assert_eq!(lines, vec!["aa bb", "cc dd", "ee"]);
+        assert_eq!(
+            wrap("toolongword x", 3, |s| s.len() as u32),
+            vec!["toolongword", "x"]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::contour::{geometric_levels, linear_levels, quadratic_levels, Grid};
 use super::surface::{Levels, Surface};
-use super::{color, draw_error, file_in, fmt_num, prepare_dir, register_font, Format, FONT};
+use super::{color, draw_error, file_in, fmt_num, prepare_dir, register_font, wrap, Format, FONT};
 use crate::builtin::builtin_rule;
 use crate::error::{Error, Result};
 use crate::rule::HyperValue;
@@ -34,11 +34,19 @@ impl PathSpec {
         }
     }
 
-    /// "sgd, lr 0.035, momentum 0.9" (the rule and the hypers that were set).
+    /// "momentum: lr 0.012, momentum 0.9" (the rule and the hypers that were
+    /// set), or "vsgd: defaults".
     pub fn describe(&self) -> String {
-        let mut parts = vec![self.rule.clone()];
-        parts.extend(self.hypers.iter().map(|(n, v)| format!("{n} {}", fmt_num(*v))));
-        parts.join(", ")
+        let hypers: Vec<String> = self
+            .hypers
+            .iter()
+            .map(|(n, v)| format!("{n} {}", fmt_num(*v)))
+            .collect();
+        if hypers.is_empty() {
+            format!("{}: defaults", self.rule)
+        } else {
+            format!("{}: {}", self.rule, hypers.join(", "))
+        }
     }
 }
 
@@ -127,7 +135,12 @@ pub fn trace(surface: &Surface, spec: &PathSpec, steps: usize) -> Result<Trace> 
             break;
         }
     }
-    Ok(Trace { spec: spec.clone(), points, values, stop })
+    Ok(Trace {
+        spec: spec.clone(),
+        points,
+        values,
+        stop,
+    })
 }
 
 /// Picture size in pixels (PNG) or user units (SVG).
@@ -183,7 +196,11 @@ pub(crate) fn heat(t: f64, pale: f64) -> RGBColor {
         (94.0, 201.0, 98.0),
         (253.0, 231.0, 37.0),
     ];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 1.0 } * 4.0;
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        1.0
+    } * 4.0;
     let k = (t.floor() as usize).min(3);
     let u = t - k as f64;
     let (a, b) = (STOPS[k], STOPS[k + 1]);
@@ -201,7 +218,10 @@ fn levels(surface: &Surface, grid: &Grid) -> (Vec<f64>, Box<dyn Fn(f64) -> f64>)
     match surface.levels {
         Levels::Quadratic => {
             let top = hi * 0.9;
-            (quadratic_levels(top, 12), Box::new(move |f: f64| (f.max(0.0) / top).sqrt()))
+            (
+                quadratic_levels(top, 12),
+                Box::new(move |f: f64| (f.max(0.0) / top).sqrt()),
+            )
         }
         Levels::Log { lo: a, hi: b } => {
             let n = ((b / a).log10() * 2.0).round() as usize + 1;
@@ -223,7 +243,12 @@ fn clip(a: [f64; 2], b: [f64; 2], x: (f64, f64), y: (f64, f64)) -> Option<([f64;
     // Liang–Barsky.
     let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
     let (mut t0, mut t1) = (0.0f64, 1.0f64);
-    for (p, q) in [(-dx, a[0] - x.0), (dx, x.1 - a[0]), (-dy, a[1] - y.0), (dy, y.1 - a[1])] {
+    for (p, q) in [
+        (-dx, a[0] - x.0),
+        (dx, x.1 - a[0]),
+        (-dy, a[1] - y.0),
+        (dy, y.1 - a[1]),
+    ] {
         if p == 0.0 {
             if q < 0.0 {
                 return None;
@@ -245,7 +270,8 @@ fn clip(a: [f64; 2], b: [f64; 2], x: (f64, f64), y: (f64, f64)) -> Option<([f64;
     })
 }
 
-type DrawResult<DB> = std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 fn inside(p: [f64; 2], s: &Surface) -> bool {
     s.x.0 <= p[0] && p[0] <= s.x.1 && s.y.0 <= p[1] && p[1] <= s.y.1
@@ -257,19 +283,35 @@ fn star(c: (i32, i32), r: f64) -> Vec<(i32, i32)> {
         .map(|k| {
             let rad = if k % 2 == 0 { r } else { r * 0.45 };
             let a = std::f64::consts::FRAC_PI_2 + k as f64 * std::f64::consts::PI / 5.0;
-            (c.0 + (rad * a.cos()).round() as i32, c.1 - (rad * a.sin()).round() as i32)
+            (
+                c.0 + (rad * a.cos()).round() as i32,
+                c.1 - (rad * a.sin()).round() as i32,
+            )
         })
         .collect()
 }
 
 /// Draws the whole picture on `root`; `cell` is the heat map's cell size in pixels.
-fn paint<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Surface, traces: &[Trace], cell: i32) -> DrawResult<DB> {
+fn paint<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: &Surface,
+    traces: &[Trace],
+    cell: i32,
+) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let (w, _) = root.dim_in_pixel();
-    let (head, body) = root.split_vertically(78);
+    let caption_font = (FONT, 18).into_font().color(&RGBColor(70, 70, 70));
+    let caption = wrap(s.caption, w - 40, |t| {
+        root.estimate_text_size(t, &caption_font)
+            .map(|(w, _)| w)
+            .unwrap_or(u32::MAX)
+    });
+    let (head, body) = root.split_vertically(52 + 24 * caption.len() as u32 + 4);
     head.draw_text(s.title, &(FONT, 28).into_font().color(&BLACK), (20, 10))?;
-    head.draw_text(s.caption, &(FONT, 17).into_font().color(&RGBColor(70, 70, 70)), (20, 48))?;
-    let legend_w = 330;
+    for (k, line) in caption.iter().enumerate() {
+        head.draw_text(line, &caption_font, (20, 48 + 24 * k as i32))?;
+    }
+    let legend_w = 345;
     let (left, legend) = body.split_horizontally(w - legend_w);
 
     let mut chart = ChartBuilder::on(&left)
@@ -286,11 +328,13 @@ fn paint<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Surface, traces:
         .x_desc("x")
         .y_desc("y")
         .axis_desc_style((FONT, 22))
-        .label_style((FONT, 17))
+        .label_style((FONT, 18))
+        .x_label_formatter(&|v| fmt_num(*v))
+        .y_label_formatter(&|v| fmt_num(*v))
         .draw()?;
 
     // Heat map and contours from one grid sample.
-    let grid = Grid::sample(s.f, s.x, s.y, 241, 241);
+    let grid = Grid::sample(s.f, s.x, s.y, 401, 401);
     let (lv, to_t) = levels(s, &grid);
     {
         let area = chart.plotting_area();
@@ -307,7 +351,10 @@ fn paint<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Surface, traces:
                 if cell == 1 {
                     px.draw_pixel((cx, cy), &c)?;
                 } else {
-                    px.draw(&Rectangle::new([(cx, cy), ((cx + cell).min(pw), (cy + cell).min(ph))], c.filled()))?;
+                    px.draw(&Rectangle::new(
+                        [(cx, cy), ((cx + cell).min(pw), (cy + cell).min(ph))],
+                        c.filled(),
+                    ))?;
                 }
                 cx += cell;
             }
@@ -325,15 +372,21 @@ fn paint<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Surface, traces:
     }
 
     // The marked point and the paths.
+    // Earlier paths are drawn wider, so that where paths coincide each one
+    // still shows as a band around the later ones.
+    let width = |i: usize| (2 + traces.len().saturating_sub(i + 1)).min(6) as u32;
     for (i, t) in traces.iter().enumerate() {
         let c = color(i);
-        let line = c.stroke_width(3);
+        let line = c.stroke_width(width(i));
         let segs: Vec<_> = t
             .points
             .windows(2)
             .filter_map(|p| clip(p[0], p[1], s.x, s.y))
             .collect();
-        chart.draw_series(segs.iter().map(|(a, b)| PathElement::new(vec![(a[0], a[1]), (b[0], b[1])], line)))?;
+        chart.draw_series(
+            segs.iter()
+                .map(|(a, b)| PathElement::new(vec![(a[0], a[1]), (b[0], b[1])], line)),
+        )?;
         let every = (t.points.len() / 80).max(1);
         chart.draw_series(
             t.points
@@ -365,24 +418,40 @@ fn paint<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Surface, traces:
     pa.draw(&PathElement::new(outline, BLACK.stroke_width(2)))?;
 
     // The legend, beside the chart.
-    let big = (FONT, 19).into_font().color(&BLACK);
-    let small = (FONT, 15).into_font().color(&RGBColor(80, 80, 80));
+    let big = (FONT, 20).into_font().color(&BLACK);
+    let small = (FONT, 16).into_font().color(&RGBColor(80, 80, 80));
     let mut y = 20;
     let n = traces.iter().map(Trace::steps).max().unwrap_or(0);
-    legend.draw_text(&format!("Optimizers, {n} steps"), &(FONT, 20).into_font().color(&BLACK), (10, y))?;
+    legend.draw_text(
+        &format!("Optimizers, {n} steps"),
+        &(FONT, 20).into_font().color(&BLACK),
+        (10, y),
+    )?;
     y += 34;
     for (i, t) in traces.iter().enumerate() {
         let c = color(i);
-        legend.draw(&PathElement::new(vec![(10, y + 10), (50, y + 10)], c.stroke_width(3)))?;
+        legend.draw(&PathElement::new(
+            vec![(10, y + 10), (50, y + 10)],
+            c.stroke_width(width(i)),
+        ))?;
         legend.draw(&Circle::new((30, y + 10), 6, c.filled()))?;
         legend.draw_text(&t.spec.label, &big, (60, y))?;
         y += 24;
         legend.draw_text(&t.spec.describe(), &small, (60, y))?;
         y += 20;
         let outcome = match t.stop {
-            Some(Stop::Left(k)) => format!("left the window at step {k}"),
+            Some(Stop::Left(k)) => format!("left the picture at step {k}, stopped"),
             Some(Stop::Diverged(k)) => format!("diverged at step {k}"),
-            None => format!("f = {} at the end", fmt_num(*t.values.last().unwrap_or(&f64::NAN))),
+            None if inside(t.last(), s) => {
+                format!(
+                    "f = {} at the end",
+                    fmt_num(*t.values.last().unwrap_or(&f64::NAN))
+                )
+            }
+            None => format!(
+                "ended off the picture, f = {}",
+                fmt_num(*t.values.last().unwrap_or(&f64::NAN))
+            ),
         };
         legend.draw_text(&outcome, &small, (60, y))?;
         y += 30;
@@ -396,19 +465,30 @@ fn paint<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Surface, traces:
         (60, y),
     )?;
     y += 32;
-    legend.draw(&Polygon::new(star((30, y + 10), 13.0), RGBColor(255, 200, 0).filled()))?;
+    legend.draw(&Polygon::new(
+        star((30, y + 10), 13.0),
+        RGBColor(255, 200, 0).filled(),
+    ))?;
     let mut outline = star((30, y + 10), 13.0);
     outline.push(outline[0]);
     legend.draw(&PathElement::new(outline, BLACK.stroke_width(2)))?;
     legend.draw_text(s.mark.1, &big, (60, y))?;
     y += 32;
-    legend.draw(&Circle::new((30, y + 10), 7, BLACK.filled()))?;
-    legend.draw(&Circle::new((30, y + 10), 6, WHITE.filled()))?;
+    legend.draw(&Circle::new((30, y + 10), 7, WHITE.filled()))?;
+    legend.draw(&Circle::new(
+        (30, y + 10),
+        6,
+        RGBColor(110, 110, 110).filled(),
+    ))?;
     legend.draw_text("where each path ends", &big, (60, y))?;
     y += 40;
     let contour_note = match s.levels {
         Levels::Quadratic => "contours: equally spaced ellipses".to_string(),
-        Levels::Log { lo, hi } => format!("contours: f from {} to {}, log-spaced", fmt_num(lo), fmt_num(hi)),
+        Levels::Log { lo, hi } => format!(
+            "contours: f from {} to {}, log-spaced",
+            fmt_num(lo),
+            fmt_num(hi)
+        ),
         Levels::Linear => "contours: evenly spaced values of f".to_string(),
     };
     legend.draw_text(&contour_note, &small, (10, y))?;

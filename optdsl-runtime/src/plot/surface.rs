@@ -116,33 +116,51 @@ fn saddle_curv(_: f64, _: f64) -> [f64; 2] {
     [2.0, 2.0]
 }
 
-/// The four surfaces with the optimizers the pictures show on each.
+/// The five pictures' surfaces (the bowl twice) with the optimizers the pictures show on each.
 pub fn surfaces() -> Vec<Surface> {
     let p = PathSpec::new;
+    let bowl_surface = |key, title, caption, steps, paths| Surface {
+        key,
+        title,
+        caption,
+        f: bowl,
+        grad: bowl_grad,
+        curvature: bowl_curv,
+        x: (-10.5, 4.5),
+        y: (-2.0, 2.0),
+        start: [-10.0, 1.5],
+        mark: ([0.0, 0.0], "minimum (0, 0)"),
+        levels: Levels::Quadratic,
+        steps,
+        paths,
+    };
     vec![
-        Surface {
-            key: "bowl",
-            title: "Ill-conditioned bowl  f(x, y) = (x² + 50 y²) / 2",
-            caption: "Same learning rate: GD zig-zags across the steep direction and crawls along the flat one; momentum overshoots and settles; NAG overshoots less.",
-            f: bowl,
-            grad: bowl_grad,
-            curvature: bowl_curv,
-            x: (-10.5, 4.5),
-            y: (-2.0, 2.0),
-            start: [-10.0, 1.5],
-            mark: ([0.0, 0.0], "minimum (0, 0)"),
-            levels: Levels::Quadratic,
-            steps: 60,
-            paths: vec![
-                p("GD", "sgd", &[("lr", 0.035)]),
-                p("Momentum", "momentum", &[("lr", 0.035), ("momentum", 0.9)]),
-                p("NAG", "nesterov", &[("lr", 0.035), ("momentum", 0.9)]),
+        bowl_surface(
+            "bowl",
+            "GD vs momentum on a bowl  f(x, y) = (x² + 50 y²) / 2",
+            "Same learning rate 0.03: GD zig-zags across the steep y direction and crawls along x; momentum overshoots the minimum, swings back and ends far closer.",
+            60,
+            vec![
+                p("GD", "sgd", &[("lr", 0.03)]),
+                p("Momentum", "momentum", &[("lr", 0.03), ("momentum", 0.9)]),
             ],
-        },
+        ),
+        bowl_surface(
+            "bowl-nag",
+            "GD, momentum, NAG on a bowl  f(x, y) = (x² + 50 y²) / 2",
+            "Learning rate 0.012: GD crawls; momentum overshoots and oscillates; NAG overshoots less and settles sooner; vSGD (no learning rate) uses the curvature.",
+            80,
+            vec![
+                p("GD", "sgd", &[("lr", 0.012)]),
+                p("Momentum", "momentum", &[("lr", 0.012), ("momentum", 0.9)]),
+                p("NAG", "nesterov", &[("lr", 0.012), ("momentum", 0.9)]),
+                p("vSGD, h = Hessian diagonal", "vsgd", &[]),
+            ],
+        ),
         Surface {
             key: "rosenbrock",
             title: "Rosenbrock  f(x, y) = (1 − x)² + 100 (y − x²)²",
-            caption: "A curved, flat-bottomed valley: GD and momentum reach the valley at once, then follow its floor slowly; Adam and vSGD adapt the step per coordinate.",
+            caption: "A curved valley with a flat floor: GD zig-zags between the steep walls near the start, then crawls along the floor; momentum gets further; Adam and AdaSecant reach the minimum.",
             f: rosenbrock,
             grad: rosenbrock_grad,
             curvature: rosenbrock_curv,
@@ -153,32 +171,31 @@ pub fn surfaces() -> Vec<Surface> {
             levels: Levels::Log { lo: 0.05, hi: 2000.0 },
             steps: 1000,
             paths: vec![
-                p("GD", "sgd", &[("lr", 5e-4)]),
-                p("Momentum", "momentum", &[("lr", 1e-4), ("momentum", 0.9)]),
-                p("Adam", "adam", &[("lr", 0.05)]),
+                p("GD", "sgd", &[("lr", 1e-3)]),
+                p("Momentum", "momentum", &[("lr", 2e-4), ("momentum", 0.9)]),
                 p("RMSprop", "rmsprop", &[("lr", 0.01)]),
-                p("vSGD", "vsgd", &[]),
+                p("Adam", "adam", &[("lr", 0.05)]),
+                p("AdaSecant (no learning rate)", "adasecant", &[]),
             ],
         },
         Surface {
             key: "beale",
             title: "Beale  f(x, y) = Σᵢ (cᵢ − x + x yⁱ)²,  c = (1.5, 2.25, 2.625)",
-            caption: "Flat plateaus and steep walls: plain gradient steps stall where the gradient is small; the adaptive rules rescale it.",
+            caption: "From (−2, 2), GD and the adaptive rules slide into the shallow valley along y ≈ 1.3 that leads away to the left (f ≈ 1); momentum's speed carries it across x = 0 into the basin of the minimum.",
             f: beale,
             grad: beale_grad,
             curvature: beale_curv,
-            x: (-4.5, 4.5),
-            y: (-4.5, 4.5),
-            start: [1.0, 1.5],
+            x: (-3.5, 4.0),
+            y: (-2.5, 2.5),
+            start: [-2.0, 2.0],
             mark: ([3.0, 0.5], "minimum (3, 0.5)"),
             levels: Levels::Log { lo: 0.01, hi: 1e5 },
             steps: 500,
             paths: vec![
-                p("GD", "sgd", &[("lr", 0.01)]),
+                p("GD", "sgd", &[("lr", 0.003)]),
                 p("Momentum", "momentum", &[("lr", 0.001), ("momentum", 0.9)]),
-                p("Adagrad", "adagrad", &[("lr", 0.5)]),
-                p("RMSprop", "rmsprop", &[("lr", 0.01)]),
-                p("Adam", "adam", &[("lr", 0.05)]),
+                p("Adagrad", "adagrad", &[("lr", 1.0)]),
+                p("Adam", "adam", &[("lr", 0.2)]),
             ],
         },
         Surface {
@@ -213,13 +230,22 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         for s in surfaces() {
-            for &(x, y) in &[(0.3, -0.7), (-1.2, 1.1), (2.0, 0.4), (s.start[0], s.start[1])] {
+            for &(x, y) in &[
+                (0.3, -0.7),
+                (-1.2, 1.1),
+                (2.0, 0.4),
+                (s.start[0], s.start[1]),
+            ] {
                 let g = (s.grad)(x, y);
                 let e = 1e-6;
                 let fx = ((s.f)(x + e, y) - (s.f)(x - e, y)) / (2.0 * e);
                 let fy = ((s.f)(x, y + e) - (s.f)(x, y - e)) / (2.0 * e);
                 for (a, b) in [(g[0], fx), (g[1], fy)] {
-                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{}: {a} vs {b} at ({x}, {y})", s.key);
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{}: {a} vs {b} at ({x}, {y})",
+                        s.key
+                    );
                 }
             }
         }
@@ -234,7 +260,11 @@ mod tests {
             assert!(g[0].abs() < 1e-12 && g[1].abs() < 1e-12, "{}: {g:?}", s.key);
             let h = (s.curvature)(0.5, -0.5);
             assert!(h[0] > 0.0 && h[1] > 0.0, "{}", s.key);
-            assert!(s.x.0 < x && x < s.x.1 && s.y.0 < y && y < s.y.1, "{}", s.key);
+            assert!(
+                s.x.0 < x && x < s.x.1 && s.y.0 < y && y < s.y.1,
+                "{}",
+                s.key
+            );
         }
     }
 }

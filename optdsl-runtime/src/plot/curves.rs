@@ -122,7 +122,7 @@ fn paint<DB: DrawingBackend>(
     let (head, body) = root.split_vertically(60);
     head.draw_text(
         &format!(
-            "{} optimizer{}, {} epoch{}",
+            "Training curves: {} optimizer{}, {} epoch{}",
             histories.len(),
             if histories.len() == 1 { "" } else { "s" },
             epochs,
@@ -148,7 +148,7 @@ fn paint<DB: DrawingBackend>(
         &(FONT, 20).into_font().color(&BLACK),
         (10, y - 30),
     )?;
-    let row = (((CURVES_SIZE.1 as i32 - 140) / histories.len().max(1) as i32).clamp(16, 26)) as i32;
+    let row = ((CURVES_SIZE.1 as i32 - 140) / histories.len().max(1) as i32).clamp(16, 26);
     for (i, (name, h)) in histories.iter().enumerate() {
         let c = color(i);
         legend.draw(&PathElement::new(
@@ -228,7 +228,8 @@ fn draw_panel<DB: DrawingBackend>(
             .y_desc(format!("{} (log scale)", panel.y_desc()))
             .axis_desc_style((FONT, 18))
             .label_style((FONT, 16))
-            .light_line_style(RGBColor(235, 235, 235))
+            .max_light_lines(1)
+            .light_line_style(RGBColor(240, 240, 240))
             .bold_line_style(RGBColor(215, 215, 215))
             .draw()?;
         for (i, (_, h)) in histories.iter().enumerate() {
@@ -251,7 +252,8 @@ fn draw_panel<DB: DrawingBackend>(
             .y_desc(panel.y_desc())
             .axis_desc_style((FONT, 18))
             .label_style((FONT, 16))
-            .light_line_style(RGBColor(235, 235, 235))
+            .max_light_lines(1)
+            .light_line_style(RGBColor(240, 240, 240))
             .bold_line_style(RGBColor(215, 215, 215))
             .draw()?;
         for (i, (_, h)) in histories.iter().enumerate() {

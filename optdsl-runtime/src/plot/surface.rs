@@ -99,8 +99,8 @@ fn beale_grad(x: f64, y: f64) -> [f64; 2] {
 fn beale_curv(x: f64, y: f64) -> [f64; 2] {
     let mut h = [0.0; 2];
     for i in 1..=3 {
-        h[0] += 2.0 * (y.powi(i as i32) - 1.0).powi(2);
-        h[1] += 2.0 * (i as f64 * x * y.powi(i as i32 - 1)).powi(2);
+        h[0] += 2.0 * (y.powi(i) - 1.0).powi(2);
+        h[1] += 2.0 * (f64::from(i) * x * y.powi(i - 1)).powi(2);
     }
     h
 }

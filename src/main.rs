@@ -20,6 +20,10 @@ enum Command {
     List(cli::list::Args),
     /// Replay reference trajectories (JSON fixtures) through the built-ins.
     Replay(cli::replay::Args),
+    /// Train the digit network on USPS, Semeion or a CSV file with one optimizer.
+    Train(cli::train::Args),
+    /// Train the course's digit network with every built-in optimizer and compare.
+    Compare(cli::compare::Args),
     /// Time a built-in's step against the same-traffic bound and the interpreter.
     Bench(cli::bench::Args),
     /// Draw optimizer paths on 2-D error surfaces (bowl, Rosenbrock, Beale, saddle) as PNG/SVG.
@@ -31,6 +35,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(a) => cli::list::run(a),
         Command::Replay(a) => cli::replay::run(a),
+        Command::Train(a) => cli::train::run(a),
+        Command::Compare(a) => cli::compare::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Paths(a) => cli::paths::run(a),
     };

@@ -71,3 +71,28 @@ fn every_path_and_thread_count_gives_the_same_bits() {
     // and the step did something
     assert!(results64[0].2 .0.iter().any(|&x| x != 0.0));
 }
+
+#[test]
+fn reductions_do_not_depend_on_where_the_buffers_are() {
+    // The same tensor at 16 different offsets from a 64-byte boundary.
+    let n = 5000;
+    let rule = Mixed::default();
+    let mut reference: Option<Vec<f32>> = None;
+    for offset in 0..16 {
+        let mut w_store = vec![0.0f32; n + 16];
+        let mut g_store = vec![0.0f32; n + 16];
+        let w = &mut w_store[offset..offset + n];
+        let g = &mut g_store[offset..offset + n];
+        for i in 0..n {
+            w[i] = ((i * 7919) % 1000) as f32 / 500.0 - 1.0;
+            g[i] = ((i * 104729) % 2001) as f32 / 1000.0 - 1.0;
+        }
+        let mut s = rule.init::<f32>(n);
+        rule.step(&mut s, w, g);
+        rule.step(&mut s, w, g);
+        match &reference {
+            None => reference = Some(w.to_vec()),
+            Some(r) => assert!(r == w, "offset {offset} changed the result"),
+        }
+    }
+}

@@ -9,6 +9,12 @@ use crate::lower::{Default, Id, Op, Program, Reduction};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
+/// Per-step boolean conditions a pass is compiled for, as const generics (at
+/// most this many; each doubles the copies). A buffer whose update is
+/// `if cond { new } else { itself }` is then neither read nor written in the
+/// copy where `cond` is false (Adam without AMSGrad never touches its max).
+const SPECIALIZED: usize = 3;
+
 /// Elements per chunk of the fused loop (one AVX-512 register of f32).
 const LANES: usize = 64;
 
@@ -340,12 +346,12 @@ impl Gen<'_> {
             }
         });
         let first = pass.slots[0].0.block();
-        let chunks = |n: TokenStream, tail: bool| {
+        let chunks = |n: TokenStream, range: TokenStream| {
             let mut iter = TokenStream::new();
             let mut pat = TokenStream::new();
             for (k, &(slot, m)) in pass.slots.iter().enumerate() {
                 let x = slot.block();
-                let base = if tail { quote!(#x[__m..]) } else { quote!(#x) };
+                let base = quote!(#x[#range]);
                 let it = if m {
                     quote!((#base).chunks_exact_mut(#n))
                 } else {
@@ -380,16 +386,17 @@ impl Gen<'_> {
                 let a = format_ident!("__acc{}", j);
                 let x = e(arg);
                 match kind {
-                    Reduction::Sum | Reduction::Mean => quote!(#a[__i] += #x;),
-                    Reduction::Norm => quote!(#a[__i] += #x * #x;),
-                    Reduction::MaxAbs => quote!(#a[__i] = #f::maximum(#a[__i], #f::abs(#x));),
+                    Reduction::Sum | Reduction::Mean => quote!(#a[__lane] += #x;),
+                    Reduction::Norm => quote!(#a[__lane] += #x * #x;),
+                    Reduction::MaxAbs => quote!(#a[__lane] = #f::maximum(#a[__lane], #f::abs(#x));),
                 }
             });
         let acc_finish = pass.reductions.iter().enumerate().map(|(j, &(kind, _, _))| {
             let a = format_ident!("__acc{}", j);
             match kind {
                 Reduction::MaxAbs => quote!(#a.iter().fold(0.0f64, |m, &x| ::optdsl::__private::scalar::maximum(m, #f::to_f64(x)))),
-                _ => quote!(#a.iter().map(|&x| #f::to_f64(x)).sum::<f64>()),
+                // Lanes in the order of the block's elements, whatever the peel.
+                _ => quote!((0..#LANES).map(|__l| #f::to_f64(#a[(__l + #LANES - __head) % #LANES])).sum::<f64>()),
             }
         });
         let body = quote! {
@@ -397,13 +404,23 @@ impl Gen<'_> {
             #(#writes)*
             #(#acc_update)*
         };
-        let (main_iter, main_pat) = chunks(quote!(#LANES), false);
-        let (tail_iter, tail_pat) = chunks(quote!(1), true);
+        let (head_iter, head_pat) = chunks(quote!(1), quote!(..__head));
+        let (main_iter, main_pat) = chunks(quote!(#LANES), quote!(__head..));
+        let (tail_iter, tail_pat) = chunks(quote!(1), quote!(__m..));
         let nr = pass.reductions.len();
         let params: Vec<TokenStream> = params.collect();
         let args: Vec<Ident> = pass.slots.iter().map(|&(slot, _)| slot.block()).collect();
         let avx2 = format_ident!("{}_avx2", name);
         let avx512 = format_ident!("{}_avx512", name);
+        let consts: Vec<Ident> = (0..nb.min(SPECIALIZED))
+            .map(|k| format_ident!("__B{}", k))
+            .collect();
+        let fixed = bools.iter().zip(&consts).map(|(&i, k)| {
+            let x = c(i);
+            quote!(let #x: bool = #k;)
+        });
+        let generics = quote!(<F: ::optdsl::__private::Float #(, const #consts: bool)*>);
+        let turbofish = quote!(::<F #(, #consts)*>);
         quote! {
             // The same loop compiled for AVX2 and AVX-512; `apply` picks one
             // by the CPU it runs on (the copies differ only in instructions:
@@ -411,29 +428,46 @@ impl Gen<'_> {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2")]
             #[allow(unused, clippy::all)]
-            unsafe fn #avx2<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
-                #name(__cf, __cb, #(#args),*)
+            unsafe fn #avx2 #generics(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
+                #name #turbofish(__cf, __cb, #(#args),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f")]
             #[allow(unused, clippy::all)]
-            unsafe fn #avx512<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
-                #name(__cf, __cb, #(#args),*)
+            unsafe fn #avx512 #generics(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
+                #name #turbofish(__cf, __cb, #(#args),*)
             }
             #[inline(always)]
             #[allow(unused, clippy::all)]
-            fn #name<F: ::optdsl::__private::Float>(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
+            fn #name #generics(__cf: &[F; #nn], __cb: &[bool; #nb], #(#params),*) -> [f64; #nr] {
                 let [#(#num_names),*] = *__cf;
                 let [#(#bool_names),*] = *__cb;
+                #(#fixed)*
                 #(#acc_init)*
+                // Peel elements until the first slice is 64-byte aligned: large
+                // buffers share their offset from the page, so all then are.
+                let __head = {
+                    let __size = ::core::mem::size_of::<F>();
+                    let __bytes = (64 - #first.as_ptr() as usize % 64) % 64;
+                    if __bytes % __size == 0 { ::core::cmp::min(__bytes / __size, #first.len()) } else { 0 }
+                };
+                // Element e of the block always adds to lane (e - head) mod LANES,
+                // so reductions do not depend on where the buffers were allocated.
+                for (__k, #head_pat) in #head_iter.enumerate() {
+                    let __i = 0usize;
+                    let __lane = __k + #LANES - __head;
+                    #body
+                }
                 for #main_pat in #main_iter {
                     for __i in 0..#LANES {
+                        let __lane = __i;
                         #body
                     }
                 }
-                let __m = #first.len() / #LANES * #LANES;
-                for #tail_pat in #tail_iter {
+                let __m = __head + (#first.len() - __head) / #LANES * #LANES;
+                for (__k, #tail_pat) in #tail_iter.enumerate() {
                     let __i = 0usize;
+                    let __lane = __k % #LANES;
                     #body
                 }
                 [#(#acc_finish),*]
@@ -539,6 +573,28 @@ impl Gen<'_> {
                 }
             }
         };
+        let nspec = pass
+            .inputs
+            .iter()
+            .filter(|&&i| p.values[i].ty == Ty::Bool)
+            .count()
+            .min(SPECIALIZED);
+        let spec_keys: Vec<TokenStream> = (0..nspec).map(|k| quote!(__cb[#k])).collect();
+        let mut arms = Vec::new();
+        for combo in 0..(1usize << nspec) {
+            let bits: Vec<bool> = (0..nspec).map(|k| combo >> k & 1 == 1).collect();
+            let turbofish = quote!(::<F #(, #bits)*>);
+            let simd = quote!(::optdsl::__private::Simd);
+            arms.push(quote! {
+                // SAFETY: `simd_level` never reports a level the CPU lacks.
+                #[cfg(target_arch = "x86_64")]
+                (#simd::Avx512 #(, #bits)*) => unsafe { #avx512 #turbofish(&__cf, &__cb, #(#block_args),*) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                (#simd::Avx2 #(, #bits)*) => unsafe { #avx2 #turbofish(&__cf, &__cb, #(#block_args),*) },
+                (_ #(, #bits)*) => #name #turbofish(&__cf, &__cb, #(#block_args),*),
+            });
+        }
         let call = quote! {
             let __cf = [#(#f::from_f64(#nums)),*];
             let __cb = [#(#bools),*];
@@ -548,14 +604,8 @@ impl Gen<'_> {
                 let mut __lo = 0usize;
                 while __lo < __len {
                     let __hi = if __len - __lo > ::optdsl::__private::BLOCK { __lo + ::optdsl::__private::BLOCK } else { __len };
-                    let __part = match __simd {
-                        // SAFETY: `simd_level` never reports a level the CPU lacks.
-                        #[cfg(target_arch = "x86_64")]
-                        ::optdsl::__private::Simd::Avx512 => unsafe { #avx512(&__cf, &__cb, #(#block_args),*) },
-                        // SAFETY: as above.
-                        #[cfg(target_arch = "x86_64")]
-                        ::optdsl::__private::Simd::Avx2 => unsafe { #avx2(&__cf, &__cb, #(#block_args),*) },
-                        _ => #name(&__cf, &__cb, #(#block_args),*),
+                    let __part = match (__simd #(, #spec_keys)*) {
+                        #(#arms)*
                     };
                     #(#combine_block)*
                     __lo = __hi;
@@ -1025,21 +1075,36 @@ mod tests {
             #[target_feature(enable = "avx2")]
             #[allow(unused, clippy::all)]
             unsafe fn __update_pass_avx2<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
-                __update_pass(__cf, __cb, __w, __g)
+                __update_pass::<F>(__cf, __cb, __w, __g)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f")]
             #[allow(unused, clippy::all)]
             unsafe fn __update_pass_avx512<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
-                __update_pass(__cf, __cb, __w, __g)
+                __update_pass::<F>(__cf, __cb, __w, __g)
             }
             #[inline(always)]
             #[allow(unused, clippy::all)]
             fn __update_pass<F: ::optdsl::__private::Float>(__cf: &[F; 1usize], __cb: &[bool; 0usize], __w: &mut [F], __g: &[F]) -> [f64; 0usize] {
                 let [__c0] = *__cf;
                 let [] = *__cb;
-                for (__wc, __gc) in (__w).chunks_exact_mut(64usize).zip((__g).chunks_exact(64usize)) {
+                let __head = {
+                    let __size = ::core::mem::size_of::<F>();
+                    let __bytes = (64 - __w.as_ptr() as usize % 64) % 64;
+                    if __bytes % __size == 0 { ::core::cmp::min(__bytes / __size, __w.len()) } else { 0 }
+                };
+                for (__k, (__wc, __gc)) in (__w[..__head]).chunks_exact_mut(1).zip((__g[..__head]).chunks_exact(1)).enumerate() {
+                    let __i = 0usize;
+                    let __lane = __k + 64usize - __head;
+                    let __e1: F = __wc[__i];
+                    let __e2: F = __gc[__i];
+                    let __e4: F = __c0 * __e2;
+                    let __e5: F = __e1 - __e4;
+                    __wc[__i] = __e5;
+                }
+                for (__wc, __gc) in (__w[__head..]).chunks_exact_mut(64usize).zip((__g[__head..]).chunks_exact(64usize)) {
                     for __i in 0..64usize {
+                        let __lane = __i;
                         let __e1: F = __wc[__i];
                         let __e2: F = __gc[__i];
                         let __e4: F = __c0 * __e2;
@@ -1047,9 +1112,10 @@ mod tests {
                         __wc[__i] = __e5;
                     }
                 }
-                let __m = __w.len() / 64usize * 64usize;
-                for (__wc, __gc) in (__w[__m..]).chunks_exact_mut(1).zip((__g[__m..]).chunks_exact(1)) {
+                let __m = __head + (__w.len() - __head) / 64usize * 64usize;
+                for (__k, (__wc, __gc)) in (__w[__m..]).chunks_exact_mut(1).zip((__g[__m..]).chunks_exact(1)).enumerate() {
                     let __i = 0usize;
+                    let __lane = __k % 64usize;
                     let __e1: F = __wc[__i];
                     let __e2: F = __gc[__i];
                     let __e4: F = __c0 * __e2;

@@ -5,8 +5,8 @@
 
 use crate::error::{Error, Result};
 use crate::exec::Plan;
-use crate::ir::naive_step_dyn;
-use crate::rule::{DynFloat, DynRule, State};
+use crate::ir::{naive_step_dyn, traffic, Slot};
+use crate::rule::{DynFloat, DynRule, HyperValue, State};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -67,6 +67,9 @@ fn time_ms(f: impl FnOnce()) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
+/// One pass of the bound: the slices it writes and those it only reads.
+type BoundPass<F> = (Vec<Span<F>>, Vec<Span<F>>);
+
 /// Raw pointer to one slice, shared across the bound's threads; each thread
 /// touches a disjoint super-block.
 #[derive(Clone, Copy)]
@@ -76,8 +79,9 @@ unsafe impl<F> Send for Span<F> {}
 // SAFETY: as above.
 unsafe impl<F> Sync for Span<F> {}
 
-/// The same-traffic loop: every written slice gets `+= g`, every read-only
-/// slice is summed, tile by tile in one pass over memory.
+/// One pass of the same-traffic loop: `g` is read, every written slice gets
+/// `+= g`, every other read slice is summed, tile by tile in one pass over
+/// memory.
 fn bound_pass<F: DynFloat>(
     written: &[Span<F>],
     read: &[Span<F>],
@@ -101,8 +105,14 @@ fn bound_pass<F: DynFloat>(
         for s in read {
             // SAFETY: as above; read only.
             let t = unsafe { std::slice::from_raw_parts(s.0.add(start), end - start) };
-            for (k, &x) in t.iter().enumerate() {
-                acc[k % 16] += x;
+            let mut chunks = t.chunks_exact(16);
+            for c in &mut chunks {
+                for (a, &x) in acc.iter_mut().zip(c) {
+                    *a += x;
+                }
+            }
+            for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
+                *a += x;
             }
         }
         start = end;
@@ -170,33 +180,45 @@ pub fn bench_rule<F: DynFloat>(
             .collect();
         let input_refs: Vec<&[F]> = inputs.iter().map(|v| v.as_slice()).collect();
         let mut state: State<F> = F::dyn_init(rule, n);
-        // The bound's buffers: as many, written where the rule writes.
+        // The bound's slices: as many as the rule's, touched pass by pass as
+        // the rule's step touches them with these hyperparameters.
+        let hypers: Vec<HyperValue> = info
+            .hypers
+            .iter()
+            .map(|h| rule.hyper(h.name).unwrap_or(h.default))
+            .collect();
+        let passes = traffic(info, &hypers, 2);
         let mut bw = fill(1);
         let mut bufs: Vec<Vec<F>> = info.buffers.iter().map(|_| fill(4)).collect();
         let mut bin = inputs.clone();
-        let writes = info
-            .ir
-            .buffer_out
+        let mut bg = g.clone();
+        let ptr = |slot: Slot,
+                   bw: &mut Vec<F>,
+                   bufs: &mut Vec<Vec<F>>,
+                   bin: &mut Vec<Vec<F>>,
+                   bg: &mut Vec<F>| match slot {
+            Slot::W => Span(bw.as_mut_ptr()),
+            Slot::G => Span(bg.as_mut_ptr()),
+            Slot::Buffer(b) => Span(bufs[b].as_mut_ptr()),
+            Slot::Input(k) => Span(bin[k].as_mut_ptr()),
+        };
+        let plans: Vec<BoundPass<F>> = passes
             .iter()
-            .map(Option::is_some)
-            .collect::<Vec<_>>();
-        let mut written = Vec::new();
-        let mut read = Vec::new();
-        if info.ir.w_out.is_some() {
-            written.push(Span(bw.as_mut_ptr()));
-        } else {
-            read.push(Span(bw.as_mut_ptr()));
-        }
-        for (b, &wr) in bufs.iter_mut().zip(&writes) {
-            if wr {
-                written.push(Span(b.as_mut_ptr()));
-            } else {
-                read.push(Span(b.as_mut_ptr()));
-            }
-        }
-        for b in &mut bin {
-            read.push(Span(b.as_mut_ptr()));
-        }
+            .map(|p| {
+                let written = p
+                    .writes
+                    .iter()
+                    .map(|&s| ptr(s, &mut bw, &mut bufs, &mut bin, &mut bg))
+                    .collect();
+                let read = p
+                    .reads
+                    .iter()
+                    .filter(|s| !p.writes.contains(s) && **s != Slot::G)
+                    .map(|&s| ptr(s, &mut bw, &mut bufs, &mut bin, &mut bg))
+                    .collect();
+                (written, read)
+            })
+            .collect();
         let mut ours = Vec::with_capacity(reps);
         let mut bound = Vec::with_capacity(reps);
         let mut sink = F::ZERO;
@@ -204,14 +226,18 @@ pub fn bench_rule<F: DynFloat>(
             let a = time_ms(|| {
                 F::dyn_step(rule, &mut state, &mut w, &g, &input_refs).expect("lengths match");
             });
-            let b = time_ms(|| sink += bound_step(&written, &read, &g));
+            let b = time_ms(|| {
+                for (written, read) in &plans {
+                    sink += bound_step(written, read, &g);
+                }
+            });
             if rep >= 2 {
                 ours.push(a);
                 bound.push(b);
             }
         }
         std::hint::black_box(sink);
-        std::hint::black_box(&bw);
+        std::hint::black_box((&bw, &bufs, &bin, &bg));
         let naive_ms = (naive_reps > 0).then(|| {
             let mut s = state.clone();
             let times: Vec<f64> = (0..naive_reps)

@@ -87,6 +87,14 @@ pub enum Error {
         /// The learning rate in force.
         lr: f64,
     },
+    /// Too many steps in a row had a NaN or infinite gradient.
+    #[error("non-finite gradient at step {step}, {consecutive} steps in a row; lower the learning rate, clip gradients, or check the data")]
+    NonFiniteGradient {
+        /// The step that was refused (from 1).
+        step: u64,
+        /// How many in a row had a non-finite gradient.
+        consecutive: u64,
+    },
     /// A value out of its allowed range or a malformed option.
     #[error("invalid {what}: {reason}")]
     Invalid {

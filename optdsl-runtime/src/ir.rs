@@ -445,3 +445,179 @@ pub fn naive_step_dyn<F: Float>(
         .collect();
     naive_step(info, &hypers, state, w, g, inputs)
 }
+
+/// A slice a pass touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Slot {
+    /// The parameters.
+    W,
+    /// The gradient.
+    G,
+    /// State buffer `i`.
+    Buffer(usize),
+    /// Input `i`.
+    Input(usize),
+}
+
+/// The slices one pass of a step reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PassTraffic {
+    /// Slices read.
+    pub reads: Vec<Slot>,
+    /// Slices written (each also read).
+    pub writes: Vec<Slot>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Known {
+    Num(f64),
+    Bool(bool),
+}
+
+/// The passes of one step of `info`'s rule at step `t` with these
+/// hyperparameters, and the slices each touches: per-step conditions that the
+/// hyperparameters decide (`amsgrad`, `momentum != 0`, `t > 1`) are resolved
+/// as the generated code's specialized copies resolve them, so a buffer whose
+/// update is `if false { .. } else { itself }` is neither read nor written.
+/// Reduction stages come first, the update pass last.
+pub fn traffic(info: &RuleInfo, hypers: &[HyperValue], t: u64) -> Vec<PassTraffic> {
+    let ir = info.ir;
+    let mut known: Vec<Option<Known>> = Vec::with_capacity(ir.values.len());
+    let mut stage = vec![0usize; ir.values.len()];
+    for (i, v) in ir.values.iter().enumerate() {
+        let k = |a: usize| known[a];
+        let value = match v.op {
+            IrOp::Num(x) => Some(Known::Num(x)),
+            IrOp::Bool(b) => Some(Known::Bool(b)),
+            IrOp::Hyper(h) => hypers.get(h).map(|hv| match *hv {
+                HyperValue::Num(x) => Known::Num(x),
+                HyperValue::Bool(b) => Known::Bool(b),
+            }),
+            IrOp::Step => Some(Known::Num(t as f64)),
+            IrOp::Not(a) => match k(a) {
+                Some(Known::Bool(b)) => Some(Known::Bool(!b)),
+                _ => None,
+            },
+            IrOp::Neg(a) => match k(a) {
+                Some(Known::Num(x)) => Some(Known::Num(-x)),
+                _ => None,
+            },
+            IrOp::Bin(op, a, b) if !v.element => match (k(a), k(b)) {
+                (Some(x), Some(y)) => {
+                    let wrap = |val: Val<f64>| match val {
+                        Val::S(x) => Some(Known::Num(x)),
+                        Val::B(b) => Some(Known::Bool(b)),
+                        _ => None,
+                    };
+                    let val = |k: Known| match k {
+                        Known::Num(x) => Val::<f64>::S(x),
+                        Known::Bool(b) => Val::B(b),
+                    };
+                    wrap(scalar_bin(op, &val(x), &val(y)))
+                }
+                _ => None,
+            },
+            IrOp::Select(c, a, b) => match k(c) {
+                Some(Known::Bool(true)) => k(a),
+                Some(Known::Bool(false)) => k(b),
+                _ => None,
+            },
+            _ => None,
+        };
+        known.push(value);
+        let from = operands(&v.op).iter().map(|&a| stage[a]).max().unwrap_or(0);
+        stage[i] = from + usize::from(matches!(v.op, IrOp::Reduce(..)));
+    }
+    // Follow selections whose condition is known.
+    let resolve = |mut id: usize| loop {
+        match ir.values[id].op {
+            IrOp::Select(c, a, b) => match known[c] {
+                Some(Known::Bool(true)) => id = a,
+                Some(Known::Bool(false)) => id = b,
+                _ => return id,
+            },
+            _ => return id,
+        }
+    };
+    // The element slices an element value reads.
+    let reads_of = |roots: &[usize]| -> Vec<Slot> {
+        let mut seen = vec![false; ir.values.len()];
+        let mut stack: Vec<usize> = roots.iter().map(|&r| resolve(r)).collect();
+        let mut out = Vec::new();
+        while let Some(id) = stack.pop() {
+            if std::mem::replace(&mut seen[id], true) || !ir.values[id].element {
+                continue;
+            }
+            match ir.values[id].op {
+                IrOp::Param => out.push(Slot::W),
+                IrOp::Grad => out.push(Slot::G),
+                IrOp::Buffer(b) => out.push(Slot::Buffer(b)),
+                IrOp::Input(k) => out.push(Slot::Input(k)),
+                ref op => stack.extend(operands(op).into_iter().map(resolve)),
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    };
+    let mut passes = Vec::new();
+    let stages = stage.iter().copied().max().unwrap_or(0);
+    let mut live_reductions: Vec<usize> = Vec::new();
+    // Reductions that a live output needs (through scalars too).
+    let mut need = vec![false; ir.values.len()];
+    let mut stack: Vec<usize> = ir
+        .w_out
+        .iter()
+        .chain(ir.buffer_out.iter().flatten())
+        .chain(ir.scalar_out.iter().flatten())
+        .map(|&o| resolve(o))
+        .collect();
+    while let Some(id) = stack.pop() {
+        if std::mem::replace(&mut need[id], true) {
+            continue;
+        }
+        if let IrOp::Reduce(..) = ir.values[id].op {
+            live_reductions.push(id);
+        }
+        stack.extend(operands(&ir.values[id].op).into_iter().map(resolve));
+    }
+    for s in 1..=stages {
+        let args: Vec<usize> = live_reductions
+            .iter()
+            .filter(|&&r| stage[r] == s)
+            .filter_map(|&r| match ir.values[r].op {
+                IrOp::Reduce(_, a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        if !args.is_empty() {
+            passes.push(PassTraffic {
+                reads: reads_of(&args),
+                writes: Vec::new(),
+            });
+        }
+    }
+    let mut update = PassTraffic::default();
+    let mut roots = Vec::new();
+    if let Some(o) = ir.w_out {
+        let o = resolve(o);
+        if !matches!(ir.values[o].op, IrOp::Param) {
+            update.writes.push(Slot::W);
+            roots.push(o);
+        }
+    }
+    for (b, out) in ir.buffer_out.iter().enumerate() {
+        if let Some(o) = out {
+            let o = resolve(*o);
+            if !matches!(ir.values[o].op, IrOp::Buffer(x) if x == b) {
+                update.writes.push(Slot::Buffer(b));
+                roots.push(o);
+            }
+        }
+    }
+    update.reads = reads_of(&roots);
+    if !update.writes.is_empty() {
+        passes.push(update);
+    }
+    passes
+}

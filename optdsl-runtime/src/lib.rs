@@ -1,24 +1,29 @@
 //! optdsl's runtime: the update-rule traits the `optimizer!` macro implements,
-//! the `Optimizer` that steps parameter groups, and the built-in rules.
+//! the `Optimizer` that steps parameter groups, the built-in rules, networks
+//! (`network!`), data sets and the trainer.
 
 extern crate self as optdsl;
 
 pub mod bench;
 pub mod builtin;
+pub mod checkpoint;
+pub mod data;
 pub mod error;
 pub mod exec;
 pub mod float;
 pub mod ir;
+pub mod net;
 pub mod optim;
 pub mod plot;
 pub mod replay;
 pub mod rule;
 pub mod schedule;
+pub mod train;
 
 pub use builtin::{builtin_rule, builtins, BuiltinInfo};
 pub use error::{Error, Result};
 pub use float::Float;
-pub use optdsl_macros::optimizer;
+pub use optdsl_macros::{network, optimizer};
 pub use optim::{GroupState, Optimizer, OptimizerState, ParamGroup};
 pub use rule::{DynFloat, DynRule, HyperSpec, HyperValue, RuleInfo, State, UpdateRule};
 pub use schedule::{InverseTime, Schedule};
@@ -31,6 +36,7 @@ pub mod __private {
     pub use crate::float::scalar;
     pub use crate::float::Float;
     pub use crate::ir::{Ir, IrBin, IrFunc, IrOp, IrReduce, IrValue};
+    pub use crate::net;
     pub use crate::rule::{
         hyper_type, unknown_hyper, HyperSpec, HyperValue, RuleInfo, State, UpdateRule,
     };

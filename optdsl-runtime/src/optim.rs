@@ -56,6 +56,15 @@ impl<F: DynFloat> ParamGroup<F> {
 pub struct Optimizer<F: DynFloat> {
     groups: Vec<ParamGroup<F>>,
     steps: u64,
+    guard: Option<FiniteGuard>,
+}
+
+/// What [`Optimizer::skip_non_finite`] keeps: how many steps were skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FiniteGuard {
+    max_consecutive: u64,
+    skipped: u64,
+    consecutive: u64,
 }
 
 impl<F: DynFloat> Default for Optimizer<F> {
@@ -94,6 +103,7 @@ impl<F: DynFloat> Optimizer<F> {
         Optimizer {
             groups: Vec::new(),
             steps: 0,
+            guard: None,
         }
     }
 
@@ -172,6 +182,62 @@ impl<F: DynFloat> Optimizer<F> {
             .set_hyper(name, value)
     }
 
+    /// Skips steps whose gradient holds a NaN or an infinity instead of taking
+    /// them (optax's `apply_if_finite`): such a step changes neither the
+    /// parameters nor the state nor the step count, and is counted in
+    /// [`Optimizer::skipped_steps`]. After `max_consecutive` skips in a row the
+    /// next one is an error ([`Error::NonFiniteGradient`]). Without this,
+    /// a non-finite gradient is stepped as PyTorch steps it and spreads into
+    /// the parameters.
+    ///
+    /// ```
+    /// # extern crate optdsl_runtime as optdsl;
+    /// use optdsl::{builtin_rule, Optimizer};
+    /// let mut opt = Optimizer::<f32>::with_rule(builtin_rule("sgd").unwrap(), &[2]);
+    /// opt.skip_non_finite(3);
+    /// let mut w = vec![1.0f32, 1.0];
+    /// opt.step_flat(&mut w, &[f32::NAN, 1.0]).unwrap();
+    /// assert_eq!((w[0], opt.skipped_steps(), opt.steps()), (1.0, 1, 0));
+    /// ```
+    pub fn skip_non_finite(&mut self, max_consecutive: u64) {
+        self.guard = Some(FiniteGuard {
+            max_consecutive,
+            skipped: 0,
+            consecutive: 0,
+        });
+    }
+
+    /// Steps skipped for a non-finite gradient (0 unless
+    /// [`Optimizer::skip_non_finite`] is on).
+    pub fn skipped_steps(&self) -> u64 {
+        self.guard.map_or(0, |g| g.skipped)
+    }
+
+    /// Whether to skip this step; counts it, or errs after too many in a row.
+    fn skip<'a>(&mut self, grads: impl IntoIterator<Item = &'a [F]>) -> Result<bool> {
+        let Some(guard) = &mut self.guard else {
+            return Ok(false);
+        };
+        // x - x is 0 for finite x and NaN otherwise; the sum vectorizes.
+        #[allow(clippy::eq_op)]
+        let finite = grads
+            .into_iter()
+            .all(|g| g.iter().fold(F::ZERO, |acc, &x| acc + (x - x)) == F::ZERO);
+        if finite {
+            guard.consecutive = 0;
+            return Ok(false);
+        }
+        if guard.consecutive >= guard.max_consecutive {
+            return Err(Error::NonFiniteGradient {
+                step: self.steps + 1,
+                consecutive: guard.consecutive + 1,
+            });
+        }
+        guard.consecutive += 1;
+        guard.skipped += 1;
+        Ok(true)
+    }
+
     /// One step over every tensor: `params[i]` updated from `grads[i]`. Every
     /// length is checked first; on an error nothing has changed.
     pub fn step(&mut self, params: &mut [&mut [F]], grads: &[&[F]]) -> Result<()> {
@@ -195,6 +261,9 @@ impl<F: DynFloat> Optimizer<F> {
             let len = self.state_at(i).len;
             check_len(&format!("parameter tensor {i}"), len, p.len())?;
             check_len(&format!("gradient of tensor {i}"), len, g.len())?;
+        }
+        if self.skip(grads.iter().copied())? {
+            return Ok(());
         }
         let mut i = 0;
         for group in &mut self.groups {
@@ -235,6 +304,9 @@ impl<F: DynFloat> Optimizer<F> {
                     ),
                 });
             }
+        }
+        if self.skip([grads])? {
+            return Ok(());
         }
         let mut offset = 0;
         let mut seg: Vec<&[F]> = Vec::with_capacity(inputs.len());

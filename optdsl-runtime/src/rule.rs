@@ -45,6 +45,9 @@ impl HyperValue {
 impl fmt::Display for HyperValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            HyperValue::Num(x) if *x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e6) => {
+                write!(f, "{x:e}")
+            }
             HyperValue::Num(x) => write!(f, "{x}"),
             HyperValue::Bool(b) => write!(f, "{b}"),
         }

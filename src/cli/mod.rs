@@ -1,9 +1,12 @@
 //! The subcommands of the `optdsl` binary, one file each.
 
 pub mod bench;
+pub mod compare;
 pub mod list;
 pub mod paths;
+pub mod progress;
 pub mod replay;
+pub mod train;
 
 /// What a subcommand returns: an exit code, or an error printed as `error: ...`.
 pub type CliResult = Result<std::process::ExitCode, Box<dyn std::error::Error>>;

@@ -1,0 +1,236 @@
+//! CSV files of labelled rows: a class label in the first or last column, the
+//! inputs in the others, optionally gzipped, values divided by a scale.
+
+use super::text::{decode, for_each_row, number, wrong_width, Separator};
+use super::Dataset;
+use crate::error::{Error, Result};
+use std::path::Path;
+use std::str::FromStr;
+
+/// Which column holds the class label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LabelColumn {
+    /// The first column (USPS's layout, and MNIST's in CSV).
+    #[default]
+    First,
+    /// The last column.
+    Last,
+}
+
+impl FromStr for LabelColumn {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "first" => Ok(LabelColumn::First),
+            "last" => Ok(LabelColumn::Last),
+            _ => Err(Error::Invalid {
+                what: "label column".into(),
+                reason: format!("`{s}`; use first or last"),
+            }),
+        }
+    }
+}
+
+/// How to read a CSV file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CsvOptions {
+    /// Where the label is.
+    pub label: LabelColumn,
+    /// Every input is divided by this (255 for 8-bit grey values); positive.
+    pub scale: f64,
+    /// The field separator; `None` takes a comma, semicolon or tab if the first
+    /// data line has one, else runs of whitespace.
+    pub separator: Option<char>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            label: LabelColumn::First,
+            scale: 1.0,
+            separator: None,
+        }
+    }
+}
+
+/// Reads a CSV file (gzipped or not; detected from its first bytes).
+///
+/// Every row must have as many fields as the first; labels are whole numbers
+/// from 0 (written `3` or `3.0`), and the number of classes is the largest
+/// label plus one. Blank lines, `#` comments and a header line (no field a
+/// number) are skipped. A malformed row is an [`Error::Data`] naming its line.
+pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: name.clone(),
+        message: e.to_string(),
+    })?;
+    parse_csv(&name, &decode(&name, &bytes)?, opts)
+}
+
+/// Parses CSV text as [`read_csv`] does; `name` appears in errors.
+///
+/// ```
+/// # extern crate optdsl_runtime as optdsl;
+/// use optdsl::data::{parse_csv, CsvOptions, LabelColumn};
+/// let opts = CsvOptions { label: LabelColumn::Last, scale: 255.0, ..Default::default() };
+/// let data = parse_csv("inline", "0,255,1\n255,0,0\n", &opts).unwrap();
+/// assert_eq!((data.len(), data.dim(), data.classes()), (2, 2, 2));
+/// assert_eq!(data.row(0), [0.0, 1.0]);
+/// let err = parse_csv("inline", "0,255,1\n255,0\n", &opts).unwrap_err();
+/// assert!(err.to_string().contains("line 2"));
+/// ```
+pub fn parse_csv(name: &str, text: &str, opts: &CsvOptions) -> Result<Dataset> {
+    if !(opts.scale.is_finite() && opts.scale > 0.0) {
+        return Err(Error::Invalid {
+            what: "scale".into(),
+            reason: format!("{}; give a positive divisor such as 255", opts.scale),
+        });
+    }
+    let mut width = None;
+    let mut inputs = Vec::new();
+    let mut labels = Vec::new();
+    for_each_row(text, opts.separator.map(Separator::Char), |line, fields| {
+        let n = *width.get_or_insert(fields.len());
+        if n < 2 {
+            return Err(wrong_width(name, line, "a label and at least one value", n));
+        }
+        if fields.len() != n {
+            let expected = format!(
+                "{n} fields (a label and {} values, as line 1 of the data)",
+                n - 1
+            );
+            return Err(wrong_width(name, line, &expected, fields.len()));
+        }
+        let (label_col, values) = match opts.label {
+            LabelColumn::First => (0, &fields[1..]),
+            LabelColumn::Last => (n - 1, &fields[..n - 1]),
+        };
+        labels.push(label(name, line, label_col + 1, fields[label_col])?);
+        let first = if opts.label == LabelColumn::First {
+            2
+        } else {
+            1
+        };
+        for (j, f) in values.iter().enumerate() {
+            inputs.push(number(name, line, first + j, f)? / opts.scale);
+        }
+        Ok(())
+    })?;
+    let Some(width) = width else {
+        return Err(Error::Data {
+            source_name: name.to_string(),
+            reason: "no data rows".into(),
+        });
+    };
+    let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    Dataset::new(name, width - 1, classes.max(2), inputs, labels)
+}
+
+/// A class label: a whole number from 0.
+fn label(name: &str, line: usize, col: usize, field: &str) -> Result<u32> {
+    match field.parse::<f64>() {
+        Ok(x) if x >= 0.0 && x.fract() == 0.0 && x < 65536.0 => Ok(x as u32),
+        _ => Err(Error::Data {
+            source_name: name.to_string(),
+            reason: format!(
+                "line {line}, field {col}: expected a class label (0, 1, 2, ...), found `{field}`; \
+                 is the label in the other column (--label first|last)?"
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    fn opts(label: LabelColumn) -> CsvOptions {
+        CsvOptions {
+            label,
+            ..Default::default()
+        }
+    }
+
+    fn reason(e: Error) -> String {
+        match e {
+            Error::Data { reason, .. } => reason,
+            other => panic!("not a data error: {other}"),
+        }
+    }
+
+    #[test]
+    fn reads_label_first_or_last_with_header_comments_blank_lines_and_crlf() {
+        let text = "label,a,b\r\n# a comment\r\n\r\n2,0.5,1\r\n0,1,0.25\r\n";
+        let d = parse_csv("t", text, &opts(LabelColumn::First)).unwrap();
+        assert_eq!((d.len(), d.dim(), d.classes()), (2, 2, 3));
+        assert_eq!(d.labels(), [2, 0]);
+        assert_eq!(d.row(1), [1.0, 0.25]);
+        let d = parse_csv("t", "0.5;1;2.0\n1;0.25;0\n", &opts(LabelColumn::Last)).unwrap();
+        assert_eq!(d.labels(), [2, 0]);
+        assert_eq!(d.row(0), [0.5, 1.0]);
+        let d = parse_csv("t", "1 2 3\n0   4\t5\n", &opts(LabelColumn::First)).unwrap();
+        assert_eq!(d.row(1), [4.0, 5.0]);
+    }
+
+    #[test]
+    fn scale_divides_every_input_but_not_the_label() {
+        let o = CsvOptions {
+            scale: 255.0,
+            ..Default::default()
+        };
+        let d = parse_csv("t", "3,255,51\n", &o).unwrap();
+        assert_eq!(d.labels(), [3]);
+        assert_eq!(d.row(0), [1.0, 0.2]);
+        let bad = CsvOptions { scale: 0.0, ..o };
+        assert!(matches!(
+            parse_csv("t", "3,1\n", &bad),
+            Err(Error::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_rows_name_their_line_and_what_was_expected() {
+        let o = opts(LabelColumn::First);
+        let r = reason(parse_csv("t", "1,2,3\n\n1,2\n", &o).unwrap_err());
+        assert!(
+            r.contains("line 3") && r.contains("expected 3 fields"),
+            "{r}"
+        );
+        let r = reason(parse_csv("t", "1,2,3\n0,x,3\n", &o).unwrap_err());
+        assert!(
+            r.contains("line 2, field 2") && r.contains("expected a number, found `x`"),
+            "{r}"
+        );
+        let r = reason(parse_csv("t", "1,2,3\n0.5,2,3\n", &o).unwrap_err());
+        assert!(
+            r.contains("line 2, field 1") && r.contains("class label"),
+            "{r}"
+        );
+        let r = reason(parse_csv("t", "2,3,0.5\n", &opts(LabelColumn::Last)).unwrap_err());
+        assert!(r.contains("field 3"), "{r}");
+        let r = reason(parse_csv("t", "1,nan,3\n", &o).unwrap_err());
+        assert!(r.contains("line 1"), "{r}");
+        assert!(
+            reason(parse_csv("t", "\n# only a comment\n", &o).unwrap_err()).contains("no data")
+        );
+        assert!(reason(parse_csv("t", "1\n2\n", &o).unwrap_err()).contains("at least one value"));
+    }
+
+    #[test]
+    fn gzip_is_detected_from_the_bytes() {
+        use flate2::{write::GzEncoder, Compression};
+        use std::io::Write;
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(b"1,0.5\n0,0.25\n").unwrap();
+        let gz = enc.finish().unwrap();
+        let text = super::super::text::decode("t.gz", &gz).unwrap();
+        let d = parse_csv("t.gz", &text, &CsvOptions::default()).unwrap();
+        assert_eq!(d.labels(), [1, 0]);
+        let err = super::super::text::decode("t", &[0xff, 0xfe, 0x00]).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"));
+        let err = read_csv(Path::new("/nonexistent/file.csv"), &CsvOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }));
+    }
+}

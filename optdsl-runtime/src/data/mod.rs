@@ -1,0 +1,344 @@
+//! Labelled data for classifiers: the bundled USPS and Semeion digits, CSV
+//! files, seeded train/test splits, and shuffled mini-batches.
+
+mod batches;
+mod csv;
+mod semeion;
+mod text;
+mod usps;
+
+pub use batches::{stage_rows, Batches};
+pub use csv::{parse_csv, read_csv, CsvOptions, LabelColumn};
+pub use semeion::semeion;
+pub use usps::{usps, usps_test, usps_train};
+
+use crate::error::{Error, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+/// Rows of `dim` input values, each with a class label in `0..classes`.
+/// Inputs are kept in f64, with an f32 copy made on first use by an f32
+/// network.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    name: String,
+    dim: usize,
+    classes: usize,
+    inputs: Vec<f64>,
+    labels: Vec<u32>,
+    inputs_f32: OnceLock<Vec<f32>>,
+}
+
+impl PartialEq for Dataset {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.name,
+            self.dim,
+            self.classes,
+            &self.inputs,
+            &self.labels,
+        ) == (
+            &other.name,
+            other.dim,
+            other.classes,
+            &other.inputs,
+            &other.labels,
+        )
+    }
+}
+
+impl Dataset {
+    /// A data set from row-major `inputs` (`labels.len()` rows of `dim`) and
+    /// labels below `classes`.
+    pub fn new(
+        name: impl Into<String>,
+        dim: usize,
+        classes: usize,
+        inputs: Vec<f64>,
+        labels: Vec<u32>,
+    ) -> Result<Self> {
+        let name = name.into();
+        let fail = |reason: String| Error::Data {
+            source_name: name.clone(),
+            reason,
+        };
+        if dim == 0 || labels.is_empty() {
+            return Err(fail("it has no rows or no input columns".into()));
+        }
+        if inputs.len() != dim * labels.len() {
+            return Err(fail(format!(
+                "{} values for {} rows of {dim}",
+                inputs.len(),
+                labels.len()
+            )));
+        }
+        if let Some(y) = labels.iter().find(|&&y| y as usize >= classes) {
+            return Err(fail(format!("label {y} for {classes} classes")));
+        }
+        Ok(Dataset {
+            name,
+            dim,
+            classes,
+            inputs,
+            labels,
+            inputs_f32: OnceLock::new(),
+        })
+    }
+
+    /// Where the data came from (`usps.train`, a file's path, ...).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    /// Whether there are no rows (never, for a data set built by [`Dataset::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    /// The number of input values of a row.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// The number of classes (labels run from 0 to `classes - 1`).
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+    /// Row `i`'s inputs.
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.inputs[i * self.dim..(i + 1) * self.dim]
+    }
+    /// Every label, in row order.
+    pub fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+    /// Every input, row-major.
+    pub fn inputs(&self) -> &[f64] {
+        &self.inputs
+    }
+    /// Every input rounded to f32, row-major (converted on the first call).
+    pub fn inputs_f32(&self) -> &[f32] {
+        self.inputs_f32
+            .get_or_init(|| self.inputs.iter().map(|&x| x as f32).collect())
+    }
+    /// How many rows each class has.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes];
+        self.labels.iter().for_each(|&y| counts[y as usize] += 1);
+        counts
+    }
+
+    /// The rows at `indices`, in that order, as a new data set.
+    pub fn subset(&self, name: impl Into<String>, indices: &[usize]) -> Dataset {
+        let mut inputs = Vec::with_capacity(indices.len() * self.dim);
+        indices
+            .iter()
+            .for_each(|&i| inputs.extend_from_slice(self.row(i)));
+        Dataset {
+            name: name.into(),
+            dim: self.dim,
+            classes: self.classes,
+            inputs,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            inputs_f32: OnceLock::new(),
+        }
+    }
+
+    /// A seeded random split: `round(test_fraction * len)` rows (at least one)
+    /// for testing, the rest for training.
+    pub fn split(&self, test_fraction: f64, seed: u64) -> Result<Split> {
+        if !(test_fraction > 0.0 && test_fraction < 1.0) {
+            return Err(Error::Invalid {
+                what: "test fraction".into(),
+                reason: format!("{test_fraction}; give a number between 0 and 1, e.g. 0.2"),
+            });
+        }
+        let n = self.len();
+        let n_test = ((test_fraction * n as f64).round() as usize).max(1);
+        if n_test >= n {
+            return Err(Error::Data {
+                source_name: self.name.clone(),
+                reason: format!("{n} rows are too few to keep {n_test} for testing"),
+            });
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(SPLIT_STREAM);
+        order.shuffle(&mut rng);
+        let (test, train) = order.split_at(n_test);
+        Ok(Split {
+            train: self.subset(format!("{} (train split)", self.name), train),
+            test: self.subset(format!("{} (test split)", self.name), test),
+        })
+    }
+}
+
+/// The ChaCha stream a split draws from (training shuffles use another).
+const SPLIT_STREAM: u64 = 2;
+
+/// A training set and a test set of the same width and classes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split {
+    /// Rows to train on.
+    pub train: Dataset,
+    /// Rows to measure on.
+    pub test: Dataset,
+}
+
+impl Split {
+    /// Checks that both sets have the same width, and gives both the larger
+    /// number of classes.
+    pub fn new(mut train: Dataset, mut test: Dataset) -> Result<Self> {
+        if train.dim != test.dim {
+            return Err(Error::Data {
+                source_name: test.name.clone(),
+                reason: format!(
+                    "rows of {} values, the training set's have {}",
+                    test.dim, train.dim
+                ),
+            });
+        }
+        let classes = train.classes.max(test.classes);
+        train.classes = classes;
+        test.classes = classes;
+        Ok(Split { train, test })
+    }
+}
+
+/// Where to get data: a bundled set or a CSV file (the command line's `--data`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSource {
+    /// The USPS digits with their own split (7291 train / 2007 test).
+    Usps,
+    /// The Semeion digits (1593), split at random with the seed.
+    Semeion,
+    /// A CSV file (optionally gzipped), split at random with the seed.
+    Csv(std::path::PathBuf),
+}
+
+impl DataSource {
+    /// Loads the data and splits it: USPS keeps its own test set; Semeion and
+    /// CSV files keep `test_fraction` of their rows (0.2 when `None`) for testing.
+    pub fn load(&self, csv: &CsvOptions, test_fraction: Option<f64>, seed: u64) -> Result<Split> {
+        match self {
+            DataSource::Usps => {
+                if let Some(f) = test_fraction {
+                    return Err(Error::Invalid {
+                        what: "test fraction".into(),
+                        reason: format!("{f} for usps, which has its own test set; leave it out"),
+                    });
+                }
+                usps()
+            }
+            DataSource::Semeion => semeion()?.split(test_fraction.unwrap_or(0.2), seed),
+            DataSource::Csv(path) => read_csv(path, csv)?.split(test_fraction.unwrap_or(0.2), seed),
+        }
+    }
+}
+
+impl FromStr for DataSource {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "usps" => Ok(DataSource::Usps),
+            "semeion" => Ok(DataSource::Semeion),
+            _ => match s.strip_prefix("csv:") {
+                Some(path) if !path.is_empty() => Ok(DataSource::Csv(path.into())),
+                _ => Err(Error::Invalid {
+                    what: "data".into(),
+                    reason: format!("`{s}`; use usps, semeion or csv:PATH"),
+                }),
+            },
+        }
+    }
+}
+
+impl fmt::Display for DataSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSource::Usps => f.write_str("usps"),
+            DataSource::Semeion => f.write_str("semeion"),
+            DataSource::Csv(p) => write!(f, "csv:{}", p.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usps_has_the_documented_rows_and_label_counts_and_inputs_in_0_1() {
+        let s = usps().unwrap();
+        assert_eq!((s.train.len(), s.test.len()), (7291, 2007));
+        assert_eq!(
+            s.train.class_counts(),
+            [1194, 1005, 731, 658, 652, 556, 664, 645, 542, 644]
+        );
+        assert_eq!(
+            s.test.class_counts(),
+            [359, 264, 198, 166, 200, 160, 170, 147, 166, 177]
+        );
+        let (lo, hi) = s
+            .train
+            .inputs()
+            .iter()
+            .fold((1.0f64, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        assert_eq!((lo, hi), (0.0, 1.0));
+        assert_eq!(s.train.inputs_f32().len(), 7291 * 256);
+    }
+
+    #[test]
+    fn semeion_parses_its_one_hot_labels_and_splits_by_seed() {
+        let d = semeion().unwrap();
+        assert_eq!((d.len(), d.dim(), d.classes()), (1593, 256, 10));
+        assert!(
+            d.class_counts().iter().all(|&c| (150..=170).contains(&c)),
+            "{:?}",
+            d.class_counts()
+        );
+        assert!(d.inputs().iter().all(|&x| x == 0.0 || x == 1.0));
+        let a = d.split(0.2, 7).unwrap();
+        let b = d.split(0.2, 7).unwrap();
+        let c = d.split(0.2, 8).unwrap();
+        assert_eq!((a.train.len(), a.test.len()), (1274, 319));
+        assert_eq!(a, b);
+        assert_ne!(a.test.labels(), c.test.labels());
+        assert!(d.split(0.0, 1).is_err() && d.split(1.0, 1).is_err());
+    }
+
+    #[test]
+    fn data_sources_parse_and_usps_refuses_a_test_fraction() {
+        assert_eq!("usps".parse::<DataSource>().unwrap(), DataSource::Usps);
+        assert_eq!(
+            "csv:a/b.csv".parse::<DataSource>().unwrap(),
+            DataSource::Csv("a/b.csv".into())
+        );
+        assert!("csv:".parse::<DataSource>().is_err() && "mnist".parse::<DataSource>().is_err());
+        let e = DataSource::Usps
+            .load(&CsvOptions::default(), Some(0.3), 0)
+            .unwrap_err();
+        assert!(e.to_string().contains("own test set"));
+    }
+
+    #[test]
+    fn batches_cover_every_row_once_and_the_last_may_be_short() {
+        use rand::SeedableRng;
+        let mut b = Batches::new(10, 4);
+        assert_eq!(b.count(), 3);
+        b.shuffle(&mut ChaCha8Rng::seed_from_u64(1));
+        let sizes: Vec<usize> = b.iter().map(<[usize]>::len).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        let mut all: Vec<usize> = b.iter().flatten().copied().collect();
+        assert_ne!(all, (0..10).collect::<Vec<_>>());
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(Batches::new(10, 100).count(), 1);
+        assert_eq!(Batches::new(10, 0).batch(), 1);
+    }
+}

@@ -1,0 +1,436 @@
+//! Fully-connected networks whose parameters live in one contiguous buffer:
+//! specs built at run time, seeded initialization, and the layout that makes
+//! each layer's weights and biases separate tensors to an optimizer.
+
+mod activation;
+mod backprop;
+mod fastmath;
+mod loss;
+
+pub use activation::{sigmoid, softmax_row, Activation};
+pub use backprop::{count_correct, Workspace};
+pub use loss::Loss;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::rule::DynFloat;
+use ndarray::{ArrayView1, ArrayView2, LinalgScalar};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// The element types a network computes in (f32, f64): an optimizer's float
+/// that ndarray's matrix products accept, with the functions activations need.
+pub trait NetFloat: DynFloat + LinalgScalar {
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// `e^x` for activations: a vectorizable approximation within 2.5e-7
+    /// relative in f32 (saturating to 0 and about 2.4e38), std's `exp` in f64.
+    fn act_exp(self) -> Self;
+    /// The inputs of `data` in this type, row-major (f32: converted once and
+    /// cached in the data set; f64: as stored).
+    fn inputs_of(data: &Dataset) -> &[Self];
+}
+
+impl NetFloat for f32 {
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        f32::tanh(self)
+    }
+    #[inline(always)]
+    fn act_exp(self) -> Self {
+        fastmath::exp_f32(self)
+    }
+    fn inputs_of(data: &Dataset) -> &[f32] {
+        data.inputs_f32()
+    }
+}
+
+impl NetFloat for f64 {
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        f64::tanh(self)
+    }
+    #[inline(always)]
+    fn act_exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn inputs_of(data: &Dataset) -> &[f64] {
+        data.inputs()
+    }
+}
+
+/// How a layer's weights are drawn; biases always start at zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// Glorot & Bengio (2010): uniform on `[-a, a]`, `a = sqrt(6 / (fan_in + fan_out))`
+    /// (for sigmoid, tanh, identity and softmax layers).
+    Xavier,
+    /// He et al. (2015): uniform on `[-a, a]`, `a = sqrt(6 / fan_in)` (for relu).
+    He,
+}
+
+impl Init {
+    /// The initialization suited to a layer with activation `act`.
+    pub fn for_activation(act: Activation) -> Init {
+        match act {
+            Activation::Relu => Init::He,
+            _ => Init::Xavier,
+        }
+    }
+
+    /// The half-width of the uniform distribution for these fan-in and fan-out.
+    pub fn bound(self, fan_in: usize, fan_out: usize) -> f64 {
+        match self {
+            Init::Xavier => (6.0 / (fan_in + fan_out) as f64).sqrt(),
+            Init::He => (6.0 / fan_in as f64).sqrt(),
+        }
+    }
+}
+
+/// One fully-connected layer: `a = act(x W^T + b)` with `W` of `units` rows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LayerSpec {
+    /// Output width.
+    pub units: usize,
+    /// Activation applied to the layer's output.
+    pub activation: Activation,
+    /// Weight initialization; `None` picks [`Init::for_activation`].
+    #[serde(default)]
+    pub init: Option<Init>,
+}
+
+impl LayerSpec {
+    /// A layer of `units` outputs with activation `activation`, default init.
+    pub fn new(units: usize, activation: Activation) -> Self {
+        LayerSpec {
+            units,
+            activation,
+            init: None,
+        }
+    }
+}
+
+/// A network's shape: input width, layers in order, and the loss.
+///
+/// ```
+/// # extern crate optdsl_runtime as optdsl;
+/// use optdsl::net::{Activation, NetworkSpec};
+/// // The course's digit network: 256 pixels, two sigmoid hidden layers, 10 classes.
+/// let spec = NetworkSpec::classifier(256, &[128, 64], Activation::Sigmoid, 10);
+/// assert_eq!(spec.param_count(), 256 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10);
+/// spec.validate().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// Input width.
+    pub inputs: usize,
+    /// The layers, first to last; the last is the output layer.
+    pub layers: Vec<LayerSpec>,
+    /// The cost.
+    pub loss: Loss,
+}
+
+impl NetworkSpec {
+    /// A classifier: hidden layers of the given widths with `activation`, then a
+    /// softmax layer of `classes` outputs, trained with cross-entropy.
+    pub fn classifier(
+        inputs: usize,
+        hidden: &[usize],
+        activation: Activation,
+        classes: usize,
+    ) -> Self {
+        let mut layers: Vec<LayerSpec> = hidden
+            .iter()
+            .map(|&u| LayerSpec::new(u, activation))
+            .collect();
+        layers.push(LayerSpec::new(classes, Activation::Softmax));
+        NetworkSpec {
+            inputs,
+            layers,
+            loss: Loss::CrossEntropy,
+        }
+    }
+
+    /// Checks widths (all positive), that there is a layer, and that the loss
+    /// fits the output activation.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |reason: String| Error::Invalid {
+            what: "network".into(),
+            reason,
+        };
+        let last = self
+            .layers
+            .last()
+            .ok_or_else(|| invalid("it has no layers; give at least an output layer".into()))?;
+        if self.inputs == 0 {
+            return Err(invalid("the input width is 0".into()));
+        }
+        if let Some(i) = self.layers.iter().position(|l| l.units == 0) {
+            return Err(invalid(format!("layer {} has 0 units", i + 1)));
+        }
+        self.loss.check_output(last.activation)
+    }
+
+    /// The input width of each layer, followed by the output width.
+    pub fn widths(&self) -> Vec<usize> {
+        std::iter::once(self.inputs)
+            .chain(self.layers.iter().map(|l| l.units))
+            .collect()
+    }
+
+    /// The output width (the number of classes).
+    pub fn outputs(&self) -> usize {
+        self.layers.last().map_or(self.inputs, |l| l.units)
+    }
+
+    /// The number of parameters (weights and biases of every layer).
+    pub fn param_count(&self) -> usize {
+        self.widths().windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+    }
+
+    /// A short description, e.g. `256-128-64-10 sigmoid/softmax cross_entropy`.
+    pub fn describe(&self) -> String {
+        let widths: Vec<String> = self.widths().iter().map(|w| w.to_string()).collect();
+        let acts: Vec<&str> = self.layers.iter().map(|l| l.activation.name()).collect();
+        let mut acts_dedup = acts.clone();
+        acts_dedup.dedup();
+        format!(
+            "{} {} {}",
+            widths.join("-"),
+            acts_dedup.join("/"),
+            self.loss
+        )
+    }
+}
+
+/// Whether a tensor of the parameter buffer is a weight matrix or a bias vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TensorKind {
+    /// A layer's weight matrix, `units` x `fan_in`, row-major.
+    Weight,
+    /// A layer's bias vector, `units` long.
+    Bias,
+}
+
+/// One tensor's place in the parameter buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// The layer, from 0.
+    pub layer: usize,
+    /// Weight or bias.
+    pub kind: TensorKind,
+    /// First element in the buffer.
+    pub offset: usize,
+    /// Rows and columns (a bias is `units` x 1).
+    pub shape: (usize, usize),
+}
+
+impl Segment {
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.0 * self.shape.1
+    }
+    /// Whether the tensor has no elements (never, for a valid spec).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The element range in the buffer.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// A fully-connected network with every parameter in one buffer.
+///
+/// Layout: the weight matrices of layers 0, 1, ... (each `units x fan_in`,
+/// row-major, PyTorch's `nn.Linear` orientation: `z = x W^T + b`), then the bias
+/// vectors of layers 0, 1, .... Each is a [`Segment`], a separate tensor to an
+/// [`Optimizer`](crate::Optimizer): one group over [`Network::tensor_lens`], or
+/// two groups, weights then biases ([`Network::weight_lens`],
+/// [`Network::bias_lens`]), to give biases their own hyperparameters; either way
+/// one `step_flat` updates the whole network.
+///
+/// ```
+/// # extern crate optdsl_runtime as optdsl;
+/// use optdsl::net::{Activation, Network, NetworkSpec, Workspace};
+/// use optdsl::{builtin_rule, Optimizer, HyperValue};
+/// let spec = NetworkSpec::classifier(4, &[8], Activation::Tanh, 3);
+/// let mut net = Network::<f64>::new(spec, 7).unwrap();
+/// let mut ws = Workspace::new(&net, 2);
+/// let x = ndarray::arr2(&[[0.0, 1.0, 0.5, 0.0], [1.0, 0.0, 0.0, 0.5]]);
+/// let mut sgd = builtin_rule("sgd").unwrap();
+/// sgd.set_hyper("lr", HyperValue::Num(0.5)).unwrap();
+/// let mut opt = Optimizer::with_rule(sgd, &net.tensor_lens());
+/// let first = net.loss_and_grad(&mut ws, x.view(), &[2, 0]).unwrap();
+/// for _ in 0..20 {
+///     net.loss_and_grad(&mut ws, x.view(), &[2, 0]).unwrap();
+///     opt.step_flat(net.params_mut(), ws.grads()).unwrap();
+/// }
+/// assert!(net.loss_and_grad(&mut ws, x.view(), &[2, 0]).unwrap() < first);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network<F> {
+    spec: NetworkSpec,
+    params: Vec<F>,
+    segments: Vec<Segment>,
+}
+
+impl<F: NetFloat> Network<F> {
+    /// A network of shape `spec` with weights drawn from a ChaCha8 generator
+    /// seeded with `seed` (in f64, then rounded to `F`, so an f32 and an f64
+    /// network of one seed start at the same point) and zero biases.
+    pub fn new(spec: NetworkSpec, seed: u64) -> Result<Self> {
+        let mut net = Self::zeros(spec)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for l in 0..net.spec.layers.len() {
+            let seg = net.segments[l];
+            let layer = net.spec.layers[l];
+            let init = layer.init.unwrap_or(Init::for_activation(layer.activation));
+            let a = init.bound(seg.shape.1, seg.shape.0);
+            for w in &mut net.params[seg.range()] {
+                *w = F::from_f64(a * (2.0 * rng.random::<f64>() - 1.0));
+            }
+        }
+        Ok(net)
+    }
+
+    /// A network of shape `spec` with every parameter 0.
+    pub fn zeros(spec: NetworkSpec) -> Result<Self> {
+        spec.validate()?;
+        let widths = spec.widths();
+        let mut segments = Vec::with_capacity(2 * spec.layers.len());
+        let mut offset = 0;
+        for (layer, w) in widths.windows(2).enumerate() {
+            segments.push(Segment {
+                layer,
+                kind: TensorKind::Weight,
+                offset,
+                shape: (w[1], w[0]),
+            });
+            offset += w[0] * w[1];
+        }
+        for (layer, &units) in widths[1..].iter().enumerate() {
+            segments.push(Segment {
+                layer,
+                kind: TensorKind::Bias,
+                offset,
+                shape: (units, 1),
+            });
+            offset += units;
+        }
+        Ok(Network {
+            params: vec![F::ZERO; offset],
+            spec,
+            segments,
+        })
+    }
+
+    /// A network of shape `spec` holding `params` (in the layout above).
+    pub fn from_params(spec: NetworkSpec, params: Vec<F>) -> Result<Self> {
+        let mut net = Self::zeros(spec)?;
+        if params.len() != net.params.len() {
+            return Err(Error::LengthMismatch {
+                what: "the parameter buffer".into(),
+                expected: net.params.len(),
+                got: params.len(),
+            });
+        }
+        net.params = params;
+        Ok(net)
+    }
+
+    /// The network's shape.
+    pub fn spec(&self) -> &NetworkSpec {
+        &self.spec
+    }
+
+    /// Every parameter, in the layout above.
+    pub fn params(&self) -> &[F] {
+        &self.params
+    }
+
+    /// Every parameter, to be updated in place by an optimizer.
+    pub fn params_mut(&mut self) -> &mut [F] {
+        &mut self.params
+    }
+
+    /// The tensors of the buffer in order: every weight matrix, then every bias.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The lengths of the tensors in buffer order (one optimizer group).
+    pub fn tensor_lens(&self) -> Vec<usize> {
+        self.segments.iter().map(Segment::len).collect()
+    }
+
+    /// The lengths of the weight matrices (the first group of two).
+    pub fn weight_lens(&self) -> Vec<usize> {
+        self.lens_of(TensorKind::Weight)
+    }
+
+    /// The lengths of the bias vectors (the second group of two).
+    pub fn bias_lens(&self) -> Vec<usize> {
+        self.lens_of(TensorKind::Bias)
+    }
+
+    fn lens_of(&self, kind: TensorKind) -> Vec<usize> {
+        self.segments
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(Segment::len)
+            .collect()
+    }
+
+    /// The number of layers.
+    pub fn layer_count(&self) -> usize {
+        self.spec.layers.len()
+    }
+
+    /// Layer `l`'s weight matrix (`units` x `fan_in`).
+    ///
+    /// # Panics
+    /// If `l` is not below [`Network::layer_count`].
+    pub fn weights(&self, l: usize) -> ArrayView2<'_, F> {
+        let seg = self.segments[l];
+        ArrayView2::from_shape(seg.shape, &self.params[seg.range()]).expect("segment shape")
+    }
+
+    /// Layer `l`'s bias vector.
+    ///
+    /// # Panics
+    /// If `l` is not below [`Network::layer_count`].
+    pub fn bias(&self, l: usize) -> ArrayView1<'_, F> {
+        let seg = self.segments[self.layer_count() + l];
+        ArrayView1::from(&self.params[seg.range()])
+    }
+
+    /// Sets layer `l`'s weights (row-major, `units` x `fan_in`) and bias.
+    pub fn set_layer(&mut self, l: usize, weights: &[F], bias: &[F]) -> Result<()> {
+        let count = self.layer_count();
+        if l >= count {
+            return Err(Error::NoSuchIndex {
+                what: "layer",
+                index: l,
+                count,
+            });
+        }
+        for (seg, values) in [
+            (self.segments[l], weights),
+            (self.segments[count + l], bias),
+        ] {
+            if values.len() != seg.len() {
+                return Err(Error::LengthMismatch {
+                    what: format!("{:?} of layer {l}", seg.kind).to_lowercase(),
+                    expected: seg.len(),
+                    got: values.len(),
+                });
+            }
+            self.params[seg.range()].copy_from_slice(values);
+        }
+        Ok(())
+    }
+}

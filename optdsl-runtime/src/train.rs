@@ -1,0 +1,530 @@
+//! Training a network by mini-batches: the trainer's state in one struct,
+//! per-epoch metrics, history files, progress callbacks, and the timing of
+//! the bare matrix products an epoch needs.
+
+use crate::data::{stage_rows, Batches, Dataset};
+use crate::error::{Error, Result};
+use crate::net::NetworkSpec;
+use crate::net::{NetFloat, Network, Workspace};
+use crate::optim::{Optimizer, OptimizerState};
+use crate::rule::{DynRule, HyperValue};
+use crate::schedule::{Clock, LrSchedule};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// How to train: epochs, batch size, seed and learning-rate schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Rows per mini-batch (the whole set: gradient descent; 1: SGD).
+    pub batch: usize,
+    /// Seeds the shuffling (ChaCha8, stream 1); the network's init takes its own seed.
+    pub seed: u64,
+    /// The learning rate over time, from the rule's `lr` (or `learning_rate`).
+    pub schedule: LrSchedule,
+    /// Rows per forward pass when measuring (no effect on the result).
+    pub eval_batch: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 20,
+            batch: 32,
+            seed: 0,
+            schedule: LrSchedule::Constant,
+            eval_batch: 512,
+        }
+    }
+}
+
+/// What one epoch measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// Steps taken so far, all epochs.
+    pub steps: u64,
+    /// The learning rate of the epoch's last step (first group).
+    pub lr: f64,
+    /// The mean over the epoch's samples of the mini-batch loss each was
+    /// trained with (the parameters moving during the epoch, as PyTorch
+    /// scripts usually report it).
+    pub train_loss: f64,
+    /// The share of the epoch's samples the network got right in their
+    /// mini-batch's forward pass.
+    pub train_accuracy: f64,
+    /// The mean loss on the test set after the epoch.
+    pub test_loss: f64,
+    /// The share of the test set right after the epoch.
+    pub test_accuracy: f64,
+    /// Seconds of the training pass (shuffle, forward, backward, steps).
+    pub seconds: f64,
+    /// Seconds of the test-set pass.
+    pub eval_seconds: f64,
+}
+
+/// A run's description and its epochs, written as CSV or JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// The rule's name.
+    pub optimizer: String,
+    /// The hyperparameters of each group (weights, biases) at the start.
+    pub hypers: Vec<Vec<(String, HyperValue)>>,
+    /// The network, e.g. `256-128-64-10 sigmoid/softmax cross_entropy`.
+    pub network: String,
+    /// The data's name.
+    pub data: String,
+    /// `f32` or `f64`.
+    pub dtype: String,
+    /// The training settings.
+    pub config: TrainConfig,
+    /// One record per epoch.
+    pub epochs: Vec<EpochRecord>,
+}
+
+impl History {
+    /// The records as CSV, one line per epoch after a header.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from(
+            "epoch,steps,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,eval_seconds\n",
+        );
+        for r in &self.epochs {
+            out += &format!(
+                "{},{},{},{},{},{},{},{},{}\n",
+                r.epoch,
+                r.steps,
+                r.lr,
+                r.train_loss,
+                r.train_accuracy,
+                r.test_loss,
+                r.test_accuracy,
+                r.seconds,
+                r.eval_seconds
+            );
+        }
+        out
+    }
+
+    /// Writes `STEM.csv` and `STEM.json` into `dir` (created if missing).
+    pub fn write(&self, dir: &Path, stem: &str) -> Result<()> {
+        let io = |path: &Path, e: std::io::Error| Error::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let csv = dir.join(format!("{stem}.csv"));
+        std::fs::write(&csv, self.to_csv()).map_err(|e| io(&csv, e))?;
+        let json = dir.join(format!("{stem}.json"));
+        let text = serde_json::to_string_pretty(self).expect("history serializes");
+        std::fs::write(&json, text + "\n").map_err(|e| io(&json, e))
+    }
+
+    /// The median of the epochs' training-pass seconds.
+    pub fn median_epoch_seconds(&self) -> f64 {
+        median(self.epochs.iter().map(|r| r.seconds).collect())
+    }
+}
+
+/// A [`Trainer`]'s whole state, serializable (serde) for checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "F: NetFloat")]
+pub struct TrainerState<F> {
+    /// The network's shape.
+    pub spec: NetworkSpec,
+    /// The network's parameters, in its buffer layout.
+    pub params: Vec<F>,
+    /// The optimizer: step count, groups' rules and hyperparameters, tensor states.
+    pub optimizer: OptimizerState<F>,
+    /// The training settings (schedule included).
+    pub config: TrainConfig,
+    /// The learning rate each group's schedule starts from (weights, biases).
+    pub base_lrs: Vec<f64>,
+    /// Epochs finished.
+    pub epoch: usize,
+    /// Steps taken.
+    pub step: u64,
+    /// The shuffling generator, where it stands.
+    pub rng: ChaCha8Rng,
+    /// The records of the epochs finished.
+    pub records: Vec<EpochRecord>,
+}
+
+/// Told what training does, to show progress.
+pub trait Observer {
+    /// An epoch (from 1) of `steps` steps begins.
+    fn epoch_start(&mut self, _epoch: usize, _steps: u64) {}
+    /// A step of the epoch finished with this mini-batch loss.
+    fn step(&mut self, _loss: f64) {}
+    /// An epoch finished.
+    fn epoch_end(&mut self, _record: &EpochRecord) {}
+}
+
+/// An observer that shows nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Everything a run is at: the network, the optimizer (with its state), the
+/// epoch and step counters, the shuffling generator and the schedule, plus
+/// the buffers the passes reuse. One struct, so that a checkpoint can save it.
+///
+/// The optimizer has two groups, every weight matrix then every bias (the
+/// network's buffer order), each with its own copy of the rule, so biases can
+/// take other hyperparameters ([`Trainer::set_bias_hyper`]); one `step_flat`
+/// updates the whole network.
+#[derive(Debug, Clone)]
+pub struct Trainer<F: NetFloat> {
+    net: Network<F>,
+    opt: Optimizer<F>,
+    config: TrainConfig,
+    lr_hyper: Option<&'static str>,
+    base_lrs: Vec<f64>,
+    epoch: usize,
+    step: u64,
+    rng: ChaCha8Rng,
+    history: Vec<EpochRecord>,
+    ws: Workspace<F>,
+    eval_ws: Workspace<F>,
+}
+
+impl<F: NetFloat> Trainer<F> {
+    /// A trainer for `net` with `rule` (its hyperparameters as set) under `config`.
+    pub fn new(net: Network<F>, rule: Box<dyn DynRule>, config: TrainConfig) -> Result<Self> {
+        if config.batch == 0 || config.epochs == 0 {
+            return Err(Error::Invalid {
+                what: "training settings".into(),
+                reason: format!(
+                    "{} epochs of batches of {}; both must be at least 1",
+                    config.epochs, config.batch
+                ),
+            });
+        }
+        let lr_hyper = ["lr", "learning_rate"]
+            .into_iter()
+            .find(|n| rule.hyper(n).and_then(HyperValue::as_f64).is_some());
+        if lr_hyper.is_none() && !config.schedule.is_constant() {
+            return Err(Error::Invalid {
+                what: "schedule".into(),
+                reason: format!(
+                    "{} has no `lr` or `learning_rate` hyperparameter to schedule; use --schedule constant",
+                    rule.info().name
+                ),
+            });
+        }
+        let mut opt = Optimizer::new();
+        opt.add_group(rule.clone(), &net.weight_lens());
+        opt.add_group(rule, &net.bias_lens());
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        rng.set_stream(1);
+        let ws = Workspace::new(&net, config.batch);
+        let eval_ws = Workspace::new(&net, config.eval_batch.max(1));
+        let mut trainer = Trainer {
+            net,
+            opt,
+            config,
+            lr_hyper,
+            base_lrs: vec![],
+            epoch: 0,
+            step: 0,
+            rng,
+            history: vec![],
+            ws,
+            eval_ws,
+        };
+        trainer.read_base_lrs();
+        Ok(trainer)
+    }
+
+    fn read_base_lrs(&mut self) {
+        self.base_lrs = match self.lr_hyper {
+            Some(name) => (0..2)
+                .map(|g| {
+                    let rule = self.opt.rule(g).expect("two groups");
+                    rule.hyper(name).and_then(HyperValue::as_f64).unwrap_or(0.0)
+                })
+                .collect(),
+            None => vec![],
+        };
+    }
+
+    /// Everything the run is at, to save: the network's shape and parameters,
+    /// the optimizer's state (rules, hyperparameters, per-tensor buffers), the
+    /// settings, the epoch and step counters, the shuffling generator (the
+    /// schedule's position follows from the counters) and the records so far.
+    pub fn state(&self) -> TrainerState<F> {
+        TrainerState {
+            spec: self.net.spec().clone(),
+            params: self.net.params().to_vec(),
+            optimizer: self.opt.state(),
+            config: self.config.clone(),
+            base_lrs: self.base_lrs.clone(),
+            epoch: self.epoch,
+            step: self.step,
+            rng: self.rng.clone(),
+            records: self.history.clone(),
+        }
+    }
+
+    /// Resumes from a saved [`TrainerState`]. The trainer must have been made
+    /// with the same rule and a network of the same shape; otherwise a typed
+    /// error, and nothing changes. Training on from here continues the saved
+    /// run exactly (bit for bit).
+    pub fn restore(&mut self, saved: TrainerState<F>) -> Result<()> {
+        if &saved.spec != self.net.spec() {
+            return Err(Error::StateMismatch(format!(
+                "the saved network is {}, this one {}",
+                saved.spec.describe(),
+                self.net.spec().describe()
+            )));
+        }
+        if saved.base_lrs.len() != self.base_lrs.len() {
+            return Err(Error::StateMismatch(format!(
+                "the saved run schedules {} learning rates, this trainer {}",
+                saved.base_lrs.len(),
+                self.base_lrs.len()
+            )));
+        }
+        let net = Network::from_params(saved.spec, saved.params)?;
+        let mut opt = self.opt.clone();
+        opt.load_state(saved.optimizer)?;
+        if saved.config.batch != self.ws.capacity() {
+            self.ws = Workspace::new(&net, saved.config.batch);
+        }
+        self.net = net;
+        self.opt = opt;
+        self.config = saved.config;
+        self.epoch = saved.epoch;
+        self.step = saved.step;
+        self.rng = saved.rng;
+        self.history = saved.records;
+        self.base_lrs = saved.base_lrs;
+        Ok(())
+    }
+
+    /// Sets a hyperparameter of the bias group only (e.g. `weight_decay` 0);
+    /// the learning rate set here is where the biases' schedule starts.
+    pub fn set_bias_hyper(&mut self, name: &str, value: HyperValue) -> Result<()> {
+        self.opt.set_group_hyper(1, name, value)?;
+        if Some(name) == self.lr_hyper {
+            self.base_lrs[1] = value.as_f64().expect("set_hyper checked the type");
+        }
+        Ok(())
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network<F> {
+        &self.net
+    }
+    /// The optimizer.
+    pub fn optimizer(&self) -> &Optimizer<F> {
+        &self.opt
+    }
+    /// The settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+    /// Epochs finished.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+    /// The records of the epochs finished.
+    pub fn records(&self) -> &[EpochRecord] {
+        &self.history
+    }
+
+    /// The run's history so far, described with `data`'s name.
+    pub fn history(&self, data: &str) -> History {
+        History {
+            optimizer: self.opt.rule(0).expect("a group").info().name.to_string(),
+            hypers: self
+                .opt
+                .state()
+                .groups
+                .into_iter()
+                .map(|g| g.hypers)
+                .collect(),
+            network: self.net.spec().describe(),
+            data: data.to_string(),
+            dtype: F::DTYPE.to_string(),
+            config: self.config.clone(),
+            epochs: self.history.clone(),
+        }
+    }
+
+    /// Trains the remaining epochs on `train`, measuring on `test` after each.
+    pub fn fit(&mut self, train: &Dataset, test: &Dataset, obs: &mut dyn Observer) -> Result<()> {
+        while self.epoch < self.config.epochs {
+            self.run_epoch(train, test, obs)?;
+        }
+        Ok(())
+    }
+
+    fn check_data(&self, data: &Dataset) -> Result<()> {
+        let spec = self.net.spec();
+        if data.dim() != spec.inputs || data.classes() > spec.outputs() {
+            return Err(Error::Data {
+                source_name: data.name().to_string(),
+                reason: format!(
+                    "rows of {} values in {} classes, for a network of {} inputs and {} outputs",
+                    data.dim(),
+                    data.classes(),
+                    spec.inputs,
+                    spec.outputs()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// One epoch: shuffle, a step per mini-batch, then the test-set pass.
+    pub fn run_epoch(
+        &mut self,
+        train: &Dataset,
+        test: &Dataset,
+        obs: &mut dyn Observer,
+    ) -> Result<EpochRecord> {
+        self.check_data(train)?;
+        self.check_data(test)?;
+        let start = Instant::now();
+        let mut batches = Batches::new(train.len(), self.config.batch);
+        batches.shuffle(&mut self.rng);
+        let steps_per_epoch = batches.count() as u64;
+        obs.epoch_start(self.epoch + 1, steps_per_epoch);
+        let (mut loss_sum, mut correct) = (0.0, 0usize);
+        let mut lr = self.base_lrs.first().copied().unwrap_or(f64::NAN);
+        for indices in batches.iter() {
+            lr = self.apply_schedule(steps_per_epoch)?;
+            let rows = stage_rows(&mut self.ws, train, indices);
+            let loss = self.net.staged_loss_and_grad(&mut self.ws, rows)?;
+            if !loss.is_finite() {
+                return Err(Error::NonFinite {
+                    what: "loss".into(),
+                    epoch: self.epoch + 1,
+                    step: self.step + 1,
+                    lr,
+                });
+            }
+            correct += self.ws.staged_correct();
+            self.opt.step_flat(self.net.params_mut(), self.ws.grads())?;
+            self.step += 1;
+            loss_sum += loss * rows as f64;
+            obs.step(loss);
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let eval_start = Instant::now();
+        let (test_loss, test_accuracy) = self.evaluate(test)?;
+        self.epoch += 1;
+        let record = EpochRecord {
+            epoch: self.epoch,
+            steps: self.step,
+            lr,
+            train_loss: loss_sum / train.len() as f64,
+            train_accuracy: correct as f64 / train.len() as f64,
+            test_loss,
+            test_accuracy,
+            seconds,
+            eval_seconds: eval_start.elapsed().as_secs_f64(),
+        };
+        obs.epoch_end(&record);
+        self.history.push(record.clone());
+        Ok(record)
+    }
+
+    /// Sets each group's rate for the coming step; returns the first group's.
+    fn apply_schedule(&mut self, steps_per_epoch: u64) -> Result<f64> {
+        let Some(name) = self.lr_hyper else {
+            return Ok(f64::NAN);
+        };
+        if self.config.schedule.is_constant() {
+            return Ok(self.base_lrs[0]);
+        }
+        let clock = Clock {
+            step: self.step,
+            epoch: self.epoch,
+            steps_per_epoch,
+            total_steps: steps_per_epoch * self.config.epochs as u64,
+        };
+        for g in 0..self.base_lrs.len() {
+            let lr = self.config.schedule.lr(self.base_lrs[g], clock);
+            self.opt.set_group_hyper(g, name, HyperValue::Num(lr))?;
+        }
+        Ok(self.config.schedule.lr(self.base_lrs[0], clock))
+    }
+
+    /// The mean loss and the accuracy of the network on `data`.
+    pub fn evaluate(&mut self, data: &Dataset) -> Result<(f64, f64)> {
+        self.check_data(data)?;
+        evaluate(&self.net, &mut self.eval_ws, data)
+    }
+}
+
+/// The mean loss and the accuracy of `net` on `data`, in batches of `ws`'s capacity.
+pub fn evaluate<F: NetFloat>(
+    net: &Network<F>,
+    ws: &mut Workspace<F>,
+    data: &Dataset,
+) -> Result<(f64, f64)> {
+    let order: Vec<usize> = (0..data.len()).collect();
+    let (mut loss, mut correct) = (0.0, 0);
+    for chunk in order.chunks(ws.capacity()) {
+        let rows = stage_rows(ws, data, chunk);
+        let (l, c) = net.staged_loss(ws, rows)?;
+        loss += l;
+        correct += c;
+    }
+    let n = data.len() as f64;
+    Ok((loss / n, correct as f64 / n))
+}
+
+/// Seconds the bare matrix products of one training epoch take: the forward
+/// and backward `general_mat_mul` calls of every mini-batch of `rows` rows in
+/// batches of `batch` (same shapes, same count, same buffers), without
+/// activations, loss, bias terms, optimizer or shuffling. The median of
+/// `repeats` epochs, after one warm-up epoch.
+pub fn matmul_epoch_seconds<F: NetFloat>(
+    net: &Network<F>,
+    data: &Dataset,
+    batch: usize,
+    repeats: usize,
+) -> Result<f64> {
+    let mut ws = Workspace::new(net, batch);
+    let rows = data.len();
+    let batches = Batches::new(rows, batch);
+    // Real rows and one real pass, so the buffers hold realistic values.
+    let first: Vec<usize> = batches.iter().next().expect("a batch").to_vec();
+    let staged = stage_rows(&mut ws, data, &first);
+    net.staged_loss_and_grad(&mut ws, staged)?;
+    let mut times = Vec::with_capacity(repeats);
+    for rep in 0..=repeats {
+        let start = Instant::now();
+        for chunk in batches.iter() {
+            net.staged_matmuls_only(&mut ws, chunk.len())?;
+        }
+        if rep > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(median(times))
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}

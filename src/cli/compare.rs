@@ -1,0 +1,493 @@
+//! `optdsl compare`: the slides' network (256-128-64-10, sigmoid, softmax,
+//! cross-entropy, batch 32) trained with every built-in optimizer; prints a
+//! table of test accuracy, final train loss and epoch time beside the time of
+//! the bare matrix products an epoch needs, and writes every history.
+
+use super::progress::Progress;
+use super::train::{describe_data, hypers_text, parse_hidden};
+use super::CliResult;
+use optdsl::data::{CsvOptions, DataSource, Split};
+use optdsl::net::{Activation, NetFloat, Network, NetworkSpec};
+use optdsl::train::{matmul_epoch_seconds, History, TrainConfig, Trainer};
+use optdsl::{builtin_rule, builtins, DynRule, Error, HyperValue};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// One optimizer of the comparison: a label, the built-in it runs, the
+/// settings (hyperparameters by name; `lr` also means `learning_rate`), and
+/// the test accuracy PyTorch 2.15 reached with the same settings on USPS
+/// (256-128-64-10 sigmoid, batch 32, 20 epochs), where measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// The row's name.
+    pub label: &'static str,
+    /// The built-in's name.
+    pub optimizer: &'static str,
+    /// Hyperparameters set before training.
+    pub settings: &'static [(&'static str, HyperValue)],
+    /// PyTorch's test accuracy, same settings.
+    pub pytorch: Option<f64>,
+}
+
+const fn num(name: &'static str, x: f64) -> (&'static str, HyperValue) {
+    (name, HyperValue::Num(x))
+}
+
+/// The comparison's optimizers and settings, in the order of the table.
+/// Built-ins not listed here run with their defaults after these.
+pub const ENTRIES: &[Entry] = &[
+    Entry {
+        label: "sgd",
+        optimizer: "sgd",
+        settings: &[num("lr", 0.5)],
+        pytorch: Some(0.931),
+    },
+    Entry {
+        label: "momentum",
+        optimizer: "sgd",
+        settings: &[num("lr", 0.1), num("momentum", 0.9)],
+        pytorch: Some(0.941),
+    },
+    Entry {
+        label: "nesterov",
+        optimizer: "sgd",
+        settings: &[
+            num("lr", 0.1),
+            num("momentum", 0.9),
+            ("nesterov", HyperValue::Bool(true)),
+        ],
+        pytorch: Some(0.940),
+    },
+    Entry {
+        label: "adagrad",
+        optimizer: "adagrad",
+        settings: &[num("lr", 0.05)],
+        pytorch: Some(0.934),
+    },
+    Entry {
+        label: "rmsprop",
+        optimizer: "rmsprop",
+        settings: &[num("lr", 1e-3)],
+        pytorch: Some(0.933),
+    },
+    Entry {
+        label: "adadelta",
+        optimizer: "adadelta",
+        settings: &[num("lr", 1.0)],
+        pytorch: Some(0.933),
+    },
+    Entry {
+        label: "adam",
+        optimizer: "adam",
+        settings: &[num("lr", 1e-3)],
+        pytorch: Some(0.931),
+    },
+    Entry {
+        label: "adamw",
+        optimizer: "adamw",
+        settings: &[num("lr", 1e-3)],
+        pytorch: None,
+    },
+    Entry {
+        label: "adamax",
+        optimizer: "adamax",
+        settings: &[num("lr", 2e-3)],
+        pytorch: None,
+    },
+    Entry {
+        label: "nadam",
+        optimizer: "nadam",
+        settings: &[num("lr", 2e-3)],
+        pytorch: None,
+    },
+    Entry {
+        label: "radam",
+        optimizer: "radam",
+        settings: &[num("lr", 1e-3)],
+        pytorch: None,
+    },
+    Entry {
+        label: "asgd",
+        optimizer: "asgd",
+        settings: &[num("lr", 0.5)],
+        pytorch: None,
+    },
+    Entry {
+        label: "rprop",
+        optimizer: "rprop",
+        settings: &[num("lr", 1e-2)],
+        pytorch: None,
+    },
+    Entry {
+        label: "lion",
+        optimizer: "lion",
+        settings: &[num("lr", 3e-4)],
+        pytorch: None,
+    },
+    Entry {
+        label: "lamb",
+        optimizer: "lamb",
+        settings: &[num("lr", 3e-3)],
+        pytorch: None,
+    },
+    Entry {
+        label: "adabelief",
+        optimizer: "adabelief",
+        settings: &[num("lr", 1e-3)],
+        pytorch: None,
+    },
+];
+
+/// How far below PyTorch's accuracy a row may end and still pass (0.5 points).
+pub const TOLERANCE: f64 = 0.005;
+
+/// Arguments of `optdsl compare`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The data: usps, semeion or csv:PATH.
+    #[arg(long, default_value = "usps")]
+    pub data: String,
+    /// Passes over the training set, per optimizer.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Rows per mini-batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Hidden layer widths.
+    #[arg(long, default_value = "128,64")]
+    pub hidden: String,
+    /// Activation of the hidden layers.
+    #[arg(long, default_value = "sigmoid")]
+    pub activation: String,
+    /// The first seed (initialization, the same for every optimizer, and shuffling).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Runs per row, seeds SEED, SEED+1, ...; the table shows the mean test
+    /// accuracy (and its standard deviation) over them.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Only these rows (comma-separated labels, e.g. sgd,adam).
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Also run the slides' reference formulas (the `seed-*` built-ins) at their defaults.
+    #[arg(long)]
+    pub all: bool,
+    /// The float type: f32 or f64.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Where to write each history (LABEL.csv, LABEL.json; LABEL-sN.* for
+    /// further seeds) and summary.csv.
+    #[arg(long, default_value = "optdsl-out/compare")]
+    pub out: PathBuf,
+    /// Print every epoch, not only each optimizer's result.
+    #[arg(long)]
+    pub verbose: bool,
+    /// Exit with status 1 if a row with a PyTorch accuracy ends more than 0.5
+    /// points below it, or fails.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// The outcome of one row: a history per seed, or why there is none.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Done(Vec<History>),
+    Skipped(String),
+    Failed(String),
+}
+
+/// Mean and standard deviation of the runs' final test accuracies, the mean
+/// final train loss, and the median of all their epochs' times.
+struct Summary {
+    accuracy: f64,
+    sd: f64,
+    train_loss: f64,
+    epoch_seconds: f64,
+}
+
+impl Summary {
+    fn of(runs: &[History]) -> Self {
+        let n = runs.len() as f64;
+        let last = |h: &History| h.epochs.last().expect("an epoch").clone();
+        let accuracy = runs.iter().map(|h| last(h).test_accuracy).sum::<f64>() / n;
+        let var = runs
+            .iter()
+            .map(|h| (last(h).test_accuracy - accuracy).powi(2))
+            .sum::<f64>()
+            / (n - 1.0).max(1.0);
+        let mut times: Vec<f64> = runs
+            .iter()
+            .flat_map(|h| h.epochs.iter().map(|r| r.seconds))
+            .collect();
+        times.sort_by(f64::total_cmp);
+        Summary {
+            accuracy,
+            sd: var.sqrt(),
+            train_loss: runs.iter().map(|h| last(h).train_loss).sum::<f64>() / n,
+            epoch_seconds: times[times.len() / 2],
+        }
+    }
+}
+
+/// Runs every row and prints the table.
+pub fn run(args: Args) -> CliResult {
+    let source: DataSource = args.data.parse()?;
+    let data = source.load(&CsvOptions::default(), None, args.seed)?;
+    println!("{}", describe_data(&data));
+    let spec = NetworkSpec::classifier(
+        data.train.dim(),
+        &parse_hidden(&args.hidden)?,
+        args.activation.parse::<Activation>()?,
+        data.train.classes(),
+    );
+    spec.validate()?;
+    println!(
+        "network {} ({} parameters), batch {}, {} epochs, seeds {}..{}, {}",
+        spec.describe(),
+        spec.param_count(),
+        args.batch,
+        args.epochs,
+        args.seed,
+        args.seed + args.seeds.max(1) - 1,
+        args.dtype
+    );
+    match args.dtype.as_str() {
+        "f32" => compare::<f32>(&args, &spec, &data),
+        "f64" => compare::<f64>(&args, &spec, &data),
+        other => Err(format!("invalid dtype `{other}`; use f32 or f64").into()),
+    }
+}
+
+fn compare<F: NetFloat>(args: &Args, spec: &NetworkSpec, data: &Split) -> CliResult {
+    let probe = Network::<F>::new(spec.clone(), args.seed)?;
+    println!(
+        "GEMM ms: the bare matrix products of one epoch (forward + backward, {} batches), \
+         measured before each row",
+        data.train.len().div_ceil(args.batch)
+    );
+    let reference = args.data == "usps"
+        && args.epochs == 20
+        && args.batch == 32
+        && parse_hidden(&args.hidden)? == [128, 64]
+        && args.activation == "sigmoid";
+    if !reference {
+        println!(
+            "PyTorch's accuracies are for usps, 128,64 sigmoid, batch 32, 20 epochs: not shown"
+        );
+    }
+    let mut rows = Vec::new();
+    for mut entry in selected(args)? {
+        if !reference {
+            entry.pytorch = None;
+        }
+        let matmul = matmul_epoch_seconds(&probe, &data.train, args.batch, 9)?;
+        let outcome = run_entry::<F>(args, &entry, spec, data);
+        match &outcome {
+            Outcome::Done(runs) => {
+                let s = Summary::of(runs);
+                println!(
+                    "{:<10} test accuracy {:.4}  train loss {:.4}  {:.1} ms/epoch",
+                    entry.label,
+                    s.accuracy,
+                    s.train_loss,
+                    s.epoch_seconds * 1e3
+                );
+                for (k, h) in runs.iter().enumerate() {
+                    let stem = match k {
+                        0 => entry.label.to_string(),
+                        k => format!("{}-s{}", entry.label, args.seed + k as u64),
+                    };
+                    h.write(&args.out, &stem)?;
+                }
+            }
+            Outcome::Skipped(why) => println!("{:<10} skipped: {why}", entry.label),
+            Outcome::Failed(why) => println!("{:<10} failed: {why}", entry.label),
+        }
+        rows.push((entry, outcome, matmul));
+    }
+    let (table, csv, bad) = table(&rows, args.seeds > 1);
+    println!("\n{table}");
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(args.out.join("summary.csv"), csv)?;
+    println!("histories and summary.csv in {}", args.out.display());
+    if args.check && bad > 0 {
+        println!("{bad} rows below PyTorch's accuracy minus 0.5 points, or failed");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table's rows: the listed entries, then unlisted built-ins at their
+/// defaults (the slides' `seed-*` formulas only with `--all`); `--only`
+/// keeps the named ones.
+fn selected(args: &Args) -> Result<Vec<Entry>, Error> {
+    let mut entries: Vec<Entry> = ENTRIES.to_vec();
+    for b in builtins() {
+        let listed = ENTRIES
+            .iter()
+            .any(|e| e.optimizer == b.name || e.label == b.name);
+        if !listed && (args.all || b.family != "slides") {
+            entries.push(Entry {
+                label: b.name,
+                optimizer: b.name,
+                settings: &[],
+                pytorch: None,
+            });
+        }
+    }
+    if let Some(only) = &args.only {
+        let names: Vec<&str> = only.split(',').map(str::trim).collect();
+        if let Some(n) = names
+            .iter()
+            .find(|n| !entries.iter().any(|e| e.label == **n))
+        {
+            return Err(Error::Invalid {
+                what: "--only".into(),
+                reason: format!(
+                    "no row `{n}`; rows: {}",
+                    entries
+                        .iter()
+                        .map(|e| e.label)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        entries.retain(|e| names.contains(&e.label));
+    }
+    Ok(entries)
+}
+
+/// The entry's rule with its settings; `lr` is renamed `learning_rate` for
+/// rules that call it that.
+fn make_rule(entry: &Entry) -> Result<Box<dyn DynRule>, Error> {
+    let mut rule = builtin_rule(entry.optimizer)?;
+    for &(name, value) in entry.settings {
+        let name = if name == "lr"
+            && rule.hyper("lr").is_none()
+            && rule.hyper("learning_rate").is_some()
+        {
+            "learning_rate"
+        } else {
+            name
+        };
+        rule.set_hyper(name, value)?;
+    }
+    Ok(rule)
+}
+
+fn run_entry<F: NetFloat>(args: &Args, entry: &Entry, spec: &NetworkSpec, data: &Split) -> Outcome {
+    let rule = match make_rule(entry) {
+        Ok(rule) => rule,
+        Err(Error::UnknownOptimizer { .. }) => {
+            return Outcome::Skipped(format!("`{}` is not built in yet", entry.optimizer))
+        }
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let inputs = rule.info().inputs;
+    if !inputs.is_empty() {
+        return Outcome::Skipped(format!(
+            "needs input buffers ({}) that a network's backprop does not provide",
+            inputs.join(", ")
+        ));
+    }
+    let settings = hypers_text(rule.as_ref());
+    let mut runs = Vec::new();
+    for seed in args.seed..args.seed + args.seeds.max(1) {
+        let config = TrainConfig {
+            epochs: args.epochs,
+            batch: args.batch,
+            seed,
+            ..TrainConfig::default()
+        };
+        let mut progress = Progress::new(entry.label, args.epochs, args.verbose);
+        let result = Network::<F>::new(spec.clone(), seed)
+            .and_then(|net| Trainer::new(net, rule.clone(), config))
+            .and_then(|mut t| {
+                t.fit(&data.train, &data.test, &mut progress)?;
+                let mut h = t.history(&args.data);
+                h.optimizer = format!("{} ({settings})", h.optimizer);
+                Ok(h)
+            });
+        match result {
+            Ok(h) => runs.push(h),
+            Err(e) => return Outcome::Failed(format!("seed {seed}: {e}")),
+        }
+    }
+    Outcome::Done(runs)
+}
+
+/// The printed table, the same as CSV, and the number of rows that fail
+/// `--check`.
+fn table(rows: &[(Entry, Outcome, f64)], with_sd: bool) -> (String, String, usize) {
+    let acc_head = if with_sd { "test acc (sd)" } else { "test acc" };
+    let mut text = format!(
+        "{:<10} {:<34} {:>15} {:>8} {:>11} {:>9} {:>8} {:>6}\n",
+        "optimizer", "settings", acc_head, "PyTorch", "train loss", "epoch ms", "GEMM ms", "ratio"
+    );
+    let mut csv = String::from(
+        "optimizer,settings,runs,test_accuracy,test_accuracy_sd,pytorch_accuracy,\
+         final_train_loss,median_epoch_ms,gemm_ms,status\n",
+    );
+    let mut bad = 0;
+    for (e, outcome, matmul) in rows {
+        let reference = e.pytorch.map_or("-".to_string(), |p| format!("{p:.3}"));
+        let settings = settings_text(e);
+        match outcome {
+            Outcome::Done(runs) => {
+                let s = Summary::of(runs);
+                let ok = !matches!(e.pytorch, Some(p) if s.accuracy < p - TOLERANCE);
+                bad += usize::from(!ok);
+                let acc = if with_sd {
+                    format!("{:.4} ({:.4})", s.accuracy, s.sd)
+                } else {
+                    format!("{:.4}", s.accuracy)
+                };
+                text += &format!(
+                    "{:<10} {:<34} {:>15} {:>8} {:>11.4} {:>9.1} {:>8.1} {:>6.2}{}\n",
+                    e.label,
+                    settings,
+                    acc,
+                    reference,
+                    s.train_loss,
+                    s.epoch_seconds * 1e3,
+                    matmul * 1e3,
+                    s.epoch_seconds / matmul,
+                    if ok { "" } else { "  below PyTorch - 0.5" }
+                );
+                csv += &format!(
+                    "{},{},{},{},{},{},{},{},{},{}\n",
+                    e.label,
+                    settings,
+                    runs.len(),
+                    s.accuracy,
+                    s.sd,
+                    e.pytorch.map_or(String::new(), |p| p.to_string()),
+                    s.train_loss,
+                    s.epoch_seconds * 1e3,
+                    matmul * 1e3,
+                    if ok { "ok" } else { "below" }
+                );
+            }
+            Outcome::Skipped(why) | Outcome::Failed(why) => {
+                let failed = matches!(outcome, Outcome::Failed(_));
+                bad += usize::from(failed && e.pytorch.is_some());
+                let status = if failed { "failed" } else { "skipped" };
+                text += &format!("{:<10} {:<34} {status}: {why}\n", e.label, settings);
+                csv += &format!("{},{},0,,,,,,,{status}\n", e.label, settings);
+            }
+        }
+    }
+    (text, csv, bad)
+}
+
+fn settings_text(e: &Entry) -> String {
+    if e.settings.is_empty() {
+        return "(defaults)".into();
+    }
+    e.settings
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,239 @@
+//! `optdsl train`: trains the course's digit network (or one of any widths)
+//! on USPS, Semeion or a CSV file with a built-in optimizer, prints each
+//! epoch and writes the history; its last line is `test accuracy: 0.xxxx`.
+
+use super::progress::Progress;
+use super::CliResult;
+use optdsl::data::{CsvOptions, DataSource, Split};
+use optdsl::net::{Activation, Loss, NetFloat, Network, NetworkSpec};
+use optdsl::schedule::LrSchedule;
+use optdsl::train::{History, TrainConfig, Trainer};
+use optdsl::{builtin_rule, DynRule, Error, HyperValue};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `optdsl train`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The data: usps (its own test set), semeion, or csv:PATH (gzipped or not).
+    #[arg(long, default_value = "usps")]
+    pub data: String,
+    /// The CSV column holding the class label: first or last.
+    #[arg(long, default_value = "first")]
+    pub label: String,
+    /// Divide every CSV input by this (255 for 8-bit grey values).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Share of the rows kept for testing (semeion and csv; default 0.2).
+    #[arg(long)]
+    pub test_fraction: Option<f64>,
+    /// Hidden layer widths, comma-separated ("" or none: no hidden layer).
+    #[arg(long, default_value = "128,64")]
+    pub hidden: String,
+    /// Activation of the hidden layers: sigmoid, tanh, relu (or identity, softmax).
+    #[arg(long, default_value = "sigmoid")]
+    pub activation: String,
+    /// The cost after the softmax output: cross_entropy or mse.
+    #[arg(long, default_value = "cross_entropy")]
+    pub loss: String,
+    /// A built-in optimizer (see `optdsl list`).
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
+    /// A hyperparameter, by name (repeatable): --set lr=0.1 --set nesterov=true.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A hyperparameter of the biases only (repeatable): --bias-set weight_decay=0.
+    #[arg(long = "bias-set", value_name = "KEY=VALUE")]
+    pub bias_set: Vec<String>,
+    /// constant, 1/t, 1/t:step, step:EVERY:GAMMA, exp:GAMMA, cosine[:MIN_LR], warmup:EPOCHS[+SCHEDULE].
+    #[arg(long, default_value = "constant")]
+    pub schedule: String,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Rows per mini-batch, or `all` (gradient descent); 1 is SGD.
+    #[arg(long, default_value = "32")]
+    pub batch: String,
+    /// Seeds the initialization, the shuffling and the split.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write the history (OPTIMIZER.csv and OPTIMIZER.json).
+    #[arg(long, default_value = "optdsl-out/train")]
+    pub out: PathBuf,
+    /// The float type: f32 or f64.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+}
+
+/// Trains and prints the test accuracy last.
+pub fn run(args: Args) -> CliResult {
+    let data = load_data(&args)?;
+    println!("{}", describe_data(&data));
+    let spec = network_spec(&args, &data)?;
+    let mut rule = builtin_rule(&args.optimizer)?;
+    apply_sets(rule.as_mut(), &args.set)?;
+    let config = train_config(&args, &data)?;
+    let history = match args.dtype.as_str() {
+        "f32" => train::<f32>(&args, spec, rule, config, &data)?,
+        "f64" => train::<f64>(&args, spec, rule, config, &data)?,
+        other => return Err(invalid("dtype", format!("`{other}`; use f32 or f64")).into()),
+    };
+    let stem = args.optimizer.to_ascii_lowercase();
+    history.write(&args.out, &stem)?;
+    let last = history.epochs.last().expect("at least one epoch");
+    println!(
+        "history: {}/{stem}.csv, .json; median epoch {:.1} ms",
+        args.out.display(),
+        history.median_epoch_seconds() * 1e3
+    );
+    println!("test accuracy: {:.4}", last.test_accuracy);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn train<F: NetFloat>(
+    args: &Args,
+    spec: NetworkSpec,
+    rule: Box<dyn DynRule>,
+    config: TrainConfig,
+    data: &Split,
+) -> Result<History, Error> {
+    println!(
+        "network {} ({} parameters), {} {}, batch {}, {} epochs, schedule {}, seed {}, {}",
+        spec.describe(),
+        spec.param_count(),
+        rule.info().name,
+        hypers_text(rule.as_ref()),
+        config.batch,
+        config.epochs,
+        config.schedule,
+        config.seed,
+        F::DTYPE
+    );
+    let net = Network::<F>::new(spec, args.seed)?;
+    let mut trainer = Trainer::new(net, rule, config)?;
+    for kv in &args.bias_set {
+        let (k, v) = parse_set(kv)?;
+        trainer.set_bias_hyper(&k, v)?;
+    }
+    let mut progress = Progress::new("", args.epochs, true);
+    trainer.fit(&data.train, &data.test, &mut progress)?;
+    Ok(trainer.history(&args.data))
+}
+
+/// Loads `--data` with the CSV options and the split.
+pub fn load_data(args: &Args) -> Result<Split, Error> {
+    let source: DataSource = args.data.parse()?;
+    let csv = CsvOptions {
+        label: args.label.parse()?,
+        scale: args.scale,
+        separator: None,
+    };
+    source.load(&csv, args.test_fraction, args.seed)
+}
+
+/// One line about the data.
+pub fn describe_data(data: &Split) -> String {
+    format!(
+        "data {}: {} train / {} test rows of {} inputs, {} classes",
+        data.train.name(),
+        data.train.len(),
+        data.test.len(),
+        data.train.dim(),
+        data.train.classes()
+    )
+}
+
+/// The network of `--hidden`, `--activation` and `--loss` for this data.
+pub fn network_spec(args: &Args, data: &Split) -> Result<NetworkSpec, Error> {
+    let hidden = parse_hidden(&args.hidden)?;
+    let act: Activation = args.activation.parse()?;
+    let mut spec = NetworkSpec::classifier(data.train.dim(), &hidden, act, data.train.classes());
+    spec.loss = args.loss.parse::<Loss>()?;
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// The training settings of `--epochs`, `--batch`, `--seed`, `--schedule`.
+pub fn train_config(args: &Args, data: &Split) -> Result<TrainConfig, Error> {
+    let batch =
+        match args.batch.as_str() {
+            "all" | "full" => data.train.len(),
+            b => b.parse::<usize>().ok().filter(|&b| b > 0).ok_or_else(|| {
+                invalid("batch", format!("`{b}`; give a positive number or `all`"))
+            })?,
+        };
+    Ok(TrainConfig {
+        epochs: args.epochs,
+        batch: batch.min(data.train.len()),
+        seed: args.seed,
+        schedule: args.schedule.parse::<LrSchedule>()?,
+        ..TrainConfig::default()
+    })
+}
+
+/// `128,64` -> [128, 64]; `` or `none` -> [].
+pub fn parse_hidden(text: &str) -> Result<Vec<usize>, Error> {
+    let text = text.trim();
+    if text.is_empty() || text == "none" {
+        return Ok(vec![]);
+    }
+    text.split(',')
+        .map(|w| {
+            w.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&w| w > 0)
+                .ok_or_else(|| {
+                    invalid(
+                        "hidden",
+                        format!("`{w}` in `{text}`; give widths like 128,64"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// `KEY=VALUE` -> (key, value), the value a number or true/false.
+pub fn parse_set(kv: &str) -> Result<(String, HyperValue), Error> {
+    let (k, v) = kv
+        .split_once('=')
+        .ok_or_else(|| invalid("--set", format!("`{kv}`; write KEY=VALUE, e.g. lr=0.1")))?;
+    let value = HyperValue::parse(v).ok_or_else(|| {
+        invalid(
+            "--set",
+            format!("`{v}` for {k}; give a number or true/false"),
+        )
+    })?;
+    Ok((k.trim().to_string(), value))
+}
+
+/// Applies `--set KEY=VALUE`s to `rule`.
+pub fn apply_sets(rule: &mut dyn DynRule, sets: &[String]) -> Result<(), Error> {
+    for kv in sets {
+        let (k, v) = parse_set(kv)?;
+        rule.set_hyper(&k, v)?;
+    }
+    Ok(())
+}
+
+/// `lr=0.5 momentum=0.9`: the hyperparameters that differ from the defaults.
+pub fn hypers_text(rule: &dyn DynRule) -> String {
+    let parts: Vec<String> = rule
+        .info()
+        .hypers
+        .iter()
+        .filter_map(|h| {
+            let v = rule.hyper(h.name)?;
+            (v != h.default || h.name == "lr" || h.name == "learning_rate")
+                .then(|| format!("{}={v}", h.name))
+        })
+        .collect();
+    parts.join(" ")
+}
+
+fn invalid(what: &str, reason: String) -> Error {
+    Error::Invalid {
+        what: what.to_string(),
+        reason,
+    }
+}

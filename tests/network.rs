@@ -1,0 +1,217 @@
+//! The network: the slides' worked example, backprop against finite
+//! differences for every activation and loss, the parameter layout, and init.
+
+use ndarray::Array2;
+use optdsl::net::{Activation, Init, LayerSpec, Loss, Network, NetworkSpec, TensorKind, Workspace};
+use optdsl::{builtin_rule, Error, HyperValue, Optimizer};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn slides_network() -> Network<f64> {
+    let spec = NetworkSpec {
+        inputs: 2,
+        layers: vec![LayerSpec::new(2, Activation::Sigmoid); 3],
+        loss: Loss::Mse,
+    };
+    let mut net = Network::<f64>::zeros(spec).unwrap();
+    // W is units x fan_in (z = W x + b), the orientation that gives the slides' numbers.
+    net.set_layer(0, &[1.0, -2.0, -1.0, 1.0], &[1.0, 0.0])
+        .unwrap();
+    net.set_layer(1, &[2.0, -1.0, -2.0, -1.0], &[0.0, 0.0])
+        .unwrap();
+    net.set_layer(2, &[3.0, -1.0, -1.0, 4.0], &[-2.0, 2.0])
+        .unwrap();
+    net
+}
+
+fn round2(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|x| (x * 100.0).round() / 100.0).collect()
+}
+
+#[test]
+fn slides_example_network_gives_the_slides_outputs() {
+    let net = slides_network();
+    assert_eq!(round2(&net.predict(&[1.0, -1.0]).unwrap()), [0.62, 0.83]);
+    assert_eq!(round2(&net.predict(&[0.0, 0.0]).unwrap()), [0.51, 0.85]);
+    // The same network in f32, through a batch of both inputs at once.
+    let net32 = Network::<f32>::from_params(
+        net.spec().clone(),
+        net.params().iter().map(|&x| x as f32).collect(),
+    )
+    .unwrap();
+    let mut ws = Workspace::new(&net32, 2);
+    let x = ndarray::arr2(&[[1.0f32, -1.0], [0.0, 0.0]]);
+    let out = net32.forward(&mut ws, x.view()).unwrap();
+    let got: Vec<f64> = out.iter().map(|&v| v as f64).collect();
+    assert_eq!(round2(&got), [0.62, 0.83, 0.51, 0.85]);
+}
+
+/// Central differences of the mean loss against the analytic gradient.
+fn check_gradient(spec: NetworkSpec, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let rows = 3;
+    let mut net = Network::<f64>::new(spec.clone(), seed).unwrap();
+    // Non-zero biases, so every term of the gradient is exercised.
+    for p in net.params_mut().iter_mut() {
+        *p += 0.1 * (rng.random::<f64>() - 0.5);
+    }
+    let x = Array2::from_shape_fn((rows, spec.inputs), |_| rng.random::<f64>() * 2.0 - 1.0);
+    let labels: Vec<u32> = (0..rows)
+        .map(|_| rng.random_range(0..spec.outputs() as u32))
+        .collect();
+    let mut ws = Workspace::new(&net, rows);
+    net.loss_and_grad(&mut ws, x.view(), &labels).unwrap();
+    let analytic = ws.grads().to_vec();
+    let h = 1e-6;
+    for (i, &want) in analytic.iter().enumerate() {
+        let p0 = net.params()[i];
+        net.params_mut()[i] = p0 + h;
+        let up = net.loss_and_grad(&mut ws, x.view(), &labels).unwrap();
+        net.params_mut()[i] = p0 - h;
+        let down = net.loss_and_grad(&mut ws, x.view(), &labels).unwrap();
+        net.params_mut()[i] = p0;
+        let numeric = (up - down) / (2.0 * h);
+        let err = (numeric - want).abs();
+        assert!(
+            err <= 1e-7 + 1e-5 * numeric.abs(),
+            "{}: parameter {i}: analytic {want} vs numeric {numeric}",
+            spec.describe()
+        );
+    }
+}
+
+#[test]
+fn backprop_matches_finite_differences_for_every_hidden_activation() {
+    for (i, act) in Activation::ALL.into_iter().enumerate() {
+        let spec = NetworkSpec::classifier(5, &[4, 3], act, 3);
+        check_gradient(spec, 10 + i as u64);
+    }
+}
+
+#[test]
+fn backprop_matches_finite_differences_for_mse_after_every_output_activation() {
+    for (i, act) in Activation::ALL.into_iter().enumerate() {
+        let spec = NetworkSpec {
+            inputs: 4,
+            layers: vec![LayerSpec::new(5, Activation::Tanh), LayerSpec::new(3, act)],
+            loss: Loss::Mse,
+        };
+        check_gradient(spec, 20 + i as u64);
+    }
+}
+
+#[test]
+fn backprop_matches_finite_differences_for_a_single_layer() {
+    check_gradient(NetworkSpec::classifier(6, &[], Activation::Sigmoid, 4), 30);
+}
+
+#[test]
+fn cross_entropy_stays_finite_for_huge_logits_and_matches_its_definition() {
+    let spec = NetworkSpec::classifier(1, &[], Activation::Identity, 3);
+    let mut net = Network::<f32>::zeros(spec).unwrap();
+    net.set_layer(0, &[200.0, -200.0, 0.0], &[0.0; 3]).unwrap();
+    let mut ws = Workspace::new(&net, 1);
+    let x = ndarray::arr2(&[[1.0f32]]);
+    // a = softmax(200, -200, 0); -ln a_1 = 400 (+ ln(1 + e^-200 + e^-400)).
+    let loss = net.loss_and_grad(&mut ws, x.view(), &[1]).unwrap();
+    assert!((loss - 400.0).abs() < 1e-3, "{loss}");
+    assert!(ws.grads().iter().all(|g| g.is_finite()));
+    let loss0 = net.loss_and_grad(&mut ws, x.view(), &[0]).unwrap();
+    assert!(loss0.abs() < 1e-6, "{loss0}");
+}
+
+#[test]
+fn layout_puts_weights_then_biases_and_segments_cover_the_buffer() {
+    let spec = NetworkSpec::classifier(256, &[128, 64], Activation::Sigmoid, 10);
+    let net = Network::<f32>::new(spec, 1).unwrap();
+    let segs = net.segments();
+    assert_eq!(segs.len(), 6);
+    assert_eq!(net.tensor_lens(), [32768, 8192, 640, 128, 64, 10]);
+    assert_eq!(net.weight_lens(), [32768, 8192, 640]);
+    assert_eq!(net.bias_lens(), [128, 64, 10]);
+    assert!(segs[..3].iter().all(|s| s.kind == TensorKind::Weight));
+    let mut end = 0;
+    for s in segs {
+        assert_eq!(s.offset, end);
+        end += s.len();
+    }
+    assert_eq!(end, net.params().len());
+    assert_eq!(net.weights(1).dim(), (64, 128));
+    assert_eq!(net.bias(2).len(), 10);
+    assert!(net.bias(0).iter().all(|&b| b == 0.0));
+}
+
+#[test]
+fn initialization_is_seeded_and_within_the_xavier_or_he_bound() {
+    let spec = NetworkSpec::classifier(100, &[50], Activation::Relu, 10);
+    let a = Network::<f64>::new(spec.clone(), 5).unwrap();
+    let b = Network::<f64>::new(spec.clone(), 5).unwrap();
+    let c = Network::<f64>::new(spec.clone(), 6).unwrap();
+    let f32net = Network::<f32>::new(spec, 5).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a.params(), c.params());
+    assert!(a
+        .params()
+        .iter()
+        .zip(f32net.params())
+        .all(|(&x, &y)| x as f32 == y));
+    let he = Init::He.bound(100, 50);
+    let w0 = a.weights(0);
+    assert!(w0.iter().all(|w| w.abs() <= he));
+    // Uniform on [-a, a] has mean |w| = a/2: the draws use the whole range.
+    let mean_abs = w0.iter().map(|w| w.abs()).sum::<f64>() / w0.len() as f64;
+    assert!(
+        (mean_abs - he / 2.0).abs() < 0.05 * he,
+        "{mean_abs} vs {he}"
+    );
+    let xavier = Init::Xavier.bound(50, 10);
+    assert!(a.weights(1).iter().all(|w| w.abs() <= xavier));
+    assert!(a.weights(1).iter().any(|w| w.abs() > 0.9 * xavier));
+}
+
+#[test]
+fn bad_specs_and_batches_are_typed_errors() {
+    let spec = NetworkSpec::classifier(4, &[3], Activation::Sigmoid, 2);
+    let mut ce_sigmoid = spec.clone();
+    ce_sigmoid.layers[1].activation = Activation::Sigmoid;
+    assert!(matches!(
+        Network::<f32>::new(ce_sigmoid, 0),
+        Err(Error::Invalid { .. })
+    ));
+    let mut zero = spec.clone();
+    zero.layers[0].units = 0;
+    assert!(Network::<f32>::new(zero, 0).is_err());
+    let net = Network::<f32>::new(spec, 0).unwrap();
+    let mut ws = Workspace::new(&net, 2);
+    let x = Array2::<f32>::zeros((2, 3));
+    assert!(matches!(
+        net.loss_and_grad(&mut ws, x.view(), &[0, 1]),
+        Err(Error::LengthMismatch { .. })
+    ));
+    let x = Array2::<f32>::zeros((2, 4));
+    assert!(net.loss_and_grad(&mut ws, x.view(), &[0, 2]).is_err());
+    assert!(net.loss_and_grad(&mut ws, x.view(), &[0]).is_err());
+    let x3 = Array2::<f32>::zeros((3, 4));
+    assert!(net.loss_and_grad(&mut ws, x3.view(), &[0, 1, 0]).is_err());
+}
+
+#[test]
+fn one_fused_step_over_two_groups_keeps_biases_free_of_weight_decay() {
+    let spec = NetworkSpec::classifier(3, &[2], Activation::Sigmoid, 2);
+    let mut net = Network::<f64>::new(spec, 3).unwrap();
+    let mut sgd = builtin_rule("sgd").unwrap();
+    sgd.set_hyper("lr", HyperValue::Num(1.0)).unwrap();
+    let plain = sgd.clone();
+    sgd.set_hyper("weight_decay", HyperValue::Num(0.5)).unwrap();
+    let mut opt = Optimizer::<f64>::new();
+    opt.add_group(sgd, &net.weight_lens());
+    opt.add_group(plain, &net.bias_lens());
+    for p in net.params_mut().iter_mut() {
+        *p = 1.0;
+    }
+    let zeros = vec![0.0; net.params().len()];
+    opt.step_flat(net.params_mut(), &zeros).unwrap();
+    let nw: usize = net.weight_lens().iter().sum();
+    assert!(net.params()[..nw].iter().all(|&w| w == 0.5));
+    assert!(net.params()[nw..].iter().all(|&b| b == 1.0));
+}

@@ -20,6 +20,18 @@ pub struct EpochPoint {
     pub test_accuracy: f64,
 }
 
+impl From<&crate::train::EpochRecord> for EpochPoint {
+    /// The numbers of a trainer's epoch record that the curves show.
+    fn from(r: &crate::train::EpochRecord) -> Self {
+        EpochPoint {
+            epoch: r.epoch,
+            train_loss: r.train_loss,
+            test_loss: r.test_loss,
+            test_accuracy: r.test_accuracy,
+        }
+    }
+}
+
 /// The picture's file stem: `curves.png`, `curves.svg`.
 pub const CURVES_STEM: &str = "curves";
 

@@ -26,6 +26,8 @@ enum Command {
     Compare(cli::compare::Args),
     /// Time a built-in's step against the same-traffic bound and the interpreter.
     Bench(cli::bench::Args),
+    /// Draw optimizer paths on 2-D error surfaces (bowl, Rosenbrock, Beale, saddle) as PNG/SVG.
+    Paths(cli::paths::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cli::train::run(a),
         Command::Compare(a) => cli::compare::run(a),
         Command::Bench(a) => cli::bench::run(a),
+        Command::Paths(a) => cli::paths::run(a),
     };
     match result {
         Ok(code) => code,

@@ -14,6 +14,7 @@ pub mod float;
 pub mod ir;
 pub mod net;
 pub mod optim;
+pub mod plot;
 pub mod replay;
 pub mod rule;
 pub mod schedule;

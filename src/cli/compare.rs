@@ -8,6 +8,7 @@ use super::train::{describe_data, hypers_text, parse_hidden};
 use super::CliResult;
 use optdsl::data::{CsvOptions, DataSource, Split};
 use optdsl::net::{Activation, NetFloat, Network, NetworkSpec};
+use optdsl::plot::{plot_curves, EpochPoint};
 use optdsl::train::{matmul_epoch_seconds, History, TrainConfig, Trainer};
 use optdsl::{builtin_rule, builtins, DynRule, Error, HyperValue};
 use std::path::PathBuf;
@@ -310,6 +311,21 @@ fn compare<F: NetFloat>(args: &Args, spec: &NetworkSpec, data: &Split) -> CliRes
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join("summary.csv"), csv)?;
     println!("histories and summary.csv in {}", args.out.display());
+    let curves: Vec<(String, Vec<EpochPoint>)> = rows
+        .iter()
+        .filter_map(|(entry, outcome, _)| match outcome {
+            Outcome::Done(runs) => Some((
+                entry.label.to_string(),
+                runs[0].epochs.iter().map(EpochPoint::from).collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    if !curves.is_empty() {
+        for path in plot_curves(&curves, &args.out)? {
+            println!("wrote {}", path.display());
+        }
+    }
     if args.check && bad > 0 {
         println!("{bad} rows below PyTorch's accuracy minus 0.5 points, or failed");
         return Ok(ExitCode::from(1));

@@ -3,9 +3,9 @@
 //! step: the initial weights, each epoch's row order, and optdsl's history.
 //!
 //! Run with
-//! `cargo run --release --example export_run -- DIR LABEL [f32|f64] [SEED] [EPOCHS]`
-//! (LABEL: sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam; defaults
-//! f64, seed 0, 20 epochs), then `python3 tools/pytorch_usps.py --replay DIR
+//! `cargo run --release --example export_run -- DIR LABEL [f32|f64] [SEED] [EPOCHS] [INIT]`
+//! (LABEL: sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam; INIT:
+//! xavier, he, torch or auto; defaults f64, seed 0, 20 epochs, auto), then `python3 tools/pytorch_usps.py --replay DIR
 //! --dtype f64`. DIR receives, as plain text:
 //!
 //! - `meta.txt`: `label= batch= epochs= seed= dtype=`, one a line;
@@ -19,7 +19,7 @@
 //!   weight matrix, then every bias), one a line.
 
 use optdsl::data::{usps, Dataset};
-use optdsl::net::{Activation, NetFloat, Network, NetworkSpec};
+use optdsl::net::{Activation, Init, NetFloat, Network, NetworkSpec};
 use optdsl::train::{Silent, TrainConfig, Trainer};
 use optdsl::{builtin_rule, DynRule, HyperValue};
 use std::fmt::Write as _;
@@ -78,20 +78,39 @@ fn matrix<F: NetFloat>(values: &[F], cols: usize) -> String {
     out
 }
 
-fn export<F: NetFloat>(
-    dir: &Path,
-    label: &str,
+/// What to run: the row, seed, epochs and initialization (`None`: each
+/// layer's default).
+struct Run {
+    label: String,
     seed: u64,
     epochs: usize,
+    init: Option<Init>,
+}
+
+fn export<F: NetFloat>(
+    dir: &Path,
+    run: &Run,
     train: &Dataset,
     test: &Dataset,
 ) -> Result<(), String> {
-    let spec = NetworkSpec::classifier(256, &[128, 64], Activation::Sigmoid, 10);
+    let Run {
+        label,
+        seed,
+        epochs,
+        init,
+    } = run;
+    let (label, seed, epochs) = (label.as_str(), *seed, *epochs);
+    let mut spec = NetworkSpec::classifier(256, &[128, 64], Activation::Sigmoid, 10);
+    spec.layers.iter_mut().for_each(|l| l.init = *init);
     let net = Network::<F>::new(spec, seed).map_err(|e| e.to_string())?;
     for l in 0..net.layer_count() {
         let w = net.weights(l);
         let w: Vec<F> = w.iter().copied().collect();
-        write(dir, &format!("w{l}.txt"), &matrix(&w, net.weights(l).ncols()))?;
+        write(
+            dir,
+            &format!("w{l}.txt"),
+            &matrix(&w, net.weights(l).ncols()),
+        )?;
         let b: Vec<F> = net.bias(l).iter().copied().collect();
         write(dir, &format!("b{l}.txt"), &matrix(&b, 1))?;
     }
@@ -140,7 +159,7 @@ fn export<F: NetFloat>(
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: export_run DIR LABEL [f32|f64] [SEED] [EPOCHS]";
+    let usage = "usage: export_run DIR LABEL [f32|f64] [SEED] [EPOCHS] [INIT]";
     let (dir, label) = match (args.first(), args.get(1)) {
         (Some(d), Some(l)) => (PathBuf::from(d), l.clone()),
         _ => return Err(usage.into()),
@@ -148,16 +167,27 @@ fn main() -> Result<(), String> {
     let dtype = args.get(2).map_or("f64", String::as_str);
     let number = |i: usize, default: u64| -> Result<u64, String> {
         args.get(i).map_or(Ok(default), |s| {
-            s.parse().map_err(|_| format!("`{s}` is not a number; {usage}"))
+            s.parse()
+                .map_err(|_| format!("`{s}` is not a number; {usage}"))
         })
     };
     let seed = number(3, 0)?;
     let epochs = number(4, 20)? as usize;
+    let init = match args.get(5).map_or("auto", String::as_str) {
+        "auto" => None,
+        name => Some(name.parse::<Init>().map_err(|e| e.to_string())?),
+    };
+    let run = Run {
+        label,
+        seed,
+        epochs,
+        init,
+    };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let data = usps().map_err(|e| e.to_string())?;
     match dtype {
-        "f32" => export::<f32>(&dir, &label, seed, epochs, &data.train, &data.test),
-        "f64" => export::<f64>(&dir, &label, seed, epochs, &data.train, &data.test),
+        "f32" => export::<f32>(&dir, &run, &data.train, &data.test),
+        "f64" => export::<f64>(&dir, &run, &data.train, &data.test),
         other => Err(format!("dtype `{other}`; use f32 or f64")),
     }?;
     println!("wrote {}", dir.display());

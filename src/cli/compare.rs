@@ -163,11 +163,11 @@ pub struct Args {
     /// Activation of the hidden layers.
     #[arg(long, default_value = "sigmoid")]
     pub activation: String,
-    /// Weight initialization: torch (PyTorch's nn.Linear default, weights and
-    /// biases uniform on ±1/sqrt(fan_in), as in the PyTorch runs of the
-    /// table), auto (xavier for sigmoid/tanh, he for relu, zero biases), xavier
-    /// or he.
-    #[arg(long, default_value = "torch")]
+    /// Weight initialization: auto (the course's choice: xavier for
+    /// sigmoid/tanh, he for relu, zero biases), torch (PyTorch's nn.Linear
+    /// default, weights and biases uniform on ±1/sqrt(fan_in), as in the
+    /// PyTorch runs of the table), xavier or he.
+    #[arg(long, default_value = "auto")]
     pub init: String,
     /// The first seed (initialization, the same for every optimizer, and shuffling).
     #[arg(long, default_value_t = 0)]

@@ -600,7 +600,7 @@ impl Gen<'_> {
             let turbofish = quote!(::<F #(, #bits)*>);
             let simd = quote!(::optdsl::__private::Simd);
             arms.push(quote! {
-                // SAFETY: `simd_level` never reports a level the CPU lacks.
+                // SAFETY: `simd_level_for` never reports a level the CPU lacks.
                 #[cfg(target_arch = "x86_64")]
                 (#simd::Avx512 #(, #bits)*) => unsafe { #avx512 #turbofish(&__cf, &__cb, #(#block_args),*) },
                 // SAFETY: as above.
@@ -609,7 +609,20 @@ impl Gen<'_> {
                 (_ #(, #bits)*) => #name #turbofish(&__cf, &__cb, #(#block_args),*),
             });
         }
+        // Divisions, roots, powers, exponentials and logarithms per element:
+        // two or more make the pass compute-bound enough for AVX-512.
+        let heavy = pass
+            .elements
+            .iter()
+            .filter(|&&i| match &p.values[i].op {
+                Op::Binary(BinOp::Div | BinOp::Pow, ..) => true,
+                Op::Func(f, _) => matches!(*f, "sqrt" | "exp" | "ln"),
+                _ => false,
+            })
+            .count()
+            >= 2;
         let call = quote! {
+            let __simd = ::optdsl::__private::simd_level_for(#heavy);
             let __cf = [#(#f::from_f64(#nums)),*];
             let __cb = [#(#bools),*];
             let __run = |#(#params),*| -> [f64; #nr] {
@@ -772,7 +785,6 @@ impl Gen<'_> {
                 __state.t += 1;
                 let __t = __state.t as f64;
                 let __n = __wa.len();
-                let __simd = ::optdsl::__private::simd_level();
                 let __plan = ::optdsl::__private::Plan::new(__n);
                 #destructure
                 #(#body)*

@@ -44,49 +44,69 @@ pub fn detected() -> Simd {
     Simd::Portable
 }
 
+/// The level in force: `u8::MAX` until first read, then a choice (bits 0-1)
+/// and whether it was asked for (bit 2: `OPTDSL_SIMD` or [`force`]).
 static LEVEL: AtomicU8 = AtomicU8::new(u8::MAX);
-
-fn encode(s: Simd) -> u8 {
-    s as u8
-}
+const ASKED: u8 = 4;
 
 fn decode(x: u8) -> Simd {
-    match x {
+    match x & 3 {
         2 => Simd::Avx512,
         1 => Simd::Avx2,
         _ => Simd::Portable,
     }
 }
 
-/// The level generated steps use: AVX2 where the CPU has it, AVX-512 only
-/// when asked for (`OPTDSL_SIMD=avx512` or [`force`]), never above what the
-/// CPU has; `OPTDSL_SIMD=portable` turns both off.
-///
-/// A step is a stream through memory; on the AMD EPYC (AVX-512) machines this
-/// project is measured on, 512-bit loads and stores streamed slower than
-/// 256-bit ones (a plain `w -= 0.1 * g` over 10^7 f32: 4.2-4.8 ms with
-/// AVX-512 against 3.7-4.4 ms with AVX2, `examples/simd_stream.rs`).
-pub fn level() -> Simd {
+fn state() -> u8 {
     let cached = LEVEL.load(Ordering::Relaxed);
     if cached != u8::MAX {
-        return decode(cached);
+        return cached;
     }
     let best = detected();
-    let wanted = match std::env::var("OPTDSL_SIMD").as_deref() {
-        Ok("portable") => Simd::Portable,
-        Ok("avx512") => Simd::Avx512,
-        _ => Simd::Avx2,
+    let value = match std::env::var("OPTDSL_SIMD").as_deref() {
+        Ok("portable") => Simd::Portable as u8 | ASKED,
+        Ok("avx2") => Simd::Avx2.min(best) as u8 | ASKED,
+        Ok("avx512") => Simd::Avx512.min(best) as u8 | ASKED,
+        _ => best as u8,
     };
-    let chosen = wanted.min(best);
-    LEVEL.store(encode(chosen), Ordering::Relaxed);
-    chosen
+    LEVEL.store(value, Ordering::Relaxed);
+    value
 }
 
-/// Uses `wanted` (or the best level below it this CPU has) from now on; returns
-/// the level in force. For tests and benchmarks that compare the paths.
+/// The level for a pass: the one asked for (`OPTDSL_SIMD=portable|avx2|avx512`
+/// or [`force`]) if any, never above what the CPU has; otherwise the CPU's
+/// best for `heavy` passes (two or more divisions, roots, powers,
+/// exponentials or logarithms per element, such as Adam's) and at most AVX2
+/// for the others.
+///
+/// A light step is a stream through memory, and on the AMD EPYC (AVX-512)
+/// machines this project is measured on, 512-bit loads and stores streamed
+/// slower than 256-bit ones (`w -= 0.1 * g` over 10^7 f32: 4.4 ms with
+/// AVX-512 against 3.8 ms with AVX2, `cargo run --release --example
+/// simd_stream`), while Adam's step, with two divisions and a root per
+/// element, ran faster with AVX-512 (`optdsl bench`). The code generator
+/// counts the heavy operations of each pass.
+pub fn level_for(heavy: bool) -> Simd {
+    let value = state();
+    let chosen = decode(value);
+    if value & ASKED != 0 || heavy {
+        chosen
+    } else {
+        chosen.min(Simd::Avx2)
+    }
+}
+
+/// The level a light pass uses ([`level_for`]`(false)`).
+pub fn level() -> Simd {
+    level_for(false)
+}
+
+/// Uses `wanted` (or the best level below it this CPU has) for every pass from
+/// now on; returns the level in force. For tests and benchmarks that compare
+/// the paths.
 pub fn force(wanted: Simd) -> Simd {
     let chosen = wanted.min(detected());
-    LEVEL.store(encode(chosen), Ordering::Relaxed);
+    LEVEL.store(chosen as u8 | ASKED, Ordering::Relaxed);
     chosen
 }
 

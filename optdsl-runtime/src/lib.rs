@@ -32,7 +32,7 @@ pub use schedule::{InverseTime, Schedule};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::Result;
-    pub use crate::exec::{level as simd_level, Plan, Simd, BLOCK, MAX_SUPERS};
+    pub use crate::exec::{level_for as simd_level_for, Plan, Simd, BLOCK, MAX_SUPERS};
     pub use crate::float::scalar;
     pub use crate::float::Float;
     pub use crate::ir::{Ir, IrBin, IrFunc, IrOp, IrReduce, IrValue};

@@ -39,7 +39,11 @@ pub fn run(args: Args) -> CliResult {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    println!("# simd={}", optdsl::exec::level().name());
+    println!(
+        "# simd: light passes {}, heavy passes {}",
+        optdsl::exec::level_for(false).name(),
+        optdsl::exec::level_for(true).name()
+    );
     for name in names {
         let rule = builtin_rule(&name)?;
         let result = if args.dtype == "f64" {

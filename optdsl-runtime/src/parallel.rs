@@ -1,0 +1,438 @@
+//! Data-parallel training across processes: each process takes its share of
+//! every global mini-batch, the gradients are summed across processes, and
+//! every process applies the same step (PyTorch's DDP), or each steps only
+//! its slice of the parameter buffer with only that slice's optimizer state
+//! and the slices are gathered (ZeRO stage 1). The collective operations come
+//! from a [`Collective`]: MPI's in [`crate::dist`] (cargo feature `mpi`), or
+//! any other transport.
+//!
+//! Why the result equals a single process's: every process shuffles with the
+//! same seed and walks the same global batches; its share's gradient is the
+//! gradient of its rows' summed loss divided by the global batch size, so
+//! the sum over processes is the batch's mean-loss gradient, summed in
+//! another order (differences of the order of 1e-16 relative in f64). The
+//! step count, the schedule and every hyperparameter are the same everywhere.
+//!
+//! Shards are contiguous slices of the flat parameter buffer. For rules whose
+//! update of an element depends only on that element (no `sum`, `mean`,
+//! `norm` or `max_abs` of a tensor), the slices are equal (up to one element)
+//! and may cut a tensor in two: each piece is stepped exactly as those
+//! elements of the whole tensor. For rules with a reduction (LAMB's and
+//! LARS's trust ratios), a piece's norm would not be the tensor's, so the
+//! slices are cut at tensor boundaries only, the cut nearest each equal
+//! share: per-tensor reductions keep their meaning and memory falls less
+//! evenly.
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::ir::IrOp;
+use crate::net::NetFloat;
+use crate::optim::{Optimizer, OptimizerState};
+use crate::rule::RuleInfo;
+use crate::train::{Trainer, TrainerState};
+use std::ops::Range;
+use std::path::Path;
+
+/// The collective operations data-parallel training needs, among `size`
+/// processes numbered from 0 (MPI's ranks). Every process calls the same
+/// operations in the same order with buffers of the same lengths.
+pub trait Collective<F> {
+    /// This process's number, from 0.
+    fn rank(&self) -> usize;
+    /// The number of processes.
+    fn size(&self) -> usize;
+    /// `recv` = the element-wise sum of every process's `send` (equal lengths).
+    fn all_reduce(&mut self, send: &[F], recv: &mut [F]) -> Result<()>;
+    /// [`Collective::all_reduce`] in f64 (metrics).
+    fn all_reduce_f64(&mut self, send: &[f64], recv: &mut [f64]) -> Result<()>;
+    /// `send` is `size` blocks of `recv.len()` elements; process `k`'s `recv`
+    /// = the element-wise sum of every process's block `k`.
+    fn reduce_scatter(&mut self, send: &[F], recv: &mut [F]) -> Result<()>;
+    /// `recv` = every process's `send` (equal lengths), in rank order.
+    fn all_gather(&mut self, send: &[F], recv: &mut [F]) -> Result<()>;
+    /// Process 0 receives every process's bytes, in rank order; the others `None`.
+    fn gather_bytes(&mut self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>>;
+    /// Every process's `bytes` become process 0's.
+    fn broadcast_bytes(&mut self, bytes: &mut Vec<u8>) -> Result<()>;
+}
+
+/// How a [`Trainer`] shares its steps with other processes: which rows of a
+/// global batch are this process's, how gradients are combined, how the
+/// optimizer step is applied, how metrics are summed.
+pub trait DataParallel<F: NetFloat> {
+    /// This process's rows of a global batch (or of the test set).
+    fn share<'a>(&self, rows: &'a [usize]) -> &'a [usize];
+    /// Combines this process's gradient `grads` (of its rows' summed loss
+    /// over the global batch size) and its rows' summed `loss` with the
+    /// other processes'; returns the global batch's summed loss.
+    fn reduce(&mut self, grads: &[F], loss: f64) -> Result<f64>;
+    /// Applies the step of the combined gradient to `params` with `opt`
+    /// (`grads` is this process's gradient, as given to `reduce`).
+    fn apply(&mut self, opt: &mut Optimizer<F>, params: &mut [F], grads: &[F]) -> Result<()>;
+    /// Sums `values` element-wise over the processes, in place.
+    fn sum(&mut self, values: &mut [f64]) -> Result<()>;
+}
+
+/// One process training alone: every row, its own gradient, one step.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Alone;
+
+impl<F: NetFloat> DataParallel<F> for Alone {
+    fn share<'a>(&self, rows: &'a [usize]) -> &'a [usize] {
+        rows
+    }
+    fn reduce(&mut self, _grads: &[F], loss: f64) -> Result<f64> {
+        Ok(loss)
+    }
+    fn apply(&mut self, opt: &mut Optimizer<F>, params: &mut [F], grads: &[F]) -> Result<()> {
+        opt.step_flat(params, grads)
+    }
+    fn sum(&mut self, _values: &mut [f64]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What the training steps of one process communicated (each process sends
+/// and receives alike).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct CommStats {
+    /// Steps taken.
+    pub steps: u64,
+    /// Collective operations the steps called.
+    pub collectives: u64,
+    /// Bytes the steps handed to collectives (each operation's larger buffer).
+    pub payload_bytes: u64,
+    /// Bytes this process sends for the steps when the collectives run as
+    /// rings (the bandwidth-optimal algorithms): `2(N-1)/N` of an
+    /// all-reduce's buffer, `(N-1)/N` of a reduce-scatter's input and of an
+    /// all-gather's output.
+    pub ring_bytes: u64,
+}
+
+impl CommStats {
+    /// Collectives, payload bytes and ring bytes per step.
+    pub fn per_step(&self) -> (f64, f64, f64) {
+        let n = self.steps.max(1) as f64;
+        (
+            self.collectives as f64 / n,
+            self.payload_bytes as f64 / n,
+            self.ring_bytes as f64 / n,
+        )
+    }
+}
+
+/// This process's part in a data-parallel run over a [`Collective`]: plain
+/// replicas (every process keeps the whole optimizer state; gradients
+/// all-reduced), or sharded optimizer state (ZeRO stage 1: gradients
+/// reduce-scattered, each process steps its slice, parameters all-gathered).
+pub struct Replicas<'c, F> {
+    comm: &'c mut dyn Collective<F>,
+    rank: usize,
+    size: usize,
+    params: usize,
+    shards: Option<Vec<Range<usize>>>,
+    block: usize,
+    send: Vec<F>,
+    recv: Vec<F>,
+    gathered: Vec<F>,
+    stats: CommStats,
+}
+
+impl<'c, F: NetFloat> Replicas<'c, F> {
+    /// Joins a run: checks that every process starts from the same state and
+    /// data (a typed error naming the processes that differ), then, with
+    /// `shard`, cuts `trainer`'s optimizer to this process's slice.
+    pub fn new(
+        comm: &'c mut dyn Collective<F>,
+        trainer: &mut Trainer<F>,
+        shard: bool,
+        data: &[&Dataset],
+    ) -> Result<Self> {
+        check_same_start(comm, trainer, data)?;
+        let (rank, size) = (comm.rank(), comm.size());
+        let params = trainer.network().params().len();
+        let mut rep = Replicas {
+            comm,
+            rank,
+            size,
+            params,
+            shards: None,
+            block: params,
+            send: vec![F::ZERO; params + 1],
+            recv: vec![F::ZERO; params + 1],
+            gathered: vec![],
+            stats: CommStats::default(),
+        };
+        if shard {
+            let lens: Vec<usize> = trainer.optimizer_lens().concat();
+            let rule = trainer.optimizer().rule(0)?.info();
+            let shards = shard_ranges(&lens, size, has_reduction(rule));
+            let block = shards.iter().map(|r| r.len()).max().unwrap_or(0);
+            trainer.shard_optimizer(shards[rank].clone())?;
+            rep.block = block;
+            rep.send = vec![F::ZERO; size * (block + 1)];
+            rep.recv = vec![F::ZERO; block + 1];
+            rep.gathered = vec![F::ZERO; size * block];
+            rep.shards = Some(shards);
+        }
+        Ok(rep)
+    }
+
+    /// This process's number.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// The number of processes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Each process's slice of the parameter buffer, when the optimizer
+    /// state is sharded.
+    pub fn shards(&self) -> Option<&[Range<usize>]> {
+        self.shards.as_deref()
+    }
+
+    /// What the steps so far communicated.
+    pub fn stats(&self) -> CommStats {
+        self.stats
+    }
+
+    /// Saves the run to one checkpoint file at `path`, written by process 0
+    /// (atomically); sharded optimizer state is gathered first and joined
+    /// into the layout a single process saves, so any number of processes
+    /// can resume it. Every process must call this.
+    pub fn save(&mut self, trainer: &Trainer<F>, path: &Path) -> Result<()> {
+        if self.shards.is_none() {
+            return if self.rank == 0 {
+                trainer.save(path)
+            } else {
+                Ok(())
+            };
+        }
+        let mine =
+            serde_json::to_vec(&trainer.optimizer().state()).map_err(|e| Error::Invalid {
+                what: "optimizer state".into(),
+                reason: format!("cannot encode: {e}"),
+            })?;
+        let Some(parts) = self.comm.gather_bytes(&mine)? else {
+            return Ok(());
+        };
+        let parts = parts
+            .iter()
+            .enumerate()
+            .map(|(k, bytes)| {
+                serde_json::from_slice::<OptimizerState<F>>(bytes).map_err(|e| {
+                    Error::StateMismatch(format!("process {k}'s optimizer shard: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut state: TrainerState<F> = trainer.state();
+        state.optimizer = OptimizerState::join(parts, &trainer.optimizer_lens())?;
+        state.save(path)
+    }
+
+    fn count(&mut self, payload: usize, ring_parts: f64) {
+        let bytes = payload * std::mem::size_of::<F>();
+        self.stats.collectives += 1;
+        self.stats.payload_bytes += bytes as u64;
+        self.stats.ring_bytes += (bytes as f64 * ring_parts).round() as u64;
+    }
+}
+
+impl<F: NetFloat> DataParallel<F> for Replicas<'_, F> {
+    fn share<'a>(&self, rows: &'a [usize]) -> &'a [usize] {
+        let n = rows.len();
+        &rows[self.rank * n / self.size..(self.rank + 1) * n / self.size]
+    }
+
+    fn reduce(&mut self, grads: &[F], loss: f64) -> Result<f64> {
+        if grads.len() != self.params {
+            return Err(Error::LengthMismatch {
+                what: "the gradient buffer".into(),
+                expected: self.params,
+                got: grads.len(),
+            });
+        }
+        let n = self.size as f64;
+        let loss = F::from_f64(loss);
+        match &self.shards {
+            None => {
+                self.send[..self.params].copy_from_slice(grads);
+                self.send[self.params] = loss;
+                self.comm.all_reduce(&self.send, &mut self.recv)?;
+                self.count(self.send.len(), 2.0 * (n - 1.0) / n);
+                Ok(self.recv[self.params].to_f64())
+            }
+            Some(shards) => {
+                // Block k: process k's slice of the gradient, zeros to the
+                // common block length, then this process's loss (so every
+                // process receives the summed loss with its slice).
+                let m = self.block;
+                for (k, r) in shards.iter().enumerate() {
+                    let block = &mut self.send[k * (m + 1)..(k + 1) * (m + 1)];
+                    block[..r.len()].copy_from_slice(&grads[r.clone()]);
+                    block[r.len()..m].fill(F::ZERO);
+                    block[m] = loss;
+                }
+                self.comm.reduce_scatter(&self.send, &mut self.recv)?;
+                self.count(self.send.len(), (n - 1.0) / n);
+                Ok(self.recv[m].to_f64())
+            }
+        }
+    }
+
+    fn apply(&mut self, opt: &mut Optimizer<F>, params: &mut [F], _grads: &[F]) -> Result<()> {
+        let Some(shards) = &self.shards else {
+            opt.step_flat(params, &self.recv[..self.params])?;
+            self.stats.steps += 1;
+            return Ok(());
+        };
+        let (m, mine) = (self.block, shards[self.rank].clone());
+        opt.step_flat(&mut params[mine.clone()], &self.recv[..mine.len()])?;
+        self.send[..mine.len()].copy_from_slice(&params[mine.clone()]);
+        self.send[mine.len()..m].fill(F::ZERO);
+        self.comm.all_gather(&self.send[..m], &mut self.gathered)?;
+        for (k, r) in shards.iter().enumerate() {
+            params[r.clone()].copy_from_slice(&self.gathered[k * m..k * m + r.len()]);
+        }
+        let n = self.size as f64;
+        self.count(self.gathered.len(), (n - 1.0) / n);
+        self.stats.steps += 1;
+        Ok(())
+    }
+
+    fn sum(&mut self, values: &mut [f64]) -> Result<()> {
+        let send = values.to_vec();
+        self.comm.all_reduce_f64(&send, values)
+    }
+}
+
+/// Whether a rule reduces over a tensor (`sum`, `mean`, `norm`, `max_abs`),
+/// so that a piece of a tensor would not step as the whole tensor does.
+pub fn has_reduction(info: &RuleInfo) -> bool {
+    info.ir
+        .values
+        .iter()
+        .any(|v| matches!(v.op, IrOp::Reduce(..)))
+}
+
+/// The contiguous slices of a buffer of tensors of lengths `lens` (back to
+/// back) that `n` processes own: equal shares (the last ones perhaps one
+/// element shorter, or empty when there are more processes than elements),
+/// or, with `whole_tensors`, cut only at tensor boundaries, each cut the
+/// boundary nearest an equal share's.
+pub fn shard_ranges(lens: &[usize], n: usize, whole_tensors: bool) -> Vec<Range<usize>> {
+    let total: usize = lens.iter().sum();
+    let n = n.max(1);
+    let mut cuts = vec![0usize];
+    if whole_tensors {
+        let bounds: Vec<usize> = std::iter::once(0)
+            .chain(lens.iter().scan(0, |end, &l| {
+                *end += l;
+                Some(*end)
+            }))
+            .collect();
+        for k in 1..n {
+            let target = (k * total) as f64 / n as f64;
+            let prev = *cuts.last().expect("a cut");
+            let best = bounds
+                .iter()
+                .copied()
+                .filter(|&b| b >= prev)
+                .min_by(|a, b| {
+                    let da = (*a as f64 - target).abs();
+                    let db = (*b as f64 - target).abs();
+                    da.total_cmp(&db)
+                })
+                .unwrap_or(prev);
+            cuts.push(best);
+        }
+    } else {
+        let c = total.div_ceil(n);
+        cuts.extend((1..n).map(|k| (k * c).min(total)));
+    }
+    cuts.push(total);
+    cuts.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+/// Resumes every process's `trainer` from the checkpoint at `path` as read
+/// by process 0 and sent to the others (so only process 0 needs the file),
+/// to a run of `epochs` epochs. Every process must call this.
+pub fn resume<F: NetFloat>(
+    comm: &mut dyn Collective<F>,
+    trainer: &mut Trainer<F>,
+    path: &Path,
+    epochs: usize,
+) -> Result<()> {
+    let mut bytes = if comm.rank() == 0 {
+        crate::checkpoint::read(path)?
+    } else {
+        vec![]
+    };
+    comm.broadcast_bytes(&mut bytes)?;
+    let saved = TrainerState::decode(path, &bytes)?;
+    trainer.resume_from(saved, path, epochs)
+}
+
+/// FNV-1a, 64 bits.
+fn fnv1a64(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A hash of the trainer's whole state and of the data.
+fn fingerprint<F: NetFloat>(trainer: &Trainer<F>, data: &[&Dataset]) -> u64 {
+    let mut state = trainer.state();
+    for r in &mut state.records {
+        r.seconds = 0.0;
+        r.eval_seconds = 0.0;
+    }
+    let json = serde_json::to_vec(&state).unwrap_or_default();
+    let mut h = fnv1a64(0xcbf2_9ce4_8422_2325, &json);
+    for d in data {
+        for x in d.inputs() {
+            h = fnv1a64(h, &x.to_le_bytes());
+        }
+        for y in d.labels() {
+            h = fnv1a64(h, &y.to_le_bytes());
+        }
+    }
+    h
+}
+
+/// Checks that every process starts from the same trainer state and data.
+fn check_same_start<F: NetFloat>(
+    comm: &mut dyn Collective<F>,
+    trainer: &Trainer<F>,
+    data: &[&Dataset],
+) -> Result<()> {
+    let mine = fingerprint(trainer, data).to_le_bytes();
+    let mut differ: Vec<u8> = match comm.gather_bytes(&mine)? {
+        Some(all) => all
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.as_slice() != mine)
+            .flat_map(|(k, _)| (k as u32).to_le_bytes())
+            .collect(),
+        None => vec![],
+    };
+    comm.broadcast_bytes(&mut differ)?;
+    if differ.is_empty() {
+        return Ok(());
+    }
+    let ranks: Vec<String> = differ
+        .chunks_exact(4)
+        .map(|k| u32::from_le_bytes([k[0], k[1], k[2], k[3]]).to_string())
+        .collect();
+    Err(Error::Invalid {
+        what: "data-parallel start".into(),
+        reason: format!(
+            "process(es) {} start from another network, optimizer, settings or data than process 0; \
+             launch every process with the same arguments and data files",
+            ranks.join(", ")
+        ),
+    })
+}

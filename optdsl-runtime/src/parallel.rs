@@ -436,3 +436,278 @@ fn check_same_start<F: NetFloat>(
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builtin_rule;
+    use crate::net::{Activation, Network, NetworkSpec};
+    use crate::rule::HyperValue;
+    use crate::train::{Silent, TrainConfig};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use std::sync::{Arc, Barrier, Mutex};
+
+    /// Processes as threads: every collective is an exchange of every
+    /// thread's buffer through shared slots, summed in rank order.
+    struct Threads {
+        rank: usize,
+        size: usize,
+        barrier: Arc<Barrier>,
+        slots: Arc<Mutex<Vec<Vec<f64>>>>,
+    }
+
+    impl Threads {
+        fn world(size: usize) -> Vec<Threads> {
+            let barrier = Arc::new(Barrier::new(size));
+            let slots = Arc::new(Mutex::new(vec![vec![]; size]));
+            (0..size)
+                .map(|rank| Threads {
+                    rank,
+                    size,
+                    barrier: barrier.clone(),
+                    slots: slots.clone(),
+                })
+                .collect()
+        }
+
+        fn exchange(&self, mine: Vec<f64>) -> Vec<Vec<f64>> {
+            self.slots.lock().unwrap()[self.rank] = mine;
+            self.barrier.wait();
+            let all = self.slots.lock().unwrap().clone();
+            self.barrier.wait();
+            all
+        }
+
+        fn summed(&self, mine: Vec<f64>) -> Vec<f64> {
+            let all = self.exchange(mine);
+            (0..all[0].len())
+                .map(|i| all.iter().map(|v| v[i]).fold(0.0, |a, x| a + x))
+                .collect()
+        }
+    }
+
+    fn wide<F: NetFloat>(x: &[F]) -> Vec<f64> {
+        x.iter().map(|v| v.to_f64()).collect()
+    }
+
+    impl<F: NetFloat> Collective<F> for Threads {
+        fn rank(&self) -> usize {
+            self.rank
+        }
+        fn size(&self) -> usize {
+            self.size
+        }
+        fn all_reduce(&mut self, send: &[F], recv: &mut [F]) -> Result<()> {
+            for (r, s) in recv.iter_mut().zip(self.summed(wide(send))) {
+                *r = F::from_f64(s);
+            }
+            Ok(())
+        }
+        fn all_reduce_f64(&mut self, send: &[f64], recv: &mut [f64]) -> Result<()> {
+            recv.copy_from_slice(&self.summed(send.to_vec()));
+            Ok(())
+        }
+        fn reduce_scatter(&mut self, send: &[F], recv: &mut [F]) -> Result<()> {
+            let sum = self.summed(wide(send));
+            let m = recv.len();
+            for (r, s) in recv.iter_mut().zip(&sum[self.rank * m..]) {
+                *r = F::from_f64(*s);
+            }
+            Ok(())
+        }
+        fn all_gather(&mut self, send: &[F], recv: &mut [F]) -> Result<()> {
+            let all = self.exchange(wide(send)).concat();
+            for (r, s) in recv.iter_mut().zip(all) {
+                *r = F::from_f64(s);
+            }
+            Ok(())
+        }
+        fn gather_bytes(&mut self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
+            let all = self.exchange(bytes.iter().map(|&b| b as f64).collect());
+            Ok((self.rank == 0).then(|| {
+                all.iter()
+                    .map(|v| v.iter().map(|&b| b as u8).collect())
+                    .collect()
+            }))
+        }
+        fn broadcast_bytes(&mut self, bytes: &mut Vec<u8>) -> Result<()> {
+            let all = self.exchange(bytes.iter().map(|&b| b as f64).collect());
+            *bytes = all[0].iter().map(|&b| b as u8).collect();
+            Ok(())
+        }
+    }
+
+    /// Noisy blobs: 3 classes of 6 inputs. 66 rows in batches of 16 leave a
+    /// last batch of 2, so that some of 3 or 4 processes have no row of it.
+    fn blobs(seed: u64, rows: usize) -> Dataset {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let labels: Vec<u32> = (0..rows).map(|i| (i % 3) as u32).collect();
+        let inputs = labels
+            .iter()
+            .flat_map(|&y| (0..6).map(move |j| (j % 3 == y as usize) as u8 as f64))
+            .map(|x| x + 0.5 * (rng.random::<f64>() - 0.5))
+            .collect();
+        Dataset::new("blobs", 6, 3, inputs, labels).unwrap()
+    }
+
+    fn trainer(opt: &str, lr: f64, epochs: usize) -> Trainer<f64> {
+        let spec = NetworkSpec::classifier(6, &[5], Activation::Tanh, 3);
+        let net = Network::new(spec, 3).unwrap();
+        let mut rule = builtin_rule(opt).unwrap();
+        rule.set_hyper("lr", HyperValue::Num(lr)).unwrap();
+        let config = TrainConfig {
+            epochs,
+            batch: 16,
+            seed: 9,
+            ..TrainConfig::default()
+        };
+        Trainer::new(net, rule, config).unwrap()
+    }
+
+    fn max_rel(a: &[f64], b: &[f64]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs() / x.abs().max(y.abs()).max(f64::MIN_POSITIVE))
+            .fold(0.0, f64::max)
+    }
+
+    fn state_buffers(s: &TrainerState<f64>) -> Vec<f64> {
+        s.optimizer
+            .groups
+            .iter()
+            .flat_map(|g| &g.states)
+            .flat_map(|t| t.buffers.iter().flatten().copied())
+            .collect()
+    }
+
+    /// Trains 3 epochs on `size` threads, rank 0 saving to `path`; returns
+    /// every thread's final parameters.
+    fn train_threads(opt: &str, lr: f64, size: usize, shard: bool, path: &Path) -> Vec<Vec<f64>> {
+        let (train, test) = (blobs(1, 66), blobs(2, 30));
+        let handles: Vec<_> = Threads::world(size)
+            .into_iter()
+            .map(|mut comm| {
+                let (train, test, path) = (train.clone(), test.clone(), path.to_path_buf());
+                let opt = opt.to_string();
+                std::thread::spawn(move || {
+                    let mut t = trainer(&opt, lr, 3);
+                    let mut rep =
+                        Replicas::new(&mut comm, &mut t, shard, &[&train, &test]).unwrap();
+                    while t.epoch() < 3 {
+                        t.run_epoch_with(&train, &test, &mut Silent, &mut rep)
+                            .unwrap();
+                    }
+                    rep.save(&t, &path).unwrap();
+                    assert_eq!(rep.stats().steps, 15);
+                    t.network().params().to_vec()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    }
+
+    #[test]
+    fn threads_plain_and_sharded_agree_with_one_process() {
+        let dir = std::env::temp_dir().join(format!("optdsl-parallel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (train, test) = (blobs(1, 66), blobs(2, 30));
+        for (opt, lr) in [("adam", 0.01), ("lamb", 0.01), ("sgd", 0.3)] {
+            let mut one = trainer(opt, lr, 3);
+            one.fit(&train, &test, &mut Silent).unwrap();
+            let alone = one.state();
+            for (size, shard) in [(2, false), (2, true), (3, true), (4, true)] {
+                let path = dir.join(format!("{opt}-{size}-{shard}.ckpt"));
+                let params = train_threads(opt, lr, size, shard, &path);
+                for p in &params {
+                    assert_eq!(p, &params[0], "every process holds the same parameters");
+                    let d = max_rel(p, &alone.params);
+                    assert!(d < 1e-12, "{opt} on {size} (shard {shard}): {d:e}");
+                }
+                let saved = TrainerState::<f64>::load(&path).unwrap();
+                assert_eq!(saved.optimizer.lens(), alone.optimizer.lens());
+                let (a, b) = (&saved.records[2], &alone.records[2]);
+                assert!((a.train_loss - b.train_loss).abs() < 1e-12 * b.train_loss);
+                assert_eq!(a.test_accuracy, b.test_accuracy);
+                let d = max_rel(&state_buffers(&saved), &state_buffers(&alone));
+                assert!(d < 1e-10, "{opt} on {size}: optimizer state {d:e}");
+                // The gathered checkpoint resumes in one process.
+                let mut resumed = trainer(opt, lr, 3);
+                resumed.resume(&path, 4).unwrap();
+                let mut straight = trainer(opt, lr, 3);
+                straight.resume_from(alone.clone(), &path, 4).unwrap();
+                resumed.fit(&train, &test, &mut Silent).unwrap();
+                straight.fit(&train, &test, &mut Silent).unwrap();
+                let d = max_rel(resumed.network().params(), straight.network().params());
+                assert!(d < 1e-11, "{opt} resumed from {size}: {d:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn shards_cover_the_buffer_and_keep_whole_tensors_when_asked() {
+        let lens = [32768, 8192, 640, 128, 64, 10];
+        for n in 1..=7 {
+            for whole in [false, true] {
+                let r = shard_ranges(&lens, n, whole);
+                assert_eq!(r.len(), n);
+                assert_eq!((r[0].start, r[n - 1].end), (0, 41802));
+                assert!(r.windows(2).all(|w| w[0].end == w[1].start));
+                if whole {
+                    let bounds = [0, 32768, 40960, 41600, 41728, 41792, 41802];
+                    assert!(r.iter().all(|x| bounds.contains(&x.start)));
+                } else {
+                    let max = r.iter().map(|x| x.len()).max().unwrap();
+                    assert_eq!(max, 41802usize.div_ceil(n));
+                }
+            }
+        }
+        assert_eq!(shard_ranges(&lens, 2, true), vec![0..32768, 32768..41802]);
+        assert_eq!(
+            shard_ranges(&[3], 5, false),
+            vec![0..1, 1..2, 2..3, 3..3, 3..3]
+        );
+        assert!(has_reduction(builtin_rule("lamb").unwrap().info()));
+        assert!(!has_reduction(builtin_rule("adam").unwrap().info()));
+    }
+
+    #[test]
+    fn sliced_optimizers_step_like_the_whole_and_join_back() {
+        let mut whole = Optimizer::<f32>::new();
+        whole.add_group(builtin_rule("nadam").unwrap(), &[7, 5]);
+        whole.add_group(builtin_rule("adam").unwrap(), &[4]);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut w: Vec<f32> = (0..16).map(|_| rng.random::<f32>() - 0.5).collect();
+        let ranges = shard_ranges(&[7, 5, 4], 3, false);
+        let mut parts: Vec<Optimizer<f32>> = ranges
+            .iter()
+            .map(|r| whole.slice(r.clone()).unwrap())
+            .collect();
+        let mut w_parts = w.clone();
+        for _ in 0..4 {
+            let g: Vec<f32> = (0..16).map(|_| rng.random::<f32>() - 0.5).collect();
+            whole.step_flat(&mut w, &g).unwrap();
+            for (opt, r) in parts.iter_mut().zip(&ranges) {
+                opt.step_flat(&mut w_parts[r.clone()], &g[r.clone()])
+                    .unwrap();
+            }
+        }
+        assert_eq!(w, w_parts, "pieces step bit for bit as the whole");
+        let states: Vec<_> = parts.iter().map(Optimizer::state).collect();
+        let lens = whole.state().lens();
+        let joined = OptimizerState::join(states.clone(), &lens).unwrap();
+        assert_eq!(joined, whole.state());
+        // Pieces that disagree, or do not fill the tensors, are refused.
+        let mut bad = states.clone();
+        bad[1].groups[0].states[0].scalars[0] += 1.0;
+        let err = OptimizerState::join(bad, &lens).unwrap_err();
+        assert!(
+            err.to_string().contains("differ in step count or scalars"),
+            "{err}"
+        );
+        let err = OptimizerState::join(states[..2].to_vec(), &lens).unwrap_err();
+        assert!(err.to_string().contains("pieces end before"), "{err}");
+        assert!(whole.state().slice(3..17).is_err());
+    }
+}

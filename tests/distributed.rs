@@ -61,6 +61,9 @@ fn mpirun(n: usize) -> Command {
         "-np",
         &n.to_string(),
     ]);
+    // Containers often forbid the cross-memory attach Open MPI's shared
+    // memory transport tries first; copying through shared memory always works.
+    c.env("OMPI_MCA_btl_vader_single_copy_mechanism", "none");
     c
 }
 

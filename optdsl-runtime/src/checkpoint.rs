@@ -67,8 +67,7 @@ pub fn save<T: Serialize>(path: &Path, kind: &str, value: &T) -> Result<()> {
 /// if the file is missing, not a checkpoint, of another version or kind,
 /// truncated, or corrupt. The file is only read.
 pub fn load<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
-    let bytes = fs::read(path).map_err(|e| error(path, format!("cannot read: {e}")))?;
-    decode(path, kind, &bytes)
+    decode(path, kind, &read(path)?)
 }
 
 /// Reads the whole file at `path` (to hand to [`decode`] elsewhere, e.g. in

@@ -157,11 +157,10 @@ impl<F: Equivalence> Collective<F> for Mpi {
 
     fn broadcast_bytes(&mut self, bytes: &mut Vec<u8>) -> Result<()> {
         let root = self.world.process_at_rank(0);
-        let mut len = bytes.len() as u64;
+        let mut len = count("broadcast bytes", bytes.len())?;
         root.broadcast_into(&mut len);
         bytes.resize(len as usize, 0);
         if len > 0 {
-            count("broadcast bytes", bytes.len())?;
             root.broadcast_into(&mut bytes[..]);
         }
         Ok(())

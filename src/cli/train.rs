@@ -292,9 +292,10 @@ fn say_communication<F: NetFloat>(rep: &Replicas<'_, F>, params: usize) {
         ),
     };
     println!(
-        "distributed: {} processes, {scheme}; per step and process: {collectives:.0} \
+        "distributed: {} process{}, {scheme}; per step and process: {collectives:.0} \
          collectives, {payload:.0} bytes handed to them, {ring:.0} bytes sent (ring algorithms)",
-        rep.size()
+        rep.size(),
+        if rep.size() == 1 { "" } else { "es" }
     );
 }
 

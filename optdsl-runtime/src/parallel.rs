@@ -32,6 +32,7 @@ use crate::rule::RuleInfo;
 use crate::train::{Trainer, TrainerState};
 use std::ops::Range;
 use std::path::Path;
+use std::time::Instant;
 
 /// The collective operations data-parallel training needs, among `size`
 /// processes numbered from 0 (MPI's ranks). Every process calls the same
@@ -107,6 +108,9 @@ pub struct CommStats {
     /// all-reduce's buffer, `(N-1)/N` of a reduce-scatter's input and of an
     /// all-gather's output.
     pub ring_bytes: u64,
+    /// Seconds the steps spent in collectives (moving data and waiting for
+    /// the other processes).
+    pub seconds: f64,
 }
 
 impl CommStats {
@@ -233,7 +237,8 @@ impl<'c, F: NetFloat> Replicas<'c, F> {
         state.save(path)
     }
 
-    fn count(&mut self, payload: usize, ring_parts: f64) {
+    fn count(&mut self, payload: usize, ring_parts: f64, start: Instant) {
+        self.stats.seconds += start.elapsed().as_secs_f64();
         let bytes = payload * std::mem::size_of::<F>();
         self.stats.collectives += 1;
         self.stats.payload_bytes += bytes as u64;
@@ -261,8 +266,9 @@ impl<F: NetFloat> DataParallel<F> for Replicas<'_, F> {
             None => {
                 self.send[..self.params].copy_from_slice(grads);
                 self.send[self.params] = loss;
+                let start = Instant::now();
                 self.comm.all_reduce(&self.send, &mut self.recv)?;
-                self.count(self.send.len(), 2.0 * (n - 1.0) / n);
+                self.count(self.send.len(), 2.0 * (n - 1.0) / n, start);
                 Ok(self.recv[self.params].to_f64())
             }
             Some(shards) => {
@@ -276,8 +282,9 @@ impl<F: NetFloat> DataParallel<F> for Replicas<'_, F> {
                     block[r.len()..m].fill(F::ZERO);
                     block[m] = loss;
                 }
+                let start = Instant::now();
                 self.comm.reduce_scatter(&self.send, &mut self.recv)?;
-                self.count(self.send.len(), (n - 1.0) / n);
+                self.count(self.send.len(), (n - 1.0) / n, start);
                 Ok(self.recv[m].to_f64())
             }
         }
@@ -293,12 +300,13 @@ impl<F: NetFloat> DataParallel<F> for Replicas<'_, F> {
         opt.step_flat(&mut params[mine.clone()], &self.recv[..mine.len()])?;
         self.send[..mine.len()].copy_from_slice(&params[mine.clone()]);
         self.send[mine.len()..m].fill(F::ZERO);
+        let start = Instant::now();
         self.comm.all_gather(&self.send[..m], &mut self.gathered)?;
         for (k, r) in shards.iter().enumerate() {
             params[r.clone()].copy_from_slice(&self.gathered[k * m..k * m + r.len()]);
         }
         let n = self.size as f64;
-        self.count(self.gathered.len(), (n - 1.0) / n);
+        self.count(self.gathered.len(), (n - 1.0) / n, start);
         self.stats.steps += 1;
         Ok(())
     }

@@ -291,11 +291,14 @@ fn say_communication<F: NetFloat>(rep: &Replicas<'_, F>, params: usize) {
             shards.iter().map(|r| r.len()).max().unwrap_or(0)
         ),
     };
+    let stats = rep.stats();
     println!(
         "distributed: {} process{}, {scheme}; per step and process: {collectives:.0} \
-         collectives, {payload:.0} bytes handed to them, {ring:.0} bytes sent (ring algorithms)",
+         collectives, {payload:.0} bytes handed to them, {ring:.0} bytes sent (ring algorithms), \
+         {:.3} ms in collectives",
         rep.size(),
-        if rep.size() == 1 { "" } else { "es" }
+        if rep.size() == 1 { "" } else { "es" },
+        stats.seconds * 1e3 / stats.steps.max(1) as f64
     );
 }
 

@@ -1,8 +1,9 @@
 //! Data-parallel training under MPI (`--features mpi`; needs Open MPI's
 //! `mpirun`): `optdsl train --distributed` on 2 processes, plain and with
 //! `--shard-state`, against 1 process on USPS and the slides' network;
-//! checkpoints written by 2 sharded processes resumed by 1 and by 3; a
-//! failing process ends the whole run with its rank and error.
+//! checkpoints written by 2 sharded processes resumed by 1 and by 3, and one
+//! written by 1 resumed by 2; a failing process ends the whole run with its
+//! rank and error.
 
 use optdsl::train::TrainerState;
 use std::path::{Path, PathBuf};
@@ -215,6 +216,13 @@ fn a_sharded_checkpoint_resumes_with_one_or_three_processes() {
     };
     train(&d, 0, &with("2", &[]), "straight.ckpt");
     train(&d, 2, &with("1", &["--shard-state"]), "half.ckpt");
+    train(&d, 0, &with("1", &[]), "alone.ckpt");
+    train(
+        &d,
+        2,
+        &with("2", &["--resume", "alone.ckpt", "--shard-state"]),
+        "alone.ckpt",
+    );
     std::fs::copy(d.join("half.ckpt"), d.join("by1.ckpt")).unwrap();
     std::fs::copy(d.join("half.ckpt"), d.join("by3.ckpt")).unwrap();
     let one = train(&d, 0, &with("2", &["--resume", "by1.ckpt"]), "by1.ckpt");
@@ -229,9 +237,9 @@ fn a_sharded_checkpoint_resumes_with_one_or_three_processes() {
         &with("2", &["--resume", "by3.ckpt", "--shard-state"]),
         "by3.ckpt",
     );
-    for ckpt in ["by1.ckpt", "by3.ckpt"] {
+    for ckpt in ["by1.ckpt", "by3.ckpt", "alone.ckpt"] {
         let (params, state) = rel_diff(&d.join("straight.ckpt"), &d.join(ckpt));
-        println!("adam f64, 2 sharded processes to epoch 1, {ckpt} to epoch 2, vs 1 process straight: {params:.1e} in the parameters, {state:.1e} in the optimizer state");
+        println!("adam f64, resumed at epoch 1 ({ckpt}) to epoch 2, vs 1 process straight: {params:.1e} in the parameters, {state:.1e} in the optimizer state");
         assert!(params < 1e-9, "{ckpt}: parameters differ by {params:e}");
         assert!(state < 1e-9, "{ckpt}: optimizer state differs by {state:e}");
     }
@@ -264,7 +272,7 @@ fn a_failing_process_ends_the_run_with_its_rank_and_error() {
     ])
     .args(["--out", "out", "--data", "csv:missing.csv"]);
     let out = run(&d, &mut cmd);
-    assert!(!out.ok, "{}", out.stdout);
+    assert_eq!(out.code, Some(2), "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("error: rank 1 of 2:") && out.stderr.contains("missing.csv"),
         "{}",
@@ -294,7 +302,7 @@ fn a_failing_process_ends_the_run_with_its_rank_and_error() {
     ])
     .args(["--out", "out", "--seed", "5"]);
     let out = run(&d, &mut cmd);
-    assert!(!out.ok && out.code != Some(0));
+    assert_eq!(out.code, Some(2), "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("process(es) 1 start from another"),
         "{}",

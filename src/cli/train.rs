@@ -419,3 +419,34 @@ fn invalid(what: &str, reason: String) -> Error {
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn error_of(argv: &[&str]) -> String {
+        let cli = Cli::try_parse_from(std::iter::once("train").chain(argv.iter().copied()))
+            .expect("arguments parse");
+        run(cli.args).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn shard_state_needs_distributed() {
+        let e = error_of(&["--shard-state", "--epochs", "1"]);
+        assert!(e.contains("add --distributed"), "{e}");
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    #[test]
+    fn distributed_without_mpi_says_how_to_rebuild() {
+        let e = error_of(&["--distributed", "--epochs", "1"]);
+        assert!(e.contains("--features mpi"), "{e}");
+    }
+}

@@ -36,6 +36,12 @@ optimizer! {
         count += 1;
     }
 
+    /// A per-step scalar rounded to the element type.
+    pub Rounded {
+        hyper b = 0.999;
+        w = w * 0 + float(1 - float(b));
+    }
+
     /// Per-element and per-step conditionals, boolean hypers, inputs.
     pub Branches {
         hyper flip = false, k = 2;
@@ -82,6 +88,18 @@ fn a_nan_in_the_branch_not_taken_never_leaks() {
     assert_eq!(w, [1.0, 1.0]);
     rule.step(&mut s, &mut w, &[3.0, 4.0]);
     assert_eq!(w, [1.0 - 0.6, 1.0 - 0.8]);
+}
+
+#[test]
+fn float_rounds_per_step_scalars_to_the_element_type() {
+    let rule = Rounded::default();
+    let mut w32 = vec![0.0f32];
+    rule.step(&mut rule.init::<f32>(1), &mut w32, &[0.0]);
+    assert_eq!(w32[0], 1.0 - 0.999f32);
+    assert_ne!(w32[0] as f64, 1.0 - 0.999f64);
+    let mut w64 = vec![0.0f64];
+    rule.step(&mut rule.init::<f64>(1), &mut w64, &[0.0]);
+    assert_eq!(w64[0], 1.0 - 0.999f64);
 }
 
 #[test]

@@ -170,6 +170,41 @@ fn initialization_is_seeded_and_within_the_xavier_or_he_bound() {
 }
 
 #[test]
+fn torch_init_draws_weights_and_biases_within_one_over_sqrt_fan_in_and_leaves_xavier_alone() {
+    let spec = NetworkSpec::classifier(256, &[128, 64], Activation::Sigmoid, 10);
+    let mut torch_spec = spec.clone();
+    torch_spec
+        .layers
+        .iter_mut()
+        .for_each(|l| l.init = Some(Init::Torch));
+    let xavier = Network::<f64>::new(spec.clone(), 3).unwrap();
+    let torch = Network::<f64>::new(torch_spec, 3).unwrap();
+    for (l, fan_in) in [256usize, 128, 64].into_iter().enumerate() {
+        let a = 1.0 / (fan_in as f64).sqrt();
+        assert_eq!(Init::Torch.bound(fan_in, 7), a);
+        let w = torch.weights(l);
+        let b = torch.bias(l);
+        assert!(w.iter().chain(b.iter()).all(|v| v.abs() <= a));
+        // Uniform on [-a, a]: mean |v| = a/2, and the biases are drawn, not 0.
+        let mean_abs = |v: &mut dyn Iterator<Item = &f64>| {
+            let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x.abs(), n + 1));
+            s / n as f64
+        };
+        let mw = mean_abs(&mut w.iter());
+        assert!((mw - a / 2.0).abs() < 0.05 * a, "layer {l}: {mw} vs {a}");
+        let mb = mean_abs(&mut b.iter());
+        assert!(mb > 0.3 * a && mb < 0.7 * a, "layer {l}: {mb} vs {a}");
+        assert!(xavier.bias(l).iter().all(|&v| v == 0.0));
+    }
+    // Drawing biases for torch layers does not move any other init's draws.
+    assert_eq!(xavier, Network::<f64>::new(spec, 3).unwrap());
+    assert_eq!("torch".parse::<Init>().unwrap(), Init::Torch);
+    assert_eq!(" Xavier".parse::<Init>().unwrap(), Init::Xavier);
+    let e = "glorot".parse::<Init>().unwrap_err();
+    assert!(e.to_string().contains("xavier, he or torch"), "{e}");
+}
+
+#[test]
 fn bad_specs_and_batches_are_typed_errors() {
     let spec = NetworkSpec::classifier(4, &[3], Activation::Sigmoid, 2);
     let mut ce_sigmoid = spec.clone();

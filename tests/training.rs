@@ -92,6 +92,41 @@ fn same_seed_same_result_bit_for_bit_and_another_seed_differs() {
 }
 
 #[test]
+fn next_epoch_order_is_the_order_the_epoch_trains_in() {
+    use optdsl::net::Workspace;
+    use optdsl::Optimizer;
+    let data = semeion_split();
+    let spec = NetworkSpec::classifier(256, &[16], Activation::Sigmoid, 10);
+    let net = Network::<f64>::new(spec, 5).unwrap();
+    let mut t = Trainer::new(net.clone(), sgd(0.1, 0.9), config(2, 50, 5)).unwrap();
+    // By hand: the trainer's two groups (weights, biases), mini-batches of
+    // 50 consecutive rows of the announced order, the last shorter.
+    let mut replay = net;
+    let mut opt = Optimizer::new();
+    opt.add_group(sgd(0.1, 0.9), &replay.weight_lens());
+    opt.add_group(sgd(0.1, 0.9), &replay.bias_lens());
+    let mut ws = Workspace::new(&replay, 50);
+    let mut orders = vec![];
+    for _ in 0..2 {
+        let order = t.next_epoch_order(data.train.len());
+        assert_eq!(order, t.next_epoch_order(data.train.len()));
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..data.train.len()).collect::<Vec<_>>());
+        for chunk in order.chunks(50) {
+            let rows = data.train.subset("batch", chunk);
+            let x = ndarray::ArrayView2::from_shape((chunk.len(), 256), rows.inputs()).unwrap();
+            replay.loss_and_grad(&mut ws, x, rows.labels()).unwrap();
+            opt.step_flat(replay.params_mut(), ws.grads()).unwrap();
+        }
+        t.run_epoch(&data.train, &data.test, &mut Silent).unwrap();
+        assert_eq!(replay.params(), t.network().params());
+        orders.push(order);
+    }
+    assert_ne!(orders[0], orders[1]);
+}
+
+#[test]
 fn batch_of_the_whole_set_is_one_step_an_epoch_and_batch_one_a_step_a_row() {
     let data = semeion_split();
     let small = Split::new(

@@ -36,6 +36,7 @@ pub const FUNCTIONS: &[(&str, usize, bool)] = &[
     ("min", 2, false),
     ("max", 2, false),
     ("clamp", 3, false),
+    ("float", 1, false),
     ("select", 3, false),
     ("sum", 1, true),
     ("mean", 1, true),

@@ -147,6 +147,11 @@ impl<'a> Gen<'a> {
                         quote!(f64::#f(#(#args),*))
                     }
                     "sign" => quote!(::optdsl::__private::scalar::sign(#(#args),*)),
+                    // A per-step scalar rounded to the element type, as a
+                    // library computing it in that type would have it.
+                    "float" => {
+                        quote!(<F as ::optdsl::__private::Float>::to_f64(<F as ::optdsl::__private::Float>::from_f64(#(#args),*)))
+                    }
                     "min" => quote!(::optdsl::__private::scalar::minimum(#(#args),*)),
                     "max" => quote!(::optdsl::__private::scalar::maximum(#(#args),*)),
                     _ => quote!(::optdsl::__private::scalar::clip(#(#args),*)),
@@ -214,6 +219,15 @@ impl<'a> Gen<'a> {
             }
             Op::Func(fname, args) => {
                 let args: Vec<TokenStream> = args.iter().map(|&a| r(a)).collect();
+                if *fname == "float" {
+                    // Per element, values are in the element type already.
+                    let a = &args[0];
+                    return if p.values[id].ty == Ty::Bool {
+                        quote!(let #name: bool = #a;)
+                    } else {
+                        quote!(let #name: F = #a;)
+                    };
+                }
                 let m = match *fname {
                     "min" => format_ident!("minimum"),
                     "max" => format_ident!("maximum"),
@@ -850,6 +864,7 @@ fn ir_tokens(p: &Program) -> TokenStream {
                     "ln" => quote!(Ln),
                     "min" => quote!(Min),
                     "max" => quote!(Max),
+                    "float" => quote!(Float),
                     _ => quote!(Clamp),
                 };
                 let a = |k: usize| args.get(k).copied().unwrap_or(args[0]);

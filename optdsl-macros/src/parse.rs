@@ -207,7 +207,8 @@ fn syntax_error(src: &Source, err: pest::error::Error<Rule>) -> syn::Error {
                 Rule::call,
                 Rule::boolean,
             ];
-            let mut wanted: Vec<String> = if positives.contains(&Rule::number) {
+            let expression = positives.contains(&Rule::number) && positives.contains(&Rule::ident);
+            let mut wanted: Vec<String> = if expression {
                 std::iter::once("an expression".to_string())
                     .chain(
                         positives

@@ -58,6 +58,8 @@ pub enum IrFunc {
     Max,
     /// `clamp`
     Clamp,
+    /// `float`: a per-step scalar rounded to the element type.
+    Float,
 }
 
 /// A reduction of the IR.
@@ -215,9 +217,10 @@ fn element_bin<F: Float>(op: IrBin, a: &Val<F>, b: &Val<F>, n: usize) -> Val<F> 
     }
 }
 
-fn func_scalar(f: IrFunc, a: f64, b: f64, c: f64) -> f64 {
+fn func_scalar<F: Float>(f: IrFunc, a: f64, b: f64, c: f64) -> f64 {
     use crate::float::scalar;
     match f {
+        IrFunc::Float => F::from_f64(a).to_f64(),
         IrFunc::Sqrt => a.sqrt(),
         IrFunc::Abs => a.abs(),
         IrFunc::Sign => scalar::sign(a),
@@ -232,6 +235,7 @@ fn func_scalar(f: IrFunc, a: f64, b: f64, c: f64) -> f64 {
 fn func_element<F: Float>(f: IrFunc, args: [&Val<F>; 3], n: usize) -> Array1<F> {
     let a = num(args[0], n);
     match f {
+        IrFunc::Float => a,
         IrFunc::Sqrt => a.mapv(F::sqrt),
         IrFunc::Abs => a.mapv(F::abs),
         IrFunc::Sign => a.mapv(F::sign),
@@ -345,7 +349,7 @@ pub fn naive_step<F: Float>(
                         Val::S(x) => x,
                         _ => f64::NAN,
                     };
-                    Val::S(func_scalar(f, s(a), s(b), s(c)))
+                    Val::S(func_scalar::<F>(f, s(a), s(b), s(c)))
                 }
             }
             IrOp::Select(c, a, b) => {

@@ -563,8 +563,7 @@ impl<F: NetFloat> Trainer<F> {
         self.check_data(train)?;
         self.check_data(test)?;
         let start = Instant::now();
-        let mut batches = Batches::new(train.len(), self.config.batch);
-        batches.shuffle(&mut self.rng);
+        let batches = shuffled_batches(&mut self.rng, train.len(), self.config.batch);
         let steps_per_epoch = batches.count() as u64;
         obs.epoch_start(self.epoch + 1, steps_per_epoch);
         let (mut loss_sum, mut correct) = (0.0, 0usize);
@@ -614,6 +613,15 @@ impl<F: NetFloat> Trainer<F> {
         Ok(record)
     }
 
+    /// The row order the next epoch will train in on a set of `rows` rows
+    /// (its mini-batches are consecutive runs of `config().batch` rows, the
+    /// last possibly shorter), without moving the shuffling generator. For
+    /// replaying a run elsewhere, e.g. in PyTorch.
+    pub fn next_epoch_order(&self, rows: usize) -> Vec<usize> {
+        let batches = shuffled_batches(&mut self.rng.clone(), rows, self.config.batch);
+        batches.iter().flatten().copied().collect()
+    }
+
     /// Sets each group's rate for the coming step; returns the first group's.
     fn apply_schedule(&mut self, steps_per_epoch: u64) -> Result<f64> {
         let Some(name) = self.lr_hyper else {
@@ -640,6 +648,13 @@ impl<F: NetFloat> Trainer<F> {
         self.check_data(data)?;
         evaluate(&self.net, &mut self.eval_ws, data)
     }
+}
+
+/// An epoch's batches: rows `0..rows` shuffled by `rng`, in batches of `batch`.
+fn shuffled_batches(rng: &mut ChaCha8Rng, rows: usize, batch: usize) -> Batches {
+    let mut batches = Batches::new(rows, batch);
+    batches.shuffle(rng);
+    batches
 }
 
 /// The mean loss and the accuracy of `net` on `data`, in batches of `ws`'s capacity.

@@ -4,7 +4,7 @@
 //! the bare matrix products an epoch needs, and writes every history.
 
 use super::progress::Progress;
-use super::train::{describe_data, hypers_text, parse_hidden};
+use super::train::{describe_data, hypers_text, parse_hidden, set_init};
 use super::CliResult;
 use optdsl::data::{CsvOptions, DataSource, Split};
 use optdsl::net::{Activation, NetFloat, Network, NetworkSpec};
@@ -17,7 +17,10 @@ use std::process::ExitCode;
 /// One optimizer of the comparison: a label, the built-in it runs, the
 /// settings (hyperparameters by name; `lr` also means `learning_rate`), and
 /// the test accuracy PyTorch 2.15 reached with the same settings on USPS
-/// (256-128-64-10 sigmoid, batch 32, 20 epochs), where measured.
+/// (256-128-64-10 sigmoid, batch 32, 20 epochs), where measured: one run
+/// each, `torch.manual_seed(0)`, PyTorch's default `nn.Linear` init (what
+/// `tools/pytorch_usps.py --seeds 1 --init default` prints; its means over
+/// seeds are in docs/pytorch-parity.md).
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
     /// The row's name.
@@ -160,6 +163,12 @@ pub struct Args {
     /// Activation of the hidden layers.
     #[arg(long, default_value = "sigmoid")]
     pub activation: String,
+    /// Weight initialization: auto (the course's choice: xavier for
+    /// sigmoid/tanh, he for relu, zero biases), torch (PyTorch's nn.Linear
+    /// default, weights and biases uniform on ±1/sqrt(fan_in), as in the
+    /// PyTorch runs of the table), xavier or he.
+    #[arg(long, default_value = "auto")]
+    pub init: String,
     /// The first seed (initialization, the same for every optimizer, and shuffling).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -235,17 +244,19 @@ pub fn run(args: Args) -> CliResult {
     let source: DataSource = args.data.parse()?;
     let data = source.load(&CsvOptions::default(), None, args.seed)?;
     println!("{}", describe_data(&data));
-    let spec = NetworkSpec::classifier(
+    let mut spec = NetworkSpec::classifier(
         data.train.dim(),
         &parse_hidden(&args.hidden)?,
         args.activation.parse::<Activation>()?,
         data.train.classes(),
     );
+    set_init(&mut spec, &args.init)?;
     spec.validate()?;
     println!(
-        "network {} ({} parameters), batch {}, {} epochs, seeds {}..{}, {}",
+        "network {} ({} parameters, init {}), batch {}, {} epochs, seeds {}..{}, {}",
         spec.describe(),
         spec.param_count(),
+        args.init,
         args.batch,
         args.epochs,
         args.seed,

@@ -5,7 +5,7 @@
 use super::progress::Progress;
 use super::CliResult;
 use optdsl::data::{CsvOptions, DataSource, Split};
-use optdsl::net::{Activation, Loss, NetFloat, Network, NetworkSpec};
+use optdsl::net::{Activation, Init, Loss, NetFloat, Network, NetworkSpec};
 use optdsl::parallel::{self, Collective, Replicas};
 use optdsl::schedule::LrSchedule;
 use optdsl::train::{History, Observer, Silent, TrainConfig, Trainer};
@@ -34,6 +34,11 @@ pub struct Args {
     /// Activation of the hidden layers: sigmoid, tanh, relu (or identity, softmax).
     #[arg(long, default_value = "sigmoid")]
     pub activation: String,
+    /// Weight initialization: auto (xavier for sigmoid/tanh, he for relu, zero
+    /// biases), xavier, he, or torch (PyTorch's nn.Linear default: weights and
+    /// biases uniform on ±1/sqrt(fan_in)).
+    #[arg(long, default_value = "auto")]
+    pub init: String,
     /// The cost after the softmax output: cross_entropy or mse.
     #[arg(long, default_value = "cross_entropy")]
     pub loss: String,
@@ -207,9 +212,10 @@ fn train<F: NetFloat>(
     let data = &data;
     if speaks {
         println!(
-            "network {} ({} parameters), {} {}, batch {}, {} epochs, schedule {}, seed {}, {}",
+            "network {} ({} parameters, init {}), {} {}, batch {}, {} epochs, schedule {}, seed {}, {}",
             spec.describe(),
             spec.param_count(),
+            args.init,
             rule.info().name,
             hypers_text(rule.as_ref()),
             config.batch,
@@ -331,8 +337,20 @@ pub fn network_spec(args: &Args, data: &Split) -> Result<NetworkSpec, Error> {
     let act: Activation = args.activation.parse()?;
     let mut spec = NetworkSpec::classifier(data.train.dim(), &hidden, act, data.train.classes());
     spec.loss = args.loss.parse::<Loss>()?;
+    set_init(&mut spec, &args.init)?;
     spec.validate()?;
     Ok(spec)
+}
+
+/// Gives every layer of `spec` the initialization named `init` (`auto`:
+/// each layer's default for its activation).
+pub fn set_init(spec: &mut NetworkSpec, init: &str) -> Result<(), Error> {
+    let init = match init.trim() {
+        "auto" => None,
+        name => Some(name.parse::<Init>()?),
+    };
+    spec.layers.iter_mut().for_each(|l| l.init = init);
+    Ok(())
 }
 
 /// The training settings of `--epochs`, `--batch`, `--seed`, `--schedule`.

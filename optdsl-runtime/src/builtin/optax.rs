@@ -2,6 +2,11 @@
 //! `optax/_src/alias.py` and `transform.py`). Names follow the rest of the
 //! runtime (`lr` for optax's `learning_rate`, `beta1`/`beta2` for `b1`/`b2`);
 //! optax has no default learning rate, ours is 1e-3.
+//!
+//! optax computes the bias corrections `1 - b^t` in the parameters' type (in
+//! float32 for float32 parameters, where `1 - float32(0.999)` is 1.3e-5
+//! relative below 1e-3); `float(..)` rounds those per-step scalars to the
+//! element type the same way, so float32 runs replay optax's float32 runs.
 
 use super::BuiltinInfo;
 use crate::optimizer;
@@ -35,7 +40,9 @@ optimizer! {
         let d = if maximize { -g } else { g };
         mu = (1 - beta1) * d + beta1 * mu;
         nu = (1 - beta2) * (d * d) + beta2 * nu;
-        let u = (mu / (1 - beta1^t)) / (sqrt(nu / (1 - beta2^t) + eps_root) + eps) + weight_decay * w;
+        let bc1 = float(1 - float(float(beta1)^t));
+        let bc2 = float(1 - float(float(beta2)^t));
+        let u = (mu / bc1) / (sqrt(nu / bc2 + eps_root) + eps) + weight_decay * w;
         let param_norm = norm(w);
         let update_norm = norm(u);
         let ratio = if param_norm == 0 || update_norm == 0 { 1 } else { param_norm / update_norm };
@@ -60,11 +67,14 @@ optimizer! {
         let err = d - mu;
         nu = (1 - beta2) * (err * err) + beta2 * nu;
         nu = nu + eps_root;
-        let mhat = mu / (1 - beta1^t);
+        let bc1 = float(1 - float(float(beta1)^t));
+        let bc2 = float(1 - float(float(beta2)^t));
+        let mhat = mu / bc1;
         if nesterov {
-            mhat = beta1 * (mu / (1 - beta1^(t + 1))) + (1 - beta1) * (d / (1 - beta1^t));
+            let bc1_next = float(1 - float(float(beta1)^(t + 1)));
+            mhat = beta1 * (mu / bc1_next) + (1 - beta1) * (d / bc1);
         }
-        w -= lr * (mhat / (sqrt(nu / (1 - beta2^t)) + eps));
+        w -= lr * (mhat / (sqrt(nu / bc2) + eps));
     }
 }
 

@@ -60,7 +60,8 @@ impl NetFloat for f64 {
     }
 }
 
-/// How a layer's weights are drawn; biases always start at zero.
+/// How a layer's weights (and, for [`Init::Torch`], biases) are drawn;
+/// otherwise biases start at zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Init {
@@ -69,6 +70,10 @@ pub enum Init {
     Xavier,
     /// He et al. (2015): uniform on `[-a, a]`, `a = sqrt(6 / fan_in)` (for relu).
     He,
+    /// PyTorch's `nn.Linear` default: weights and biases uniform on `[-a, a]`,
+    /// `a = 1 / sqrt(fan_in)` (`kaiming_uniform_` with `a = sqrt(5)`, whose
+    /// bound is `sqrt(6 / ((1 + 5) fan_in))`), whatever the activation.
+    Torch,
 }
 
 impl Init {
@@ -85,7 +90,41 @@ impl Init {
         match self {
             Init::Xavier => (6.0 / (fan_in + fan_out) as f64).sqrt(),
             Init::He => (6.0 / fan_in as f64).sqrt(),
+            Init::Torch => 1.0 / (fan_in as f64).sqrt(),
         }
+    }
+
+    /// Whether the biases are drawn too (from the same range), not zero.
+    pub fn draws_biases(self) -> bool {
+        self == Init::Torch
+    }
+
+    /// The name the command line and the specs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Xavier => "xavier",
+            Init::He => "he",
+            Init::Torch => "torch",
+        }
+    }
+}
+
+impl std::fmt::Display for Init {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Init {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        [Init::Xavier, Init::He, Init::Torch]
+            .into_iter()
+            .find(|i| i.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| Error::Invalid {
+                what: "init".into(),
+                reason: format!("`{s}`; use xavier, he or torch"),
+            })
     }
 }
 
@@ -281,17 +320,22 @@ pub struct Network<F> {
 impl<F: NetFloat> Network<F> {
     /// A network of shape `spec` with weights drawn from a ChaCha8 generator
     /// seeded with `seed` (in f64, then rounded to `F`, so an f32 and an f64
-    /// network of one seed start at the same point) and zero biases.
+    /// network of one seed start at the same point) and zero biases, except
+    /// for layers of [`Init::Torch`], whose biases are drawn after their
+    /// weights.
     pub fn new(spec: NetworkSpec, seed: u64) -> Result<Self> {
         let mut net = Self::zeros(spec)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        for l in 0..net.spec.layers.len() {
+        let count = net.spec.layers.len();
+        for l in 0..count {
             let seg = net.segments[l];
             let layer = net.spec.layers[l];
             let init = layer.init.unwrap_or(Init::for_activation(layer.activation));
             let a = init.bound(seg.shape.1, seg.shape.0);
-            for w in &mut net.params[seg.range()] {
-                *w = F::from_f64(a * (2.0 * rng.random::<f64>() - 1.0));
+            let bias = net.segments[count + l].range();
+            let biases = if init.draws_biases() { bias } else { 0..0 };
+            for i in seg.range().chain(biases) {
+                net.params[i] = F::from_f64(a * (2.0 * rng.random::<f64>() - 1.0));
             }
         }
         Ok(net)

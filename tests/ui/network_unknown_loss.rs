@@ -1,0 +1,7 @@
+use optdsl::network;
+
+network! {
+    pub Digits { input 256; dense 10 softmax; loss crossentropy; }
+}
+
+fn main() {}

@@ -302,6 +302,8 @@ impl<F: NetFloat> Trainer<F> {
     /// the optimizer's state (rules, hyperparameters, per-tensor buffers), the
     /// settings, the epoch and step counters, the shuffling generator (the
     /// schedule's position follows from the counters) and the records so far.
+    /// A trainer with a sharded optimizer ([`Trainer::shard_optimizer`])
+    /// gives its shard's optimizer state only.
     pub fn state(&self) -> TrainerState<F> {
         TrainerState {
             spec: self.net.spec().clone(),

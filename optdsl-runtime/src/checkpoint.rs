@@ -67,7 +67,17 @@ pub fn save<T: Serialize>(path: &Path, kind: &str, value: &T) -> Result<()> {
 /// if the file is missing, not a checkpoint, of another version or kind,
 /// truncated, or corrupt. The file is only read.
 pub fn load<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
-    let bytes = fs::read(path).map_err(|e| error(path, format!("cannot read: {e}")))?;
+    decode(path, kind, &read(path)?)
+}
+
+/// Reads the whole file at `path` (to hand to [`decode`] elsewhere, e.g. in
+/// another process).
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| error(path, format!("cannot read: {e}")))
+}
+
+/// [`load`] of bytes already read from the file at `path` (named in errors).
+pub fn decode<T: DeserializeOwned>(path: &Path, kind: &str, bytes: &[u8]) -> Result<T> {
     let newline = bytes
         .iter()
         .position(|&b| b == b'\n')

@@ -8,12 +8,15 @@ pub mod bench;
 pub mod builtin;
 pub mod checkpoint;
 pub mod data;
+#[cfg(feature = "mpi")]
+pub mod dist;
 pub mod error;
 pub mod exec;
 pub mod float;
 pub mod ir;
 pub mod net;
 pub mod optim;
+pub mod parallel;
 pub mod plot;
 pub mod replay;
 pub mod rule;

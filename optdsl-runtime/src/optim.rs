@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::rule::{DynFloat, DynRule, HyperValue, State};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 /// One parameter group: a rule (with its hyperparameters) and the states of the
 /// tensors it updates.
@@ -329,6 +330,21 @@ impl<F: DynFloat> Optimizer<F> {
         Ok(())
     }
 
+    /// An optimizer over the elements `range` of the flat buffer only: the
+    /// same groups and rules, each tensor cut to its overlap with `range`
+    /// (see [`OptimizerState::slice`]); its `step_flat` takes
+    /// `params[range]` and `grads[range]`.
+    pub fn slice(&self, range: Range<usize>) -> Result<Self> {
+        let state = self.state().slice(range)?;
+        let mut opt = Optimizer::new();
+        for (group, lens) in self.groups.iter().zip(state.lens()) {
+            opt.add_group(group.rule.clone(), &lens);
+        }
+        opt.guard = self.guard;
+        opt.load_state(state)?;
+        Ok(opt)
+    }
+
     fn state_at(&self, index: usize) -> &State<F> {
         self.groups
             .iter()
@@ -402,6 +418,150 @@ impl<F: DynFloat> Optimizer<F> {
         }
         self.steps = saved.steps;
         Ok(())
+    }
+}
+
+impl<F: DynFloat> OptimizerState<F> {
+    /// The lengths of the tensors, group by group.
+    pub fn lens(&self) -> Vec<Vec<usize>> {
+        self.groups
+            .iter()
+            .map(|g| g.states.iter().map(|s| s.len).collect())
+            .collect()
+    }
+
+    /// The state of the elements `range` of the flat buffer (every tensor back
+    /// to back, group after group, as [`Optimizer::step_flat`] lays them out;
+    /// every tensor non-empty): each tensor overlapping `range` keeps the overlapping piece of its
+    /// buffers with its step count and scalars; the others are left out, and
+    /// every group stays (perhaps with no tensor). A rule whose per-tensor
+    /// scalars do not depend on the elements (no reduction such as `norm`)
+    /// steps such a piece exactly as it steps those elements of the whole
+    /// tensor, which is what sharding optimizer state across processes needs.
+    pub fn slice(&self, range: Range<usize>) -> Result<Self> {
+        let total: usize = self.lens().iter().flatten().sum();
+        if range.start > range.end || range.end > total {
+            return Err(Error::Invalid {
+                what: "optimizer state slice".into(),
+                reason: format!(
+                    "elements {}..{} of a buffer of {total}",
+                    range.start, range.end
+                ),
+            });
+        }
+        let mut offset = 0;
+        let mut groups = Vec::with_capacity(self.groups.len());
+        for g in &self.groups {
+            let mut states = Vec::new();
+            for s in &g.states {
+                if s.len == 0 {
+                    return Err(Error::Invalid {
+                        what: "optimizer state slice".into(),
+                        reason: "a tensor has no elements; slice only states of non-empty tensors"
+                            .into(),
+                    });
+                }
+                let (lo, hi) = (range.start.max(offset), range.end.min(offset + s.len));
+                if lo < hi {
+                    let piece = (lo - offset)..(hi - offset);
+                    states.push(State {
+                        rule: s.rule.clone(),
+                        t: s.t,
+                        len: piece.len(),
+                        buffers: s
+                            .buffers
+                            .iter()
+                            .map(|b| b[piece.clone()].to_vec())
+                            .collect(),
+                        scalars: s.scalars.clone(),
+                    });
+                }
+                offset += s.len;
+            }
+            groups.push(GroupState {
+                rule: g.rule.clone(),
+                hypers: g.hypers.clone(),
+                states,
+            });
+        }
+        Ok(OptimizerState {
+            steps: self.steps,
+            groups,
+        })
+    }
+
+    /// Joins the states of consecutive slices ([`OptimizerState::slice`] of
+    /// ranges that cover the buffer in order) into the state of tensors of
+    /// the lengths `lens` (group by group). The pieces of a tensor must agree
+    /// on its step count and scalars, and the parts on the step count and
+    /// hyperparameters; otherwise a [`Error::StateMismatch`].
+    pub fn join(parts: Vec<Self>, lens: &[Vec<usize>]) -> Result<Self> {
+        let mismatch = |m: String| Error::StateMismatch(format!("joining sliced states: {m}"));
+        let first = parts.first().ok_or_else(|| mismatch("no parts".into()))?;
+        let (steps, mut out) = (first.steps, Vec::with_capacity(lens.len()));
+        for (gi, group_lens) in lens.iter().enumerate() {
+            let mut pieces = Vec::new();
+            let mut head: Option<GroupState<F>> = None;
+            for part in &parts {
+                let g = part.groups.get(gi).ok_or_else(|| {
+                    mismatch(format!(
+                        "a part has {} groups, not {}",
+                        part.groups.len(),
+                        lens.len()
+                    ))
+                })?;
+                if part.steps != steps || head.as_ref().is_some_and(|h| h.hypers != g.hypers) {
+                    return Err(mismatch(format!(
+                        "the parts of group {gi} are at different steps or hyperparameters"
+                    )));
+                }
+                head.get_or_insert_with(|| GroupState {
+                    rule: g.rule.clone(),
+                    hypers: g.hypers.clone(),
+                    states: vec![],
+                });
+                pieces.extend(g.states.iter().cloned());
+            }
+            let mut group = head.expect("at least one part");
+            let mut pieces = pieces.into_iter();
+            for (ti, &len) in group_lens.iter().enumerate() {
+                let short = || {
+                    mismatch(format!(
+                        "group {gi}, tensor {ti}: pieces end before {len} elements"
+                    ))
+                };
+                let mut whole = pieces.next().ok_or_else(short)?;
+                while whole.len < len {
+                    let piece = pieces.next().ok_or_else(short)?;
+                    if (&whole.rule, whole.t, &whole.scalars)
+                        != (&piece.rule, piece.t, &piece.scalars)
+                        || whole.buffers.len() != piece.buffers.len()
+                    {
+                        return Err(mismatch(format!(
+                            "group {gi}, tensor {ti}: its pieces differ in step count or scalars"
+                        )));
+                    }
+                    for (b, p) in whole.buffers.iter_mut().zip(piece.buffers) {
+                        b.extend(p);
+                    }
+                    whole.len += piece.len;
+                }
+                if whole.len != len {
+                    return Err(mismatch(format!(
+                        "group {gi}, tensor {ti}: pieces of {} elements for a tensor of {len}",
+                        whole.len
+                    )));
+                }
+                group.states.push(whole);
+            }
+            if pieces.next().is_some() {
+                return Err(mismatch(format!(
+                    "group {gi} has more pieces than its tensors hold"
+                )));
+            }
+            out.push(group);
+        }
+        Ok(OptimizerState { steps, groups: out })
     }
 }
 

@@ -7,11 +7,13 @@ use crate::error::{Error, Result};
 use crate::net::NetworkSpec;
 use crate::net::{NetFloat, Network, Workspace};
 use crate::optim::{Optimizer, OptimizerState};
+use crate::parallel::{Alone, DataParallel};
 use crate::rule::{DynRule, HyperValue};
 use crate::schedule::{Clock, LrSchedule};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 use std::path::Path;
 use std::time::Instant;
 
@@ -169,6 +171,33 @@ fn checkpoint_kind<F: NetFloat>() -> String {
     format!("trainer-{}", F::DTYPE)
 }
 
+impl<F: NetFloat> TrainerState<F> {
+    /// Saves this state to a checkpoint file at `path` (atomically; see
+    /// [`crate::checkpoint`]), timings left out of the records, so the file
+    /// depends only on what was computed.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut state = self.clone();
+        for r in &mut state.records {
+            r.seconds = 0.0;
+            r.eval_seconds = 0.0;
+        }
+        crate::checkpoint::save(path, &checkpoint_kind::<F>(), &state)
+    }
+
+    /// Reads the checkpoint at `path` (an [`Error::Checkpoint`] if it is not
+    /// a trainer checkpoint of this element type or is damaged).
+    pub fn load(path: &Path) -> Result<Self> {
+        crate::checkpoint::load(path, &checkpoint_kind::<F>())
+    }
+
+    /// Decodes the bytes of a checkpoint file read from `path` (e.g. read by
+    /// one process and sent to the others), checked as [`TrainerState::load`]
+    /// checks a file.
+    pub fn decode(path: &Path, bytes: &[u8]) -> Result<Self> {
+        crate::checkpoint::decode(path, &checkpoint_kind::<F>(), bytes)
+    }
+}
+
 /// Told what training does, to show progress.
 pub trait Observer {
     /// An epoch (from 1) of `steps` steps begins.
@@ -205,6 +234,7 @@ pub struct Trainer<F: NetFloat> {
     history: Vec<EpochRecord>,
     ws: Workspace<F>,
     eval_ws: Workspace<F>,
+    shard: Option<Range<usize>>,
 }
 
 impl<F: NetFloat> Trainer<F> {
@@ -250,6 +280,7 @@ impl<F: NetFloat> Trainer<F> {
             history: vec![],
             ws,
             eval_ws,
+            shard: None,
         };
         trainer.read_base_lrs();
         Ok(trainer)
@@ -271,6 +302,8 @@ impl<F: NetFloat> Trainer<F> {
     /// the optimizer's state (rules, hyperparameters, per-tensor buffers), the
     /// settings, the epoch and step counters, the shuffling generator (the
     /// schedule's position follows from the counters) and the records so far.
+    /// A trainer with a sharded optimizer ([`Trainer::shard_optimizer`])
+    /// gives its shard's optimizer state only.
     pub fn state(&self) -> TrainerState<F> {
         TrainerState {
             spec: self.net.spec().clone(),
@@ -306,7 +339,13 @@ impl<F: NetFloat> Trainer<F> {
         }
         let net = Network::from_params(saved.spec, saved.params)?;
         let mut opt = self.opt.clone();
-        opt.load_state(saved.optimizer)?;
+        let optimizer = match &self.shard {
+            Some(range) if saved.optimizer.lens() == self.optimizer_lens() => {
+                saved.optimizer.slice(range.clone())?
+            }
+            _ => saved.optimizer,
+        };
+        opt.load_state(optimizer)?;
         if saved.config.batch != self.ws.capacity() {
             self.ws = Workspace::new(&net, saved.config.batch);
         }
@@ -325,13 +364,50 @@ impl<F: NetFloat> Trainer<F> {
     /// [`crate::checkpoint`]). Timings are left out of the saved records, so
     /// the file depends only on what was computed: a run saved after 3 epochs
     /// and one saved after 2 and resumed to 3 write the same bytes.
+    ///
+    /// A trainer whose optimizer holds one shard ([`Trainer::shard_optimizer`])
+    /// cannot save alone: [`crate::parallel::Replicas::save`] gathers the shards.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut state = self.state();
-        for r in &mut state.records {
-            r.seconds = 0.0;
-            r.eval_seconds = 0.0;
+        if let Some(range) = &self.shard {
+            return Err(Error::Invalid {
+                what: "checkpoint".into(),
+                reason: format!(
+                    "this trainer keeps the optimizer state of elements {}..{} only; \
+                     save through parallel::Replicas::save, which gathers every shard",
+                    range.start, range.end
+                ),
+            });
         }
-        crate::checkpoint::save(path, &checkpoint_kind::<F>(), &state)
+        self.state().save(path)
+    }
+
+    /// Keeps the optimizer state of the elements `range` of the parameter
+    /// buffer only, and steps only them (ZeRO stage 1: each process of a
+    /// data-parallel run owns one slice; see [`crate::parallel`]). From here
+    /// [`Trainer::state`] holds that slice of the optimizer state, and
+    /// [`Trainer::restore`] cuts a whole saved state to it.
+    pub fn shard_optimizer(&mut self, range: Range<usize>) -> Result<()> {
+        if self.shard.is_some() {
+            return Err(Error::Invalid {
+                what: "optimizer shard".into(),
+                reason: "the optimizer is sharded already".into(),
+            });
+        }
+        self.opt = self.opt.slice(range.clone())?;
+        self.shard = Some(range);
+        Ok(())
+    }
+
+    /// The elements of the parameter buffer whose optimizer state this
+    /// trainer keeps, if it keeps only a shard.
+    pub fn shard(&self) -> Option<Range<usize>> {
+        self.shard.clone()
+    }
+
+    /// The lengths of the whole optimizer's tensors, group by group (weights,
+    /// biases): the layout a saved [`OptimizerState`] has.
+    pub fn optimizer_lens(&self) -> Vec<Vec<usize>> {
+        vec![self.net.weight_lens(), self.net.bias_lens()]
     }
 
     /// Resumes from the checkpoint at `path` and makes the run `epochs`
@@ -340,7 +416,18 @@ impl<F: NetFloat> Trainer<F> {
     /// [`Error::Checkpoint`] saying what is wrong; the trainer and the file
     /// are left as they were.
     pub fn resume(&mut self, path: &Path, epochs: usize) -> Result<()> {
-        let saved: TrainerState<F> = crate::checkpoint::load(path, &checkpoint_kind::<F>())?;
+        let saved = TrainerState::load(path)?;
+        self.resume_from(saved, path, epochs)
+    }
+
+    /// [`Trainer::resume`] from a state already read from the file at `path`
+    /// (named in the errors).
+    pub fn resume_from(
+        &mut self,
+        saved: TrainerState<F>,
+        path: &Path,
+        epochs: usize,
+    ) -> Result<()> {
         let wrap = |e: Error| Error::Checkpoint {
             path: path.display().to_string(),
             reason: match e {
@@ -458,6 +545,23 @@ impl<F: NetFloat> Trainer<F> {
         test: &Dataset,
         obs: &mut dyn Observer,
     ) -> Result<EpochRecord> {
+        self.run_epoch_with(train, test, obs, &mut Alone)
+    }
+
+    /// [`Trainer::run_epoch`] as one of the processes of a data-parallel run:
+    /// every process shuffles alike and walks the same global mini-batches;
+    /// `par` says which rows of each batch are this process's, combines the
+    /// processes' gradients (each the gradient of its rows' summed loss over
+    /// the global batch size) and applies the optimizer step; the epoch's
+    /// metrics are summed over the processes, so every process records the
+    /// same epoch. With [`Alone`] this is the single-process epoch.
+    pub fn run_epoch_with(
+        &mut self,
+        train: &Dataset,
+        test: &Dataset,
+        obs: &mut dyn Observer,
+        par: &mut dyn DataParallel<F>,
+    ) -> Result<EpochRecord> {
         self.check_data(train)?;
         self.check_data(test)?;
         let start = Instant::now();
@@ -468,8 +572,11 @@ impl<F: NetFloat> Trainer<F> {
         let mut lr = self.base_lrs.first().copied().unwrap_or(f64::NAN);
         for indices in batches.iter() {
             lr = self.apply_schedule(steps_per_epoch)?;
-            let rows = stage_rows(&mut self.ws, train, indices);
-            let loss = self.net.staged_loss_and_grad(&mut self.ws, rows)?;
+            let rows = stage_rows(&mut self.ws, train, par.share(indices));
+            let local = self
+                .net
+                .staged_share_loss_and_grad(&mut self.ws, rows, indices.len())?;
+            let loss = par.reduce(self.ws.grads(), local)? / indices.len() as f64;
             if !loss.is_finite() {
                 return Err(Error::NonFinite {
                     what: "loss".into(),
@@ -479,23 +586,27 @@ impl<F: NetFloat> Trainer<F> {
                 });
             }
             correct += self.ws.staged_correct();
-            self.opt.step_flat(self.net.params_mut(), self.ws.grads())?;
+            par.apply(&mut self.opt, self.net.params_mut(), self.ws.grads())?;
             self.step += 1;
-            loss_sum += loss * rows as f64;
+            loss_sum += local;
             obs.step(loss);
         }
         let seconds = start.elapsed().as_secs_f64();
         let eval_start = Instant::now();
-        let (test_loss, test_accuracy) = self.evaluate(test)?;
+        let order: Vec<usize> = (0..test.len()).collect();
+        let (test_loss, test_correct) =
+            evaluate_rows(&self.net, &mut self.eval_ws, test, par.share(&order))?;
+        let mut sums = [loss_sum, correct as f64, test_loss, test_correct as f64];
+        par.sum(&mut sums)?;
         self.epoch += 1;
         let record = EpochRecord {
             epoch: self.epoch,
             steps: self.step,
             lr,
-            train_loss: loss_sum / train.len() as f64,
-            train_accuracy: correct as f64 / train.len() as f64,
-            test_loss,
-            test_accuracy,
+            train_loss: sums[0] / train.len() as f64,
+            train_accuracy: sums[1] / train.len() as f64,
+            test_loss: sums[2] / test.len() as f64,
+            test_accuracy: sums[3] / test.len() as f64,
             seconds,
             eval_seconds: eval_start.elapsed().as_secs_f64(),
         };
@@ -555,15 +666,27 @@ pub fn evaluate<F: NetFloat>(
     data: &Dataset,
 ) -> Result<(f64, f64)> {
     let order: Vec<usize> = (0..data.len()).collect();
+    let (loss, correct) = evaluate_rows(net, ws, data, &order)?;
+    let n = data.len() as f64;
+    Ok((loss / n, correct as f64 / n))
+}
+
+/// The summed loss and the number right of `net` on the rows `rows` of
+/// `data`, in batches of `ws`'s capacity.
+pub fn evaluate_rows<F: NetFloat>(
+    net: &Network<F>,
+    ws: &mut Workspace<F>,
+    data: &Dataset,
+    rows: &[usize],
+) -> Result<(f64, usize)> {
     let (mut loss, mut correct) = (0.0, 0);
-    for chunk in order.chunks(ws.capacity()) {
-        let rows = stage_rows(ws, data, chunk);
-        let (l, c) = net.staged_loss(ws, rows)?;
+    for chunk in rows.chunks(ws.capacity()) {
+        let staged = stage_rows(ws, data, chunk);
+        let (l, c) = net.staged_loss(ws, staged)?;
         loss += l;
         correct += c;
     }
-    let n = data.len() as f64;
-    Ok((loss / n, correct as f64 / n))
+    Ok((loss, correct))
 }
 
 /// Seconds the bare matrix products of one training epoch take: the forward

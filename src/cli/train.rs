@@ -6,8 +6,9 @@ use super::progress::Progress;
 use super::CliResult;
 use optdsl::data::{CsvOptions, DataSource, Split};
 use optdsl::net::{Activation, Init, Loss, NetFloat, Network, NetworkSpec};
+use optdsl::parallel::{self, Collective, Replicas};
 use optdsl::schedule::LrSchedule;
-use optdsl::train::{History, TrainConfig, Trainer};
+use optdsl::train::{History, Observer, Silent, TrainConfig, Trainer};
 use optdsl::{builtin_rule, DynRule, Error, HyperValue};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,21 +76,85 @@ pub struct Args {
     /// Continue the run saved here; `--epochs` is the run's total.
     #[arg(long, value_name = "PATH")]
     pub resume: Option<PathBuf>,
+    /// Data-parallel training across the processes of
+    /// `mpirun -np N optdsl train ... --distributed`: each takes its share
+    /// of every mini-batch and the gradients are summed (needs a build with
+    /// `--features mpi`).
+    #[arg(long)]
+    pub distributed: bool,
+    /// With --distributed: each process keeps and steps only its slice of
+    /// the optimizer state (ZeRO stage 1).
+    #[arg(long)]
+    pub shard_state: bool,
 }
 
 /// Trains and prints the test accuracy last.
 pub fn run(args: Args) -> CliResult {
-    let data = load_data(&args)?;
-    println!("{}", describe_data(&data));
-    let spec = network_spec(&args, &data)?;
-    let mut rule = builtin_rule(&args.optimizer)?;
-    apply_sets(rule.as_mut(), &args.set)?;
-    let config = train_config(&args, &data)?;
+    if args.shard_state && !args.distributed {
+        return Err(invalid(
+            "--shard-state",
+            "it shards the optimizer state across the processes of a --distributed run; \
+             add --distributed and launch with mpirun"
+                .into(),
+        )
+        .into());
+    }
+    if args.distributed {
+        return distributed(args);
+    }
+    let run = Run::new(&args, true)?;
     let history = match args.dtype.as_str() {
-        "f32" => train::<f32>(&args, spec, rule, config, &data)?,
-        "f64" => train::<f64>(&args, spec, rule, config, &data)?,
+        "f32" => train::<f32>(&args, run, None)?,
+        "f64" => train::<f64>(&args, run, None)?,
         other => return Err(invalid("dtype", format!("`{other}`; use f32 or f64")).into()),
     };
+    finish(&args, &history)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--distributed` in a build with MPI: this process's part of the run; a
+/// failure ends every process (MPI_Abort) with exit code 2 after printing
+/// `error: rank R of N: ...`.
+#[cfg(feature = "mpi")]
+fn distributed(args: Args) -> CliResult {
+    let mut mpi = optdsl::dist::Mpi::init()?;
+    let (rank, size) = (Collective::<f32>::rank(&mpi), Collective::<f32>::size(&mpi));
+    let result = (|| -> Result<(), Error> {
+        let run = Run::new(&args, rank == 0)?;
+        let history = match args.dtype.as_str() {
+            "f32" => train::<f32>(&args, run, Some(&mut mpi))?,
+            "f64" => train::<f64>(&args, run, Some(&mut mpi))?,
+            other => return Err(invalid("dtype", format!("`{other}`; use f32 or f64"))),
+        };
+        if rank == 0 {
+            finish(&args, &history)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: rank {rank} of {size}: {e}");
+            mpi.abort(2)
+        }
+    }
+}
+
+/// `--distributed` in a build without MPI: an error saying how to get it.
+#[cfg(not(feature = "mpi"))]
+fn distributed(_args: Args) -> CliResult {
+    Err(invalid(
+        "--distributed",
+        "this optdsl was built without MPI; install Open MPI (apt-get install openmpi-bin \
+         libopenmpi-dev libclang-dev), rebuild with `cargo build --release --features mpi` \
+         and launch with `mpirun -np N optdsl train ... --distributed`"
+            .into(),
+    )
+    .into())
+}
+
+/// Writes the history and prints the closing lines, the test accuracy last.
+fn finish(args: &Args, history: &History) -> Result<(), Error> {
     let stem = args.optimizer.to_ascii_lowercase();
     history.write(&args.out, &stem)?;
     let last = history.epochs.last().expect("at least one epoch");
@@ -99,55 +164,148 @@ pub fn run(args: Args) -> CliResult {
         history.median_epoch_seconds() * 1e3
     );
     println!("test accuracy: {:.4}", last.test_accuracy);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// What a run trains: the data, the network, the rule and the settings.
+struct Run {
+    data: Split,
+    spec: NetworkSpec,
+    rule: Box<dyn DynRule>,
+    config: TrainConfig,
+    /// Whether this process prints (process 0 of a distributed run).
+    speaks: bool,
+}
+
+impl Run {
+    fn new(args: &Args, speaks: bool) -> Result<Self, Error> {
+        let data = load_data(args)?;
+        if speaks {
+            println!("{}", describe_data(&data));
+        }
+        let spec = network_spec(args, &data)?;
+        let mut rule = builtin_rule(&args.optimizer)?;
+        apply_sets(rule.as_mut(), &args.set)?;
+        let config = train_config(args, &data)?;
+        Ok(Run {
+            data,
+            spec,
+            rule,
+            config,
+            speaks,
+        })
+    }
 }
 
 fn train<F: NetFloat>(
     args: &Args,
-    spec: NetworkSpec,
-    rule: Box<dyn DynRule>,
-    config: TrainConfig,
-    data: &Split,
+    run: Run,
+    comm: Option<&mut dyn Collective<F>>,
 ) -> Result<History, Error> {
-    println!(
-        "network {} ({} parameters, init {}), {} {}, batch {}, {} epochs, schedule {}, seed {}, {}",
-        spec.describe(),
-        spec.param_count(),
-        args.init,
-        rule.info().name,
-        hypers_text(rule.as_ref()),
-        config.batch,
-        config.epochs,
-        config.schedule,
-        config.seed,
-        F::DTYPE
-    );
+    let Run {
+        data,
+        spec,
+        rule,
+        config,
+        speaks,
+    } = run;
+    let data = &data;
+    if speaks {
+        println!(
+            "network {} ({} parameters, init {}), {} {}, batch {}, {} epochs, schedule {}, seed {}, {}",
+            spec.describe(),
+            spec.param_count(),
+            args.init,
+            rule.info().name,
+            hypers_text(rule.as_ref()),
+            config.batch,
+            config.epochs,
+            config.schedule,
+            config.seed,
+            F::DTYPE
+        );
+    }
     let net = Network::<F>::new(spec, args.seed)?;
     let mut trainer = Trainer::new(net, rule, config)?;
     for kv in &args.bias_set {
         let (k, v) = parse_set(kv)?;
         trainer.set_bias_hyper(&k, v)?;
     }
-    if let Some(path) = &args.resume {
-        trainer.resume(path, args.epochs)?;
-        println!(
-            "resumed {} at epoch {}, step {}",
-            path.display(),
-            trainer.epoch(),
-            trainer.steps()
-        );
-    }
     let mut progress = Progress::new("", args.epochs, true);
-    while trainer.epoch() < trainer.config().epochs {
-        trainer.run_epoch(&data.train, &data.test, &mut progress)?;
-        if let Some(path) = &args.save {
-            trainer.save(path)?;
+    let mut silent = Silent;
+    let obs: &mut dyn Observer = if speaks { &mut progress } else { &mut silent };
+    match comm {
+        None => {
+            if let Some(path) = &args.resume {
+                trainer.resume(path, args.epochs)?;
+                say_resumed(path, &trainer);
+            }
+            while trainer.epoch() < trainer.config().epochs {
+                trainer.run_epoch(&data.train, &data.test, obs)?;
+                if let Some(path) = &args.save {
+                    trainer.save(path)?;
+                }
+            }
+        }
+        Some(comm) => {
+            if let Some(path) = &args.resume {
+                parallel::resume(comm, &mut trainer, path, args.epochs)?;
+                if speaks {
+                    say_resumed(path, &trainer);
+                }
+            }
+            let mut rep = Replicas::new(
+                comm,
+                &mut trainer,
+                args.shard_state,
+                &[&data.train, &data.test],
+            )?;
+            while trainer.epoch() < trainer.config().epochs {
+                trainer.run_epoch_with(&data.train, &data.test, obs, &mut rep)?;
+                if let Some(path) = &args.save {
+                    rep.save(&trainer, path)?;
+                }
+            }
+            if speaks {
+                say_communication(&rep, trainer.network().params().len());
+            }
         }
     }
-    if let Some(path) = &args.save {
+    if let (Some(path), true) = (&args.save, speaks) {
         println!("checkpoint: {}", path.display());
     }
     Ok(trainer.history(&args.data))
+}
+
+fn say_resumed<F: NetFloat>(path: &std::path::Path, trainer: &Trainer<F>) {
+    println!(
+        "resumed {} at epoch {}, step {}",
+        path.display(),
+        trainer.epoch(),
+        trainer.steps()
+    );
+}
+
+/// One line on what each process communicated per step.
+fn say_communication<F: NetFloat>(rep: &Replicas<'_, F>, params: usize) {
+    let (collectives, payload, ring) = rep.stats().per_step();
+    let scheme = match rep.shards() {
+        None => "gradients all-reduced, every process steps all".to_string(),
+        Some(shards) => format!(
+            "optimizer state sharded (largest shard {} of {params} elements), gradients \
+             reduce-scattered, parameters all-gathered",
+            shards.iter().map(|r| r.len()).max().unwrap_or(0)
+        ),
+    };
+    let stats = rep.stats();
+    println!(
+        "distributed: {} process{}, {scheme}; per step and process: {collectives:.0} \
+         collectives, {payload:.0} bytes handed to them, {ring:.0} bytes sent (ring algorithms), \
+         {:.3} ms in collectives",
+        rep.size(),
+        if rep.size() == 1 { "" } else { "es" },
+        stats.seconds * 1e3 / stats.steps.max(1) as f64
+    );
 }
 
 /// Loads `--data` with the CSV options and the split.
@@ -277,5 +435,36 @@ fn invalid(what: &str, reason: String) -> Error {
     Error::Invalid {
         what: what.to_string(),
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn error_of(argv: &[&str]) -> String {
+        let cli = Cli::try_parse_from(std::iter::once("train").chain(argv.iter().copied()))
+            .expect("arguments parse");
+        run(cli.args).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn shard_state_needs_distributed() {
+        let e = error_of(&["--shard-state", "--epochs", "1"]);
+        assert!(e.contains("add --distributed"), "{e}");
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    #[test]
+    fn distributed_without_mpi_says_how_to_rebuild() {
+        let e = error_of(&["--distributed", "--epochs", "1"]);
+        assert!(e.contains("--features mpi"), "{e}");
     }
 }

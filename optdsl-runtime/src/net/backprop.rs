@@ -99,7 +99,8 @@ impl<F: NetFloat> Network<F> {
             ..
         } = ws;
         let sum = self.forward_into(x, Some(labels), acts);
-        self.backward_into(x, labels, acts, deltas, grads);
+        let scale = F::from_f64(1.0 / labels.len() as f64);
+        self.backward_into(x, labels, acts, deltas, grads, scale);
         ws.rows = labels.len();
         Ok(sum / labels.len() as f64)
     }
@@ -107,6 +108,26 @@ impl<F: NetFloat> Network<F> {
     /// [`Network::loss_and_grad`] on the first `rows` rows staged with
     /// [`Workspace::stage`].
     pub fn staged_loss_and_grad(&self, ws: &mut Workspace<F>, rows: usize) -> Result<f64> {
+        Ok(self.staged_share_loss_and_grad(ws, rows, rows)? / rows as f64)
+    }
+
+    /// A share of a mini-batch of `batch_rows` rows split across processes:
+    /// returns the summed loss of the first `rows` staged rows and leaves in
+    /// `ws.grads()` the gradient of that sum divided by `batch_rows`. Adding
+    /// the shares of every process gives the gradient of the batch's mean
+    /// loss, [`Network::staged_loss_and_grad`]'s, in another summation order.
+    /// A share of 0 rows has loss 0 and gradient 0.
+    pub fn staged_share_loss_and_grad(
+        &self,
+        ws: &mut Workspace<F>,
+        rows: usize,
+        batch_rows: usize,
+    ) -> Result<f64> {
+        if rows == 0 {
+            ws.grads.iter_mut().for_each(|g| *g = F::ZERO);
+            ws.rows = 0;
+            return Ok(0.0);
+        }
         let Workspace {
             input,
             labels,
@@ -120,9 +141,10 @@ impl<F: NetFloat> Network<F> {
         let labels = &labels[..rows];
         self.check_labels(labels)?;
         let sum = self.forward_into(x, Some(labels), acts);
-        self.backward_into(x, labels, acts, deltas, grads);
+        let scale = F::from_f64(1.0 / batch_rows.max(rows) as f64);
+        self.backward_into(x, labels, acts, deltas, grads, scale);
         ws.rows = rows;
-        Ok(sum / rows as f64)
+        Ok(sum)
     }
 
     /// The summed loss and the number of correct answers (arg-max of the output
@@ -297,7 +319,8 @@ impl<F: NetFloat> Network<F> {
         loss
     }
 
-    /// Backpropagates from the loss through every layer into `grads`.
+    /// Backpropagates from the loss through every layer into `grads`: the
+    /// gradient of the summed loss of the rows times `scale`.
     fn backward_into(
         &self,
         x: ArrayView2<'_, F>,
@@ -305,12 +328,12 @@ impl<F: NetFloat> Network<F> {
         acts: &[Vec<F>],
         deltas: &mut [Vec<F>],
         grads: &mut [F],
+        scale: F,
     ) {
         let rows = x.nrows();
         let layers = &self.spec().layers;
         let last = layers.len() - 1;
         let units = layers[last].units;
-        let scale = F::from_f64(1.0 / rows as f64);
         self.spec().loss.backward(
             layers[last].activation,
             &acts[last][..rows * units],

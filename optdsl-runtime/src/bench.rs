@@ -157,15 +157,27 @@ pub fn bench_rule<F: DynFloat>(
             reason: "n and the repetitions must be positive".into(),
         });
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Invalid {
-            what: "threads".into(),
-            reason: e.to_string(),
-        })?;
+    // The global pool when it already has `threads` threads (how a step runs in
+    // a program), a pool of its own otherwise.
+    let own_pool = if threads == rayon::current_num_threads() {
+        None
+    } else {
+        Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| Error::Invalid {
+                    what: "threads".into(),
+                    reason: e.to_string(),
+                })?,
+        )
+    };
+    let install = |f: &mut (dyn FnMut() -> Result<BenchResult> + Send)| match &own_pool {
+        Some(pool) => pool.install(f),
+        None => f(),
+    };
     let info = rule.info();
-    pool.install(|| {
+    install(&mut || {
         let fill = |seed: usize| -> Vec<F> {
             (0..n)
                 .map(|i| F::from_f64((((i * 7919 + seed) % 2001) as f64 / 1000.0 - 1.0) * 1e-2))

@@ -261,12 +261,7 @@ pub fn parse_networks(tokens: TokenStream) -> syn::Result<Vec<NetDef>> {
                 span: b.span(&p),
             };
             match p.as_rule() {
-                Rule::doc => {
-                    let lit = inner(p).next().expect("doc has a string");
-                    let text: syn::LitStr = syn::parse_str(lit.as_str())
-                        .map_err(|e| syn::Error::new(b.span(&lit), e))?;
-                    def.docs.push(text.value());
-                }
+                Rule::doc => def.docs.push(b.doc(p)?),
                 Rule::vis => def.vis = Some(p.as_str().split_whitespace().collect()),
                 Rule::rule_name => def.name = b.name(inner(p).next().expect("ident")),
                 Rule::input_layer => def
@@ -312,6 +307,14 @@ impl Builder<'_> {
         self.src.span_at(pair.as_span().start())
     }
 
+    /// The text of a `#[doc = "..."]` attribute (a doc comment).
+    fn doc(&self, pair: Pair<Rule>) -> syn::Result<String> {
+        let lit = inner(pair).next().expect("doc has a string");
+        let text: syn::LitStr =
+            syn::parse_str(lit.as_str()).map_err(|e| syn::Error::new(self.span(&lit), e))?;
+        Ok(text.value())
+    }
+
     fn name(&self, pair: Pair<Rule>) -> Name {
         Name {
             text: pair.as_str().to_string(),
@@ -337,12 +340,7 @@ impl Builder<'_> {
         };
         for p in inner(pair) {
             match p.as_rule() {
-                Rule::doc => {
-                    let lit = inner(p).next().expect("doc has a string");
-                    let text: syn::LitStr = syn::parse_str(lit.as_str())
-                        .map_err(|e| syn::Error::new(self.span(&lit), e))?;
-                    def.docs.push(text.value());
-                }
+                Rule::doc => def.docs.push(self.doc(p)?),
                 Rule::vis => def.vis = Some(p.as_str().split_whitespace().collect()),
                 Rule::rule_name => def.name = self.name(inner(p).next().expect("ident")),
                 Rule::hyper_decl => def.hypers.extend(self.decls(p)?),

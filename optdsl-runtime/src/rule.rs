@@ -400,35 +400,26 @@ pub trait DynFloat: Float {
     ) -> Result<()>;
 }
 
-impl DynFloat for f32 {
-    fn dyn_init(rule: &dyn DynRule, len: usize) -> State<f32> {
-        rule.init_f32(len)
-    }
-    fn dyn_step(
-        rule: &dyn DynRule,
-        state: &mut State<f32>,
-        w: &mut [f32],
-        g: &[f32],
-        inputs: &[&[f32]],
-    ) -> Result<()> {
-        rule.step_f32(state, w, g, inputs)
-    }
+macro_rules! impl_dyn_float {
+    ($t:ident, $init:ident, $step:ident) => {
+        impl DynFloat for $t {
+            fn dyn_init(rule: &dyn DynRule, len: usize) -> State<$t> {
+                rule.$init(len)
+            }
+            fn dyn_step(
+                rule: &dyn DynRule,
+                state: &mut State<$t>,
+                w: &mut [$t],
+                g: &[$t],
+                inputs: &[&[$t]],
+            ) -> Result<()> {
+                rule.$step(state, w, g, inputs)
+            }
+        }
+    };
 }
-
-impl DynFloat for f64 {
-    fn dyn_init(rule: &dyn DynRule, len: usize) -> State<f64> {
-        rule.init_f64(len)
-    }
-    fn dyn_step(
-        rule: &dyn DynRule,
-        state: &mut State<f64>,
-        w: &mut [f64],
-        g: &[f64],
-        inputs: &[&[f64]],
-    ) -> Result<()> {
-        rule.step_f64(state, w, g, inputs)
-    }
-}
+impl_dyn_float!(f32, init_f32, step_f32);
+impl_dyn_float!(f64, init_f64, step_f64);
 
 /// Helpers the generated `set_hyper` calls to report a wrong name or type.
 #[doc(hidden)]

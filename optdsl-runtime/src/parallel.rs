@@ -72,6 +72,10 @@ pub trait DataParallel<F: NetFloat> {
     fn apply(&mut self, opt: &mut Optimizer<F>, params: &mut [F], grads: &[F]) -> Result<()>;
     /// Sums `values` element-wise over the processes, in place.
     fn sum(&mut self, values: &mut [f64]) -> Result<()>;
+    /// Whether this is one process training alone.
+    fn alone(&self) -> bool {
+        true
+    }
 }
 
 /// One process training alone: every row, its own gradient, one step.
@@ -247,6 +251,9 @@ impl<'c, F: NetFloat> Replicas<'c, F> {
 }
 
 impl<F: NetFloat> DataParallel<F> for Replicas<'_, F> {
+    fn alone(&self) -> bool {
+        false
+    }
     fn share<'a>(&self, rows: &'a [usize]) -> &'a [usize] {
         let n = rows.len();
         &rows[self.rank * n / self.size..(self.rank + 1) * n / self.size]

@@ -164,6 +164,10 @@ pub struct TrainerState<F> {
     pub rng: ChaCha8Rng,
     /// The records of the epochs finished.
     pub records: Vec<EpochRecord>,
+    /// For rules that take an input: the parameters before the last step and
+    /// the last input given (see [`Trainer`]); empty otherwise.
+    #[serde(default)]
+    pub input_buffers: Vec<Vec<F>>,
 }
 
 /// The kind a trainer checkpoint of element type `F` is saved as.
@@ -235,6 +239,26 @@ pub struct Trainer<F: NetFloat> {
     ws: Workspace<F>,
     eval_ws: Workspace<F>,
     shard: Option<Range<usize>>,
+    input: RuleInput,
+    /// The parameters before the last step, the last input, this step's gradient.
+    prev_params: Vec<F>,
+    input_buf: Vec<F>,
+    grad_copy: Vec<F>,
+}
+
+/// What a rule with an `input` is given by the trainer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleInput {
+    /// No input.
+    None,
+    /// `g_prev`: the mini-batch's gradient at the previous parameters
+    /// (a second backward pass over the same rows).
+    GradPrev,
+    /// `h`: a diagonal curvature estimate, the finite difference
+    /// |g(w_t) - g(w_{t-1})| / |w_t - w_{t-1}| of two gradients of the same
+    /// rows, per element; 1 before the first step and kept where the last
+    /// step did not move the element.
+    Curvature,
 }
 
 impl<F: NetFloat> Trainer<F> {
@@ -261,6 +285,21 @@ impl<F: NetFloat> Trainer<F> {
                 ),
             });
         }
+        let input = match rule.info().inputs {
+            [] => RuleInput::None,
+            ["g_prev"] => RuleInput::GradPrev,
+            ["h"] => RuleInput::Curvature,
+            other => {
+                return Err(Error::Invalid {
+                    what: "optimizer".into(),
+                    reason: format!(
+                        "{} takes inputs [{}]; the trainer provides `g_prev` (the batch's gradient at the previous parameters) or `h` (a finite-difference curvature)",
+                        rule.info().name,
+                        other.join(", ")
+                    ),
+                })
+            }
+        };
         let mut opt = Optimizer::new();
         opt.add_group(rule.clone(), &net.weight_lens());
         opt.add_group(rule, &net.bias_lens());
@@ -281,6 +320,10 @@ impl<F: NetFloat> Trainer<F> {
             ws,
             eval_ws,
             shard: None,
+            input,
+            prev_params: Vec::new(),
+            input_buf: Vec::new(),
+            grad_copy: Vec::new(),
         };
         trainer.read_base_lrs();
         Ok(trainer)
@@ -315,6 +358,11 @@ impl<F: NetFloat> Trainer<F> {
             step: self.step,
             rng: self.rng.clone(),
             records: self.history.clone(),
+            input_buffers: if self.prev_params.is_empty() {
+                Vec::new()
+            } else {
+                vec![self.prev_params.clone(), self.input_buf.clone()]
+            },
         }
     }
 
@@ -357,6 +405,9 @@ impl<F: NetFloat> Trainer<F> {
         self.rng = saved.rng;
         self.history = saved.records;
         self.base_lrs = saved.base_lrs;
+        let mut buffers = saved.input_buffers.into_iter();
+        self.prev_params = buffers.next().unwrap_or_default();
+        self.input_buf = buffers.next().unwrap_or_default();
         Ok(())
     }
 
@@ -586,7 +637,19 @@ impl<F: NetFloat> Trainer<F> {
                 });
             }
             correct += self.ws.staged_correct();
-            par.apply(&mut self.opt, self.net.params_mut(), self.ws.grads())?;
+            if self.input == RuleInput::None {
+                par.apply(&mut self.opt, self.net.params_mut(), self.ws.grads())?;
+            } else {
+                if !par.alone() {
+                    return Err(Error::Invalid {
+                        what: "--distributed".into(),
+                        reason:
+                            "rules that take an input (vsgd, vsgd_fd) train on one process only"
+                                .into(),
+                    });
+                }
+                self.step_with_input(rows, indices.len())?;
+            }
             self.step += 1;
             loss_sum += local;
             obs.step(loss);
@@ -622,6 +685,45 @@ impl<F: NetFloat> Trainer<F> {
     pub fn next_epoch_order(&self, rows: usize) -> Vec<usize> {
         let batches = shuffled_batches(&mut self.rng.clone(), rows, self.config.batch);
         batches.iter().flatten().copied().collect()
+    }
+
+    /// One step of a rule that takes an input: a second backward pass over the
+    /// staged rows at the previous parameters gives `g_prev`, or the
+    /// finite-difference curvature `h`; then the step.
+    fn step_with_input(&mut self, rows: usize, batch: usize) -> Result<()> {
+        let n = self.net.params().len();
+        self.grad_copy.clear();
+        self.grad_copy.extend_from_slice(self.ws.grads());
+        if self.prev_params.is_empty() {
+            // The first step: no previous parameters.
+            self.input_buf = match self.input {
+                RuleInput::Curvature => vec![F::ONE; n],
+                _ => self.grad_copy.clone(),
+            };
+        } else {
+            self.net.params_mut().swap_with_slice(&mut self.prev_params);
+            let done = self
+                .net
+                .staged_share_loss_and_grad(&mut self.ws, rows, batch);
+            self.net.params_mut().swap_with_slice(&mut self.prev_params);
+            done?;
+            let g_prev = self.ws.grads();
+            if self.input == RuleInput::GradPrev {
+                self.input_buf.copy_from_slice(g_prev);
+            } else {
+                let w = self.net.params();
+                for i in 0..n {
+                    let dw = (w[i] - self.prev_params[i]).abs();
+                    if dw > F::ZERO {
+                        self.input_buf[i] = (self.grad_copy[i] - g_prev[i]).abs() / dw;
+                    }
+                }
+            }
+        }
+        self.prev_params.clear();
+        self.prev_params.extend_from_slice(self.net.params());
+        self.opt
+            .step_flat_with(self.net.params_mut(), &self.grad_copy, &[&self.input_buf])
     }
 
     /// Sets each group's rate for the coming step; returns the first group's.

@@ -1,3 +1,4 @@
+//! Compile-fail test: assign to gradient.
 use optdsl::optimizer;
 
 optimizer! {

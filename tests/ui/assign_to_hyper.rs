@@ -1,3 +1,4 @@
+//! Compile-fail test: assign to hyper.
 use optdsl::optimizer;
 
 optimizer! {

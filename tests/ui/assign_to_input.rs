@@ -1,3 +1,4 @@
+//! Compile-fail test: assign to input.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: assign to step.
 use optdsl::optimizer;
 
 optimizer! {

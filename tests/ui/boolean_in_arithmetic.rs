@@ -1,3 +1,4 @@
+//! Compile-fail test: boolean in arithmetic.
 use optdsl::optimizer;
 
 optimizer! {

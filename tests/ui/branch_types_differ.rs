@@ -1,3 +1,4 @@
+//! Compile-fail test: branch types differ.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: condition not boolean.
 use optdsl::optimizer;
 
 optimizer! {

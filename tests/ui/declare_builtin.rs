@@ -1,3 +1,4 @@
+//! Compile-fail test: declare builtin.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: duplicate name.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: element into scalar state.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: function as value.
 use optdsl::optimizer;
 
 optimizer! {

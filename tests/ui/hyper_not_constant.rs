@@ -1,3 +1,4 @@
+//! Compile-fail test: hyper not constant.
 use optdsl::optimizer;
 
 optimizer! {

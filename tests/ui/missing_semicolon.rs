@@ -1,3 +1,4 @@
+//! Compile-fail test: missing semicolon.
 use optdsl::optimizer;
 
 optimizer! {

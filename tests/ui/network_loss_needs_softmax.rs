@@ -1,3 +1,4 @@
+//! Compile-fail test: network loss needs softmax.
 use optdsl::network;
 
 network! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: network missing input.
 use optdsl::network;
 
 network! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: network softmax hidden.
 use optdsl::network;
 
 network! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: network syntax.
 use optdsl::network;
 
 network! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: network unknown activation.
 use optdsl::network;
 
 network! {

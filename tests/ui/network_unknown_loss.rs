@@ -1,3 +1,4 @@
+//! Compile-fail test: network unknown loss.
 use optdsl::network;
 
 network! {

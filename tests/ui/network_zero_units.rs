@@ -1,3 +1,4 @@
+//! Compile-fail test: network zero units.
 use optdsl::network;
 
 network! {

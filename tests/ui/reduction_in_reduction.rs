@@ -1,3 +1,4 @@
+//! Compile-fail test: reduction in reduction.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: reduction of scalar.
 use optdsl::optimizer;
 
 optimizer! {

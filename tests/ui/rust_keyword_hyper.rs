@@ -1,3 +1,4 @@
+//! Compile-fail test: rust keyword hyper.
 use optdsl::optimizer;
 
 optimizer! {

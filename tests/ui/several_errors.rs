@@ -1,3 +1,4 @@
+//! Compile-fail test: several errors.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: state init uses step.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: stray operator.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: unknown function.
 use optdsl::optimizer;
 
 optimizer! {

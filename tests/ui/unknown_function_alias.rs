@@ -1,3 +1,4 @@
+//! Compile-fail test: unknown function alias.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: unknown name.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: used before let.
 use optdsl::optimizer;
 
 optimizer! {

@@ -1,3 +1,4 @@
+//! Compile-fail test: wrong arity.
 use optdsl::optimizer;
 
 optimizer! {

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::rule::{HyperValue, RuleInfo, State};
 use ndarray::{Array1, Zip};
+use std::borrow::Cow;
 
 /// A binary operator of the IR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,18 +145,19 @@ enum Val<F> {
     Gone,
 }
 
-fn num<F: Float>(v: &Val<F>, n: usize) -> Array1<F> {
+/// A value as an array: borrowed if it is one, a broadcast if a scalar.
+fn num<F: Float>(v: &Val<F>, n: usize) -> Cow<'_, Array1<F>> {
     match v {
-        Val::E(a) => a.clone(),
-        Val::S(x) => Array1::from_elem(n, F::from_f64(*x)),
+        Val::E(a) => Cow::Borrowed(a),
+        Val::S(x) => Cow::Owned(Array1::from_elem(n, F::from_f64(*x))),
         _ => unreachable!("checked: a number"),
     }
 }
 
-fn boolean<F>(v: &Val<F>, n: usize) -> Array1<bool> {
+fn boolean<F>(v: &Val<F>, n: usize) -> Cow<'_, Array1<bool>> {
     match v {
-        Val::EB(a) => a.clone(),
-        Val::B(b) => Array1::from_elem(n, *b),
+        Val::EB(a) => Cow::Borrowed(a),
+        Val::B(b) => Cow::Owned(Array1::from_elem(n, *b)),
         _ => unreachable!("checked: a boolean"),
     }
 }
@@ -194,19 +196,19 @@ fn element_bin<F: Float>(op: IrBin, a: &Val<F>, b: &Val<F>, n: usize) -> Val<F> 
         let (x, y) = (boolean(a, n), boolean(b, n));
         let mut out = Array1::from_elem(n, false);
         Zip::from(&mut out)
-            .and(&x)
-            .and(&y)
+            .and(&*x)
+            .and(&*y)
             .for_each(|o, &p, &q| *o = if op == IrBin::And { p && q } else { p || q });
         return Val::EB(out);
     }
     let (x, y) = (num(a, n), num(b, n));
     match op {
-        IrBin::Add => Val::E(&x + &y),
-        IrBin::Sub => Val::E(&x - &y),
-        IrBin::Mul => Val::E(&x * &y),
-        IrBin::Div => Val::E(&x / &y),
-        IrBin::Pow => Val::E(Zip::from(&x).and(&y).map_collect(|&p, &q| p.powf(q))),
-        cmp => Val::EB(Zip::from(&x).and(&y).map_collect(|&p, &q| match cmp {
+        IrBin::Add => Val::E(&*x + &*y),
+        IrBin::Sub => Val::E(&*x - &*y),
+        IrBin::Mul => Val::E(&*x * &*y),
+        IrBin::Div => Val::E(&*x / &*y),
+        IrBin::Pow => Val::E(Zip::from(&*x).and(&*y).map_collect(|&p, &q| p.powf(q))),
+        cmp => Val::EB(Zip::from(&*x).and(&*y).map_collect(|&p, &q| match cmp {
             IrBin::Lt => p < q,
             IrBin::Le => p <= q,
             IrBin::Gt => p > q,
@@ -235,21 +237,21 @@ fn func_scalar<F: Float>(f: IrFunc, a: f64, b: f64, c: f64) -> f64 {
 fn func_element<F: Float>(f: IrFunc, args: [&Val<F>; 3], n: usize) -> Array1<F> {
     let a = num(args[0], n);
     match f {
-        IrFunc::Float => a,
+        IrFunc::Float => a.into_owned(),
         IrFunc::Sqrt => a.mapv(F::sqrt),
         IrFunc::Abs => a.mapv(F::abs),
         IrFunc::Sign => a.mapv(F::sign),
         IrFunc::Exp => a.mapv(F::exp),
         IrFunc::Ln => a.mapv(F::ln),
-        IrFunc::Min => Zip::from(&a)
-            .and(&num(args[1], n))
+        IrFunc::Min => Zip::from(&*a)
+            .and(&*num(args[1], n))
             .map_collect(|&x, &y| x.minimum(y)),
-        IrFunc::Max => Zip::from(&a)
-            .and(&num(args[1], n))
+        IrFunc::Max => Zip::from(&*a)
+            .and(&*num(args[1], n))
             .map_collect(|&x, &y| x.maximum(y)),
-        IrFunc::Clamp => Zip::from(&a)
-            .and(&num(args[1], n))
-            .and(&num(args[2], n))
+        IrFunc::Clamp => Zip::from(&*a)
+            .and(&*num(args[1], n))
+            .and(&*num(args[2], n))
             .map_collect(|&x, &lo, &hi| x.clip(lo, hi)),
     }
 }
@@ -324,7 +326,7 @@ pub fn naive_step<F: Float>(
             }
             IrOp::Neg(a) => match &vals[a] {
                 Val::S(x) => Val::S(-x),
-                other => Val::E(-num(other, n)),
+                other => Val::E(num(other, n).mapv(|x| -x)),
             },
             IrOp::Not(a) => match &vals[a] {
                 Val::B(x) => Val::B(!x),
@@ -367,17 +369,17 @@ pub fn naive_step<F: Float>(
                         boolean(&vals[b], n),
                     );
                     Val::EB(
-                        Zip::from(&cc)
-                            .and(&x)
-                            .and(&y)
+                        Zip::from(&*cc)
+                            .and(&*x)
+                            .and(&*y)
                             .map_collect(|&c, &x, &y| if c { x } else { y }),
                     )
                 } else {
                     let (cc, x, y) = (boolean(&vals[c], n), num(&vals[a], n), num(&vals[b], n));
                     Val::E(
-                        Zip::from(&cc)
-                            .and(&x)
-                            .and(&y)
+                        Zip::from(&*cc)
+                            .and(&*x)
+                            .and(&*y)
                             .map_collect(|&c, &x, &y| if c { x } else { y }),
                     )
                 }

@@ -258,8 +258,9 @@ impl<F: DynFloat> Optimizer<F> {
                 },
             });
         }
-        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-            let len = self.state_at(i).len;
+        let states = self.groups.iter().flat_map(|g| g.states.iter());
+        for (i, ((p, g), state)) in params.iter().zip(grads).zip(states).enumerate() {
+            let len = state.len;
             check_len(&format!("parameter tensor {i}"), len, p.len())?;
             check_len(&format!("gradient of tensor {i}"), len, g.len())?;
         }
@@ -343,14 +344,6 @@ impl<F: DynFloat> Optimizer<F> {
         opt.guard = self.guard;
         opt.load_state(state)?;
         Ok(opt)
-    }
-
-    fn state_at(&self, index: usize) -> &State<F> {
-        self.groups
-            .iter()
-            .flat_map(|g| g.states.iter())
-            .nth(index)
-            .expect("index below tensor_count")
     }
 
     /// The optimizer's state, to save (PyTorch's `state_dict`).

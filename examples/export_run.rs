@@ -3,9 +3,10 @@
 //! step: the initial weights, each epoch's row order, and optdsl's history.
 //!
 //! Run with
-//! `cargo run --release --example export_run -- DIR LABEL [f32|f64] [SEED] [EPOCHS] [INIT]`
+//! `cargo run --release --example export_run -- DIR LABEL [f32|f64] [SEED] [EPOCHS] [INIT] [RNG]`
 //! (LABEL: sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam; INIT:
-//! xavier, he, torch or auto; defaults f64, seed 0, 20 epochs, auto), then `python3 tools/pytorch_usps.py --replay DIR
+//! xavier, he, torch or auto; RNG: chacha8 or torch; defaults f64, seed 0,
+//! 20 epochs, auto, chacha8), then `python3 tools/pytorch_usps.py --replay DIR
 //! --dtype f64`. DIR receives, as plain text:
 //!
 //! - `meta.txt`: `label= batch= epochs= seed= dtype=`, one a line;
@@ -20,6 +21,7 @@
 
 use optdsl::data::{usps, Dataset};
 use optdsl::net::{Activation, Init, NetFloat, Network, NetworkSpec};
+use optdsl::rng::Generator;
 use optdsl::train::{Silent, TrainConfig, Trainer};
 use optdsl::{builtin_rule, DynRule, HyperValue};
 use std::fmt::Write as _;
@@ -85,6 +87,7 @@ struct Run {
     seed: u64,
     epochs: usize,
     init: Option<Init>,
+    generator: Generator,
 }
 
 fn export<F: NetFloat>(
@@ -98,11 +101,12 @@ fn export<F: NetFloat>(
         seed,
         epochs,
         init,
+        generator,
     } = run;
     let (label, seed, epochs) = (label.as_str(), *seed, *epochs);
     let mut spec = NetworkSpec::classifier(256, &[128, 64], Activation::Sigmoid, 10);
     spec.layers.iter_mut().for_each(|l| l.init = *init);
-    let net = Network::<F>::new(spec, seed).map_err(|e| e.to_string())?;
+    let net = Network::<F>::new_with(spec, seed, *generator).map_err(|e| e.to_string())?;
     for l in 0..net.layer_count() {
         let w = net.weights(l);
         let w: Vec<F> = w.iter().copied().collect();
@@ -117,6 +121,7 @@ fn export<F: NetFloat>(
     let config = TrainConfig {
         epochs,
         seed,
+        generator: *generator,
         ..TrainConfig::default()
     };
     write(
@@ -159,7 +164,7 @@ fn export<F: NetFloat>(
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: export_run DIR LABEL [f32|f64] [SEED] [EPOCHS] [INIT]";
+    let usage = "usage: export_run DIR LABEL [f32|f64] [SEED] [EPOCHS] [INIT] [RNG]";
     let (dir, label) = match (args.first(), args.get(1)) {
         (Some(d), Some(l)) => (PathBuf::from(d), l.clone()),
         _ => return Err(usage.into()),
@@ -177,11 +182,16 @@ fn main() -> Result<(), String> {
         "auto" => None,
         name => Some(name.parse::<Init>().map_err(|e| e.to_string())?),
     };
+    let generator = args
+        .get(6)
+        .map_or(Ok(Generator::ChaCha8), |s| s.parse::<Generator>())
+        .map_err(|e| e.to_string())?;
     let run = Run {
         label,
         seed,
         epochs,
         init,
+        generator,
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let data = usps().map_err(|e| e.to_string())?;

@@ -62,6 +62,42 @@ fn a_resumed_run_ends_byte_identical() {
 }
 
 #[test]
+fn a_resumed_run_with_the_torch_generator_ends_byte_identical() {
+    let d = dir("resume-torch");
+    let torch = ["--rng", "torch", "--init", "torch"];
+    ok(&train(
+        &d,
+        &[&torch[..], &["--epochs", "3", "--save", "a"]].concat(),
+    ));
+    ok(&train(
+        &d,
+        &[&torch[..], &["--epochs", "2", "--save", "b"]].concat(),
+    ));
+    ok(&train(
+        &d,
+        &[
+            &torch[..],
+            &["--epochs", "3", "--resume", "b", "--save", "c"],
+        ]
+        .concat(),
+    ));
+    let (a, c) = (
+        std::fs::read(d.join("a")).unwrap(),
+        std::fs::read(d.join("c")).unwrap(),
+    );
+    assert_eq!(a, c);
+    assert!(String::from_utf8_lossy(&a).contains("torch_rng"));
+    // A run asking for the other generator is told so, and b is kept.
+    let before = std::fs::read(d.join("b")).unwrap();
+    let e = err(&train(
+        &d,
+        &["--epochs", "3", "--resume", "b", "--init", "torch"],
+    ));
+    assert!(e.contains("checkpoint") && e.contains("--rng torch"), "{e}");
+    assert_eq!(std::fs::read(d.join("b")).unwrap(), before);
+}
+
+#[test]
 fn damaged_or_mismatched_checkpoints_are_refused_and_kept() {
     let d = dir("damaged");
     ok(&train(&d, &["--epochs", "1", "--save", "good"]));

@@ -19,6 +19,7 @@ pub mod optim;
 pub mod parallel;
 pub mod plot;
 pub mod replay;
+pub mod rng;
 pub mod rule;
 pub mod schedule;
 pub mod train;

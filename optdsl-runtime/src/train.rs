@@ -8,6 +8,7 @@ use crate::net::NetworkSpec;
 use crate::net::{NetFloat, Network, Workspace};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::parallel::{Alone, DataParallel};
+use crate::rng::{Generator, TorchGenerator};
 use crate::rule::{DynRule, HyperValue};
 use crate::schedule::{Clock, LrSchedule};
 use rand::SeedableRng;
@@ -26,6 +27,11 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Seeds the shuffling (ChaCha8, stream 1); the network's init takes its own seed.
     pub seed: u64,
+    /// The generator each epoch's order is drawn from: ChaCha8, or PyTorch's
+    /// (`torch.randperm` after `torch.manual_seed(seed)` and the network's
+    /// init, see [`Generator::Torch`]).
+    #[serde(default, skip_serializing_if = "Generator::is_default")]
+    pub generator: Generator,
     /// The learning rate over time, from the rule's `lr` (or `learning_rate`).
     pub schedule: LrSchedule,
     /// Rows per forward pass when measuring (no effect on the result).
@@ -38,6 +44,7 @@ impl Default for TrainConfig {
             epochs: 20,
             batch: 32,
             seed: 0,
+            generator: Generator::ChaCha8,
             schedule: LrSchedule::Constant,
             eval_batch: 512,
         }
@@ -162,6 +169,9 @@ pub struct TrainerState<F> {
     pub step: u64,
     /// The shuffling generator, where it stands.
     pub rng: ChaCha8Rng,
+    /// For runs shuffled by [`Generator::Torch`]: that generator, where it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch_rng: Option<TorchGenerator>,
     /// The records of the epochs finished.
     pub records: Vec<EpochRecord>,
     /// For rules that take an input: the parameters before the last step and
@@ -235,6 +245,7 @@ pub struct Trainer<F: NetFloat> {
     epoch: usize,
     step: u64,
     rng: ChaCha8Rng,
+    torch_rng: Option<TorchGenerator>,
     history: Vec<EpochRecord>,
     ws: Workspace<F>,
     eval_ws: Workspace<F>,
@@ -305,6 +316,14 @@ impl<F: NetFloat> Trainer<F> {
         opt.add_group(rule, &net.bias_lens());
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         rng.set_stream(1);
+        let torch_rng = match config.generator {
+            Generator::ChaCha8 => None,
+            Generator::Torch => {
+                let mut gen = TorchGenerator::manual_seed(config.seed);
+                gen.skip(Network::<F>::torch_init_draws(net.spec())?);
+                Some(gen)
+            }
+        };
         let ws = Workspace::new(&net, config.batch);
         let eval_ws = Workspace::new(&net, config.eval_batch.max(1));
         let mut trainer = Trainer {
@@ -316,6 +335,7 @@ impl<F: NetFloat> Trainer<F> {
             epoch: 0,
             step: 0,
             rng,
+            torch_rng,
             history: vec![],
             ws,
             eval_ws,
@@ -357,6 +377,7 @@ impl<F: NetFloat> Trainer<F> {
             epoch: self.epoch,
             step: self.step,
             rng: self.rng.clone(),
+            torch_rng: self.torch_rng.clone(),
             records: self.history.clone(),
             input_buffers: if self.prev_params.is_empty() {
                 Vec::new()
@@ -385,6 +406,17 @@ impl<F: NetFloat> Trainer<F> {
                 self.base_lrs.len()
             )));
         }
+        if (saved.config.generator == Generator::Torch) != saved.torch_rng.is_some() {
+            return Err(Error::StateMismatch(format!(
+                "the saved run shuffles with {} but {} a PyTorch generator state",
+                saved.config.generator,
+                if saved.torch_rng.is_some() {
+                    "holds"
+                } else {
+                    "lacks"
+                }
+            )));
+        }
         let net = Network::from_params(saved.spec, saved.params)?;
         let mut opt = self.opt.clone();
         let optimizer = match &self.shard {
@@ -403,6 +435,7 @@ impl<F: NetFloat> Trainer<F> {
         self.epoch = saved.epoch;
         self.step = saved.step;
         self.rng = saved.rng;
+        self.torch_rng = saved.torch_rng;
         self.history = saved.records;
         self.base_lrs = saved.base_lrs;
         let mut buffers = saved.input_buffers.into_iter();
@@ -496,6 +529,12 @@ impl<F: NetFloat> Trainer<F> {
             return Err(wrap(Error::StateMismatch(format!(
                 "it was made with batch {} and seed {}, this run asks for batch {} and seed {}",
                 saved.config.batch, saved.config.seed, self.config.batch, self.config.seed
+            ))));
+        }
+        if saved.config.generator != self.config.generator {
+            return Err(wrap(Error::StateMismatch(format!(
+                "it was made with --rng {}, this run asks for --rng {}",
+                saved.config.generator, self.config.generator
             ))));
         }
         let schedule = self.config.schedule.clone();
@@ -616,7 +655,12 @@ impl<F: NetFloat> Trainer<F> {
         self.check_data(train)?;
         self.check_data(test)?;
         let start = Instant::now();
-        let batches = shuffled_batches(&mut self.rng, train.len(), self.config.batch);
+        let batches = shuffled_batches(
+            &mut self.rng,
+            self.torch_rng.as_mut(),
+            train.len(),
+            self.config.batch,
+        );
         let steps_per_epoch = batches.count() as u64;
         obs.epoch_start(self.epoch + 1, steps_per_epoch);
         let (mut loss_sum, mut correct) = (0.0, 0usize);
@@ -683,7 +727,12 @@ impl<F: NetFloat> Trainer<F> {
     /// last possibly shorter), without moving the shuffling generator. For
     /// replaying a run elsewhere, e.g. in PyTorch.
     pub fn next_epoch_order(&self, rows: usize) -> Vec<usize> {
-        let batches = shuffled_batches(&mut self.rng.clone(), rows, self.config.batch);
+        let batches = shuffled_batches(
+            &mut self.rng.clone(),
+            self.torch_rng.clone().as_mut(),
+            rows,
+            self.config.batch,
+        );
         batches.iter().flatten().copied().collect()
     }
 
@@ -754,10 +803,19 @@ impl<F: NetFloat> Trainer<F> {
     }
 }
 
-/// An epoch's batches: rows `0..rows` shuffled by `rng`, in batches of `batch`.
-fn shuffled_batches(rng: &mut ChaCha8Rng, rows: usize, batch: usize) -> Batches {
+/// An epoch's batches: rows `0..rows` shuffled by `torch` if given (as
+/// `torch.randperm(rows)`), else by `rng`, in batches of `batch`.
+fn shuffled_batches(
+    rng: &mut ChaCha8Rng,
+    torch: Option<&mut TorchGenerator>,
+    rows: usize,
+    batch: usize,
+) -> Batches {
     let mut batches = Batches::new(rows, batch);
-    batches.shuffle(rng);
+    match torch {
+        Some(gen) => batches.torch_shuffle(gen),
+        None => batches.shuffle(rng),
+    }
     batches
 }
 

@@ -7,6 +7,7 @@ use super::CliResult;
 use optdsl::data::{CsvOptions, DataSource, Split};
 use optdsl::net::{Activation, Init, Loss, NetFloat, Network, NetworkSpec};
 use optdsl::parallel::{self, Collective, Replicas};
+use optdsl::rng::Generator;
 use optdsl::schedule::LrSchedule;
 use optdsl::train::{History, Observer, Silent, TrainConfig, Trainer};
 use optdsl::{builtin_rule, DynRule, Error, HyperValue};
@@ -63,6 +64,12 @@ pub struct Args {
     /// Seeds the initialization, the shuffling and the split.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The generator of the initial weights and the mini-batch order:
+    /// chacha8, or torch (what PyTorch draws after torch.manual_seed(SEED):
+    /// nn.Linear's init, then torch.randperm each epoch; with --init torch a
+    /// PyTorch script's run, number for number).
+    #[arg(long, default_value = "chacha8")]
+    pub rng: String,
     /// Where to write the history (OPTIMIZER.csv and OPTIMIZER.json).
     #[arg(long, default_value = "optdsl-out/train")]
     pub out: PathBuf,
@@ -212,7 +219,7 @@ fn train<F: NetFloat>(
     let data = &data;
     if speaks {
         println!(
-            "network {} ({} parameters, init {}), {} {}, batch {}, {} epochs, schedule {}, seed {}, {}",
+            "network {} ({} parameters, init {}), {} {}, batch {}, {} epochs, schedule {}, seed {}{}, {}",
             spec.describe(),
             spec.param_count(),
             args.init,
@@ -222,10 +229,14 @@ fn train<F: NetFloat>(
             config.epochs,
             config.schedule,
             config.seed,
+            match config.generator {
+                Generator::ChaCha8 => "",
+                Generator::Torch => " (torch generator)",
+            },
             F::DTYPE
         );
     }
-    let net = Network::<F>::new(spec, args.seed)?;
+    let net = Network::<F>::new_with(spec, args.seed, config.generator)?;
     let mut trainer = Trainer::new(net, rule, config)?;
     for kv in &args.bias_set {
         let (k, v) = parse_set(kv)?;
@@ -366,6 +377,7 @@ pub fn train_config(args: &Args, data: &Split) -> Result<TrainConfig, Error> {
         epochs: args.epochs,
         batch: batch.min(data.train.len()),
         seed: args.seed,
+        generator: args.rng.parse::<Generator>()?,
         schedule: args.schedule.parse::<LrSchedule>()?,
         ..TrainConfig::default()
     })

@@ -3,6 +3,7 @@
 
 use super::Dataset;
 use crate::net::{NetFloat, Workspace};
+use crate::rng::TorchGenerator;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,11 @@ impl Batches {
     /// Shuffles the order (Fisher-Yates, with `rng`).
     pub fn shuffle<R: Rng + ?Sized>(&mut self, rng: &mut R) {
         self.order.shuffle(rng);
+    }
+
+    /// Reorders as `torch.randperm(rows)` drawn from `gen`.
+    pub fn torch_shuffle(&mut self, gen: &mut TorchGenerator) {
+        gen.randperm_into(&mut self.order);
     }
 
     /// The batch size.

@@ -13,6 +13,7 @@ pub use loss::Loss;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::rng::{torch_bounds, Generator, TorchGenerator};
 use crate::rule::DynFloat;
 use ndarray::{ArrayView1, ArrayView2, LinalgScalar};
 use rand::{Rng, SeedableRng};
@@ -339,6 +340,81 @@ impl<F: NetFloat> Network<F> {
             }
         }
         Ok(net)
+    }
+
+    /// A network of shape `spec` initialized from `generator` seeded with
+    /// `seed`: [`Network::new`] for [`Generator::ChaCha8`],
+    /// [`Network::from_torch_generator`] after `torch.manual_seed(seed)` for
+    /// [`Generator::Torch`].
+    pub fn new_with(spec: NetworkSpec, seed: u64, generator: Generator) -> Result<Self> {
+        match generator {
+            Generator::ChaCha8 => Self::new(spec, seed),
+            Generator::Torch => {
+                Self::from_torch_generator(spec, &mut TorchGenerator::manual_seed(seed))
+            }
+        }
+    }
+
+    /// A network of shape `spec` initialized as PyTorch initializes the same
+    /// model from `gen`: every layer built as an `nn.Linear` (weights
+    /// `kaiming_uniform_(a=sqrt(5))`, then biases uniform on ±1/sqrt(fan_in)),
+    /// layer by layer; then, for each layer whose init is [`Init::Xavier`] or
+    /// [`Init::He`] (explicitly or for its activation), the weights redrawn by
+    /// `xavier_uniform_` or `kaiming_uniform_(nonlinearity="relu")` and the
+    /// biases zeroed. The values are float32 draws (widened for `f64`). Uses
+    /// [`Network::torch_init_draws`] words of `gen`.
+    pub fn from_torch_generator(spec: NetworkSpec, gen: &mut TorchGenerator) -> Result<Self> {
+        let mut net = Self::zeros(spec)?;
+        let count = net.spec.layers.len();
+        let mut fill = |params: &mut [F], range: std::ops::Range<usize>, bound: f64| {
+            for p in &mut params[range] {
+                *p = F::from_f64(f64::from(gen.uniform_f32(-bound, bound)));
+            }
+        };
+        for l in 0..count {
+            let (w, b) = (net.segments[l], net.segments[count + l]);
+            let fan_in = w.shape.1;
+            fill(
+                &mut net.params,
+                w.range(),
+                torch_bounds::linear_weight(fan_in),
+            );
+            fill(
+                &mut net.params,
+                b.range(),
+                torch_bounds::linear_bias(fan_in),
+            );
+        }
+        for l in 0..count {
+            let (w, b) = (net.segments[l], net.segments[count + l]);
+            let (fan_out, fan_in) = w.shape;
+            let layer = net.spec.layers[l];
+            let bound = match layer.init.unwrap_or(Init::for_activation(layer.activation)) {
+                Init::Torch => continue,
+                Init::Xavier => torch_bounds::xavier(fan_in, fan_out),
+                Init::He => torch_bounds::he(fan_in),
+            };
+            fill(&mut net.params, w.range(), bound);
+            net.params[b.range()].fill(F::ZERO);
+        }
+        Ok(net)
+    }
+
+    /// How many words of the generator [`Network::from_torch_generator`]
+    /// uses for `spec`: one per parameter, plus one per weight of the layers
+    /// redrawn after construction.
+    pub fn torch_init_draws(spec: &NetworkSpec) -> Result<u64> {
+        spec.validate()?;
+        let widths = spec.widths();
+        let mut draws = 0u64;
+        for (layer, w) in spec.layers.iter().zip(widths.windows(2)) {
+            let weights = (w[0] * w[1]) as u64;
+            draws += weights + w[1] as u64;
+            if layer.init.unwrap_or(Init::for_activation(layer.activation)) != Init::Torch {
+                draws += weights;
+            }
+        }
+        Ok(draws)
     }
 
     /// A network of shape `spec` with every parameter 0.

@@ -231,8 +231,8 @@ mod tests {
         // PyTorch 2.15: torch.manual_seed(42);
         // torch.empty(4).uniform_(-1 / math.sqrt(3), 0.25).tolist()
         let mut g = TorchGenerator::manual_seed(42);
-        let got: Vec<f32> = (0..4)
-            .map(|_| g.uniform_f32(-1.0 / 3f64.sqrt(), 0.25))
+        let got: Vec<f64> = (0..4)
+            .map(|_| f64::from(g.uniform_f32(-1.0 / 3f64.sqrt(), 0.25)))
             .collect();
         let torch: [f64; 4] = [
             0.152_595_445_513_725_28,

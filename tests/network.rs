@@ -250,3 +250,94 @@ fn one_fused_step_over_two_groups_keeps_biases_free_of_weight_decay() {
     assert!(net.params()[..nw].iter().all(|&w| w == 0.5));
     assert!(net.params()[nw..].iter().all(|&b| b == 1.0));
 }
+
+/// The second derivative of the batch's mean loss in parameter `i`, by
+/// central differences.
+fn second_derivative(net: &mut Network<f64>, x: &Array2<f64>, labels: &[u32], i: usize) -> f64 {
+    let mut ws = Workspace::new(net, labels.len());
+    let h = 1e-4;
+    let p0 = net.params()[i];
+    let mid = net.loss_and_grad(&mut ws, x.view(), labels).unwrap();
+    net.params_mut()[i] = p0 + h;
+    let up = net.loss_and_grad(&mut ws, x.view(), labels).unwrap();
+    net.params_mut()[i] = p0 - h;
+    let down = net.loss_and_grad(&mut ws, x.view(), labels).unwrap();
+    net.params_mut()[i] = p0;
+    (up - 2.0 * mid + down) / (h * h)
+}
+
+/// The curvature pass's gradient and its Gauss-Newton diagonal.
+fn curvature(net: &Network<f64>, x: &Array2<f64>, labels: &[u32]) -> (Vec<f64>, Vec<f64>) {
+    let rows = labels.len();
+    let mut ws = Workspace::new(net, rows);
+    let (xs, ys) = ws.stage(rows);
+    xs.copy_from_slice(x.as_slice().unwrap());
+    ys.copy_from_slice(labels);
+    let mut h = vec![0.0; net.params().len()];
+    net.staged_loss_grad_and_curvature(&mut ws, rows, &mut h)
+        .unwrap();
+    (ws.grads().to_vec(), h)
+}
+
+#[test]
+fn curvature_is_the_exact_hessian_diagonal_where_gauss_newton_and_bbprop_are_exact() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    // Softmax and cross-entropy: the output layer's weights and biases enter
+    // the logits linearly, one logit each, so their Hessian diagonal is
+    // bbprop's p(1-p) a^2; every other entry is a non-negative estimate.
+    let spec = NetworkSpec::classifier(5, &[4, 3], Activation::Sigmoid, 3);
+    let mut net = Network::<f64>::new(spec.clone(), 1).unwrap();
+    let x = Array2::from_shape_fn((4, 5), |_| rng.random::<f64>() * 2.0 - 1.0);
+    let labels = [0, 2, 1, 2];
+    let (grads, h) = curvature(&net, &x, &labels);
+    let mut ws = Workspace::new(&net, 4);
+    net.loss_and_grad(&mut ws, x.view(), &labels).unwrap();
+    assert_eq!(grads, ws.grads(), "the same gradient as the plain pass");
+    assert!(h.iter().all(|v| v.is_finite() && *v >= 0.0));
+    let last = spec.layers.len() - 1;
+    let segs = net.segments().to_vec();
+    for seg in [segs[last], segs[2 * last + 1]] {
+        for i in seg.range() {
+            let want = second_derivative(&mut net, &x, &labels, i);
+            assert!(
+                (h[i] - want).abs() <= 1e-6 + 1e-4 * want.abs(),
+                "parameter {i}: bbprop {} vs d2L/dw2 {want}",
+                h[i]
+            );
+        }
+    }
+    // A chain of single identity units under the squared distance: the loss
+    // is quadratic in each parameter alone and no unit has a neighbour, so
+    // bbprop gives the Hessian diagonal of every parameter.
+    let spec = NetworkSpec {
+        inputs: 3,
+        layers: vec![LayerSpec::new(1, Activation::Identity); 3],
+        loss: Loss::Mse,
+    };
+    let mut net = Network::<f64>::new(spec, 2).unwrap();
+    for p in net.params_mut() {
+        *p += 0.3;
+    }
+    let x = Array2::from_shape_fn((3, 3), |_| rng.random::<f64>() * 2.0 - 1.0);
+    let (_, h) = curvature(&net, &x, &[0, 0, 0]);
+    for (i, &got) in h.iter().enumerate() {
+        let want = second_derivative(&mut net, &x, &[0, 0, 0], i);
+        assert!(
+            (got - want).abs() <= 1e-6 + 1e-4 * want.abs(),
+            "parameter {i}: bbprop {got} vs d2L/dw2 {want}"
+        );
+    }
+}
+
+#[test]
+fn the_curvature_buffer_must_fit_the_parameters() {
+    let spec = NetworkSpec::classifier(3, &[2], Activation::Tanh, 2);
+    let net = Network::<f32>::new(spec, 0).unwrap();
+    let mut ws = Workspace::new(&net, 1);
+    let mut h = vec![0.0f32; 3];
+    let e = net
+        .staged_loss_grad_and_curvature(&mut ws, 0, &mut h)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("curvature buffer"), "{e}");
+}

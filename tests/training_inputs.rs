@@ -1,9 +1,9 @@
 //! Rules that take an input train through the trainer: `g_prev` from a second
-//! backward pass at the previous parameters, `h` from the finite difference of
-//! the two gradients; both survive a checkpoint bit for bit.
+//! backward pass at the previous parameters, `h` the batch loss's
+//! Gauss-Newton diagonal (bbprop); both survive a checkpoint bit for bit.
 
-use optdsl::data::{CsvOptions, DataSource, Split};
-use optdsl::net::{Activation, Network, NetworkSpec};
+use optdsl::data::{stage_rows, CsvOptions, DataSource, Split};
+use optdsl::net::{Activation, Network, NetworkSpec, Workspace};
 use optdsl::train::{Silent, TrainConfig, Trainer};
 use optdsl::{builtin_rule, optimizer};
 
@@ -14,6 +14,9 @@ optimizer! {
     /// Plain gradient descent that records g_prev: w moves by g_prev's mean
     /// difference from g, which is 0 on the first step.
     pub Probe { hyper lr = 0.05; input g_prev; state diff = 0; diff = g - g_prev; w -= lr * g; }
+
+    /// Gradient descent that records the curvature it was given.
+    pub CurvatureProbe { input h; state seen = 0; seen = h; w -= 0.05 * g; }
 }
 
 fn data() -> Split {
@@ -47,6 +50,43 @@ fn g_prev_is_the_gradient_at_the_previous_parameters() {
 }
 
 #[test]
+fn h_is_the_gauss_newton_diagonal_of_the_batch() {
+    let data = data();
+    let spec = NetworkSpec::classifier(256, &[16], Activation::Tanh, 10);
+    let net = Network::<f64>::new(spec, 4).unwrap();
+    // One step over the whole training set: the curvature at the start.
+    let rows = data.train.len();
+    let mut ws = Workspace::new(&net, rows);
+    let all: Vec<usize> = (0..rows).collect();
+    stage_rows(&mut ws, &data.train, &all);
+    let mut want = vec![0.0; net.params().len()];
+    net.staged_loss_grad_and_curvature(&mut ws, rows, &mut want)
+        .unwrap();
+    let config = TrainConfig {
+        epochs: 1,
+        batch: rows,
+        ..TrainConfig::default()
+    };
+    let mut t = Trainer::new(net, Box::new(CurvatureProbe::default()), config).unwrap();
+    t.fit(&data.train, &data.test, &mut Silent).unwrap();
+    let state = t.optimizer().state();
+    let seen: Vec<f64> = state
+        .groups
+        .iter()
+        .flat_map(|g| g.states.iter().flat_map(|s| s.buffers[0].iter().copied()))
+        .collect();
+    assert_eq!(seen.len(), want.len());
+    assert!(want.iter().any(|&h| h > 0.0));
+    for (i, (&got, &want)) in seen.iter().zip(&want).enumerate() {
+        // The same sums over the rows, in the trainer's shuffled order.
+        assert!(
+            (got - want).abs() <= 1e-12 + 1e-9 * want.abs(),
+            "parameter {i}: {got} vs {want}"
+        );
+    }
+}
+
+#[test]
 fn input_rules_resume_bit_for_bit() {
     let data = data();
     for name in ["vsgd", "vsgd_fd"] {
@@ -55,7 +95,10 @@ fn input_rules_resume_bit_for_bit() {
         let mut first = trainer(builtin_rule(name).unwrap(), 1);
         first.fit(&data.train, &data.test, &mut Silent).unwrap();
         let mut saved = first.state();
-        assert_eq!(saved.input_buffers.len(), 2, "{name}");
+        // vsgd_fd keeps the parameters before the last step and its g_prev;
+        // vsgd's curvature is computed afresh each step.
+        let buffers = if name == "vsgd_fd" { 2 } else { 0 };
+        assert_eq!(saved.input_buffers.len(), buffers, "{name}");
         saved.config.epochs = 2;
         let mut resumed = trainer(builtin_rule(name).unwrap(), 2);
         resumed.restore(saved).unwrap();

@@ -265,10 +265,9 @@ enum RuleInput {
     /// `g_prev`: the mini-batch's gradient at the previous parameters
     /// (a second backward pass over the same rows).
     GradPrev,
-    /// `h`: a diagonal curvature estimate, the finite difference
-    /// |g(w_t) - g(w_{t-1})| / |w_t - w_{t-1}| of two gradients of the same
-    /// rows, per element; 1 before the first step and kept where the last
-    /// step did not move the element.
+    /// `h`: the Gauss-Newton diagonal of the mini-batch's mean loss, by
+    /// bbprop ([`Network::staged_loss_grad_and_curvature`]), computed with
+    /// the gradient.
     Curvature,
 }
 
@@ -304,7 +303,7 @@ impl<F: NetFloat> Trainer<F> {
                 return Err(Error::Invalid {
                     what: "optimizer".into(),
                     reason: format!(
-                        "{} takes inputs [{}]; the trainer provides `g_prev` (the batch's gradient at the previous parameters) or `h` (a finite-difference curvature)",
+                        "{} takes inputs [{}]; the trainer provides `g_prev` (the batch's gradient at the previous parameters) or `h` (the Gauss-Newton diagonal of the batch loss)",
                         rule.info().name,
                         other.join(", ")
                     ),
@@ -668,9 +667,14 @@ impl<F: NetFloat> Trainer<F> {
         for indices in batches.iter() {
             lr = self.apply_schedule(steps_per_epoch)?;
             let rows = stage_rows(&mut self.ws, train, par.share(indices));
-            let local = self
-                .net
-                .staged_share_loss_and_grad(&mut self.ws, rows, indices.len())?;
+            let local = if self.input == RuleInput::Curvature && par.alone() {
+                self.input_buf.resize(self.net.params().len(), F::ZERO);
+                self.net
+                    .staged_loss_grad_and_curvature(&mut self.ws, rows, &mut self.input_buf)?
+            } else {
+                self.net
+                    .staged_share_loss_and_grad(&mut self.ws, rows, indices.len())?
+            };
             let loss = par.reduce(self.ws.grads(), local)? / indices.len() as f64;
             if !loss.is_finite() {
                 return Err(Error::NonFinite {
@@ -736,19 +740,23 @@ impl<F: NetFloat> Trainer<F> {
         batches.iter().flatten().copied().collect()
     }
 
-    /// One step of a rule that takes an input: a second backward pass over the
-    /// staged rows at the previous parameters gives `g_prev`, or the
-    /// finite-difference curvature `h`; then the step.
+    /// One step of a rule that takes an input: `h`, the curvature computed
+    /// with the gradient; or `g_prev`, from a second backward pass over the
+    /// staged rows at the previous parameters (`g` itself on the first step).
     fn step_with_input(&mut self, rows: usize, batch: usize) -> Result<()> {
-        let n = self.net.params().len();
+        if self.input == RuleInput::Curvature {
+            // `input_buf` holds this batch's curvature, computed with the gradient.
+            return self.opt.step_flat_with(
+                self.net.params_mut(),
+                self.ws.grads(),
+                &[&self.input_buf],
+            );
+        }
         self.grad_copy.clear();
         self.grad_copy.extend_from_slice(self.ws.grads());
         if self.prev_params.is_empty() {
             // The first step: no previous parameters.
-            self.input_buf = match self.input {
-                RuleInput::Curvature => vec![F::ONE; n],
-                _ => self.grad_copy.clone(),
-            };
+            self.input_buf = self.grad_copy.clone();
         } else {
             self.net.params_mut().swap_with_slice(&mut self.prev_params);
             let done = self
@@ -756,18 +764,7 @@ impl<F: NetFloat> Trainer<F> {
                 .staged_share_loss_and_grad(&mut self.ws, rows, batch);
             self.net.params_mut().swap_with_slice(&mut self.prev_params);
             done?;
-            let g_prev = self.ws.grads();
-            if self.input == RuleInput::GradPrev {
-                self.input_buf.copy_from_slice(g_prev);
-            } else {
-                let w = self.net.params();
-                for i in 0..n {
-                    let dw = (w[i] - self.prev_params[i]).abs();
-                    if dw > F::ZERO {
-                        self.input_buf[i] = (self.grad_copy[i] - g_prev[i]).abs() / dw;
-                    }
-                }
-            }
+            self.input_buf.copy_from_slice(self.ws.grads());
         }
         self.prev_params.clear();
         self.prev_params.extend_from_slice(self.net.params());

@@ -20,18 +20,21 @@ optimizer! {
     /// same samples, arXiv 1301.3764, which is what `vsgd_fd` computes).
     ///
     /// Choices the paper leaves open: the slow start uses the first sample only
-    /// (ḡ = g₁, v̄ = c·g₁², h̄ = h₁, τ₁ = `tau0`), c = 10 overestimating the
-    /// variance so that the first steps are cautious; h is floored at `eps`
-    /// (h̄ > 0); where v̄ = 0 (no gradient seen yet) η* = 0 and τ grows by 1.
+    /// (ḡ = g₁, v̄ = c·g₁², h̄ = max(h₁, `hmin`), τ₁ = `tau0`), c = 10
+    /// overestimating the variance so that the first steps are cautious; h is
+    /// floored at `eps` (h̄ > 0); where v̄ = 0 (no gradient seen yet) η* = 0
+    /// and τ grows by 1. The authors' code (py-optim) starts h̄ at
+    /// c·max(h₁, 1) and τ at 10, with c = 2: on a network, where h₁ ≪ 1,
+    /// `c = 2, hmin = 2, tau0 = 10` is that start (`optdsl compare` uses it).
     pub Vsgd {
-        hyper c = 10, tau0 = 1, eps = 1e-10;
+        hyper c = 10, tau0 = 1, eps = 1e-10, hmin = 0;
         input h;
         state gbar = 0, vbar = 0, hbar = 0, tau = tau0;
         let hh = max(h, eps);
         if t == 1 {
             gbar = g;
             vbar = c * (g * g);
-            hbar = hh;
+            hbar = max(hh, hmin);
         } else {
             gbar = gbar + (g - gbar) / tau;
             vbar = vbar + (g * g - vbar) / tau;

@@ -20,6 +20,17 @@ pub struct Workspace<F> {
     deltas: Vec<Vec<F>>,
     grads: Vec<F>,
     rows: usize,
+    /// Room for a batch's squared activations or a layer's squared weights,
+    /// made on the first curvature pass (see `curvature.rs`).
+    scratch: Vec<F>,
+}
+
+/// What the curvature pass reads and writes of a [`Workspace`].
+pub(super) struct CurvatureBuffers<'a, F> {
+    pub input: &'a [F],
+    pub acts: &'a [Vec<F>],
+    pub deltas: &'a mut [Vec<F>],
+    pub scratch: &'a mut [F],
 }
 
 impl<F: NetFloat> Workspace<F> {
@@ -41,7 +52,29 @@ impl<F: NetFloat> Workspace<F> {
             deltas: per_layer(1),
             grads: vec![F::ZERO; net.params().len()],
             rows: 0,
+            scratch: Vec::new(),
             widths,
+        }
+    }
+
+    /// The staged inputs, the layers' outputs, the deltas (as scratch) and a
+    /// buffer large enough for any layer's squared inputs or squared
+    /// weights, allocated on the first call.
+    pub(super) fn curvature_buffers(&mut self) -> CurvatureBuffers<'_, F> {
+        if self.scratch.is_empty() {
+            let most = self
+                .widths
+                .windows(2)
+                .map(|w| (self.capacity * w[0]).max(w[0] * w[1]))
+                .max()
+                .unwrap_or(0);
+            self.scratch = vec![F::ZERO; most];
+        }
+        CurvatureBuffers {
+            input: &self.input,
+            acts: &self.acts,
+            deltas: &mut self.deltas,
+            scratch: &mut self.scratch,
         }
     }
 
@@ -375,7 +408,7 @@ impl<F: NetFloat> Network<F> {
 }
 
 /// The first `rows` rows of a row-major buffer of `cols` columns.
-fn staged_view<F>(buf: &[F], rows: usize, cols: usize) -> Result<ArrayView2<'_, F>> {
+pub(super) fn staged_view<F>(buf: &[F], rows: usize, cols: usize) -> Result<ArrayView2<'_, F>> {
     if rows * cols > buf.len() {
         return Err(Error::Invalid {
             what: "batch".into(),

@@ -4,6 +4,7 @@
 
 mod activation;
 mod backprop;
+mod curvature;
 mod fastmath;
 mod loss;
 

@@ -32,7 +32,7 @@ impl<F: NetFloat> Network<F> {
     /// Returns the summed loss.
     ///
     /// ```
-    /// use optdsl::net::{Activation, Network, NetworkSpec, Workspace};
+    /// use optdsl_runtime::net::{Activation, Network, NetworkSpec, Workspace};
     /// let spec = NetworkSpec::classifier(3, &[4], Activation::Sigmoid, 2);
     /// let net = Network::<f64>::new(spec, 1).unwrap();
     /// let mut ws = Workspace::new(&net, 2);

@@ -127,9 +127,15 @@ fn lines<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
 fn two_processes_plain_and_sharded_agree_with_one_in_f64() {
     let d = dir("f64");
     // Adam is element-wise (shards cut tensors), LAMB takes tensor norms
-    // (shards keep whole tensors).
-    for (opt, lr) in [("adam", "lr=0.001"), ("lamb", "lr=0.01")] {
-        let args = [
+    // (shards keep whole tensors); momentum from PyTorch's generator (every
+    // process draws the same init and orders).
+    let torch: &[&str] = &["--set", "momentum=0.9", "--rng", "torch", "--init", "torch"];
+    for (opt, lr, extra) in [
+        ("adam", "lr=0.001", &[][..]),
+        ("lamb", "lr=0.01", &[][..]),
+        ("sgd", "lr=0.1", torch),
+    ] {
+        let mut args = vec![
             "--dtype",
             "f64",
             "--epochs",
@@ -139,6 +145,7 @@ fn two_processes_plain_and_sharded_agree_with_one_in_f64() {
             "--set",
             lr,
         ];
+        args.extend_from_slice(extra);
         let one = train(&d, 0, &args, "one.ckpt");
         let two = train(&d, 2, &args, "two.ckpt");
         let mut sharded = args.to_vec();

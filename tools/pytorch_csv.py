@@ -31,21 +31,16 @@ epoch with the last partial batch kept. CPU, float32, 2 threads.
 
 import argparse
 import gzip
+import os
 import sys
 
 import numpy as np
 import torch
 from torch import nn
 
-SETTINGS = {
-    "sgd": ("SGD", dict(lr=0.5)),
-    "momentum": ("SGD", dict(lr=0.1, momentum=0.9)),
-    "nesterov": ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
-    "adagrad": ("Adagrad", dict(lr=0.05)),
-    "rmsprop": ("RMSprop", dict(lr=1e-3)),
-    "adadelta": ("Adadelta", dict(lr=1.0)),
-    "adam": ("Adam", dict(lr=1e-3)),
-}
+# The optimizers and settings of `optdsl compare` (label -> torch.optim class, keywords).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pytorch_usps import SETTINGS  # noqa: E402
 
 
 def write_sklearn_digits(path):

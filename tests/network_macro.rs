@@ -75,3 +75,12 @@ fn a_macro_network_trains_on_semeion() {
     let acc = trainer.records().last().unwrap().test_accuracy;
     assert!(acc > 0.8, "test accuracy {acc}");
 }
+
+#[test]
+fn a_spec_type_can_start_from_pytorchs_generator() {
+    use optdsl::rng::Generator;
+    let ours = Digits::<f32>::new_with(0, Generator::Torch);
+    let runtime = Network::<f32>::new_with(Digits::<f32>::spec(), 0, Generator::Torch).unwrap();
+    assert_eq!(ours.params(), runtime.params());
+    assert_ne!(ours.params(), Digits::<f32>::new(0).params());
+}

@@ -207,6 +207,17 @@ pub fn expand(net: &Net) -> TokenStream {
                         .expect("the spec was checked at compile time"),
                 }
             }
+
+            /// A network initialized from `generator` seeded with `seed`:
+            /// [`Generator::Torch`](::optdsl::__private::rng::Generator::Torch)
+            /// draws what PyTorch draws for the same layers after
+            /// `torch.manual_seed(seed)`.
+            pub fn new_with(seed: u64, generator: ::optdsl::__private::rng::Generator) -> Self {
+                Self {
+                    net: ::optdsl::__private::net::Network::new_with(Self::spec(), seed, generator)
+                        .expect("the spec was checked at compile time"),
+                }
+            }
         }
 
         impl<F: ::optdsl::__private::net::NetFloat> ::core::ops::Deref for #name<F> {

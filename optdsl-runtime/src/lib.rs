@@ -41,6 +41,7 @@ pub mod __private {
     pub use crate::float::Float;
     pub use crate::ir::{Ir, IrBin, IrFunc, IrOp, IrReduce, IrValue};
     pub use crate::net;
+    pub use crate::rng;
     pub use crate::rule::{
         hyper_type, unknown_hyper, HyperSpec, HyperValue, RuleInfo, State, UpdateRule,
     };

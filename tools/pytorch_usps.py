@@ -126,6 +126,7 @@ def train_seed(label, init, seed, data, epochs, batch, dtype, drop_last):
 
 
 def seeds_mode(args):
+    args.dtype = args.dtype or "f32"
     dtype = torch.float64 if args.dtype == "f64" else torch.float32
     xtr, ytr = load("usps.train.gz", args.raw)
     xte, yte = load("usps.test.gz", args.raw)
@@ -174,10 +175,11 @@ def read_matrix(path, dtype):
 def replay_mode(args):
     """Trains from an export of optdsl (see examples/export_run.rs)."""
     d = args.replay
-    dtype = torch.float64 if args.dtype == "f64" else torch.float32
     meta = dict(
         line.split("=", 1) for line in open(os.path.join(d, "meta.txt")).read().split()
     )
+    args.dtype = args.dtype or meta.get("dtype", "f64")
+    dtype = torch.float64 if args.dtype == "f64" else torch.float32
     label = meta["label"]
     batch = int(meta["batch"])
     epochs = int(meta["epochs"])
@@ -243,7 +245,11 @@ def main():
     p.add_argument("--seed0", type=int, default=0)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--dtype", default="f32", choices=["f32", "f64"])
+    p.add_argument(
+        "--dtype",
+        choices=["f32", "f64"],
+        help="seeds: default f32; replay: default the export's (meta.txt)",
+    )
     p.add_argument("--raw", action="store_true", help="keep inputs in [-1, 1]")
     p.add_argument("--drop-last", action="store_true")
     p.add_argument("--threads", type=int, default=2)

@@ -444,9 +444,9 @@ fn run_entry<F: NetFloat>(
     if rule.info().inputs.contains(&"g_prev") && !args.all {
         // The trainer gives vsgd_fd the batch's gradient at the previous
         // parameters (a second backward pass); its finite-difference
-        // curvature is too noisy here: 20 epochs of `optdsl train
-        // --optimizer vsgd_fd` end at 43% with c = 2, or with a non-finite
-        // loss at step 110 with c = 4180.
+        // curvature is too noisy here: `optdsl train --optimizer vsgd_fd
+        // --set c=2 --set tau0=10 --set h0=2` stops with a non-finite loss at
+        // step 110; with c = h0 = 4180 20 epochs end at 43%.
         return Outcome::Skipped(format!(
             "its finite-difference curvature (g_prev from a second backward pass) is too noisy to train here (see `optdsl train --optimizer {}`); --all runs it",
             entry.optimizer

@@ -157,3 +157,111 @@ fn damaged_or_mismatched_checkpoints_are_refused_and_kept() {
         "never touched"
     );
 }
+
+#[test]
+fn a_resume_with_other_hyperparameters_is_refused_and_kept() {
+    let d = dir("hypers");
+    ok(&train(&d, &["--epochs", "1", "--save", "a"]));
+    let before = std::fs::read(d.join("a")).unwrap();
+    // The saved run has lr=0.01 (train() sets it); a later --set wins over it.
+    let e = err(&train(
+        &d,
+        &["--epochs", "2", "--resume", "a", "--set", "lr=0.5"],
+    ));
+    assert!(
+        e.contains("checkpoint a")
+            && e.contains("made with lr=0.01")
+            && e.contains("asks for lr=0.5")
+            && e.contains("repeat the run's flags"),
+        "{e}"
+    );
+    let e = err(&train(
+        &d,
+        &["--epochs", "2", "--resume", "a", "--set", "beta2=0.99"],
+    ));
+    assert!(
+        e.contains("beta2=0.999") && e.contains("beta2=0.99;"),
+        "{e}"
+    );
+    let e = err(&train(
+        &d,
+        &[
+            "--epochs",
+            "2",
+            "--resume",
+            "a",
+            "--bias-set",
+            "weight_decay=0.1",
+        ],
+    ));
+    assert!(
+        e.contains("for the biases") && e.contains("--bias-set weight_decay=0"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(d.join("a")).unwrap(), before, "never touched");
+    // The same flags resume.
+    ok(&train(&d, &["--epochs", "2", "--resume", "a"]));
+}
+
+#[test]
+fn a_resume_on_other_data_of_the_same_shape_is_refused() {
+    let d = dir("data");
+    ok(&train(&d, &["--epochs", "1", "--save", "a"]));
+    let before = std::fs::read(d.join("a")).unwrap();
+    let text = String::from_utf8_lossy(&before).to_string();
+    assert!(text.contains("\"train_data\""), "the fingerprint is saved");
+    // USPS has Semeion's width and classes.
+    let usps = Command::new(env!("CARGO_BIN_EXE_optdsl"))
+        .current_dir(&d)
+        .args([
+            "train",
+            "--data",
+            "usps",
+            "--optimizer",
+            "adam",
+            "--hidden",
+            "24",
+        ])
+        .args(["--set", "lr=0.01", "--batch", "64", "--out", "out"])
+        .args(["--epochs", "2", "--resume", "a"])
+        .output()
+        .unwrap();
+    let e = err(&usps);
+    assert!(
+        e.contains("semeion (train split) (1274 rows")
+            && e.contains("usps.train (7291 rows")
+            && e.contains("the data it started with"),
+        "{e}"
+    );
+    // Another split of Semeion (another test fraction): the same size of
+    // rows, other rows.
+    let e = err(&train(
+        &d,
+        &["--epochs", "2", "--resume", "a", "--test-fraction", "0.3"],
+    ));
+    assert!(e.contains("this run was trained on"), "{e}");
+    assert_eq!(std::fs::read(d.join("a")).unwrap(), before, "never touched");
+}
+
+#[test]
+fn a_checkpoint_without_a_data_fingerprint_still_resumes() {
+    use optdsl::train::TrainerState;
+    let d = dir("old");
+    ok(&train(&d, &["--epochs", "2", "--save", "a"]));
+    ok(&train(&d, &["--epochs", "1", "--save", "b"]));
+    // b as a build without the fingerprint wrote it.
+    let mut old = TrainerState::<f32>::load(&d.join("b")).unwrap();
+    assert!(old.train_data.is_some());
+    old.train_data = None;
+    old.save(&d.join("b")).unwrap();
+    assert!(!String::from_utf8_lossy(&std::fs::read(d.join("b")).unwrap()).contains("train_data"));
+    ok(&train(
+        &d,
+        &["--epochs", "2", "--resume", "b", "--save", "c"],
+    ));
+    // The resumed run records the fingerprint again: the same file as a.
+    assert_eq!(
+        std::fs::read(d.join("a")).unwrap(),
+        std::fs::read(d.join("c")).unwrap()
+    );
+}

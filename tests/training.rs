@@ -77,7 +77,7 @@ fn same_seed_same_result_bit_for_bit_and_another_seed_differs() {
             .iter()
             .map(|r| {
                 [
-                    r.lr,
+                    r.lr.expect("sgd has a learning rate"),
                     r.train_loss,
                     r.train_accuracy,
                     r.test_loss,
@@ -154,7 +154,11 @@ fn schedules_set_the_rate_each_epoch_and_biases_can_take_their_own() {
     let mut t = Trainer::new(net, sgd(0.8, 0.0), cfg).unwrap();
     t.set_bias_hyper("lr", HyperValue::Num(0.0)).unwrap();
     t.fit(&data.train, &data.test, &mut Silent).unwrap();
-    let lrs: Vec<f64> = t.records().iter().map(|r| r.lr).collect();
+    let lrs: Vec<f64> = t
+        .records()
+        .iter()
+        .map(|r| r.lr.expect("sgd has a learning rate"))
+        .collect();
     assert_eq!(lrs, [0.8, 0.4, 0.8 / 3.0, 0.2]);
     // Biases (the end of the buffer) had rate 0 all along: still at their init, 0.
     let n_weights: usize = t.network().weight_lens().iter().sum();
@@ -413,7 +417,14 @@ fn a_saved_trainer_state_resumes_the_run_bit_for_bit() {
     let strip = |t: &Trainer<f32>| -> Vec<[f64; 4]> {
         t.records()
             .iter()
-            .map(|r| [r.lr, r.train_loss, r.test_loss, r.test_accuracy])
+            .map(|r| {
+                [
+                    r.lr.expect("sgd has a learning rate"),
+                    r.train_loss,
+                    r.test_loss,
+                    r.test_accuracy,
+                ]
+            })
             .collect()
     };
     assert_eq!(strip(&resumed), strip(&straight));

@@ -87,6 +87,20 @@ pub enum Error {
         /// The learning rate in force.
         lr: f64,
     },
+    /// A loss that became NaN or infinite under a rule with no learning rate.
+    #[error("non-finite {what} at epoch {epoch}, step {step}; {rule} has no learning rate: its step diverged; try other values of its hyperparameters ({}; `optdsl list` shows them)", hypers.join(", "))]
+    NonFiniteStep {
+        /// "loss".
+        what: String,
+        /// Epoch, from 1.
+        epoch: usize,
+        /// Global step, from 1.
+        step: u64,
+        /// The rule's name.
+        rule: String,
+        /// The rule's hyperparameters, by name.
+        hypers: Vec<String>,
+    },
     /// Too many steps in a row had a NaN or infinite gradient.
     #[error("non-finite gradient at step {step}, {consecutive} steps in a row; lower the learning rate, clip gradients, or check the data")]
     NonFiniteGradient {

@@ -67,14 +67,41 @@ fn state() -> u8 {
         Ok("portable") => Simd::Portable as u8 | ASKED,
         Ok("avx2") => Simd::Avx2.min(best) as u8 | ASKED,
         Ok("avx512") => Simd::Avx512.min(best) as u8 | ASKED,
-        _ => best as u8,
+        Ok("") | Err(std::env::VarError::NotPresent) => best as u8,
+        Ok(other) => {
+            warn_unknown(other);
+            best as u8
+        }
+        Err(std::env::VarError::NotUnicode(raw)) => {
+            warn_unknown(&raw.to_string_lossy());
+            best as u8
+        }
     };
     LEVEL.store(value, Ordering::Relaxed);
     value
 }
 
+/// The accepted values of `OPTDSL_SIMD`.
+const SIMD_VALUES: [&str; 3] = ["portable", "avx2", "avx512"];
+
+/// The warning printed (once) for an `OPTDSL_SIMD` value that is not one of
+/// [`SIMD_VALUES`].
+fn unknown_simd_warning(value: &str) -> String {
+    format!(
+        "warning: OPTDSL_SIMD=`{value}` is not one of {}; choosing the level automatically",
+        SIMD_VALUES.join(", ")
+    )
+}
+
+/// Prints [`unknown_simd_warning`] on stderr, the first time only.
+fn warn_unknown(value: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| eprintln!("{}", unknown_simd_warning(value)));
+}
+
 /// The level for a pass: the one asked for (`OPTDSL_SIMD=portable|avx2|avx512`
-/// or [`force`]) if any, never above what the CPU has; otherwise the CPU's
+/// or [`force`]) if any, never above what the CPU has; otherwise (another
+/// value of `OPTDSL_SIMD` is warned about once on stderr) the CPU's
 /// best for `heavy` passes (two or more divisions, roots, powers,
 /// exponentials or logarithms per element, such as Adam's) and at most AVX2
 /// for the others.

@@ -2,7 +2,7 @@
 //! per-epoch metrics, history files, progress callbacks, and the timing of
 //! the bare matrix products an epoch needs.
 
-use crate::data::{stage_rows, Batches, Dataset};
+use crate::data::{stage_rows, Batches, DataFingerprint, Dataset};
 use crate::error::{Error, Result};
 use crate::net::NetworkSpec;
 use crate::net::{NetFloat, Network, Workspace};
@@ -58,8 +58,9 @@ pub struct EpochRecord {
     pub epoch: usize,
     /// Steps taken so far, all epochs.
     pub steps: u64,
-    /// The learning rate of the epoch's last step (first group).
-    pub lr: f64,
+    /// The learning rate of the epoch's last step (first group); `None` for
+    /// rules without an `lr` or `learning_rate` hyperparameter.
+    pub lr: Option<f64>,
     /// The mean over the epoch's samples of the mini-batch loss each was
     /// trained with (the parameters moving during the epoch, as PyTorch
     /// scripts usually report it).
@@ -107,7 +108,7 @@ impl History {
                 "{},{},{},{},{},{},{},{},{}\n",
                 r.epoch,
                 r.steps,
-                r.lr,
+                r.lr.map_or(String::new(), |lr| lr.to_string()),
                 r.train_loss,
                 r.train_accuracy,
                 r.test_loss,
@@ -178,6 +179,10 @@ pub struct TrainerState<F> {
     /// the last input given (see [`Trainer`]); empty otherwise.
     #[serde(default)]
     pub input_buffers: Vec<Vec<F>>,
+    /// The training set the run was trained on (recorded on its first
+    /// epoch; absent in checkpoints written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_data: Option<DataFingerprint>,
 }
 
 /// The kind a trainer checkpoint of element type `F` is saved as.
@@ -255,6 +260,11 @@ pub struct Trainer<F: NetFloat> {
     prev_params: Vec<F>,
     input_buf: Vec<F>,
     grad_copy: Vec<F>,
+    /// The training set's fingerprint, recorded on the first epoch.
+    train_data: Option<DataFingerprint>,
+    /// The training set checked against `train_data` last (its buffers'
+    /// addresses and row count), so that it is hashed once, not every epoch.
+    checked_data: Option<(usize, usize, usize)>,
 }
 
 /// What a rule with an `input` is given by the trainer.
@@ -343,6 +353,8 @@ impl<F: NetFloat> Trainer<F> {
             prev_params: Vec::new(),
             input_buf: Vec::new(),
             grad_copy: Vec::new(),
+            train_data: None,
+            checked_data: None,
         };
         trainer.read_base_lrs();
         Ok(trainer)
@@ -383,6 +395,7 @@ impl<F: NetFloat> Trainer<F> {
             } else {
                 vec![self.prev_params.clone(), self.input_buf.clone()]
             },
+            train_data: self.train_data.clone(),
         }
     }
 
@@ -440,6 +453,8 @@ impl<F: NetFloat> Trainer<F> {
         let mut buffers = saved.input_buffers.into_iter();
         self.prev_params = buffers.next().unwrap_or_default();
         self.input_buf = buffers.next().unwrap_or_default();
+        self.train_data = saved.train_data;
+        self.checked_data = None;
         Ok(())
     }
 
@@ -543,8 +558,47 @@ impl<F: NetFloat> Trainer<F> {
                 saved.config.schedule
             ))));
         }
+        self.check_saved_hypers(&saved).map_err(wrap)?;
         self.restore(saved).map_err(wrap)?;
         self.config.epochs = epochs;
+        Ok(())
+    }
+
+    /// Refuses a saved run whose rule has other hyperparameters than this
+    /// trainer's (as configured: the learning rates compared are where each
+    /// group's schedule starts). A saved state of another rule is left to
+    /// [`Trainer::restore`] to refuse.
+    fn check_saved_hypers(&self, saved: &TrainerState<F>) -> Result<()> {
+        const GROUPS: [(&str, &str); 2] = [("weights", "--set"), ("biases", "--bias-set")];
+        for (g, theirs) in saved.optimizer.groups.iter().enumerate() {
+            let Ok(mine) = self.opt.rule(g) else {
+                return Ok(());
+            };
+            if theirs.rule != mine.info().name {
+                return Ok(());
+            }
+            let (group, flag) = GROUPS.get(g).copied().unwrap_or(("group", "--set"));
+            for (name, value) in &theirs.hypers {
+                let (saved_value, asked) = if Some(name.as_str()) == self.lr_hyper {
+                    match (saved.base_lrs.get(g), self.base_lrs.get(g)) {
+                        (Some(&a), Some(&b)) => (HyperValue::Num(a), HyperValue::Num(b)),
+                        _ => continue,
+                    }
+                } else {
+                    match mine.hyper(name) {
+                        Some(asked) => (*value, asked),
+                        None => continue,
+                    }
+                };
+                if saved_value != asked {
+                    return Err(Error::StateMismatch(format!(
+                        "it was made with {name}={saved_value} for the {group}, this run asks \
+                         for {name}={asked}; repeat the run's flags ({flag} {name}={saved_value}) \
+                         to resume it, or start a new run"
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -627,6 +681,67 @@ impl<F: NetFloat> Trainer<F> {
         Ok(())
     }
 
+    /// Records `train`'s fingerprint on the first epoch; later (and after a
+    /// resume) refuses a training set with other rows than the recorded one.
+    /// A set already checked is not hashed again.
+    fn check_train_data(&mut self, train: &Dataset) -> Result<()> {
+        let key = (
+            train.inputs().as_ptr() as usize,
+            train.labels().as_ptr() as usize,
+            train.len(),
+        );
+        if self.checked_data == Some(key) {
+            return Ok(());
+        }
+        let this = train.fingerprint();
+        match &self.train_data {
+            None => self.train_data = Some(this),
+            Some(recorded) if recorded.same_data(&this) => {}
+            Some(recorded) => {
+                return Err(Error::Data {
+                    source_name: train.name().to_string(),
+                    reason: format!(
+                        "this run was trained on {recorded}, not on these rows {this}; \
+                         continue it on the data it started with (the same --data, --seed, \
+                         --test-fraction, --label and --scale) or start a new run"
+                    ),
+                })
+            }
+        }
+        self.checked_data = Some(key);
+        Ok(())
+    }
+
+    /// The error for a non-finite `what` at the coming step: with the
+    /// learning rate in force, or for a rule without one, naming the
+    /// hyperparameters that shape its step.
+    fn non_finite(&self, what: &str, lr: Option<f64>) -> Error {
+        let (epoch, step) = (self.epoch + 1, self.step + 1);
+        match lr {
+            Some(lr) => Error::NonFinite {
+                what: what.into(),
+                epoch,
+                step,
+                lr,
+            },
+            None => {
+                let rule = self.opt.rule(0).expect("a group");
+                Error::NonFiniteStep {
+                    what: what.into(),
+                    epoch,
+                    step,
+                    rule: rule.info().name.to_string(),
+                    hypers: rule
+                        .info()
+                        .hypers
+                        .iter()
+                        .map(|h| h.name.to_string())
+                        .collect(),
+                }
+            }
+        }
+    }
+
     /// One epoch: shuffle, a step per mini-batch, then the test-set pass.
     pub fn run_epoch(
         &mut self,
@@ -653,6 +768,7 @@ impl<F: NetFloat> Trainer<F> {
     ) -> Result<EpochRecord> {
         self.check_data(train)?;
         self.check_data(test)?;
+        self.check_train_data(train)?;
         let start = Instant::now();
         let batches = shuffled_batches(
             &mut self.rng,
@@ -663,7 +779,7 @@ impl<F: NetFloat> Trainer<F> {
         let steps_per_epoch = batches.count() as u64;
         obs.epoch_start(self.epoch + 1, steps_per_epoch);
         let (mut loss_sum, mut correct) = (0.0, 0usize);
-        let mut lr = self.base_lrs.first().copied().unwrap_or(f64::NAN);
+        let mut lr = self.base_lrs.first().copied();
         for indices in batches.iter() {
             lr = self.apply_schedule(steps_per_epoch)?;
             let rows = stage_rows(&mut self.ws, train, par.share(indices));
@@ -677,12 +793,7 @@ impl<F: NetFloat> Trainer<F> {
             };
             let loss = par.reduce(self.ws.grads(), local)? / indices.len() as f64;
             if !loss.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "loss".into(),
-                    epoch: self.epoch + 1,
-                    step: self.step + 1,
-                    lr,
-                });
+                return Err(self.non_finite("loss", lr));
             }
             correct += self.ws.staged_correct();
             if self.input == RuleInput::None {
@@ -772,13 +883,14 @@ impl<F: NetFloat> Trainer<F> {
             .step_flat_with(self.net.params_mut(), &self.grad_copy, &[&self.input_buf])
     }
 
-    /// Sets each group's rate for the coming step; returns the first group's.
-    fn apply_schedule(&mut self, steps_per_epoch: u64) -> Result<f64> {
+    /// Sets each group's rate for the coming step; returns the first group's
+    /// (`None` for a rule without a learning rate).
+    fn apply_schedule(&mut self, steps_per_epoch: u64) -> Result<Option<f64>> {
         let Some(name) = self.lr_hyper else {
-            return Ok(f64::NAN);
+            return Ok(None);
         };
         if self.config.schedule.is_constant() {
-            return Ok(self.base_lrs[0]);
+            return Ok(Some(self.base_lrs[0]));
         }
         let clock = Clock {
             step: self.step,
@@ -790,7 +902,7 @@ impl<F: NetFloat> Trainer<F> {
             let lr = self.config.schedule.lr(self.base_lrs[g], clock);
             self.opt.set_group_hyper(g, name, HyperValue::Num(lr))?;
         }
-        Ok(self.config.schedule.lr(self.base_lrs[0], clock))
+        Ok(Some(self.config.schedule.lr(self.base_lrs[0], clock)))
     }
 
     /// The mean loss and the accuracy of the network on `data`.

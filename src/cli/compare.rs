@@ -208,7 +208,9 @@ pub struct Args {
     #[arg(long)]
     pub verbose: bool,
     /// Exit with status 1 if a row with a PyTorch accuracy ends more than 0.5
-    /// points below it, or fails.
+    /// points below it, or fails. Needs the run to start where PyTorch's
+    /// did: --init torch --rng torch --seed 0 --seeds 1 on the reference
+    /// data and network (the defaults).
     #[arg(long)]
     pub check: bool,
 }
@@ -254,8 +256,90 @@ impl Summary {
     }
 }
 
+/// Refuses settings that cannot run, before any data is read or row trained:
+/// a zero `--batch`, `--seeds` or `--epochs`, and `--check` for a run that
+/// does not start where PyTorch's runs of the table started.
+fn validate(args: &Args) -> Result<(), Error> {
+    let positive = [
+        (
+            "--batch",
+            args.batch as u64,
+            "rows per mini-batch, e.g. --batch 32",
+        ),
+        ("--seeds", args.seeds, "runs per row, e.g. --seeds 1"),
+        (
+            "--epochs",
+            args.epochs as u64,
+            "passes over the training set, e.g. --epochs 20",
+        ),
+    ];
+    for (flag, value, what) in positive {
+        if value == 0 {
+            return Err(Error::Invalid {
+                what: flag.into(),
+                reason: format!("0; give at least 1 ({what})"),
+            });
+        }
+    }
+    if args.check {
+        let mut off = Vec::new();
+        if args.init.trim() != "torch" {
+            off.push(format!("--init {}", args.init));
+        }
+        if args.rng.parse::<Generator>()? != Generator::Torch {
+            off.push(format!("--rng {}", args.rng));
+        }
+        if args.seed != 0 {
+            off.push(format!("--seed {}", args.seed));
+        }
+        if args.seeds != 1 {
+            off.push(format!("--seeds {}", args.seeds));
+        }
+        if args.data != "usps" {
+            off.push(format!("--data {}", args.data));
+        }
+        if args.epochs != 20 {
+            off.push(format!("--epochs {}", args.epochs));
+        }
+        if args.batch != 32 {
+            off.push(format!("--batch {}", args.batch));
+        }
+        if parse_hidden(&args.hidden)? != [128, 64] {
+            off.push(format!("--hidden {}", args.hidden));
+        }
+        if args.activation != "sigmoid" {
+            off.push(format!("--activation {}", args.activation));
+        }
+        if !off.is_empty() {
+            return Err(Error::Invalid {
+                what: "--check".into(),
+                reason: format!(
+                    "it compares each row with PyTorch's single run from torch.manual_seed(0), \
+                     so it needs the run to start where that one did: --init torch --rng torch \
+                     --seed 0 --seeds 1 on --data usps --epochs 20 --batch 32 --hidden 128,64 \
+                     --activation sigmoid (the defaults); this run has {}. Leave out --check \
+                     (the table still shows PyTorch's figures) or those flags",
+                    off.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether the data, network and training length are those of the PyTorch
+/// runs whose accuracies the table shows.
+fn is_reference(args: &Args) -> Result<bool, Error> {
+    Ok(args.data == "usps"
+        && args.epochs == 20
+        && args.batch == 32
+        && parse_hidden(&args.hidden)? == [128, 64]
+        && args.activation == "sigmoid")
+}
+
 /// Runs every row and prints the table.
 pub fn run(args: Args) -> CliResult {
+    validate(&args)?;
     let source: DataSource = args.data.parse()?;
     let data = source.load(&CsvOptions::default(), None, args.seed)?;
     println!("{}", describe_data(&data));
@@ -276,7 +360,7 @@ pub fn run(args: Args) -> CliResult {
         args.batch,
         args.epochs,
         args.seed,
-        args.seed + args.seeds.max(1) - 1,
+        args.seed + args.seeds - 1,
         generator,
         args.dtype
     );
@@ -295,20 +379,20 @@ fn compare<F: NetFloat>(args: &Args, spec: &NetworkSpec, data: &Split) -> CliRes
          measured before each row",
         data.train.len().div_ceil(args.batch)
     );
-    let reference = args.data == "usps"
-        && args.epochs == 20
-        && args.batch == 32
-        && parse_hidden(&args.hidden)? == [128, 64]
-        && args.activation == "sigmoid";
+    let reference = is_reference(args)?;
     if !reference {
         println!(
             "PyTorch's accuracies are for usps, 128,64 sigmoid, batch 32, 20 epochs: not shown"
         );
-    } else if args.init != "torch" || generator != Generator::Torch || args.seed != 0 {
+    } else if args.init != "torch"
+        || generator != Generator::Torch
+        || args.seed != 0
+        || args.seeds != 1
+    {
         println!(
             "PyTorch's accuracies are single runs from torch.manual_seed(0) with nn.Linear's \
-             init (--init torch --rng torch --seed 0); this run starts elsewhere, so compare \
-             means over --seeds (docs/pytorch-parity.md)"
+             init (--init torch --rng torch --seed 0 --seeds 1); this run starts elsewhere, so \
+             compare means over --seeds (docs/pytorch-parity.md)"
         );
     }
     let mut rows = Vec::new();
@@ -409,10 +493,27 @@ fn selected(args: &Args) -> Result<Vec<Entry>, Error> {
     Ok(entries)
 }
 
-/// The entry's rule with its settings; `lr` is renamed `learning_rate` for
-/// rules that call it that.
+/// The entry's rule with its settings.
 fn make_rule(entry: &Entry) -> Result<Box<dyn DynRule>, Error> {
     let mut rule = builtin_rule(entry.optimizer)?;
+    apply_settings(rule.as_mut(), entry)?;
+    Ok(rule)
+}
+
+/// The table's entry that runs the built-in `name` under its own name
+/// (`sgd`, `adam`, `vsgd`, ...), if any: the settings `optdsl train` starts
+/// that optimizer from. The `momentum` and `nesterov` rows run `sgd` with
+/// settings, and are not the built-ins of those names.
+pub fn entry_for_builtin(name: &str) -> Option<&'static Entry> {
+    let name = name.trim().to_ascii_lowercase();
+    ENTRIES
+        .iter()
+        .find(|e| e.label == name && e.optimizer == name)
+}
+
+/// Sets `entry`'s settings on `rule`; `lr` is renamed `learning_rate` for
+/// rules that call it that.
+pub fn apply_settings(rule: &mut dyn DynRule, entry: &Entry) -> Result<(), Error> {
     for &(name, value) in entry.settings {
         let name = if name == "lr"
             && rule.hyper("lr").is_none()
@@ -424,7 +525,7 @@ fn make_rule(entry: &Entry) -> Result<Box<dyn DynRule>, Error> {
         };
         rule.set_hyper(name, value)?;
     }
-    Ok(rule)
+    Ok(())
 }
 
 fn run_entry<F: NetFloat>(
@@ -454,7 +555,7 @@ fn run_entry<F: NetFloat>(
     }
     let settings = hypers_text(rule.as_ref());
     let mut runs = Vec::new();
-    for seed in args.seed..args.seed + args.seeds.max(1) {
+    for seed in args.seed..args.seed + args.seeds {
         let config = TrainConfig {
             epochs: args.epochs,
             batch: args.batch,

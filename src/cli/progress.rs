@@ -61,12 +61,15 @@ impl Observer for Progress {
             bar.finish_and_clear();
         }
         if self.lines {
+            // A rule without a learning rate shows `lr -`.
+            let lr =
+                r.lr.map_or_else(|| "-".to_string(), |lr| format!("{lr:.4}"));
             println!(
-                "{}epoch {:>3}/{}  lr {:<8.4}  train loss {:.4}  train acc {:.4}  test loss {:.4}  test acc {:.4}  {:.0} ms",
+                "{}epoch {:>3}/{}  lr {:<8}  train loss {:.4}  train acc {:.4}  test loss {:.4}  test acc {:.4}  {:.0} ms",
                 if self.label.is_empty() { String::new() } else { format!("{} ", self.label) },
                 r.epoch,
                 self.epochs,
-                r.lr,
+                lr,
                 r.train_loss,
                 r.train_accuracy,
                 r.test_loss,

@@ -32,7 +32,7 @@ pub struct Args {
     /// Hidden layer widths, comma-separated ("" or none: no hidden layer).
     #[arg(long, default_value = "128,64")]
     pub hidden: String,
-    /// Activation of the hidden layers: sigmoid, tanh, relu (or identity, softmax).
+    /// Activation of the hidden layers: sigmoid, tanh, relu (or identity).
     #[arg(long, default_value = "sigmoid")]
     pub activation: String,
     /// Weight initialization: auto (xavier for sigmoid/tanh, he for relu, zero
@@ -43,7 +43,12 @@ pub struct Args {
     /// The cost after the softmax output: cross_entropy or mse.
     #[arg(long, default_value = "cross_entropy")]
     pub loss: String,
-    /// A built-in optimizer (see `optdsl list`).
+    /// A built-in optimizer (see `optdsl list`). One with a row in `optdsl
+    /// compare` starts from that row's settings (sgd lr=0.5, adagrad
+    /// lr=0.05, adam lr=0.001, vsgd c=2 hmin=2 tau0=10, ...; the header line
+    /// prints them), the others from their defaults; --set overrides either.
+    /// (momentum and nesterov are the course's own rules, at their defaults;
+    /// compare's rows of those names run sgd with momentum=0.9.)
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
     /// A hyperparameter, by name (repeatable): --set lr=0.1 --set nesterov=true.
@@ -192,6 +197,9 @@ impl Run {
         }
         let spec = network_spec(args, &data)?;
         let mut rule = builtin_rule(&args.optimizer)?;
+        if let Some(entry) = super::compare::entry_for_builtin(&args.optimizer) {
+            super::compare::apply_settings(rule.as_mut(), entry)?;
+        }
         apply_sets(rule.as_mut(), &args.set)?;
         let config = train_config(args, &data)?;
         Ok(Run {
@@ -358,7 +366,10 @@ pub fn network_spec(args: &Args, data: &Split) -> Result<NetworkSpec, Error> {
 pub fn set_init(spec: &mut NetworkSpec, init: &str) -> Result<(), Error> {
     let init = match init.trim() {
         "auto" => None,
-        name => Some(name.parse::<Init>()?),
+        name => Some(
+            name.parse::<Init>()
+                .map_err(|_| invalid("init", format!("`{name}`; use auto, xavier, he or torch")))?,
+        ),
     };
     spec.layers.iter_mut().for_each(|l| l.init = init);
     Ok(())

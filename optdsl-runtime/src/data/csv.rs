@@ -58,12 +58,15 @@ impl Default for CsvOptions {
 /// Every row must have as many fields as the first; labels are whole numbers
 /// from 0 (written `3` or `3.0`), and the number of classes is the largest
 /// label plus one. Blank lines, `#` comments and a header line (no field a
-/// number) are skipped. A malformed row is an [`Error::Data`] naming its line.
+/// number) are skipped. A malformed row is an [`Error::Data`] naming its
+/// line; so is a file whose labels are all the same (nothing to classify,
+/// usually the label taken from the wrong column). A file that cannot be
+/// read is an [`Error::Data`] naming it.
 pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: name.clone(),
-        message: e.to_string(),
+    let bytes = std::fs::read(path).map_err(|e| Error::Data {
+        source_name: name.clone(),
+        reason: format!("cannot read the file: {e}; check the path after csv:"),
     })?;
     parse_csv(&name, &decode(&name, &bytes)?, opts)
 }
@@ -123,6 +126,22 @@ pub fn parse_csv(name: &str, text: &str, opts: &CsvOptions) -> Result<Dataset> {
             reason: "no data rows".into(),
         });
     };
+    if let Some(&first) = labels.first() {
+        if labels.iter().all(|&y| y == first) {
+            let (column, other) = match opts.label {
+                LabelColumn::First => ("first", "last"),
+                LabelColumn::Last => ("last", "first"),
+            };
+            return Err(Error::Data {
+                source_name: name.to_string(),
+                reason: format!(
+                    "every row's label is {first} (the {column} column of {} rows): one class, \
+                     nothing to learn; if the label is in the {other} column, give --label {other}",
+                    labels.len()
+                ),
+            });
+        }
+    }
     let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
     Dataset::new(name, width - 1, classes.max(2), inputs, labels)
 }
@@ -180,8 +199,8 @@ mod tests {
             scale: 255.0,
             ..Default::default()
         };
-        let d = parse_csv("t", "3,255,51\n", &o).unwrap();
-        assert_eq!(d.labels(), [3]);
+        let d = parse_csv("t", "3,255,51\n1,0,0\n", &o).unwrap();
+        assert_eq!(d.labels(), [3, 1]);
         assert_eq!(d.row(0), [1.0, 0.2]);
         let bad = CsvOptions { scale: 0.0, ..o };
         assert!(matches!(
@@ -216,6 +235,13 @@ mod tests {
             reason(parse_csv("t", "\n# only a comment\n", &o).unwrap_err()).contains("no data")
         );
         assert!(reason(parse_csv("t", "1\n2\n", &o).unwrap_err()).contains("at least one value"));
+        let r = reason(parse_csv("t", "0,3,1\n0,4,2\n", &o).unwrap_err());
+        assert!(
+            r.contains("every row's label is 0") && r.contains("--label last"),
+            "{r}"
+        );
+        let r = reason(parse_csv("t", "3,1,0\n4,2,0\n", &opts(LabelColumn::Last)).unwrap_err());
+        assert!(r.contains("--label first"), "{r}");
     }
 
     #[test]
@@ -231,6 +257,11 @@ mod tests {
         let err = super::super::text::decode("t", &[0xff, 0xfe, 0x00]).unwrap_err();
         assert!(err.to_string().contains("not UTF-8"));
         let err = read_csv(Path::new("/nonexistent/file.csv"), &CsvOptions::default()).unwrap_err();
-        assert!(matches!(err, Error::Io { .. }));
+        let text = err.to_string();
+        assert!(matches!(err, Error::Data { .. }), "{text}");
+        assert!(
+            text.starts_with("data /nonexistent/file.csv: cannot read the file"),
+            "{text}"
+        );
     }
 }

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -133,6 +134,26 @@ impl Dataset {
         counts
     }
 
+    /// What identifies this data set's contents: its name, row count, width,
+    /// classes and a 64-bit FNV-1a hash of its labels (little-endian u32s)
+    /// then its inputs (the little-endian bits of each f64), in row order.
+    pub fn fingerprint(&self) -> DataFingerprint {
+        let mut hash = FNV_OFFSET;
+        for y in &self.labels {
+            hash = fnv1a64(hash, &y.to_le_bytes());
+        }
+        for x in &self.inputs {
+            hash = fnv1a64(hash, &x.to_bits().to_le_bytes());
+        }
+        DataFingerprint {
+            name: self.name.clone(),
+            rows: self.len(),
+            dim: self.dim,
+            classes: self.classes,
+            hash,
+        }
+    }
+
     /// The rows at `indices`, in that order, as a new data set.
     pub fn subset(&self, name: impl Into<String>, indices: &[usize]) -> Dataset {
         let mut inputs = Vec::with_capacity(indices.len() * self.dim);
@@ -175,6 +196,50 @@ impl Dataset {
             train: self.subset(format!("{} (train split)", self.name), train),
             test: self.subset(format!("{} (test split)", self.name), test),
         })
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64 bits, continued from `hash` over `bytes`.
+fn fnv1a64(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A data set's identity ([`Dataset::fingerprint`]): a trainer records its
+/// training set's, so that a resumed run can tell other data from the data
+/// it was trained on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    /// The data set's name (shown in errors; not compared by [`DataFingerprint::same_data`]).
+    pub name: String,
+    /// Rows.
+    pub rows: usize,
+    /// Inputs per row.
+    pub dim: usize,
+    /// Classes.
+    pub classes: usize,
+    /// FNV-1a (64 bits) of the labels, then the inputs' f64 bits.
+    pub hash: u64,
+}
+
+impl DataFingerprint {
+    /// Whether both describe the same rows (names aside).
+    pub fn same_data(&self, other: &DataFingerprint) -> bool {
+        (self.rows, self.dim, self.classes, self.hash)
+            == (other.rows, other.dim, other.classes, other.hash)
+    }
+}
+
+impl fmt::Display for DataFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({} rows of {} inputs, {} classes, hash {:016x})",
+            self.name, self.rows, self.dim, self.classes, self.hash
+        )
     }
 }
 

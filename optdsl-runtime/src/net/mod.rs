@@ -194,7 +194,8 @@ impl NetworkSpec {
         }
     }
 
-    /// Checks widths (all positive), that there is a layer, and that the loss
+    /// Checks widths (all positive), that there is a layer, that only the
+    /// output layer is softmax (as `network!` requires), and that the loss
     /// fits the output activation.
     pub fn validate(&self) -> Result<()> {
         let invalid = |reason: String| Error::Invalid {
@@ -210,6 +211,17 @@ impl NetworkSpec {
         }
         if let Some(i) = self.layers.iter().position(|l| l.units == 0) {
             return Err(invalid(format!("layer {} has 0 units", i + 1)));
+        }
+        let hidden = &self.layers[..self.layers.len() - 1];
+        if let Some(i) = hidden
+            .iter()
+            .position(|l| l.activation == Activation::Softmax)
+        {
+            return Err(invalid(format!(
+                "layer {} is softmax: softmax normalizes the output: only the last layer can \
+                 have it; give hidden layers sigmoid, tanh, relu or identity",
+                i + 1
+            )));
         }
         self.loss.check_output(last.activation)
     }

@@ -61,6 +61,9 @@ optimizer! {
     }
 }
 
+/// Makes a fresh rule.
+type MakeRule = fn() -> Box<dyn DynRule>;
+
 /// The built-in vsgd at the start of `compare`'s row.
 fn builtin_vsgd() -> Box<dyn DynRule> {
     let mut rule = builtin_rule("vsgd").expect("built in");
@@ -73,7 +76,7 @@ fn builtin_vsgd() -> Box<dyn DynRule> {
 
 fn main() -> optdsl::Result<()> {
     let data = usps()?;
-    let rules: [(&str, fn() -> Box<dyn DynRule>); 3] = [
+    let rules: [(&str, MakeRule); 3] = [
         ("vsgd (per element)", builtin_vsgd),
         ("vSGD-b (per tensor)", || Box::new(VsgdBlock::default())),
         ("per element, tensor's max h", || {

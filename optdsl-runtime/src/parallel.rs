@@ -3,7 +3,7 @@
 //! every process applies the same step (PyTorch's DDP), or each steps only
 //! its slice of the parameter buffer with only that slice's optimizer state
 //! and the slices are gathered (ZeRO stage 1). The collective operations come
-//! from a [`Collective`]: MPI's in [`crate::dist`] (cargo feature `mpi`), or
+//! from a [`Collective`]: MPI's in `optdsl::dist` (cargo feature `mpi`), or
 //! any other transport.
 //!
 //! Why the result equals a single process's: every process shuffles with the

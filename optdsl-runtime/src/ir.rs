@@ -268,8 +268,7 @@ pub fn naive_step<F: Float>(
     g: &[F],
     inputs: &[&[F]],
 ) -> Result<()> {
-    let lens: Vec<usize> = inputs.iter().map(|i| i.len()).collect();
-    state.check_step(info, w.len(), g.len(), &lens)?;
+    state.check_step(info, w.len(), g.len(), inputs)?;
     if hypers.len() != info.hypers.len() {
         return Err(Error::Invalid {
             what: "hyperparameters".into(),

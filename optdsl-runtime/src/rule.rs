@@ -156,7 +156,7 @@ impl<F: Float> State<F> {
     /// Checks that this state fits `info`'s rule, that `w` and `g` have its
     /// length, and that the rule's inputs are there with that length too; every
     /// step does this before touching memory.
-    pub fn check_step(&self, info: &RuleInfo, w: usize, g: usize, inputs: &[usize]) -> Result<()> {
+    pub fn check_step(&self, info: &RuleInfo, w: usize, g: usize, inputs: &[&[F]]) -> Result<()> {
         self.check(info, w, g)?;
         if inputs.len() != info.inputs.len() {
             return Err(Error::Invalid {
@@ -169,12 +169,12 @@ impl<F: Float> State<F> {
                 ),
             });
         }
-        for (name, &len) in info.inputs.iter().zip(inputs) {
-            if len != w {
+        for (name, input) in info.inputs.iter().zip(inputs) {
+            if input.len() != w {
                 return Err(Error::LengthMismatch {
                     what: format!("input `{name}`"),
                     expected: w,
-                    got: len,
+                    got: input.len(),
                 });
             }
         }
@@ -301,8 +301,7 @@ pub trait UpdateRule: Clone + fmt::Debug + Send + Sync + 'static {
         g: &[F],
         inputs: &[&[F]],
     ) -> Result<()> {
-        let lens: Vec<usize> = inputs.iter().map(|i| i.len()).collect();
-        state.check_step(Self::INFO, w.len(), g.len(), &lens)?;
+        state.check_step(Self::INFO, w.len(), g.len(), inputs)?;
         self.apply(state, w, g, inputs);
         Ok(())
     }

@@ -151,6 +151,12 @@ impl LayerSpec {
             init: None,
         }
     }
+
+    /// The layer's init: its own, else the one suited to its activation.
+    pub fn init_or_default(&self) -> Init {
+        self.init
+            .unwrap_or_else(|| Init::for_activation(self.activation))
+    }
 }
 
 /// A network's shape: input width, layers in order, and the loss.
@@ -344,7 +350,7 @@ impl<F: NetFloat> Network<F> {
         for l in 0..count {
             let seg = net.segments[l];
             let layer = net.spec.layers[l];
-            let init = layer.init.unwrap_or(Init::for_activation(layer.activation));
+            let init = layer.init_or_default();
             let a = init.bound(seg.shape.1, seg.shape.0);
             let bias = net.segments[count + l].range();
             let biases = if init.draws_biases() { bias } else { 0..0 };
@@ -402,7 +408,7 @@ impl<F: NetFloat> Network<F> {
             let (w, b) = (net.segments[l], net.segments[count + l]);
             let (fan_out, fan_in) = w.shape;
             let layer = net.spec.layers[l];
-            let bound = match layer.init.unwrap_or(Init::for_activation(layer.activation)) {
+            let bound = match layer.init_or_default() {
                 Init::Torch => continue,
                 Init::Xavier => torch_bounds::xavier(fan_in, fan_out),
                 Init::He => torch_bounds::he(fan_in),
@@ -423,7 +429,7 @@ impl<F: NetFloat> Network<F> {
         for (layer, w) in spec.layers.iter().zip(widths.windows(2)) {
             let weights = (w[0] * w[1]) as u64;
             draws += weights + w[1] as u64;
-            if layer.init.unwrap_or(Init::for_activation(layer.activation)) != Init::Torch {
+            if layer.init_or_default() != Init::Torch {
                 draws += weights;
             }
         }

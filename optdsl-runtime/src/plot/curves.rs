@@ -3,6 +3,8 @@
 
 use super::{color, draw_error, file_in, fmt_num, prepare_dir, register_font, Format, FONT};
 use crate::error::{Error, Result};
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -229,54 +231,67 @@ fn draw_panel<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(72);
+    let lines = Lines {
+        histories,
+        panel,
+        ticks,
+        epoch_label: &epoch_label,
+    };
     if log {
         let mut chart = builder.build_cartesian_2d(x0..x1, ((lo / 1.2)..(hi * 1.2)).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_labels(ticks + 1)
-            .x_label_formatter(&epoch_label)
-            .y_label_formatter(&|v| fmt_num(*v))
-            .x_desc("epoch")
-            .y_desc(format!("{} (log scale)", panel.y_desc()))
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 16))
-            .max_light_lines(1)
-            .light_line_style(RGBColor(240, 240, 240))
-            .bold_line_style(RGBColor(215, 215, 215))
-            .draw()?;
-        for (i, (_, h)) in histories.iter().enumerate() {
-            let pts: Vec<(f64, f64)> = h
-                .iter()
-                .map(|p| (p.epoch as f64, panel.value(p)))
-                .filter(|(_, v)| v.is_finite() && *v > 0.0)
-                .collect();
-            chart.draw_series(LineSeries::new(pts.clone(), color(i).stroke_width(2)))?;
-            chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, color(i).filled())))?;
-        }
+        lines.draw(&mut chart, format!("{} (log scale)", panel.y_desc()), |v| {
+            v > 0.0
+        })?;
     } else {
         let mut chart = builder.build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))?;
+        lines.draw(&mut chart, panel.y_desc().to_string(), |_| true)?;
+    }
+    Ok(())
+}
+
+/// One panel's lines: a curve per optimizer over the epochs, on a linear or
+/// a logarithmic value axis.
+struct Lines<'a> {
+    histories: &'a [(String, Vec<EpochPoint>)],
+    panel: Panel,
+    ticks: usize,
+    epoch_label: &'a dyn Fn(&f64) -> String,
+}
+
+impl Lines<'_> {
+    /// Draws the grid and the curves on `chart`, keeping the values `keep`
+    /// accepts (a log axis shows positive values only).
+    fn draw<DB: DrawingBackend, Y>(
+        &self,
+        chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
+        y_desc: String,
+        keep: impl Fn(f64) -> bool,
+    ) -> DrawResult<DB>
+    where
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
         chart
             .configure_mesh()
-            .x_labels(ticks + 1)
-            .x_label_formatter(&epoch_label)
+            .x_labels(self.ticks + 1)
+            .x_label_formatter(self.epoch_label)
             .y_label_formatter(&|v| fmt_num(*v))
             .x_desc("epoch")
-            .y_desc(panel.y_desc())
+            .y_desc(y_desc)
             .axis_desc_style((FONT, 18))
             .label_style((FONT, 16))
             .max_light_lines(1)
             .light_line_style(RGBColor(240, 240, 240))
             .bold_line_style(RGBColor(215, 215, 215))
             .draw()?;
-        for (i, (_, h)) in histories.iter().enumerate() {
+        for (i, (_, h)) in self.histories.iter().enumerate() {
             let pts: Vec<(f64, f64)> = h
                 .iter()
-                .map(|p| (p.epoch as f64, panel.value(p)))
-                .filter(|(_, v)| v.is_finite())
+                .map(|p| (p.epoch as f64, self.panel.value(p)))
+                .filter(|&(_, v)| v.is_finite() && keep(v))
                 .collect();
             chart.draw_series(LineSeries::new(pts.clone(), color(i).stroke_width(2)))?;
             chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, color(i).filled())))?;
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -1,0 +1,227 @@
+//! The syntax tree of a rule file or an `optimizer!`/`network!` call; every
+//! node carries the byte range of the text it was parsed from.
+
+pub use crate::span::Span;
+
+/// A name and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    /// The text.
+    pub text: String,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// One `optimizer!` rule.
+#[derive(Debug, Clone)]
+pub struct RuleDef {
+    /// The doc comment lines.
+    pub docs: Vec<String>,
+    /// `pub`, `pub(crate)`, ... as written (empty for private).
+    pub vis: Option<String>,
+    /// The generated type's name.
+    pub name: Name,
+    /// `hyper` declarations, in order.
+    pub hypers: Vec<Decl>,
+    /// `state` (per-element) declarations, in order.
+    pub buffers: Vec<Decl>,
+    /// `scalar` (per-tensor) declarations, in order.
+    pub scalars: Vec<Decl>,
+    /// `input` declarations: per-element slices the caller passes beside `g`.
+    pub inputs: Vec<Name>,
+    /// The statements, in order.
+    pub body: Vec<Stmt>,
+    /// The rule's text as the parser saw it.
+    pub source: String,
+    /// The whole rule's range.
+    pub span: Span,
+}
+
+/// One `network!` spec.
+#[derive(Debug, Clone)]
+pub struct NetDef {
+    /// The doc comment lines.
+    pub docs: Vec<String>,
+    /// Visibility as written.
+    pub vis: Option<String>,
+    /// The generated type's name.
+    pub name: Name,
+    /// The items in order.
+    pub items: Vec<NetItem>,
+}
+
+/// An item of a network spec, with the span of its number or name.
+#[derive(Debug, Clone)]
+pub enum NetItem {
+    /// `input N;`
+    Input(Number),
+    /// `dense N activation;`
+    Dense(Number, Name),
+    /// `loss name;`
+    Loss(Name),
+}
+
+/// A number literal as written, with its span.
+#[derive(Debug, Clone)]
+pub struct Number {
+    /// The text.
+    pub text: String,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// A declared name with its default or initial value.
+#[derive(Debug, Clone)]
+pub struct Decl {
+    /// The name.
+    pub name: Name,
+    /// The default (hyper) or initial value (state).
+    pub value: Expr,
+}
+
+/// A compound-assignment operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignOp {
+    /// `=`
+    Set,
+    /// `+=`
+    Add,
+    /// `-=`
+    Sub,
+    /// `*=`
+    Mul,
+    /// `/=`
+    Div,
+}
+
+/// A statement.
+#[derive(Debug, Clone)]
+pub enum Stmt {
+    /// `let name = value;`
+    Let {
+        /// The new name.
+        name: Name,
+        /// Its value.
+        value: Expr,
+    },
+    /// `target op value;`
+    Assign {
+        /// What is assigned.
+        target: Name,
+        /// `=`, `+=`, ...
+        op: AssignOp,
+        /// The right-hand side.
+        value: Expr,
+    },
+    /// `if cond { .. } else { .. }`
+    If {
+        /// The condition.
+        cond: Expr,
+        /// Statements run where it holds.
+        then: Vec<Stmt>,
+        /// Statements run elsewhere (empty without `else`).
+        otherwise: Vec<Stmt>,
+    },
+}
+
+/// A unary operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    /// `-x`
+    Neg,
+    /// `!b`
+    Not,
+}
+
+/// A binary operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `^`
+    Pow,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `&&`
+    And,
+    /// `||`
+    Or,
+}
+
+impl BinOp {
+    /// Whether the operator compares two numbers.
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne
+        )
+    }
+    /// Whether the operator combines two booleans.
+    pub fn is_logic(self) -> bool {
+        matches!(self, BinOp::And | BinOp::Or)
+    }
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Pow => "^",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::And => "&&",
+            BinOp::Or => "||",
+        }
+    }
+}
+
+/// An expression and where it is: for an operator application, the range
+/// of its first operand's first token (errors about the whole expression
+/// point there); `op` is the operator's own range.
+#[derive(Debug, Clone)]
+pub struct Expr {
+    /// What it is.
+    pub kind: ExprKind,
+    /// Where it starts.
+    pub span: Span,
+}
+
+/// The forms of expression.
+#[derive(Debug, Clone)]
+pub enum ExprKind {
+    /// A number literal.
+    Num(f64),
+    /// `true` or `false`.
+    Bool(bool),
+    /// A name: `w`, `g`, `t`, a hyper, a state, a `let`.
+    Var(String),
+    /// `-x`, `!b`.
+    Unary(UnOp, Box<Expr>),
+    /// `a op b`, with the operator's range.
+    Binary(BinOp, Span, Box<Expr>, Box<Expr>),
+    /// `f(args)`: a function or a reduction.
+    Call(Name, Vec<Expr>),
+    /// `if c { a } else { b }`, also `select(c, a, b)`.
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
+}

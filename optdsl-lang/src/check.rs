@@ -1,0 +1,883 @@
+//! Semantic analysis: names, types, kinds and arity. Every name is resolved
+//! once, every expression gets a type (number or boolean) and a kind
+//! (constant, per-step scalar, per-element); the result is a typed tree, or
+//! every error found, together.
+
+use crate::ast::{AssignOp, BinOp, Decl, Expr, ExprKind, Name, RuleDef, Stmt, UnOp};
+use crate::diag::Diagnostic;
+use crate::functions::{Callee, ALIASES, CALLEES};
+use crate::span::Span;
+use crate::typed::{Default, Kind, TExpr, THyper, TNode, TState, TStmt, Ty, TypedRule, Var};
+use std::collections::{HashMap, HashSet};
+
+/// Rust's keywords (strict and reserved): a rule becomes a type and its
+/// hyperparameters fields, so these cannot name either.
+const RUST_KEYWORDS: &[&str] = &[
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
+    "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
+    "where", "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final",
+    "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen", "_",
+];
+
+/// Rust's primitive types: a rule of that name would shadow the type in the
+/// code generated for it.
+const PRIMITIVE_TYPES: &[&str] = &[
+    "bool", "char", "str", "f32", "f64", "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16",
+    "u32", "u64", "u128", "usize",
+];
+
+/// Whether `name` is a Rust keyword.
+pub fn is_rust_keyword(name: &str) -> bool {
+    RUST_KEYWORDS.contains(&name)
+}
+
+/// What a name is bound to while checking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Binding {
+    Var(Var),
+    Hyper(usize, Ty),
+    Let(usize, Ty, Kind),
+}
+
+/// Checks a rule; `Err` holds every error found, in text order.
+pub fn check(rule: &RuleDef) -> Result<TypedRule, Vec<Diagnostic>> {
+    let mut c = Checker::new(rule);
+    let out = c.run(rule);
+    if c.errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(c.errors)
+    }
+}
+
+/// Checks that the rules of one file or macro call have distinct names.
+pub fn check_names(rules: &[RuleDef]) -> Vec<Diagnostic> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    rules
+        .iter()
+        .filter(|r| !seen.insert(r.name.text.as_str()))
+        .map(|r| {
+            Diagnostic::new(
+                r.name.span,
+                format!("a rule named `{}` is already defined above; give each rule its own name", r.name.text),
+            )
+        })
+        .collect()
+}
+
+struct Checker {
+    errors: Vec<Diagnostic>,
+    globals: HashMap<String, Binding>,
+    scopes: Vec<HashMap<String, Binding>>,
+    all_lets: HashSet<String>,
+    lets: usize,
+    /// How many per-element conditions enclose the current statement.
+    element_conditions: usize,
+    /// Whether the current expression is inside a reduction's argument.
+    in_reduction: bool,
+    /// Hyperparameter names, for messages.
+    hyper_names: Vec<String>,
+    /// Whether any statement assigns `w` or a state.
+    updates: bool,
+}
+
+fn collect_lets(stmts: &[Stmt], out: &mut HashSet<String>) {
+    for s in stmts {
+        match s {
+            Stmt::Let { name, .. } => {
+                out.insert(name.text.clone());
+            }
+            Stmt::If {
+                then, otherwise, ..
+            } => {
+                collect_lets(then, out);
+                collect_lets(otherwise, out);
+            }
+            Stmt::Assign { .. } => {}
+        }
+    }
+}
+
+/// Levenshtein distance between two short names.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The candidate closest to `name`, if it is close enough to be a typo.
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (distance(name, c), c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, c)| (d, c.len()))
+        .map(|(_, c)| c)
+}
+
+fn ty_name(t: Ty) -> &'static str {
+    match t {
+        Ty::Num => "a number",
+        Ty::Bool => "a boolean",
+    }
+}
+
+/// Evaluates a constant expression (a hyperparameter's default).
+fn constant(e: &TExpr) -> Option<Default> {
+    Some(match &e.node {
+        TNode::Num(x) => Default::Num(*x),
+        TNode::Bool(b) => Default::Bool(*b),
+        TNode::Unary(UnOp::Neg, x) => match constant(x)? {
+            Default::Num(v) => Default::Num(-v),
+            d => d,
+        },
+        TNode::Unary(UnOp::Not, x) => match constant(x)? {
+            Default::Bool(b) => Default::Bool(!b),
+            d => d,
+        },
+        TNode::Binary(op, a, b) => match (constant(a)?, constant(b)?) {
+            (Default::Num(a), Default::Num(b)) if op.is_arith() => Default::Num(op.arith(a, b)),
+            (Default::Num(a), Default::Num(b)) => Default::Bool(op.compare(a, b)),
+            (Default::Bool(a), Default::Bool(b)) => Default::Bool(op.logic(a, b)),
+            _ => return None,
+        },
+        TNode::Call(f, args) => {
+            let v: Vec<f64> = args
+                .iter()
+                .map(|a| match constant(a) {
+                    Some(Default::Num(x)) => Some(x),
+                    _ => None,
+                })
+                .collect::<Option<_>>()?;
+            let at = |i: usize| v.get(i).copied().unwrap_or(0.0);
+            Default::Num(f.apply_scalar::<f64>(at(0), at(1), at(2)))
+        }
+        TNode::Select(c, a, b) => match constant(c)? {
+            Default::Bool(true) => constant(a)?,
+            Default::Bool(false) => constant(b)?,
+            _ => return None,
+        },
+        TNode::Var(_) | TNode::Reduce(..) => return None,
+    })
+}
+
+impl Checker {
+    fn new(rule: &RuleDef) -> Self {
+        let mut globals = HashMap::new();
+        globals.insert("w".to_string(), Binding::Var(Var::Param));
+        globals.insert("g".to_string(), Binding::Var(Var::Grad));
+        globals.insert("t".to_string(), Binding::Var(Var::Step));
+        let mut all_lets = HashSet::new();
+        collect_lets(&rule.body, &mut all_lets);
+        Checker {
+            errors: Vec::new(),
+            globals,
+            scopes: vec![HashMap::new()],
+            all_lets,
+            lets: 0,
+            element_conditions: 0,
+            in_reduction: false,
+            hyper_names: Vec::new(),
+            updates: false,
+        }
+    }
+
+    fn error(&mut self, span: Span, msg: impl Into<String>) {
+        self.errors.push(Diagnostic::new(span, msg));
+    }
+
+    fn lookup(&self, name: &str) -> Option<Binding> {
+        self.scopes
+            .iter()
+            .rev()
+            .find_map(|s| s.get(name).copied())
+            .or_else(|| self.globals.get(name).copied())
+    }
+
+    fn visible_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.globals.keys().cloned().collect();
+        for s in &self.scopes {
+            names.extend(s.keys().cloned());
+        }
+        names.sort();
+        names
+    }
+
+    /// Reports `name` if it is already taken; returns whether it is free.
+    fn declare_ok(&mut self, name: &Name) -> bool {
+        let n = name.text.as_str();
+        if matches!(n, "w" | "g" | "t") {
+            self.error(
+                name.span,
+                format!("`{n}` is built in (w: the parameter, g: its gradient, t: the step) and cannot be declared"),
+            );
+            return false;
+        }
+        if Callee::lookup(n).is_some() {
+            self.error(
+                name.span,
+                format!("`{n}` is a built-in function and cannot name a value"),
+            );
+            return false;
+        }
+        if self.lookup(n).is_some() {
+            self.error(name.span, format!("`{n}` is already defined"));
+            return false;
+        }
+        true
+    }
+
+    fn run(&mut self, rule: &RuleDef) -> TypedRule {
+        let n = rule.name.text.as_str();
+        if is_rust_keyword(n) {
+            self.error(
+                rule.name.span,
+                format!("`{n}` is a Rust keyword and cannot name a rule"),
+            );
+        } else if PRIMITIVE_TYPES.contains(&n) {
+            self.error(
+                rule.name.span,
+                format!("`{n}` is a Rust type and cannot name a rule; use another name, such as `{}Rule`", capitalized(n)),
+            );
+        }
+        let hypers: Vec<THyper> = rule.hypers.iter().filter_map(|h| self.hyper(h)).collect();
+        for (i, name) in rule.inputs.iter().enumerate() {
+            if self.declare_ok(name) {
+                self.globals
+                    .insert(name.text.clone(), Binding::Var(Var::Input(i)));
+            }
+        }
+        let mut buffers = Vec::new();
+        for (i, b) in rule.buffers.iter().enumerate() {
+            if let Some(s) = self.state_decl(b, Var::Buffer(i)) {
+                buffers.push(s);
+            }
+        }
+        let mut scalars = Vec::new();
+        for (i, s) in rule.scalars.iter().enumerate() {
+            if let Some(s) = self.state_decl(s, Var::Scalar(i)) {
+                scalars.push(s);
+            }
+        }
+        let body = self.stmts(&rule.body);
+        if !self.updates && self.errors.is_empty() {
+            self.error(
+                rule.name.span,
+                format!("`{n}` assigns neither `w` nor any state, so a step would change nothing; write the update, as in `w -= lr * g;`"),
+            );
+        }
+        TypedRule {
+            name: rule.name.clone(),
+            docs: rule.docs.clone(),
+            vis: rule.vis.clone(),
+            source: rule.source.clone(),
+            hypers,
+            buffers,
+            scalars,
+            inputs: rule.inputs.clone(),
+            lets: self.lets,
+            body,
+        }
+    }
+
+    fn hyper(&mut self, h: &Decl) -> Option<THyper> {
+        let free = self.declare_ok(&h.name);
+        let n = h.name.text.as_str();
+        if is_rust_keyword(n) {
+            self.error(
+                h.name.span,
+                format!(
+                    "`{n}` is a Rust keyword and cannot name a hyperparameter (it becomes a field)"
+                ),
+            );
+        }
+        let value = self.expr(&h.value)?;
+        let default = match (value.kind, constant(&value)) {
+            (Kind::Const, Some(d)) => d,
+            _ => {
+                self.error(h.value.span, format!("the default of hyperparameter `{n}` must be a constant: a number or `true`/`false`"));
+                return None;
+            }
+        };
+        if let Default::Num(x) = default {
+            if !x.is_finite() {
+                self.error(
+                    h.value.span,
+                    format!("the default of hyperparameter `{n}` is {x}; give a finite number"),
+                );
+            }
+        }
+        let ty = match default {
+            Default::Num(_) => Ty::Num,
+            Default::Bool(_) => Ty::Bool,
+        };
+        if !free {
+            return None;
+        }
+        let i = self.hyper_names.len();
+        self.hyper_names.push(n.to_string());
+        self.globals.insert(n.to_string(), Binding::Hyper(i, ty));
+        Some(THyper {
+            name: h.name.clone(),
+            default,
+        })
+    }
+
+    fn state_decl(&mut self, d: &Decl, var: Var) -> Option<TState> {
+        let free = self.declare_ok(&d.name);
+        let buffer = matches!(var, Var::Buffer(_));
+        let what = if buffer {
+            "constants, hyperparameters, `w` and `g`"
+        } else {
+            "constants and hyperparameters"
+        };
+        let mut names = Vec::new();
+        names_in(&d.value, &mut names);
+        let mut misplaced = false;
+        for (n, span) in names {
+            let visible = match self.lookup(&n) {
+                None => true,
+                Some(Binding::Hyper(..)) => true,
+                Some(Binding::Var(Var::Param | Var::Grad)) => buffer,
+                Some(_) => false,
+            };
+            if !visible {
+                misplaced = true;
+                self.error(
+                    span,
+                    format!(
+                        "the initial value of `{}` may use only {what}, not `{n}`",
+                        d.name.text
+                    ),
+                );
+            }
+        }
+        let init = if misplaced { None } else { self.expr(&d.value) };
+        if let Some(TExpr { ty: Ty::Bool, .. }) = init {
+            self.error(
+                d.value.span,
+                format!(
+                    "the initial value of `{}` must be a number, not a boolean",
+                    d.name.text
+                ),
+            );
+        }
+        if free {
+            self.globals.insert(d.name.text.clone(), Binding::Var(var));
+        }
+        Some(TState {
+            name: d.name.clone(),
+            init: init?,
+        })
+    }
+
+    fn stmts(&mut self, stmts: &[Stmt]) -> Vec<TStmt> {
+        stmts.iter().filter_map(|s| self.stmt(s)).collect()
+    }
+
+    fn stmt(&mut self, s: &Stmt) -> Option<TStmt> {
+        match s {
+            Stmt::Let { name, value } => {
+                let found = self.expr(value);
+                if !self.declare_ok(name) {
+                    return None;
+                }
+                let (ty, kind) = found
+                    .as_ref()
+                    .map(|e| (e.ty, e.kind))
+                    .unwrap_or((Ty::Num, Kind::Element));
+                let var = self.lets;
+                self.lets += 1;
+                self.scopes
+                    .last_mut()
+                    .expect("a scope")
+                    .insert(name.text.clone(), Binding::Let(var, ty, kind));
+                Some(TStmt::Let { var, value: found? })
+            }
+            Stmt::Assign { target, op, value } => self.assign(target, *op, value),
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let found = self.expr(cond);
+                let element = match &found {
+                    Some(TExpr {
+                        ty: Ty::Bool, kind, ..
+                    }) => *kind == Kind::Element,
+                    Some(c) => {
+                        let msg = self.not_a_condition(cond, c, "the condition of `if` must be a boolean (a comparison such as `x > 0`)");
+                        self.error(cond.span, msg);
+                        false
+                    }
+                    None => false,
+                };
+                self.element_conditions += usize::from(element);
+                let mut branches = Vec::new();
+                for branch in [then, otherwise] {
+                    self.scopes.push(HashMap::new());
+                    branches.push(self.stmts(branch));
+                    self.scopes.pop();
+                }
+                self.element_conditions -= usize::from(element);
+                let otherwise = branches.pop().unwrap_or_default();
+                let then = branches.pop().unwrap_or_default();
+                Some(TStmt::If {
+                    cond: found?,
+                    then,
+                    otherwise,
+                })
+            }
+        }
+    }
+
+    /// The message for a number used as a condition: a numeric hyperparameter
+    /// gets the two ways to say what was meant.
+    fn not_a_condition(&self, cond: &Expr, found: &TExpr, general: &str) -> String {
+        if let (ExprKind::Var(n), TNode::Var(Var::Hyper(_))) = (&cond.kind, &found.node) {
+            return format!(
+                "`{n}` is a number hyperparameter, not a boolean: declare it `hyper {n} = false` to use it as a switch, or compare it, as in `if {n} != 0`"
+            );
+        }
+        general.to_string()
+    }
+
+    fn assign(&mut self, target: &Name, op: AssignOp, value: &Expr) -> Option<TStmt> {
+        let found = self.expr(value);
+        let n = target.text.as_str();
+        let Some(binding) = self.lookup(n) else {
+            self.unknown_name(target);
+            return None;
+        };
+        let value_ty = found.as_ref().map(|f| f.ty);
+        let value_kind = found.as_ref().map(|f| f.kind).unwrap_or(Kind::Scalar);
+        let var = match binding {
+            Binding::Var(Var::Grad) => {
+                self.error(target.span, "cannot assign to `g`: the gradient is read-only; use a `let` for a modified gradient");
+                return None;
+            }
+            Binding::Var(Var::Step) => {
+                self.error(
+                    target.span,
+                    "cannot assign to `t`: the step count is kept by the runtime",
+                );
+                return None;
+            }
+            Binding::Var(Var::Input(_)) => {
+                self.error(
+                    target.span,
+                    format!("cannot assign to input `{n}`: inputs are read-only; use a `let`"),
+                );
+                return None;
+            }
+            Binding::Hyper(..) => {
+                self.error(target.span, format!("cannot assign to hyperparameter `{n}`: hyperparameters change between steps only (set_hyper, a schedule); use a `let` or a `scalar` state"));
+                return None;
+            }
+            Binding::Var(var @ (Var::Param | Var::Buffer(_) | Var::Scalar(_))) => {
+                if value_ty == Some(Ty::Bool) {
+                    self.error(
+                        value.span,
+                        format!("`{n}` holds numbers; this value is a boolean"),
+                    );
+                }
+                if matches!(var, Var::Scalar(_))
+                    && (value_kind == Kind::Element || self.element_conditions > 0)
+                {
+                    self.error(target.span, format!("a per-element value assigned to scalar state `{n}`: reduce it first (sum, mean, norm, max_abs) or declare `{n}` with `state`"));
+                }
+                self.updates = true;
+                var
+            }
+            Binding::Var(v) => v,
+            Binding::Let(id, ty, kind) => {
+                if value_ty.is_some_and(|v| v != ty) {
+                    self.error(
+                        value.span,
+                        format!(
+                            "`{n}` holds {}; this value is {}",
+                            ty_name(ty),
+                            ty_name(value_ty.unwrap_or(Ty::Num))
+                        ),
+                    );
+                }
+                if ty == Ty::Bool && op != AssignOp::Set {
+                    self.error(
+                        target.span,
+                        format!("`{n}` is a boolean; compound assignment needs a number"),
+                    );
+                }
+                let new_kind = if self.element_conditions > 0 {
+                    Kind::Element
+                } else {
+                    kind.max(value_kind)
+                };
+                for scope in self.scopes.iter_mut().rev() {
+                    if let Some(b) = scope.get_mut(n) {
+                        *b = Binding::Let(id, ty, new_kind);
+                        break;
+                    }
+                }
+                Var::Let(id)
+            }
+        };
+        Some(TStmt::Assign {
+            target: var,
+            op,
+            value: found?,
+        })
+    }
+
+    fn unknown_name(&mut self, name: &Name) {
+        let n = name.text.as_str();
+        if self.all_lets.contains(n) {
+            self.error(
+                name.span,
+                format!("`{n}` is used before its `let` (or outside the block that defines it)"),
+            );
+            return;
+        }
+        if Callee::lookup(n).is_some() {
+            self.error(
+                name.span,
+                format!("`{n}` is a function: call it, as in `{n}(x)`"),
+            );
+            return;
+        }
+        let names = self.visible_names();
+        let hint = suggest(n, names.iter().map(String::as_str))
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        self.error(name.span, format!("unknown name `{n}`{hint}"));
+    }
+
+    fn typed(node: TNode, ty: Ty, kind: Kind, span: Span) -> Option<TExpr> {
+        Some(TExpr {
+            node,
+            ty,
+            kind,
+            span,
+        })
+    }
+
+    fn expr(&mut self, e: &Expr) -> Option<TExpr> {
+        match &e.kind {
+            ExprKind::Num(x) => Self::typed(TNode::Num(*x), Ty::Num, Kind::Const, e.span),
+            ExprKind::Bool(b) => Self::typed(TNode::Bool(*b), Ty::Bool, Kind::Const, e.span),
+            ExprKind::Var(n) => {
+                let (var, ty, kind) = match self.lookup(n) {
+                    Some(Binding::Var(
+                        v @ (Var::Param | Var::Grad | Var::Buffer(_) | Var::Input(_)),
+                    )) => (v, Ty::Num, Kind::Element),
+                    Some(Binding::Var(v)) => (v, Ty::Num, Kind::Scalar),
+                    Some(Binding::Hyper(i, ty)) => (Var::Hyper(i), ty, Kind::Scalar),
+                    Some(Binding::Let(i, ty, kind)) => (Var::Let(i), ty, kind),
+                    None => {
+                        self.unknown_name(&Name {
+                            text: n.clone(),
+                            span: e.span,
+                        });
+                        return None;
+                    }
+                };
+                Self::typed(TNode::Var(var), ty, kind, e.span)
+            }
+            ExprKind::Unary(op, x) => {
+                let x = self.expr(x)?;
+                let want = if *op == UnOp::Neg { Ty::Num } else { Ty::Bool };
+                if x.ty != want {
+                    let sym = if *op == UnOp::Neg { "-" } else { "!" };
+                    self.error(
+                        e.span,
+                        format!("`{sym}` needs {}, found {}", ty_name(want), ty_name(x.ty)),
+                    );
+                    return None;
+                }
+                let (ty, kind) = (x.ty, x.kind);
+                Self::typed(TNode::Unary(*op, Box::new(x)), ty, kind, e.span)
+            }
+            ExprKind::Binary(op, _, a, b) => {
+                let fa = self.expr(a);
+                let fb = self.expr(b);
+                let (ta, tb) = (fa?, fb?);
+                let want = if op.is_logic() { Ty::Bool } else { Ty::Num };
+                let bool_equality = matches!(op, BinOp::Eq | BinOp::Ne)
+                    && ta.ty == Ty::Bool
+                    && tb.ty == Ty::Bool;
+                if !bool_equality {
+                    for (t, x) in [(ta.ty, a), (tb.ty, b)] {
+                        if t != want {
+                            self.error(
+                                x.span,
+                                format!(
+                                    "`{}` needs {} on both sides, found {}",
+                                    op.symbol(),
+                                    ty_name(want),
+                                    ty_name(t)
+                                ),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                let ty = if op.is_comparison() || op.is_logic() {
+                    Ty::Bool
+                } else {
+                    Ty::Num
+                };
+                let kind = ta.kind.max(tb.kind);
+                Self::typed(
+                    TNode::Binary(*op, Box::new(ta), Box::new(tb)),
+                    ty,
+                    kind,
+                    e.span,
+                )
+            }
+            ExprKind::If(c, a, b) => self.select(e.span, c, a, b),
+            ExprKind::Call(name, args) => self.call(name, args),
+        }
+    }
+
+    fn select(&mut self, span: Span, c: &Expr, a: &Expr, b: &Expr) -> Option<TExpr> {
+        let fc = self.expr(c);
+        let fa = self.expr(a);
+        let fb = self.expr(b);
+        let (tc, ta, tb) = (fc?, fa?, fb?);
+        if tc.ty != Ty::Bool {
+            let msg = self.not_a_condition(
+                c,
+                &tc,
+                "a condition must be a boolean (a comparison such as `x > 0`)",
+            );
+            self.error(c.span, msg);
+            return None;
+        }
+        if ta.ty != tb.ty {
+            self.error(
+                span,
+                format!(
+                    "the two branches differ: {} and {}",
+                    ty_name(ta.ty),
+                    ty_name(tb.ty)
+                ),
+            );
+            return None;
+        }
+        let (ty, kind) = (ta.ty, tc.kind.max(ta.kind).max(tb.kind));
+        Self::typed(
+            TNode::Select(Box::new(tc), Box::new(ta), Box::new(tb)),
+            ty,
+            kind,
+            span,
+        )
+    }
+
+    fn call(&mut self, name: &Name, args: &[Expr]) -> Option<TExpr> {
+        let n = name.text.as_str();
+        let Some(callee) = Callee::lookup(n) else {
+            for a in args {
+                self.expr(a);
+            }
+            let alias = ALIASES.iter().find(|a| a.0 == n).map(|a| a.1);
+            let guess = alias.or_else(|| suggest(n, CALLEES.iter().map(|c| c.name())));
+            let hint = guess
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            let what = if self.lookup(n).is_some() {
+                format!("`{n}` is not a function")
+            } else {
+                format!("unknown function `{n}`")
+            };
+            self.error(name.span, format!("{what}{hint}"));
+            return None;
+        };
+        let arity = callee.arity();
+        if args.len() != arity {
+            for a in args {
+                self.expr(a);
+            }
+            let s = if arity == 1 { "" } else { "s" };
+            self.error(
+                name.span,
+                format!("`{n}` takes {arity} argument{s}, found {}", args.len()),
+            );
+            return None;
+        }
+        match callee {
+            Callee::Select => self.select(name.span, &args[0], &args[1], &args[2]),
+            Callee::Reduce(r) => {
+                if self.in_reduction {
+                    self.error(name.span, format!("a reduction inside a reduction: `{n}` is inside another reduction's argument; compute the inner one with a `let` first"));
+                    return None;
+                }
+                self.in_reduction = true;
+                let found = self.expr(&args[0]);
+                self.in_reduction = false;
+                let x = found?;
+                if x.ty != Ty::Num {
+                    self.error(
+                        args[0].span,
+                        format!("`{n}` reduces numbers, found a boolean"),
+                    );
+                    return None;
+                }
+                if x.kind != Kind::Element {
+                    self.error(args[0].span, format!("`{n}` reduces a per-element expression over the tensor; this argument is the same for every element"));
+                    return None;
+                }
+                Self::typed(
+                    TNode::Reduce(r, Box::new(x)),
+                    Ty::Num,
+                    Kind::Scalar,
+                    name.span,
+                )
+            }
+            Callee::Func(f) => {
+                let mut kind = Kind::Const;
+                let mut ok = true;
+                let mut typed = Vec::new();
+                for a in args {
+                    match self.expr(a) {
+                        Some(x) if x.ty == Ty::Num => {
+                            kind = kind.max(x.kind);
+                            typed.push(x);
+                        }
+                        Some(_) => {
+                            self.error(a.span, format!("`{n}` takes numbers, found a boolean"));
+                            ok = false;
+                        }
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                Self::typed(TNode::Call(f, typed), Ty::Num, kind, name.span)
+            }
+        }
+    }
+}
+
+fn capitalized(n: &str) -> String {
+    let mut c = n.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Every name an expression reads, with its span.
+fn names_in(e: &Expr, out: &mut Vec<(String, Span)>) {
+    match &e.kind {
+        ExprKind::Var(n) => out.push((n.clone(), e.span)),
+        ExprKind::Num(_) | ExprKind::Bool(_) => {}
+        ExprKind::Unary(_, x) => names_in(x, out),
+        ExprKind::Binary(_, _, a, b) => {
+            names_in(a, out);
+            names_in(b, out);
+        }
+        ExprKind::If(c, a, b) => {
+            names_in(c, out);
+            names_in(a, out);
+            names_in(b, out);
+        }
+        ExprKind::Call(_, args) => args.iter().for_each(|a| names_in(a, out)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_rules;
+
+    fn errors(text: &str) -> Vec<String> {
+        let rules = parse_rules(text).expect("parses");
+        match check(&rules[0]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.message).collect(),
+        }
+    }
+
+    #[test]
+    fn a_valid_rule_has_no_errors() {
+        let e = errors("R { hyper lr = 1e-3, b = 0.9; state m = 0; scalar s = 0;
+            m = b * m + (1 - b) * g; s = b * s + norm(g)^2; w -= lr * m / (1 - b^t); }");
+        assert!(e.is_empty(), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_function_suggests_the_close_one() {
+        let e = errors("R { hyper lr = 0.01; w -= lr * sgn(g); }");
+        assert_eq!(e, vec!["unknown function `sgn`; did you mean `sign`?"]);
+        let e = errors("R { hyper lr = 0.01; w -= lr * sqr(g); }");
+        assert_eq!(e, vec!["unknown function `sqr`; did you mean `sqrt`?"]);
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let e = errors("R { hyper lr = 0.01; g = 1; t = 2; lr = 3; w -= lr * gg; }");
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(e[3].contains("did you mean `g`?"), "{e:?}");
+    }
+
+    #[test]
+    fn per_element_value_into_scalar_state_is_rejected() {
+        let e = errors("R { scalar s = 0; s = g; w -= g; }");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("a per-element value assigned to scalar state `s`"),
+            "{e:?}"
+        );
+        let e = errors("R { scalar s = 0; if g > 0 { s = 1; } }");
+        assert_eq!(e.len(), 1, "{e:?}");
+    }
+
+    #[test]
+    fn nested_reduction_and_arity_and_order() {
+        let e = errors("R { let a = norm(g * sum(g)); w -= clamp(g, 1); w -= x; let x = 1; }");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].starts_with("a reduction inside a reduction"));
+        assert!(e[1].starts_with("`clamp` takes 3 arguments, found 2"));
+        assert!(e[2].starts_with("`x` is used before its `let`"));
+    }
+
+    #[test]
+    fn duplicates_and_kinds() {
+        let e = errors(
+            "R { hyper lr = 1, lr = 2; state m = t; let w = 1; w -= if g { 1 } else { 2 }; }",
+        );
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(e[0].contains("already defined"));
+        assert!(e[1].contains("initial value of `m`"));
+        assert!(e[2].contains("is built in"));
+        assert!(e[3].contains("must be a boolean"));
+    }
+
+    #[test]
+    fn a_numeric_hyper_as_a_condition_gets_both_fixes() {
+        let e = errors("R { hyper nesterov = 0; if nesterov { w -= g; } }");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("hyper nesterov = false"), "{e:?}");
+        assert!(e[0].contains("nesterov != 0"), "{e:?}");
+    }
+
+    #[test]
+    fn what_cannot_be_meant_is_refused() {
+        assert!(errors("R { hyper lr = 0/0; w -= lr * g; }")[0].contains("finite"));
+        assert!(errors("R { hyper lr = 1; let x = lr * g; }")[0].contains("neither `w` nor any state"));
+        assert!(errors("f64 { w -= g; }")[0].contains("Rust type"));
+        let rules = parse_rules("R { w -= g; } R { w += g; }").unwrap();
+        assert_eq!(check_names(&rules).len(), 1);
+    }
+}

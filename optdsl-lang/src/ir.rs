@@ -1,0 +1,175 @@
+//! The IR: a rule lowered to SSA values with shared subexpressions, each
+//! tagged with its type, its kind and its stage (how many reduction passes
+//! must run before it can be computed). The only definition: the macro
+//! generates code from it, the runtime interprets it and measures its
+//! traffic.
+
+use crate::ast::{BinOp, Name, UnOp};
+use crate::functions::{Func, Reduction};
+pub use crate::typed::{Default, Kind, Ty};
+
+/// An SSA value's index.
+pub type Id = usize;
+
+/// What a value computes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A number literal (its f64 bits).
+    Num(u64),
+    /// A boolean literal.
+    Bool(bool),
+    /// Hyperparameter `i`.
+    Hyper(usize),
+    /// The step count `t` (from 1).
+    Step,
+    /// Scalar state `i` as it was before this step.
+    ScalarState(usize),
+    /// `w` as it was before this step.
+    Param,
+    /// `g`.
+    Grad,
+    /// State buffer `i` as it was before this step.
+    Buffer(usize),
+    /// Input slice `i`.
+    Input(usize),
+    /// `-x`, `!b`.
+    Unary(UnOp, Id),
+    /// `a op b`.
+    Binary(BinOp, Id, Id),
+    /// A built-in function of numbers.
+    Func(Func, Vec<Id>),
+    /// `if c { a } else { b }`: both computed, one chosen.
+    Select(Id, Id, Id),
+    /// A reduction of an element value over the tensor.
+    Reduce(Reduction, Id),
+}
+
+impl Op {
+    /// The values this op reads.
+    pub fn operands(&self) -> Vec<Id> {
+        match self {
+            Op::Unary(_, a) | Op::Reduce(_, a) => vec![*a],
+            Op::Binary(_, a, b) => vec![*a, *b],
+            Op::Select(c, a, b) => vec![*c, *a, *b],
+            Op::Func(_, args) => args.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The slice an element load reads, if it is one.
+    pub fn slot(&self) -> Option<Slot> {
+        match *self {
+            Op::Param => Some(Slot::W),
+            Op::Grad => Some(Slot::G),
+            Op::Buffer(i) => Some(Slot::Buffer(i)),
+            Op::Input(i) => Some(Slot::Input(i)),
+            _ => None,
+        }
+    }
+}
+
+/// A slice a pass reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Slot {
+    /// The parameters.
+    W,
+    /// The gradient.
+    G,
+    /// State buffer `i`.
+    Buffer(usize),
+    /// Input `i`.
+    Input(usize),
+}
+
+/// One SSA value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    /// What it computes.
+    pub op: Op,
+    /// Number or boolean.
+    pub ty: Ty,
+    /// Constant, per-step scalar, or per-element.
+    pub kind: Kind,
+    /// Reduction passes needed before it (0: none).
+    pub stage: usize,
+}
+
+/// A lowered hyperparameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hyper {
+    /// Its name and where it was declared.
+    pub name: Name,
+    /// Its default.
+    pub default: Default,
+}
+
+/// A lowered state (buffer or scalar) with the value that initializes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateSlot {
+    /// Its name.
+    pub name: String,
+    /// The value it starts with.
+    pub init: Id,
+}
+
+/// A lowered rule: everything code generation and the interpreter need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Program {
+    /// The rule's name and where it is written.
+    pub name: Name,
+    /// Doc comment lines.
+    pub docs: Vec<String>,
+    /// Visibility as written.
+    pub vis: Option<String>,
+    /// The rule's text.
+    pub source: String,
+    /// Hyperparameters in order.
+    pub hypers: Vec<Hyper>,
+    /// Per-element state buffers in order.
+    pub buffers: Vec<StateSlot>,
+    /// Per-tensor scalar states in order.
+    pub scalars: Vec<StateSlot>,
+    /// Input names in order.
+    pub inputs: Vec<String>,
+    /// The SSA values, each after its operands.
+    pub values: Vec<Value>,
+    /// The new `w`, if the rule assigns it.
+    pub w_out: Option<Id>,
+    /// The new value of each buffer, if assigned.
+    pub buffer_out: Vec<Option<Id>>,
+    /// The new value of each scalar state, if assigned.
+    pub scalar_out: Vec<Option<Id>>,
+    /// How many reduction passes run before the update pass.
+    pub stages: usize,
+}
+
+impl Program {
+    /// Every value that `roots` need, in order, including the roots.
+    pub fn closure(&self, roots: impl IntoIterator<Item = Id>) -> Vec<Id> {
+        let mut need = vec![false; self.values.len()];
+        let mut stack: Vec<Id> = roots.into_iter().collect();
+        while let Some(id) = stack.pop() {
+            if std::mem::replace(&mut need[id], true) {
+                continue;
+            }
+            stack.extend(self.values[id].op.operands());
+        }
+        (0..self.values.len()).filter(|&i| need[i]).collect()
+    }
+
+    /// A fingerprint of the program (its values, outputs and layout): two
+    /// rules with the same name but other programs have other fingerprints.
+    pub fn fingerprint(&self) -> u64 {
+        let text = format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.values,
+            self.w_out,
+            self.buffer_out,
+            self.scalar_out,
+            self.buffers,
+            self.scalars,
+            self.inputs
+        );
+        crate::fnv1a(text.as_bytes())
+    }
+}

@@ -1,0 +1,73 @@
+//! optdsl's language as a library: the grammar, the parser, the checker
+//! (names, types and kinds resolved once, into a typed tree), lowering to the
+//! one IR, the table of functions, the plan of a step's passes, the traffic
+//! analysis and diagnostics with byte ranges.
+//!
+//! The `optimizer!` macro is a thin shell over this crate (its tokens become
+//! text, the text is compiled here, code is generated from the IR); the
+//! runtime interprets the same IR for rules read from text at run time.
+//!
+//! ```
+//! let rules = optdsl_lang::compile(
+//!     "/// Gradient descent.
+//!      pub Descent { hyper lr = 0.1; w -= lr * g; }",
+//! )
+//! .unwrap();
+//! assert_eq!(rules[0].name.text, "Descent");
+//! assert_eq!(rules[0].hypers[0].name.text, "lr");
+//!
+//! let err = optdsl_lang::compile("R { w -= sgn(g); }").unwrap_err();
+//! assert_eq!(err[0].message, "unknown function `sgn`; did you mean `sign`?");
+//! ```
+
+pub mod ast;
+pub mod check;
+pub mod diag;
+pub mod eval;
+pub mod functions;
+pub mod ir;
+pub mod lower;
+pub mod parse;
+pub mod passes;
+pub mod real;
+pub mod span;
+pub mod traffic;
+pub mod typed;
+
+pub use diag::{render, Diagnostic};
+pub use functions::{Callee, Func, Reduction};
+pub use ir::{Program, Slot};
+pub use real::Real;
+pub use span::Span;
+
+/// Parses, checks and lowers every rule of `text` (a rule file, or the text
+/// of an `optimizer!` call). Every error of every rule comes back together,
+/// in text order; a syntax error stops at the first.
+pub fn compile(text: &str) -> Result<Vec<Program>, Vec<Diagnostic>> {
+    let defs = parse::parse_rules(text).map_err(|d| vec![d])?;
+    let mut errors = check::check_names(&defs);
+    let mut programs = Vec::new();
+    for def in &defs {
+        match check::check(def) {
+            Ok(typed) => programs.push(lower::lower(&typed)),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(programs)
+    } else {
+        errors.sort_by_key(|d| d.span.start);
+        Err(errors)
+    }
+}
+
+/// FNV-1a, 64 bits: the project's one hash of bytes (fingerprints of rules,
+/// data sets and checkpoints).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}

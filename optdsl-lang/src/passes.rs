@@ -1,0 +1,258 @@
+//! How a step runs, as data: the passes over memory (a first-step pass that
+//! fills buffers from `w`/`g`, one pass per reduction stage, the update
+//! pass), what each computes per element, which slices it reads and writes,
+//! and which per-step scalars are computed before it. Code generation emits
+//! one kernel per pass from this plan; the interpreter runs the same plan.
+
+use crate::ast::BinOp;
+use crate::functions::Reduction;
+use crate::ir::{Id, Kind, Op, Program, Slot, Ty};
+
+/// What a pass is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassKind {
+    /// The first step's fill of buffers whose initial value is per element.
+    Init,
+    /// Reduction stage `k` (from 1).
+    Reduce(usize),
+    /// The update of `w` and the buffers.
+    Update,
+}
+
+/// One fused loop over the tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pass {
+    /// What it is for.
+    pub kind: PassKind,
+    /// The element values it computes, in order.
+    pub elements: Vec<Id>,
+    /// The per-step scalars and constants it reads, in order of id.
+    pub inputs: Vec<Id>,
+    /// What it writes: a slice and the value written.
+    pub writes: Vec<(Slot, Id)>,
+    /// What it reduces: the reduction, the scalar value it defines, its argument.
+    pub reductions: Vec<(Reduction, Id, Id)>,
+    /// Every slice it touches, sorted, and whether it writes it.
+    pub slots: Vec<(Slot, bool)>,
+    /// Two or more divisions, powers, roots, exponentials or logarithms per
+    /// element: compute-bound enough for the widest SIMD level.
+    pub heavy: bool,
+}
+
+impl Pass {
+    /// The slices it only reads, in slot order.
+    pub fn reads(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.slots.iter().filter(|s| !s.1).map(|s| s.0)
+    }
+
+    /// The slices it writes, in slot order.
+    pub fn written(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.slots.iter().filter(|s| s.1).map(|s| s.0)
+    }
+
+    /// The per-step number inputs, in order.
+    pub fn num_inputs<'a>(&'a self, p: &'a Program) -> impl Iterator<Item = Id> + 'a {
+        self.inputs
+            .iter()
+            .copied()
+            .filter(move |&i| p.values[i].ty == Ty::Num)
+    }
+
+    /// The per-step boolean inputs, in order.
+    pub fn bool_inputs<'a>(&'a self, p: &'a Program) -> impl Iterator<Item = Id> + 'a {
+        self.inputs
+            .iter()
+            .copied()
+            .filter(move |&i| p.values[i].ty == Ty::Bool)
+    }
+}
+
+/// A whole step: passes and the per-step scalars computed around them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepPlan {
+    /// The first step's buffer fill, if any buffer starts from `w` or `g`.
+    pub init: Option<Pass>,
+    /// One pass per reduction stage, in order.
+    pub reduces: Vec<Pass>,
+    /// The update pass, if the rule writes `w` or a buffer.
+    pub update: Option<Pass>,
+    /// `scalars[k]`: the per-step scalars computed after `k` reduction
+    /// passes (and before the next pass), in order.
+    pub scalars: Vec<Vec<Id>>,
+    /// The scalar values a fresh state needs: each buffer's and scalar
+    /// state's initial value when it is not per element.
+    pub init_scalars: Vec<Id>,
+}
+
+/// Plans a step of `p`.
+pub fn plan(p: &Program) -> StepPlan {
+    let init_writes: Vec<(Slot, Id)> = p
+        .buffers
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| p.values[b.init].kind == Kind::Element)
+        .map(|(i, b)| (Slot::Buffer(i), b.init))
+        .collect();
+    let mut final_writes: Vec<(Slot, Id)> = p.w_out.map(|id| (Slot::W, id)).into_iter().collect();
+    for (i, out) in p.buffer_out.iter().enumerate() {
+        if let Some(id) = out {
+            final_writes.push((Slot::Buffer(i), *id));
+        }
+    }
+    let init = (!init_writes.is_empty())
+        .then(|| pass(p, PassKind::Init, init_writes.clone(), Vec::new()));
+    let reduces = (1..=p.stages)
+        .map(|stage| {
+            let reds: Vec<(Reduction, Id, Id)> = p
+                .values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.stage == stage)
+                .filter_map(|(id, v)| match v.op {
+                    Op::Reduce(r, arg) => Some((r, id, arg)),
+                    _ => None,
+                })
+                .collect();
+            pass(p, PassKind::Reduce(stage), Vec::new(), reds)
+        })
+        .collect();
+    let update = (!final_writes.is_empty())
+        .then(|| pass(p, PassKind::Update, final_writes.clone(), Vec::new()));
+    let roots = final_writes
+        .iter()
+        .map(|w| w.1)
+        .chain(init_writes.iter().map(|w| w.1))
+        .chain(p.scalar_out.iter().flatten().copied());
+    let needed: Vec<Id> = p
+        .closure(roots)
+        .into_iter()
+        .filter(|&i| p.values[i].kind != Kind::Element && !matches!(p.values[i].op, Op::Reduce(..)))
+        .collect();
+    let scalars = (0..=p.stages)
+        .map(|stage| {
+            needed
+                .iter()
+                .copied()
+                .filter(|&i| p.values[i].stage == stage)
+                .collect()
+        })
+        .collect();
+    let at_init = |id: Id| p.values[id].kind != Kind::Element;
+    let init_scalars = p.closure(
+        p.buffers
+            .iter()
+            .chain(&p.scalars)
+            .map(|b| b.init)
+            .filter(|&id| at_init(id)),
+    );
+    StepPlan {
+        init,
+        reduces,
+        update,
+        scalars,
+        init_scalars,
+    }
+}
+
+fn pass(
+    p: &Program,
+    kind: PassKind,
+    writes: Vec<(Slot, Id)>,
+    reductions: Vec<(Reduction, Id, Id)>,
+) -> Pass {
+    let roots = writes
+        .iter()
+        .map(|w| w.1)
+        .chain(reductions.iter().map(|r| r.2));
+    let all = p.closure(roots);
+    let elements: Vec<Id> = all
+        .iter()
+        .copied()
+        .filter(|&i| p.values[i].kind == Kind::Element)
+        .collect();
+    let mut inputs: Vec<Id> = elements
+        .iter()
+        .flat_map(|&i| p.values[i].op.operands())
+        .chain(writes.iter().map(|w| w.1))
+        .filter(|&i| p.values[i].kind != Kind::Element)
+        .collect();
+    inputs.sort_unstable();
+    inputs.dedup();
+    let mut slots: Vec<(Slot, bool)> = elements
+        .iter()
+        .filter_map(|&i| p.values[i].op.slot())
+        .map(|s| (s, false))
+        .chain(writes.iter().map(|w| (w.0, true)))
+        .collect();
+    slots.sort();
+    slots.dedup_by(|later, earlier| {
+        if later.0 == earlier.0 {
+            earlier.1 |= later.1;
+            true
+        } else {
+            false
+        }
+    });
+    let heavy = elements
+        .iter()
+        .filter(|&&i| match &p.values[i].op {
+            Op::Binary(BinOp::Div | BinOp::Pow, ..) => true,
+            Op::Func(f, _) => f.is_heavy(),
+            _ => false,
+        })
+        .count()
+        >= 2;
+    Pass {
+        kind,
+        elements,
+        inputs,
+        writes,
+        reductions,
+        slots,
+        heavy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(text: &str) -> (Program, StepPlan) {
+        let p = crate::compile(text).unwrap().remove(0);
+        let plan = plan(&p);
+        (p, plan)
+    }
+
+    #[test]
+    fn adam_is_one_update_pass_reading_four_slices_and_writing_three() {
+        let (_, s) = planned(
+            "Adam { hyper lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8; state m = 0, v = 0;
+             m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
+             w -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps); }",
+        );
+        assert!(s.init.is_none() && s.reduces.is_empty());
+        let u = s.update.unwrap();
+        assert_eq!(u.reads().collect::<Vec<_>>(), [Slot::G]);
+        assert_eq!(
+            u.written().collect::<Vec<_>>(),
+            [Slot::W, Slot::Buffer(0), Slot::Buffer(1)]
+        );
+        assert!(u.heavy);
+    }
+
+    #[test]
+    fn a_norm_needs_a_pass_before_the_update() {
+        let (p, s) = planned("R { let r = norm(g); w -= g / r; }");
+        assert_eq!(s.reduces.len(), 1);
+        assert_eq!(s.reduces[0].reductions.len(), 1);
+        // The division by r is a per-step scalar after the reduction.
+        assert!(s.scalars[1].iter().all(|&i| p.values[i].stage == 1));
+    }
+
+    #[test]
+    fn buffers_from_g_are_filled_by_a_first_step_pass() {
+        let (_, s) = planned("R { state m = g; m = 0.9 * m + g; w -= m; }");
+        let init = s.init.unwrap();
+        assert_eq!(init.written().collect::<Vec<_>>(), [Slot::Buffer(0)]);
+    }
+}

@@ -1,0 +1,148 @@
+//! `Real`: the number types rules compute in (f32, f64), with numpy's and
+//! PyTorch's semantics where Rust's std differs. The one definition of what
+//! every operator and function of the language computes: generated code
+//! calls these methods, the interpreters call them through
+//! [`crate::functions`], per-step scalars use them in f64.
+
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// A floating-point type a rule computes in.
+///
+/// [`Real::sign`] of zero is zero; [`Real::minimum`] and [`Real::maximum`]
+/// propagate NaN; no operation fuses a multiply and an add, so every SIMD
+/// level and the interpreter give the same bits.
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + PartialEq
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + 'static
+{
+    /// 0.
+    const ZERO: Self;
+    /// 1.
+    const ONE: Self;
+    /// Converts from f64, rounding to nearest.
+    fn from_f64(x: f64) -> Self;
+    /// Converts to f64 exactly.
+    fn to_f64(self) -> f64;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// e^x.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// self^p.
+    fn powf(self, p: Self) -> Self;
+    /// numpy's sign: -1, 0 or 1 (and NaN for NaN); `sign(0) = 0`.
+    #[inline(always)]
+    fn sign(self) -> Self {
+        if self > Self::ZERO {
+            Self::ONE
+        } else if self < Self::ZERO {
+            -Self::ONE
+        } else {
+            self
+        }
+    }
+    /// numpy's `minimum`: the smaller, NaN if either is NaN.
+    #[inline(always)]
+    fn minimum(self, other: Self) -> Self {
+        if self.is_nan() || self < other {
+            self
+        } else {
+            other
+        }
+    }
+    /// numpy's `maximum`: the larger, NaN if either is NaN.
+    #[inline(always)]
+    fn maximum(self, other: Self) -> Self {
+        if self.is_nan() || self > other {
+            self
+        } else {
+            other
+        }
+    }
+    /// `min(max(self, lo), hi)` with NaN propagated.
+    #[inline(always)]
+    fn clip(self, lo: Self, hi: Self) -> Self {
+        self.maximum(lo).minimum(hi)
+    }
+    /// Whether this is NaN.
+    #[inline(always)]
+    #[allow(clippy::eq_op)]
+    fn is_nan(self) -> bool {
+        self != self
+    }
+}
+
+macro_rules! impl_real {
+    ($t:ident) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                $t::sqrt(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                $t::abs(self)
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                $t::exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                $t::ln(self)
+            }
+            #[inline(always)]
+            fn powf(self, p: Self) -> Self {
+                $t::powf(self, p)
+            }
+        }
+    };
+}
+impl_real!(f32);
+impl_real!(f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_of_zero_is_zero_and_nan_stays_nan() {
+        assert_eq!(Real::sign(0.0f64), 0.0);
+        assert_eq!(Real::sign(-3.0f32), -1.0);
+        assert!(Real::sign(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn minimum_and_maximum_propagate_nan() {
+        assert!(Real::minimum(f64::NAN, 1.0).is_nan());
+        assert!(Real::minimum(1.0, f64::NAN).is_nan());
+        assert!(Real::maximum(2.0f32, f32::NAN).is_nan());
+        assert_eq!(Real::clip(5.0f64, 0.0, 1.0), 1.0);
+    }
+}

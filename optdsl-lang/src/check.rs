@@ -15,9 +15,9 @@ use std::collections::{HashMap, HashSet};
 const RUST_KEYWORDS: &[&str] = &[
     "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
     "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
-    "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
-    "where", "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final",
-    "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen", "_",
+    "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where",
+    "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro",
+    "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen", "_",
 ];
 
 /// Rust's primitive types: a rule of that name would shadow the type in the
@@ -60,7 +60,10 @@ pub fn check_names(rules: &[RuleDef]) -> Vec<Diagnostic> {
         .map(|r| {
             Diagnostic::new(
                 r.name.span,
-                format!("a rule named `{}` is already defined above; give each rule its own name", r.name.text),
+                format!(
+                    "a rule named `{}` is already defined above; give each rule its own name",
+                    r.name.text
+                ),
             )
         })
         .collect()
@@ -302,11 +305,20 @@ impl Checker {
                 ),
             );
         }
-        let value = self.expr(&h.value)?;
-        let default = match (value.kind, constant(&value)) {
-            (Kind::Const, Some(d)) => d,
-            _ => {
-                self.error(h.value.span, format!("the default of hyperparameter `{n}` must be a constant: a number or `true`/`false`"));
+        let value = self.expr(&h.value);
+        let default = match value.as_ref().map(|v| (v.kind, constant(v))) {
+            Some((Kind::Const, Some(d))) => d,
+            found => {
+                if found.is_some() {
+                    self.error(h.value.span, format!("the default of hyperparameter `{n}` must be a constant: a number or `true`/`false`"));
+                }
+                // Declared all the same, so its uses are not errors too.
+                if free {
+                    let i = self.hyper_names.len();
+                    self.hyper_names.push(n.to_string());
+                    self.globals
+                        .insert(n.to_string(), Binding::Hyper(i, Ty::Num));
+                }
                 return None;
             }
         };
@@ -612,9 +624,8 @@ impl Checker {
                 let fb = self.expr(b);
                 let (ta, tb) = (fa?, fb?);
                 let want = if op.is_logic() { Ty::Bool } else { Ty::Num };
-                let bool_equality = matches!(op, BinOp::Eq | BinOp::Ne)
-                    && ta.ty == Ty::Bool
-                    && tb.ty == Ty::Bool;
+                let bool_equality =
+                    matches!(op, BinOp::Eq | BinOp::Ne) && ta.ty == Ty::Bool && tb.ty == Ty::Bool;
                 if !bool_equality {
                     for (t, x) in [(ta.ty, a), (tb.ty, b)] {
                         if t != want {
@@ -811,8 +822,10 @@ mod tests {
 
     #[test]
     fn a_valid_rule_has_no_errors() {
-        let e = errors("R { hyper lr = 1e-3, b = 0.9; state m = 0; scalar s = 0;
-            m = b * m + (1 - b) * g; s = b * s + norm(g)^2; w -= lr * m / (1 - b^t); }");
+        let e = errors(
+            "R { hyper lr = 1e-3, b = 0.9; state m = 0; scalar s = 0;
+            m = b * m + (1 - b) * g; s = b * s + norm(g)^2; w -= lr * m / (1 - b^t); }",
+        );
         assert!(e.is_empty(), "{e:?}");
     }
 
@@ -875,7 +888,9 @@ mod tests {
     #[test]
     fn what_cannot_be_meant_is_refused() {
         assert!(errors("R { hyper lr = 0/0; w -= lr * g; }")[0].contains("finite"));
-        assert!(errors("R { hyper lr = 1; let x = lr * g; }")[0].contains("neither `w` nor any state"));
+        assert!(
+            errors("R { hyper lr = 1; let x = lr * g; }")[0].contains("neither `w` nor any state")
+        );
         assert!(errors("f64 { w -= g; }")[0].contains("Rust type"));
         let rules = parse_rules("R { w -= g; } R { w += g; }").unwrap();
         assert_eq!(check_names(&rules).len(), 1);

@@ -100,7 +100,10 @@ mod tests {
     fn rendering_names_the_file_line_and_column() {
         let text = "pub R {\n    hyper lr = 0.1;\n    w -= lr * sgn(g);\n}\n";
         let at = text.find("sgn").unwrap();
-        let d = Diagnostic::new(Span::new(at, at + 3), "unknown function `sgn`; did you mean `sign`?");
+        let d = Diagnostic::new(
+            Span::new(at, at + 3),
+            "unknown function `sgn`; did you mean `sign`?",
+        );
         let out = render("rules.opt", text, &[d]);
         assert!(out.contains("rules.opt:3:15"), "{out}");
         assert!(out.contains("did you mean `sign`?"), "{out}");

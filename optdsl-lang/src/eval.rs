@@ -75,7 +75,10 @@ pub fn scalar<R: Real>(
             _ => return None,
         },
         Op::Func(f, args) => {
-            let v: Vec<f64> = args.iter().map(|&a| k(a).map(Scalar::num)).collect::<Option<_>>()?;
+            let v: Vec<f64> = args
+                .iter()
+                .map(|&a| k(a).map(Scalar::num))
+                .collect::<Option<_>>()?;
             let at = |i: usize| v.get(i).copied().unwrap_or(f64::NAN);
             Scalar::Num(f.apply_scalar::<R>(at(0), at(1), at(2)))
         }

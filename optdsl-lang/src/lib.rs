@@ -48,8 +48,9 @@ pub fn compile(text: &str) -> Result<Vec<Program>, Vec<Diagnostic>> {
     let mut errors = check::check_names(&defs);
     let mut programs = Vec::new();
     for def in &defs {
-        match check::check(def) {
-            Ok(typed) => programs.push(lower::lower(&typed)),
+        let program = check::check(def).map(|typed| lower::lower(&typed));
+        match program.and_then(|p| passes::check_limits(&p).map(|()| p)) {
+            Ok(p) => programs.push(p),
             Err(e) => errors.extend(e),
         }
     }

@@ -195,10 +195,16 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diagnostic {
 /// Messages for what people bring from other languages.
 fn known_mistake(text: &str, offset: usize) -> Option<String> {
     let rest = &text[offset..];
-    if rest.starts_with("**") || (rest.starts_with('*') && text[..offset].trim_end().ends_with('*')) {
-        return Some("syntax error: `**` is not an operator here; write powers with `^`, as in `g^2`".into());
+    if rest.starts_with("**") || (rest.starts_with('*') && text[..offset].ends_with('*')) {
+        return Some(
+            "syntax error: `**` is not an operator here; write powers with `^`, as in `g^2`".into(),
+        );
     }
-    if rest.starts_with("+=") || rest.starts_with("-=") || rest.starts_with("*=") || rest.starts_with("/=") {
+    if rest.starts_with("+=")
+        || rest.starts_with("-=")
+        || rest.starts_with("*=")
+        || rest.starts_with("/=")
+    {
         return None;
     }
     if rest.starts_with("++") || rest.starts_with("--") {
@@ -236,7 +242,9 @@ fn check_depth(text: &str) -> Result<(), Diagnostic> {
         if depth > MAX_DEPTH || prefix_run > MAX_DEPTH {
             return Err(Diagnostic::new(
                 Span::new(i, i + c.len_utf8()),
-                format!("this expression nests more than {MAX_DEPTH} levels deep; split it with `let`"),
+                format!(
+                    "this expression nests more than {MAX_DEPTH} levels deep; split it with `let`"
+                ),
             ));
         }
         prev = c;
@@ -528,7 +536,10 @@ impl Builder {
                 if !x.is_finite() {
                     return Err(Diagnostic::new(
                         span,
-                        format!("`{}` is too large for a number (the largest is about 1.8e308)", pair.as_str()),
+                        format!(
+                            "`{}` is too large for a number (the largest is about 1.8e308)",
+                            pair.as_str()
+                        ),
                     ));
                 }
                 ExprKind::Num(x)
@@ -539,7 +550,9 @@ impl Builder {
             Rule::call => {
                 let mut it = inner(pair);
                 let name = self.name(it.next().expect("callee"));
-                let args = it.map(|a| self.expr(a)).collect::<Result<_, Diagnostic>>()?;
+                let args = it
+                    .map(|a| self.expr(a))
+                    .collect::<Result<_, Diagnostic>>()?;
                 ExprKind::Call(name, args)
             }
             Rule::if_expr => {
@@ -604,7 +617,10 @@ mod tests {
 
     #[test]
     fn names_may_start_with_a_keyword() {
-        let rules = parse_rules("R { state state_sum = 0; let iffy = 1; state_sum = state_sum + iffy; letter = 2; }").unwrap();
+        let rules = parse_rules(
+            "R { state state_sum = 0; let iffy = 1; state_sum = state_sum + iffy; letter = 2; }",
+        )
+        .unwrap();
         assert_eq!(rules[0].buffers[0].name.text, "state_sum");
         assert_eq!(rules[0].body.len(), 3);
         assert!(

@@ -99,8 +99,8 @@ pub fn plan(p: &Program) -> StepPlan {
             final_writes.push((Slot::Buffer(i), *id));
         }
     }
-    let init = (!init_writes.is_empty())
-        .then(|| pass(p, PassKind::Init, init_writes.clone(), Vec::new()));
+    let init =
+        (!init_writes.is_empty()).then(|| pass(p, PassKind::Init, init_writes.clone(), Vec::new()));
     let reduces = (1..=p.stages)
         .map(|stage| {
             let reds: Vec<(Reduction, Id, Id)> = p
@@ -210,6 +210,35 @@ fn pass(
         reductions,
         slots,
         heavy,
+    }
+}
+
+/// The most slices one pass may touch (the runtime's driver holds this many).
+pub const MAX_SLOTS: usize = 16;
+/// The most reductions one pass may compute.
+pub const MAX_REDUCTIONS: usize = 16;
+
+/// Checks that every pass of `p` fits the driver: at most [`MAX_SLOTS`]
+/// slices and [`MAX_REDUCTIONS`] reductions a pass.
+pub fn check_limits(p: &Program) -> Result<(), Vec<crate::Diagnostic>> {
+    let s = plan(p);
+    let too_big = s
+        .init
+        .iter()
+        .chain(&s.reduces)
+        .chain(&s.update)
+        .find(|pass| pass.slots.len() > MAX_SLOTS || pass.reductions.len() > MAX_REDUCTIONS);
+    match too_big {
+        None => Ok(()),
+        Some(pass) => Err(vec![crate::Diagnostic::new(
+            p.name.span,
+            format!(
+                "`{}` needs a pass over {} slices with {} reductions; a pass may touch at most {MAX_SLOTS} slices (w, g, state buffers, inputs) and compute {MAX_REDUCTIONS} reductions",
+                p.name.text,
+                pass.slots.len(),
+                pass.reductions.len()
+            ),
+        )]),
     }
 }
 

@@ -1,22 +1,41 @@
-//! The driver: parse, then check, lower and expand each rule or network;
-//! semantic errors come out together, beside a fallback expansion.
+//! The macros' driver: tokens to text, then `optdsl-lang` parses, checks and
+//! lowers each rule; each checked rule is generated, each rule with errors
+//! expands to its errors (all of them, at their tokens) beside a fallback.
 
-use crate::{check, expand, lower, network, parse};
+use crate::source::Source;
+use crate::{network, rule_type, step};
 use proc_macro2::TokenStream;
 
 /// `optimizer!` on `proc_macro2` tokens.
 pub fn rules(input: TokenStream) -> TokenStream {
-    let rules = match parse::parse_rules(input) {
-        Ok(rules) => rules,
-        Err(e) => return e.to_compile_error(),
+    let src = Source::new(input);
+    let defs = match optdsl_lang::parse::parse_rules(&src.text) {
+        Ok(defs) => defs,
+        Err(d) => return src.error(&d).to_compile_error(),
     };
-    let mut out = TokenStream::new();
-    for rule in &rules {
-        match check::check(rule) {
-            Ok(()) => out.extend(expand::expand(&lower::lower(rule))),
-            Err(e) => {
-                out.extend(e.to_compile_error());
-                out.extend(expand::fallback(rule));
+    let mut out = src.errors(&optdsl_lang::check::check_names(&defs));
+    let mut seen = std::collections::HashSet::new();
+    for def in &defs {
+        if !seen.insert(def.name.text.clone()) {
+            continue;
+        }
+        let program = optdsl_lang::check::check(def)
+            .map(|typed| optdsl_lang::lower::lower(&typed))
+            .and_then(|p| optdsl_lang::passes::check_limits(&p).map(|()| p));
+        match program {
+            Ok(p) => {
+                let plan = optdsl_lang::passes::plan(&p);
+                let sh = rule_type::Shell::of(&p, &src);
+                out.extend(rule_type::shell(
+                    &sh,
+                    &src,
+                    step::init(&p, &plan),
+                    step::apply(&p, &plan),
+                ));
+            }
+            Err(errors) => {
+                out.extend(src.errors(&errors));
+                out.extend(rule_type::fallback(def, &src));
             }
         }
     }
@@ -25,13 +44,14 @@ pub fn rules(input: TokenStream) -> TokenStream {
 
 /// `network!` on `proc_macro2` tokens.
 pub fn networks(input: TokenStream) -> TokenStream {
-    let nets = match parse::parse_networks(input) {
+    let src = Source::new(input);
+    let nets = match optdsl_lang::parse::parse_networks(&src.text) {
         Ok(nets) => nets,
-        Err(e) => return e.to_compile_error(),
+        Err(d) => return src.error(&d).to_compile_error(),
     };
     let mut out = TokenStream::new();
     for def in &nets {
-        match network::check(def) {
+        match network::check(&src, def) {
             Ok(net) => out.extend(network::expand(&net)),
             Err(e) => out.extend(e.to_compile_error()),
         }

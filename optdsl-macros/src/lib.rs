@@ -1,15 +1,15 @@
-//! optdsl's compiler: `optimizer!` turns update rules written as papers write
-//! them into fused loops. This file is only the entry point; the phases are
-//! `parse` (tokens -> tree), `check` (names, kinds), `lower` (SSA, stages) and
-//! `expand` (Rust tokens).
+//! The `optimizer!` and `network!` macros: a thin shell over `optdsl-lang`.
+//! Tokens become text with a span table (`source`), `optdsl-lang` parses,
+//! checks and lowers it, and code is generated from its IR: per-pass kernels
+//! (`kernel`), the step around them (`step`) and the rule's type
+//! (`rule_type`); `network` checks and expands network specs.
 
-mod ast;
-mod check;
 mod compile;
-mod expand;
-mod lower;
+mod kernel;
 mod network;
-mod parse;
+mod rule_type;
+mod source;
+mod step;
 
 /// Compiles one or more update rules into types implementing
 /// `optdsl::UpdateRule`. See the optdsl README for the language.

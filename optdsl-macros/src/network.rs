@@ -2,8 +2,9 @@
 //! layer, all errors together) and expanded into a type that builds the
 //! runtime's `Network` with all parameters in one buffer.
 
-use crate::ast::{NetDef, NetItem, Number};
-use crate::check::suggest;
+use crate::source::Source;
+use optdsl_lang::ast::{NetDef, NetItem, Number};
+use optdsl_lang::check::suggest;
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
 
@@ -20,16 +21,19 @@ pub struct Net {
     loss: String,
 }
 
-fn units(n: &Number, errors: &mut Vec<syn::Error>) -> usize {
+fn units(src: &Source, n: &Number, errors: &mut Vec<syn::Error>) -> usize {
     match n.text.parse::<usize>() {
         Ok(0) => {
-            errors.push(syn::Error::new(n.span, "a layer needs at least 1 unit"));
+            errors.push(syn::Error::new(
+                src.at(n.span),
+                "a layer needs at least 1 unit",
+            ));
             1
         }
         Ok(u) => u,
         Err(_) => {
             errors.push(syn::Error::new(
-                n.span,
+                src.at(n.span),
                 format!("`{}` is not a whole number of units", n.text),
             ));
             1
@@ -37,44 +41,53 @@ fn units(n: &Number, errors: &mut Vec<syn::Error>) -> usize {
     }
 }
 
-fn choice(name: &crate::ast::Name, options: &[&str], what: &str, errors: &mut Vec<syn::Error>) {
+fn choice(
+    src: &Source,
+    name: &optdsl_lang::ast::Name,
+    options: &[&str],
+    what: &str,
+    errors: &mut Vec<syn::Error>,
+) {
     if !options.contains(&name.text.as_str()) {
         let hint = suggest(&name.text, options.iter().copied())
             .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_else(|| format!("; one of {}", options.join(", ")));
         errors.push(syn::Error::new(
-            name.span,
+            src.at(name.span),
             format!("unknown {what} `{}`{hint}", name.text),
         ));
     }
 }
 
 /// Checks a spec; `Err` holds every error, combined.
-pub fn check(def: &NetDef) -> syn::Result<Net> {
+pub fn check(src: &Source, def: &NetDef) -> syn::Result<Net> {
     let mut errors = Vec::new();
     let mut inputs = None;
     let mut layers = Vec::new();
-    let mut loss: Option<crate::ast::Name> = None;
+    let mut loss: Option<optdsl_lang::ast::Name> = None;
     for (k, item) in def.items.iter().enumerate() {
         match item {
             NetItem::Input(n) => {
                 if k != 0 || inputs.is_some() {
-                    errors.push(syn::Error::new(n.span, "`input N;` comes once, first"));
+                    errors.push(syn::Error::new(
+                        src.at(n.span),
+                        "`input N;` comes once, first",
+                    ));
                 }
-                inputs = Some(units(n, &mut errors));
+                inputs = Some(units(src, n, &mut errors));
             }
             NetItem::Dense(n, act) => {
-                let u = units(n, &mut errors);
-                choice(act, ACTIVATIONS, "activation", &mut errors);
+                let u = units(src, n, &mut errors);
+                choice(src, act, ACTIVATIONS, "activation", &mut errors);
                 if loss.is_some() {
-                    errors.push(syn::Error::new(n.span, "layers come before `loss`"));
+                    errors.push(syn::Error::new(src.at(n.span), "layers come before `loss`"));
                 }
                 layers.push((u, act.clone()));
             }
             NetItem::Loss(name) => {
-                choice(name, LOSSES, "loss", &mut errors);
+                choice(src, name, LOSSES, "loss", &mut errors);
                 if loss.is_some() {
-                    errors.push(syn::Error::new(name.span, "`loss` is given twice"));
+                    errors.push(syn::Error::new(src.at(name.span), "`loss` is given twice"));
                 }
                 loss = Some(name.clone());
             }
@@ -84,26 +97,26 @@ pub fn check(def: &NetDef) -> syn::Result<Net> {
     for (i, (_, act)) in layers.iter().enumerate() {
         if act.text == "softmax" && i != last {
             errors.push(syn::Error::new(
-                act.span,
+                src.at(act.span),
                 "softmax normalizes the output: only the last layer can have it",
             ));
         }
     }
     if inputs.is_none() {
         errors.push(syn::Error::new(
-            def.name.span,
+            src.at(def.name.span),
             "the spec needs `input N;` first",
         ));
     }
     if layers.is_empty() {
         errors.push(syn::Error::new(
-            def.name.span,
+            src.at(def.name.span),
             "the spec needs at least one `dense N activation;` layer",
         ));
     }
     match (&loss, layers.last()) {
         (None, _) => errors.push(syn::Error::new(
-            def.name.span,
+            src.at(def.name.span),
             "the spec needs `loss cross_entropy;` or `loss mse;` last",
         )),
         (Some(l), Some((_, act)))
@@ -111,13 +124,13 @@ pub fn check(def: &NetDef) -> syn::Result<Net> {
                 && act.text != "softmax"
                 && ACTIVATIONS.contains(&act.text.as_str()) =>
         {
-            errors.push(syn::Error::new(l.span, format!("cross_entropy needs a softmax output layer, not {}; make the last layer softmax or use mse", act.text)));
+            errors.push(syn::Error::new(src.at(l.span), format!("cross_entropy needs a softmax output layer, not {}; make the last layer softmax or use mse", act.text)));
         }
         _ => {}
     }
-    if syn::parse_str::<syn::Ident>(&def.name.text).is_err() {
+    if optdsl_lang::check::is_rust_keyword(&def.name.text) {
         errors.push(syn::Error::new(
-            def.name.span,
+            src.at(def.name.span),
             format!(
                 "`{}` is a Rust keyword and cannot name a network",
                 def.name.text
@@ -133,7 +146,7 @@ pub fn check(def: &NetDef) -> syn::Result<Net> {
     Ok(Net {
         docs: def.docs.clone(),
         vis: def.vis.clone(),
-        name: Ident::new(&def.name.text, def.name.span),
+        name: Ident::new(&def.name.text, src.at(def.name.span)),
         inputs: inputs.unwrap_or(1),
         layers: layers.into_iter().map(|(u, a)| (u, a.text)).collect(),
         loss: loss.map(|l| l.text).unwrap_or_default(),
@@ -238,12 +251,16 @@ pub fn expand(net: &Net) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse_networks;
     use quote::quote;
 
+    fn checked(tokens: TokenStream) -> syn::Result<Net> {
+        let src = Source::new(tokens);
+        let nets = optdsl_lang::parse::parse_networks(&src.text).expect("parses");
+        check(&src, &nets[0])
+    }
+
     fn errors(tokens: TokenStream) -> Vec<String> {
-        let nets = parse_networks(tokens).expect("parses");
-        match check(&nets[0]) {
+        match checked(tokens) {
             Ok(_) => Vec::new(),
             Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
         }
@@ -251,12 +268,11 @@ mod tests {
 
     #[test]
     fn the_course_network_checks_and_counts_its_parameters() {
-        let nets = parse_networks(quote! {
+        let net = checked(quote! {
             /// The slides' digits network.
             pub Digits { input 256; dense 128 sigmoid; dense 64 sigmoid; dense 10 softmax; loss cross_entropy; }
         })
         .unwrap();
-        let net = check(&nets[0]).unwrap();
         assert_eq!(net.layers.len(), 3);
         let out = expand(&net).to_string();
         let count = 256 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10;

@@ -117,6 +117,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Rules from text that do not compile: the rendered diagnostics
+    /// (`FILE:LINE:COL`, the line, a caret under the token).
+    #[error("{0}")]
+    Rule(String),
     /// An I/O error, with the path it concerns.
     #[error("{path}: {message}")]
     Io {

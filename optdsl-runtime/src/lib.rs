@@ -10,9 +10,11 @@ pub mod checkpoint;
 pub mod data;
 #[cfg(feature = "mpi")]
 pub mod dist;
+pub mod driver;
 pub mod error;
 pub mod exec;
 pub mod float;
+pub mod interp;
 pub mod ir;
 pub mod net;
 pub mod optim;
@@ -22,6 +24,7 @@ pub mod replay;
 pub mod rng;
 pub mod rule;
 pub mod schedule;
+pub mod text;
 pub mod train;
 
 pub use builtin::{builtin_rule, builtins, BuiltinInfo};
@@ -31,20 +34,22 @@ pub use optdsl_macros::{network, optimizer};
 pub use optim::{GroupState, Optimizer, OptimizerState, ParamGroup};
 pub use rule::{DynFloat, DynRule, HyperSpec, HyperValue, RuleInfo, State, UpdateRule};
 pub use schedule::{InverseTime, Schedule};
+pub use text::{RuleErrors, Rules, TextRule};
 
 /// What generated code names, by absolute path; not a public interface.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::driver::{run_pass, FnKernel, KernelFn, Walk};
     pub use crate::error::Result;
-    pub use crate::exec::{level_for as simd_level_for, Plan, Simd, BLOCK, MAX_SUPERS};
-    pub use crate::float::scalar;
-    pub use crate::float::Float;
-    pub use crate::ir::{Ir, IrBin, IrFunc, IrOp, IrReduce, IrValue};
+    pub use crate::exec::Simd;
+    pub use crate::float::{Float, Real};
     pub use crate::net;
     pub use crate::rng;
     pub use crate::rule::{
-        hyper_type, unknown_hyper, HyperSpec, HyperValue, RuleInfo, State, UpdateRule,
+        compile_one, hyper_type, unknown_hyper, HyperSpec, HyperValue, ProgramRef, RuleInfo, State,
+        UpdateRule,
     };
     pub use core;
-    pub use rayon;
+    pub use optdsl_lang::ast::BinOp;
+    pub use optdsl_lang::{Func, Program, Reduction};
 }

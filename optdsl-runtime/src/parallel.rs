@@ -25,7 +25,6 @@
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::ir::IrOp;
 use crate::net::NetFloat;
 use crate::optim::{Optimizer, OptimizerState};
 use crate::rule::RuleInfo;
@@ -327,10 +326,7 @@ impl<F: NetFloat> DataParallel<F> for Replicas<'_, F> {
 /// Whether a rule reduces over a tensor (`sum`, `mean`, `norm`, `max_abs`),
 /// so that a piece of a tensor would not step as the whole tensor does.
 pub fn has_reduction(info: &RuleInfo) -> bool {
-    info.ir
-        .values
-        .iter()
-        .any(|v| matches!(v.op, IrOp::Reduce(..)))
+    crate::ir::has_reduction(info)
 }
 
 /// The contiguous slices of a buffer of tensors of lengths `lens` (back to

@@ -91,13 +91,55 @@ pub struct RuleInfo {
     /// The per-element `input` slices the caller passes beside the gradient
     /// (e.g. a curvature estimate), in order.
     pub inputs: &'static [&'static str],
-    /// The rule's source text, as written in `optimizer!`.
+    /// The rule's source text, as written in `optimizer!` or a rule file.
     pub source: &'static str,
-    /// The lowered program, for the reference interpreter ([`crate::ir::naive_step`]).
-    pub ir: &'static crate::ir::Ir,
+    /// The lowered program (the IR of `optdsl_lang`), for the interpreters
+    /// and the traffic analysis.
+    pub program: ProgramRef,
+}
+
+/// Where a rule's lowered program comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum ProgramRef {
+    /// A rule compiled by `optimizer!`: its text compiled again by
+    /// `optdsl_lang` on first use, then kept.
+    Compiled(fn() -> &'static optdsl_lang::Program),
+    /// A rule read from text at run time.
+    Text(&'static optdsl_lang::Program),
+}
+
+impl PartialEq for ProgramRef {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.get(), other.get())
+    }
+}
+
+impl ProgramRef {
+    /// The program.
+    pub fn get(&self) -> &'static optdsl_lang::Program {
+        match *self {
+            ProgramRef::Compiled(f) => f(),
+            ProgramRef::Text(p) => p,
+        }
+    }
+}
+
+/// The program of a rule's text as `optimizer!` saw it (for
+/// [`ProgramRef::Compiled`]); the macro compiled the same text, so it compiles.
+#[doc(hidden)]
+pub fn compile_one(source: &str) -> optdsl_lang::Program {
+    match optdsl_lang::compile(source) {
+        Ok(mut programs) if programs.len() == 1 => programs.remove(0),
+        other => unreachable!("optimizer! compiled this rule: {other:?}"),
+    }
 }
 
 impl RuleInfo {
+    /// The rule's lowered program.
+    pub fn program(&self) -> &'static optdsl_lang::Program {
+        self.program.get()
+    }
+
     /// The hyperparameter names, in order.
     pub fn hyper_names(&self) -> Vec<String> {
         self.hypers.iter().map(|h| h.name.to_string()).collect()

@@ -1,0 +1,301 @@
+//! Code generation of a pass's kernel: the loop body over zipped chunks of
+//! every slice the pass touches, monomorphized for the element type and for
+//! up to [`SPECIALIZED`] per-step booleans (const generics), in portable,
+//! AVX2 and AVX-512 copies, and a chooser that picks a copy. The walk over
+//! the tensor (blocks, peeling, threads, reduction order) is the runtime's
+//! driver, not generated code.
+
+use optdsl_lang::ast::UnOp;
+use optdsl_lang::ir::{Id, Kind, Op, Program, Slot, Ty};
+use optdsl_lang::passes::Pass;
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{format_ident, quote};
+
+/// Per-step boolean conditions a pass is compiled for, as const generics (at
+/// most this many; each doubles the copies). A buffer whose update is
+/// `if cond { new } else { itself }` is then neither read nor written in the
+/// copy where `cond` is false (Adam without AMSGrad never touches its max).
+pub const SPECIALIZED: usize = 3;
+
+/// Elements per chunk of the kernel's vector loop (the driver's `LANES`).
+pub const LANES: usize = 64;
+
+/// The path of the runtime's items that generated code names.
+pub fn private() -> TokenStream {
+    quote!(::optdsl::__private)
+}
+
+/// A number as an f64 literal (NaN and the infinities by name).
+pub fn f64_lit(x: f64) -> TokenStream {
+    if x.is_nan() {
+        quote!(::core::f64::NAN)
+    } else if x == f64::INFINITY {
+        quote!(::core::f64::INFINITY)
+    } else if x == f64::NEG_INFINITY {
+        quote!(::core::f64::NEG_INFINITY)
+    } else {
+        let lit = Literal::f64_suffixed(x);
+        quote!(#lit)
+    }
+}
+
+/// The per-step (f64 or bool) variable of value `id`.
+pub fn s(id: Id) -> Ident {
+    format_ident!("__s{}", id)
+}
+/// The per-element variable of value `id` inside a kernel.
+fn e(id: Id) -> Ident {
+    format_ident!("__e{}", id)
+}
+/// A per-step value as the kernel sees it (in `F`, or a bool).
+fn c(id: Id) -> Ident {
+    format_ident!("__c{}", id)
+}
+
+/// The slice of a slot inside a kernel.
+fn block(slot: Slot) -> Ident {
+    match slot {
+        Slot::W => format_ident!("__w"),
+        Slot::G => format_ident!("__g"),
+        Slot::Buffer(i) => format_ident!("__b{}", i),
+        Slot::Input(i) => format_ident!("__i{}", i),
+    }
+}
+
+/// The chunk of a slot inside the loop.
+fn chunk(slot: Slot) -> Ident {
+    match slot {
+        Slot::W => format_ident!("__wc"),
+        Slot::G => format_ident!("__gc"),
+        Slot::Buffer(i) => format_ident!("__b{}c", i),
+        Slot::Input(i) => format_ident!("__i{}c", i),
+    }
+}
+
+/// The binary operator's value, by the language's one definition
+/// (`optdsl_lang::functions`).
+pub fn binary(
+    op: optdsl_lang::ast::BinOp,
+    a_ty: Ty,
+    a: TokenStream,
+    b: TokenStream,
+) -> TokenStream {
+    let pr = private();
+    let name = format_ident!("{}", format!("{op:?}"));
+    if op.is_arith() {
+        quote!(#pr::BinOp::#name.arith(#a, #b))
+    } else if op.is_logic() || a_ty == Ty::Bool {
+        quote!(#pr::BinOp::#name.logic(#a, #b))
+    } else {
+        quote!(#pr::BinOp::#name.compare(#a, #b))
+    }
+}
+
+/// The variant of a function or reduction, as a path.
+pub fn func_path(f: optdsl_lang::Func) -> TokenStream {
+    let pr = private();
+    let v = format_ident!("{}", format!("{f:?}"));
+    quote!(#pr::Func::#v)
+}
+
+/// The variant of a reduction, as a path.
+pub fn reduction_path(r: optdsl_lang::Reduction) -> TokenStream {
+    let pr = private();
+    let v = format_ident!("{}", format!("{r:?}"));
+    quote!(#pr::Reduction::#v)
+}
+
+struct Gen<'a> {
+    p: &'a Program,
+}
+
+impl Gen<'_> {
+    fn operand(&self, id: Id) -> TokenStream {
+        if self.p.values[id].kind == Kind::Element {
+            let x = e(id);
+            quote!(#x)
+        } else {
+            let x = c(id);
+            quote!(#x)
+        }
+    }
+
+    /// `let __eN = ...;` for element value `id`, inside the loop.
+    fn element_let(&self, id: Id) -> TokenStream {
+        let p = self.p;
+        let r = |a: Id| self.operand(a);
+        let name = e(id);
+        let v = &p.values[id];
+        let rhs = match &v.op {
+            op @ (Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_)) => {
+                let x = chunk(op.slot().expect("a load"));
+                quote!(#x[__i])
+            }
+            Op::Unary(UnOp::Neg, a) => {
+                let a = r(*a);
+                quote!(-#a)
+            }
+            Op::Unary(UnOp::Not, a) => {
+                let a = r(*a);
+                quote!(!#a)
+            }
+            Op::Binary(op, a, b) => binary(*op, p.values[*a].ty, r(*a), r(*b)),
+            Op::Func(f, args) => {
+                let f = func_path(*f);
+                let x: Vec<TokenStream> = (0..3).map(|k| r(args[k.min(args.len() - 1)])).collect();
+                let (a, b, cc) = (&x[0], &x[1], &x[2]);
+                quote!(#f.apply(#a, #b, #cc))
+            }
+            Op::Select(cnd, a, b) => {
+                let (cnd, a, b) = (r(*cnd), r(*a), r(*b));
+                quote!(if #cnd { #a } else { #b })
+            }
+            Op::Num(_)
+            | Op::Bool(_)
+            | Op::Hyper(_)
+            | Op::Step
+            | Op::ScalarState(_)
+            | Op::Reduce(..) => {
+                unreachable!("not a per-element value")
+            }
+        };
+        if v.ty == Ty::Bool {
+            quote!(let #name: bool = #rhs;)
+        } else {
+            quote!(let #name: F = #rhs;)
+        }
+    }
+}
+
+/// The kernel functions of `pass` (named `name`, `name_avx2`, `name_avx512`)
+/// and its chooser `name_pick`.
+pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
+    let pr = private();
+    let g = Gen { p };
+    let nums: Vec<Ident> = pass.num_inputs(p).map(c).collect();
+    let bools: Vec<Ident> = pass.bool_inputs(p).map(c).collect();
+    let reads: Vec<Ident> = pass.reads().map(block).collect();
+    let writes: Vec<Ident> = pass.written().map(block).collect();
+    let nred = pass.reductions.len();
+    let acc_refs: Vec<Ident> = (0..nred).map(|j| format_ident!("__acc{}", j)).collect();
+    let accs: Vec<Ident> = (0..nred).map(|j| format_ident!("__a{}", j)).collect();
+    let consts: Vec<Ident> = (0..bools.len().min(SPECIALIZED))
+        .map(|k| format_ident!("__B{}", k))
+        .collect();
+    let fixed = bools
+        .iter()
+        .zip(&consts)
+        .map(|(x, k)| quote!(let #x: bool = #k;));
+    let chunks = |n: TokenStream| {
+        let mut iter = TokenStream::new();
+        let mut pat = TokenStream::new();
+        for (k, &(slot, m)) in pass.slots.iter().enumerate() {
+            let x = block(slot);
+            let it = if m {
+                quote!(#x.chunks_exact_mut(#n))
+            } else {
+                quote!(#x.chunks_exact(#n))
+            };
+            let ch = chunk(slot);
+            if k == 0 {
+                iter = it;
+                pat = quote!(#ch);
+            } else {
+                iter = quote!(#iter.zip(#it));
+                pat = quote!((#pat, #ch));
+            }
+        }
+        (iter, pat)
+    };
+    let lets = pass.elements.iter().map(|&i| g.element_let(i));
+    let stores = pass.writes.iter().map(|&(slot, id)| {
+        let ch = chunk(slot);
+        let v = g.operand(id);
+        quote!(#ch[__i] = #v;)
+    });
+    let accumulate = pass.reductions.iter().zip(&accs).map(|(&(r, _, arg), a)| {
+        let r = reduction_path(r);
+        let x = e(arg);
+        quote!(#a[__lane] = #r.accumulate(#a[__lane], #x);)
+    });
+    let body = quote! {
+        #(#lets)*
+        #(#stores)*
+        #(#accumulate)*
+    };
+    let (main_iter, main_pat) = chunks(quote!(#LANES));
+    let (one_iter, one_pat) = chunks(quote!(1));
+    let avx2 = format_ident!("{}_avx2", name);
+    let avx512 = format_ident!("{}_avx512", name);
+    let pick = format_ident!("{}_pick", name);
+    let generics = quote!(<F: #pr::Real #(, const #consts: bool)*>);
+    let turbofish = quote!(::<F #(, #consts)*>);
+    let params = quote!(__cf: &[F], __cb: &[bool], __r: &[&[F]], __wr: &mut [&mut [F]], __accs: &mut [[F; 64]], __walk: #pr::Walk);
+    let args = quote!(__cf, __cb, __r, __wr, __accs, __walk);
+    let nspec = consts.len();
+    let mut arms = Vec::new();
+    for combo in 0..(1usize << nspec) {
+        let bits: Vec<bool> = (0..nspec).map(|k| combo >> k & 1 == 1).collect();
+        let tf = quote!(::<F #(, #bits)*>);
+        arms.push(quote! {
+            #[cfg(target_arch = "x86_64")]
+            (#pr::Simd::Avx512 #(, #bits)*) => #avx512 #tf as #pr::KernelFn<F>,
+            #[cfg(target_arch = "x86_64")]
+            (#pr::Simd::Avx2 #(, #bits)*) => #avx2 #tf as #pr::KernelFn<F>,
+            (_ #(, #bits)*) => #name #tf as #pr::KernelFn<F>,
+        });
+    }
+    let keys = (0..nspec).map(|k| quote!(__cb[#k]));
+    quote! {
+        // The same loop compiled for AVX2 and AVX-512; the chooser picks one
+        // by the level the driver hands it (the copies differ only in
+        // instructions: no fused multiply-add, so results are identical).
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        #[allow(unused, clippy::all)]
+        unsafe fn #avx2 #generics(#params) {
+            #name #turbofish(#args)
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        #[allow(unused, clippy::all)]
+        unsafe fn #avx512 #generics(#params) {
+            #name #turbofish(#args)
+        }
+        #[inline(always)]
+        #[allow(unused, clippy::all)]
+        fn #name #generics(#params) {
+            let &[#(#nums),*] = __cf else { ::core::unreachable!("per-step numbers") };
+            let &[#(#bools),*] = __cb else { ::core::unreachable!("per-step booleans") };
+            #(#fixed)*
+            let &[#(#reads),*] = __r else { ::core::unreachable!("slices read") };
+            let [#(#writes),*] = __wr else { ::core::unreachable!("slices written") };
+            let [#(#acc_refs),*] = __accs else { ::core::unreachable!("accumulators") };
+            #(let mut #accs: [F; 64] = *#acc_refs;)*
+            match __walk {
+                #pr::Walk::Chunks => {
+                    for #main_pat in #main_iter {
+                        for __i in 0..#LANES {
+                            let __lane = __i;
+                            #body
+                        }
+                    }
+                }
+                #pr::Walk::Single { lane0: __lane0 } => {
+                    for (__k, #one_pat) in #one_iter.enumerate() {
+                        let __i = 0usize;
+                        let __lane = __lane0 + __k;
+                        #body
+                    }
+                }
+            }
+            #(*#acc_refs = #accs;)*
+        }
+        #[allow(unused, clippy::all)]
+        fn #pick<F: #pr::Real>(__simd: #pr::Simd, __cb: &[bool]) -> #pr::KernelFn<F> {
+            match (__simd #(, #keys)*) {
+                #(#arms)*
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Code generation of a rule's step: the per-step scalars in f64 (straight
+//! code, outside every loop), one call of the runtime's driver per pass with
+//! the pass's kernel, and the rule's `init`.
+
+use crate::kernel::{binary, f64_lit, func_path, kernel, private, reduction_path, s};
+use optdsl_lang::ast::UnOp;
+use optdsl_lang::ir::{Id, Kind, Op, Program, Slot, Ty};
+use optdsl_lang::passes::{Pass, PassKind, StepPlan};
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+
+/// The whole slice of a slot in `apply`.
+fn all(slot: Slot) -> Ident {
+    match slot {
+        Slot::W => format_ident!("__wa"),
+        Slot::G => format_ident!("__ga"),
+        Slot::Buffer(i) => format_ident!("__ba{}", i),
+        Slot::Input(i) => format_ident!("__ia{}", i),
+    }
+}
+
+/// The right-hand side of per-step scalar `id`, in f64 (or a bool).
+fn scalar_rhs(p: &Program, id: Id) -> TokenStream {
+    let pr = private();
+    let r = |a: Id| {
+        let x = s(a);
+        quote!(#x)
+    };
+    match &p.values[id].op {
+        Op::Num(bits) => f64_lit(f64::from_bits(*bits)),
+        Op::Bool(b) => quote!(#b),
+        Op::Hyper(i) => {
+            let f = format_ident!("{}", p.hypers[*i].name.text);
+            quote!(self.#f)
+        }
+        Op::Step => quote!(__t),
+        Op::ScalarState(i) => quote!(__state.scalars[#i]),
+        Op::Unary(UnOp::Neg, a) => {
+            let a = r(*a);
+            quote!(-#a)
+        }
+        Op::Unary(UnOp::Not, a) => {
+            let a = r(*a);
+            quote!(!#a)
+        }
+        Op::Binary(op, a, b) => binary(*op, p.values[*a].ty, r(*a), r(*b)),
+        Op::Func(f, args) => {
+            let f = func_path(*f);
+            let x: Vec<TokenStream> = (0..3).map(|k| r(args[k.min(args.len() - 1)])).collect();
+            let (a, b, c) = (&x[0], &x[1], &x[2]);
+            quote!(#f.apply_scalar::<F>(#a, #b, #c))
+        }
+        Op::Select(cnd, a, b) => {
+            let (cnd, a, b) = (r(*cnd), r(*a), r(*b));
+            quote!(if #cnd { #a } else { #b })
+        }
+        Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_) | Op::Reduce(..) => {
+            let _ = pr;
+            unreachable!("not a per-step scalar")
+        }
+    }
+}
+
+/// `let __sN: f64 = ...;` (or `bool`).
+pub fn scalar_let(p: &Program, id: Id) -> TokenStream {
+    let name = s(id);
+    let rhs = scalar_rhs(p, id);
+    if p.values[id].ty == Ty::Bool {
+        quote!(let #name: bool = #rhs;)
+    } else {
+        quote!(let #name: f64 = #rhs;)
+    }
+}
+
+fn pass_name(pass: &Pass) -> Ident {
+    match pass.kind {
+        PassKind::Init => format_ident!("__init_pass"),
+        PassKind::Reduce(k) => format_ident!("__reduce_pass{}", k),
+        PassKind::Update => format_ident!("__update_pass"),
+    }
+}
+
+/// The driver's run of `pass` and the reductions it defines.
+fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
+    let pr = private();
+    let pick = format_ident!("{}_pick", pass_name(pass));
+    let nums = pass.num_inputs(p).map(s);
+    let bools = pass.bool_inputs(p).map(s);
+    let nn = pass.num_inputs(p).count();
+    let nb = pass.bool_inputs(p).count();
+    let reads = pass.reads().map(|slot| {
+        let x = all(slot);
+        quote!(&#x[..])
+    });
+    let writes = pass.written().map(|slot| {
+        let x = all(slot);
+        quote!(&mut #x[..])
+    });
+    let nr = pass.reductions.len();
+    let kinds = pass.reductions.iter().map(|r| reduction_path(r.0));
+    let heavy = pass.heavy;
+    let finish = pass.reductions.iter().enumerate().map(|(j, &(r, id, _))| {
+        let x = s(id);
+        let r = reduction_path(r);
+        quote!(let #x: f64 = #r.finish(__red[#j], __n);)
+    });
+    let ids: Vec<Ident> = pass.reductions.iter().map(|r| s(r.1)).collect();
+    let call = quote! {
+        let __cf: [F; #nn] = [#(<F as #pr::Real>::from_f64(#nums)),*];
+        let __cb: [bool; #nb] = [#(#bools),*];
+        let mut __red = [0.0f64; #nr];
+        let __ran = #pr::run_pass(
+            // SAFETY: the driver hands the chooser only levels this CPU has.
+            |__simd| unsafe { #pr::FnKernel::new(#pick::<F>(__simd, &__cb), &__cf, &__cb) },
+            #heavy,
+            &[#(#reads),*],
+            &mut [#(#writes),*],
+            &[#(#kinds),*],
+            &mut __red,
+        );
+        if let ::core::result::Result::Err(__e) = __ran {
+            ::core::unreachable!("checked by optdsl-lang: {}", __e.0);
+        }
+    };
+    if nr == 0 {
+        quote!({ #call })
+    } else {
+        quote! {
+            let (#(#ids,)*) = { #call #(#finish)* (#(#ids,)*) };
+        }
+    }
+}
+
+/// `UpdateRule::apply`: the kernels, then the step.
+pub fn apply(p: &Program, plan: &StepPlan) -> TokenStream {
+    let pr = private();
+    let passes: Vec<&Pass> = plan
+        .init
+        .iter()
+        .chain(&plan.reduces)
+        .chain(&plan.update)
+        .collect();
+    let kernels = passes.iter().map(|pass| kernel(p, pass, &pass_name(pass)));
+    let scalars_at = |stage: usize| -> Vec<TokenStream> {
+        plan.scalars
+            .get(stage)
+            .map(|ids| ids.iter().map(|&i| scalar_let(p, i)).collect())
+            .unwrap_or_default()
+    };
+    let mut body = Vec::new();
+    body.extend(scalars_at(0));
+    if let Some(ip) = &plan.init {
+        let call = pass_call(p, ip);
+        body.push(quote!(if __first { #call }));
+    }
+    for (k, pass) in plan.reduces.iter().enumerate() {
+        body.push(pass_call(p, pass));
+        body.extend(scalars_at(k + 1));
+    }
+    if let Some(u) = &plan.update {
+        body.push(pass_call(p, u));
+    }
+    for (i, out) in p.scalar_out.iter().enumerate() {
+        if let Some(id) = out {
+            let x = s(*id);
+            body.push(quote!(__state.scalars[#i] = #x;));
+        }
+    }
+    let bufs: Vec<Ident> = (0..p.buffers.len()).map(|i| all(Slot::Buffer(i))).collect();
+    let inputs: Vec<Ident> = (0..p.inputs.len()).map(|i| all(Slot::Input(i))).collect();
+    quote! {
+        #[allow(unused, clippy::all)]
+        fn apply<F: #pr::Float>(&self, __state: &mut #pr::State<F>, __wa: &mut [F], __ga: &[F], __inputs: &[&[F]]) {
+            #(#kernels)*
+            let &[#(#inputs),*] = __inputs else {
+                ::core::unreachable!("the inputs were checked")
+            };
+            let __first = __state.t == 0;
+            __state.t += 1;
+            let __t = __state.t as f64;
+            let __n = __wa.len();
+            let [#(#bufs),*] = &mut __state.buffers[..] else {
+                ::core::unreachable!("the state was checked")
+            };
+            #(#body)*
+        }
+    }
+}
+
+/// `UpdateRule::init`: the initial values that are not per element, then a
+/// state with every buffer filled (per-element ones by the first step).
+pub fn init(p: &Program, plan: &StepPlan) -> TokenStream {
+    let pr = private();
+    let at_init = |id: Id| p.values[id].kind != Kind::Element;
+    let lets = plan.init_scalars.iter().map(|&i| scalar_let(p, i));
+    let buf_vals = p.buffers.iter().map(|b| {
+        if at_init(b.init) {
+            let x = s(b.init);
+            quote!(#x)
+        } else {
+            quote!(0.0f64)
+        }
+    });
+    let scalar_vals = p.scalars.iter().map(|b| s(b.init));
+    quote! {
+        #[allow(unused, clippy::all)]
+        fn init<F: #pr::Float>(&self, __len: usize) -> #pr::State<F> {
+            #(#lets)*
+            #pr::State::new(
+                <Self as #pr::UpdateRule>::INFO,
+                __len,
+                &[#(#buf_vals),*],
+                &[#(#scalar_vals),*],
+            )
+        }
+    }
+}

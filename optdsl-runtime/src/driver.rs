@@ -1,0 +1,389 @@
+//! The driver: how a pass of a step walks a tensor, for compiled and
+//! interpreted rules alike. A tensor is split into super-blocks that threads
+//! share ([`Plan`]), each super-block into blocks of [`BLOCK`] elements; in a
+//! block, elements are peeled until the first slice is 64-byte aligned, then
+//! walked in chunks of [`LANES`], then the tail one by one. Reductions
+//! accumulate per lane in the element type (element `e` of a block adds to
+//! lane `e mod LANES`, wherever the peel ends), lanes are summed in order in
+//! f64, then blocks, then super-blocks, in order. The split depends only on
+//! the tensor's length, so results are the same bit for bit on one thread or
+//! many, at every SIMD level, compiled or interpreted.
+
+use crate::exec::{level_for, Plan, Simd, BLOCK};
+use crate::float::Float;
+use optdsl_lang::Reduction;
+
+/// Elements per chunk of a kernel's vector loop (one AVX-512 register of f32
+/// four times over).
+pub const LANES: usize = 64;
+/// The most slices one pass may touch.
+pub const MAX_SLOTS: usize = 16;
+/// The most reductions one pass may compute.
+pub const MAX_REDUCTIONS: usize = 16;
+
+/// How a kernel call walks its segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Chunks of [`LANES`] elements (the segment's length is a multiple);
+    /// element `i` of a chunk adds to lane `i`.
+    Chunks,
+    /// One element at a time; element `k` adds to lane `lane0 + k`
+    /// (the segment is shorter than `LANES - lane0`).
+    Single {
+        /// The first element's lane.
+        lane0: usize,
+    },
+}
+
+/// One pass's loop over a segment of every slice it touches: `reads` and
+/// `writes` in the pass's slot order, all of one length; `acc[j]` the lane
+/// accumulators of reduction `j`.
+pub trait Kernel<F: Float>: Sync {
+    /// Runs the pass over the segment.
+    fn run(&self, reads: &[&[F]], writes: &mut [&mut [F]], acc: &mut [[F; LANES]], walk: Walk);
+}
+
+/// A generated kernel: one copy of a pass's loop for a SIMD level and a
+/// choice of per-step booleans.
+pub type KernelFn<F> = unsafe fn(
+    cf: &[F],
+    cb: &[bool],
+    reads: &[&[F]],
+    writes: &mut [&mut [F]],
+    acc: &mut [[F; LANES]],
+    walk: Walk,
+);
+
+/// A generated kernel with the per-step values it reads.
+pub struct FnKernel<'a, F> {
+    f: KernelFn<F>,
+    cf: &'a [F],
+    cb: &'a [bool],
+}
+
+impl<'a, F> FnKernel<'a, F> {
+    /// `f` with its per-step numbers `cf` and booleans `cb`.
+    ///
+    /// # Safety
+    /// `f` must be compiled for a SIMD level this CPU has (the generated
+    /// chooser picks from [`Simd`] levels that [`run_pass`] hands it, which
+    /// never exceed the CPU's).
+    pub unsafe fn new(f: KernelFn<F>, cf: &'a [F], cb: &'a [bool]) -> Self {
+        FnKernel { f, cf, cb }
+    }
+}
+
+impl<F: Float> Kernel<F> for FnKernel<'_, F> {
+    #[inline]
+    fn run(&self, reads: &[&[F]], writes: &mut [&mut [F]], acc: &mut [[F; LANES]], walk: Walk) {
+        // SAFETY: `FnKernel::new`'s contract: the level is one the CPU has.
+        unsafe { (self.f)(self.cf, self.cb, reads, writes, acc, walk) }
+    }
+}
+
+/// Pointers to the slices of a pass, shareable across threads; each task
+/// rebuilds slices over its own disjoint range.
+struct Slices<F> {
+    reads: [(*const F, usize); MAX_SLOTS],
+    writes: [(*mut F, usize); MAX_SLOTS],
+    nr: usize,
+    nw: usize,
+}
+
+// SAFETY: the pointers come from `&[F]` and `&mut [F]` borrowed for the whole
+// pass; tasks touch disjoint ranges of the written slices.
+unsafe impl<F: Send> Send for Slices<F> {}
+// SAFETY: as above.
+unsafe impl<F: Sync> Sync for Slices<F> {}
+
+fn empty_writes<'a, F>() -> [&'a mut [F]; MAX_SLOTS] {
+    std::array::from_fn(|_| &mut [][..])
+}
+
+impl<F> Slices<F> {
+    /// The slices' elements `lo..hi`.
+    ///
+    /// # Safety
+    /// No other live slice may overlap `lo..hi` of a written slice.
+    unsafe fn range<'a>(
+        &self,
+        lo: usize,
+        hi: usize,
+    ) -> ([&'a [F]; MAX_SLOTS], [&'a mut [F]; MAX_SLOTS]) {
+        let mut r: [&'a [F]; MAX_SLOTS] = [&[]; MAX_SLOTS];
+        let mut w = empty_writes();
+        for k in 0..self.nr {
+            // SAFETY: in bounds (lo <= hi <= len, checked by run_pass).
+            r[k] = unsafe { std::slice::from_raw_parts(self.reads[k].0.add(lo), hi - lo) };
+        }
+        for k in 0..self.nw {
+            // SAFETY: in bounds, and disjoint by the caller's contract.
+            w[k] = unsafe { std::slice::from_raw_parts_mut(self.writes[k].0.add(lo), hi - lo) };
+        }
+        (r, w)
+    }
+}
+
+/// Why a pass cannot run: more slices or reductions than the driver holds,
+/// or slices of different lengths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassShapeError(pub String);
+
+/// Runs one pass over `n` elements: `select` gives the kernel for a SIMD
+/// level (the CPU's best for `heavy` passes, at most AVX2 otherwise, or the
+/// one `OPTDSL_SIMD` asks for); `out[j]` receives reduction `j`'s combined
+/// partial result (before [`Reduction::finish`]).
+pub fn run_pass<F: Float, K: Kernel<F>>(
+    select: impl Fn(Simd) -> K,
+    heavy: bool,
+    reads: &[&[F]],
+    writes: &mut [&mut [F]],
+    reductions: &[Reduction],
+    out: &mut [f64],
+) -> Result<(), PassShapeError> {
+    let n = writes
+        .first()
+        .map(|w| w.len())
+        .or_else(|| reads.first().map(|r| r.len()))
+        .unwrap_or(0);
+    if reads.len() > MAX_SLOTS || writes.len() > MAX_SLOTS || reductions.len() > MAX_REDUCTIONS {
+        return Err(PassShapeError(format!(
+            "a pass touches {} slices and computes {} reductions; the driver holds at most {MAX_SLOTS} and {MAX_REDUCTIONS}",
+            reads.len() + writes.len(),
+            reductions.len()
+        )));
+    }
+    if reads.iter().any(|r| r.len() != n) || writes.iter().any(|w| w.len() != n) {
+        return Err(PassShapeError(
+            "the slices of a pass differ in length".into(),
+        ));
+    }
+    let nred = reductions.len();
+    if out.len() < nred {
+        return Err(PassShapeError(format!(
+            "{nred} reductions need {nred} results, {} given",
+            out.len()
+        )));
+    }
+    out[..nred].fill(0.0);
+    let kernel = select(level_for(heavy));
+    let mut slices = Slices {
+        reads: [(std::ptr::null(), 0); MAX_SLOTS],
+        writes: [(std::ptr::null_mut(), 0); MAX_SLOTS],
+        nr: reads.len(),
+        nw: writes.len(),
+    };
+    for (k, r) in reads.iter().enumerate() {
+        slices.reads[k] = (r.as_ptr(), r.len());
+    }
+    for (k, w) in writes.iter_mut().enumerate() {
+        slices.writes[k] = (w.as_mut_ptr(), w.len());
+    }
+    let plan = Plan::new(n);
+    let run_super = |s: usize| -> [f64; MAX_REDUCTIONS] {
+        let lo = s * plan.size;
+        let hi = (lo + plan.size).min(n);
+        // SAFETY: super-blocks are disjoint ranges of every slice.
+        let (r, mut w) = unsafe { slices.range(lo, hi) };
+        super_block(&kernel, &r[..slices.nr], &mut w[..slices.nw], reductions)
+    };
+    if plan.parallel {
+        use rayon::prelude::*;
+        let parts: Vec<[f64; MAX_REDUCTIONS]> =
+            (0..plan.count).into_par_iter().map(run_super).collect();
+        for part in &parts {
+            combine(reductions, &mut out[..nred], part);
+        }
+    } else {
+        for s in 0..plan.count {
+            let part = run_super(s);
+            combine(reductions, &mut out[..nred], &part);
+        }
+    }
+    Ok(())
+}
+
+fn combine(reductions: &[Reduction], into: &mut [f64], part: &[f64; MAX_REDUCTIONS]) {
+    for (j, r) in reductions.iter().enumerate() {
+        into[j] = r.combine(into[j], part[j]);
+    }
+}
+
+/// Where the peel of a block ends: elements before it are walked one by one
+/// so that the rest starts 64-byte aligned (buffers of one tensor share their
+/// offset from the page, so aligning the first aligns all).
+pub fn peel<F>(first: *const F, len: usize) -> usize {
+    let size = std::mem::size_of::<F>();
+    let bytes = (64 - first as usize % 64) % 64;
+    if size > 0 && bytes % size == 0 {
+        (bytes / size).min(len)
+    } else {
+        0
+    }
+}
+
+/// The lane sum of one block's accumulators, in the order of its elements.
+fn finish_block<F: Float>(r: Reduction, acc: &[F; LANES], head: usize) -> f64 {
+    match r {
+        Reduction::MaxAbs => acc
+            .iter()
+            .fold(0.0f64, |m, &x| optdsl_lang::Real::maximum(m, x.to_f64())),
+        _ => (0..LANES)
+            .map(|l| acc[(l + LANES - head % LANES) % LANES].to_f64())
+            .sum::<f64>(),
+    }
+}
+
+fn super_block<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    reads: &[&[F]],
+    writes: &mut [&mut [F]],
+    reductions: &[Reduction],
+) -> [f64; MAX_REDUCTIONS] {
+    let nred = reductions.len();
+    let len = writes
+        .first()
+        .map(|w| w.len())
+        .or_else(|| reads.first().map(|r| r.len()))
+        .unwrap_or(0);
+    let (nr, nw) = (reads.len(), writes.len());
+    let mut red = [0.0f64; MAX_REDUCTIONS];
+    let mut lo = 0;
+    while lo < len {
+        let hi = (lo + BLOCK).min(len);
+        let first = writes
+            .first()
+            .map(|w| w[lo..].as_ptr())
+            .or_else(|| reads.first().map(|r| r[lo..].as_ptr()))
+            .unwrap_or(std::ptr::null());
+        let head = peel(first, hi - lo);
+        let m = lo + head + (hi - lo - head) / LANES * LANES;
+        let mut acc = [[F::ZERO; LANES]; MAX_REDUCTIONS];
+        let acc = &mut acc[..nred];
+        for (a, b, walk) in [
+            (
+                lo,
+                lo + head,
+                Walk::Single {
+                    lane0: LANES - head,
+                },
+            ),
+            (lo + head, m, Walk::Chunks),
+            (m, hi, Walk::Single { lane0: 0 }),
+        ] {
+            if a == b {
+                continue;
+            }
+            let mut r: [&[F]; MAX_SLOTS] = [&[]; MAX_SLOTS];
+            for (dst, src) in r.iter_mut().zip(reads) {
+                *dst = &src[a..b];
+            }
+            let mut w = empty_writes();
+            for (dst, src) in w.iter_mut().zip(writes.iter_mut()) {
+                *dst = &mut src[a..b];
+            }
+            kernel.run(&r[..nr], &mut w[..nw], acc, walk);
+        }
+        for (j, r) in reductions.iter().enumerate() {
+            red[j] = r.combine(red[j], finish_block(*r, &acc[j], head));
+        }
+        lo = hi;
+    }
+    red
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `w -= 0.5 * g` and `Σ g`, `max |g|`, as a hand-written kernel.
+    struct Descent;
+    impl Kernel<f64> for Descent {
+        fn run(&self, r: &[&[f64]], w: &mut [&mut [f64]], acc: &mut [[f64; LANES]], walk: Walk) {
+            let lane = |k: usize| match walk {
+                Walk::Chunks => k % LANES,
+                Walk::Single { lane0 } => lane0 + k,
+            };
+            for k in 0..r[0].len() {
+                w[0][k] -= 0.5 * r[0][k];
+                acc[0][lane(k)] += r[0][k];
+                acc[1][lane(k)] = optdsl_lang::Real::maximum(acc[1][lane(k)], r[0][k].abs());
+            }
+        }
+    }
+
+    fn run(w: &mut [f64], g: &[f64]) -> [f64; 2] {
+        let mut out = [0.0; 2];
+        run_pass(
+            |_| Descent,
+            false,
+            &[g],
+            &mut [w],
+            &[Reduction::Sum, Reduction::MaxAbs],
+            &mut out,
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn every_element_is_visited_once_and_reductions_are_exact_sums() {
+        for n in [
+            0,
+            1,
+            63,
+            64,
+            65,
+            BLOCK - 1,
+            BLOCK + 7,
+            3 * BLOCK + 100,
+            300_001,
+        ] {
+            let g: Vec<f64> = (0..n).map(|i| (i % 7) as f64 - 3.0).collect();
+            let mut w = vec![1.0; n];
+            let [sum, max] = run(&mut w, &g);
+            assert!(w.iter().zip(&g).all(|(w, g)| *w == 1.0 - 0.5 * g), "{n}");
+            assert_eq!(sum, g.iter().sum::<f64>(), "{n}");
+            assert_eq!(max, if n == 0 { 0.0 } else { 3.0 });
+        }
+    }
+
+    #[test]
+    fn sums_do_not_depend_on_alignment_or_threads() {
+        let n = 3 * BLOCK + 777;
+        let g: Vec<f64> = (0..n + 8)
+            .map(|i| ((i * 7919) % 1000) as f64 * 1e-3 + 1e-9)
+            .collect();
+        let mut reference = None;
+        for off in 0..8 {
+            let mut w = vec![0.0; n];
+            let sum = run(&mut w, &g[off..off + n])[0];
+            let mut w2 = vec![0.0; n];
+            let one = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let sum1 = one.install(|| run(&mut w2, &g[off..off + n])[0]);
+            assert_eq!(sum.to_bits(), sum1.to_bits());
+            if off == 0 {
+                reference = Some(sum);
+            }
+        }
+        assert!(reference.is_some());
+    }
+
+    #[test]
+    fn slices_of_other_lengths_are_refused() {
+        let mut w = vec![0.0; 3];
+        let mut out = [0.0; 0];
+        assert!(run_pass(
+            |_| Descent,
+            false,
+            &[&[1.0, 2.0]],
+            &mut [&mut w],
+            &[],
+            &mut out
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,461 @@
+//! The block interpreter of the IR, for rules read from text at run time.
+//! A pass is a tape of element operations; the driver hands the interpreter
+//! the same segments it hands a compiled kernel, and the interpreter runs the
+//! tape over sub-blocks of [`SUB`] elements that stay in cache, one
+//! operation at a time over the sub-block (as numexpr evaluates array
+//! expressions). Every operation is the language's own definition
+//! (`optdsl_lang::functions`) in the element type, in the same order as the
+//! compiled kernel, with no fused multiply-add: the bits are the compiled
+//! rule's.
+
+use crate::driver::{Kernel, Walk, LANES};
+use crate::exec::Simd;
+use crate::float::Float;
+use optdsl_lang::ast::{BinOp, UnOp};
+use optdsl_lang::eval::Scalar;
+use optdsl_lang::ir::{Id, Kind, Op, Program, Slot, Ty};
+use optdsl_lang::passes::Pass;
+use optdsl_lang::{Func, Reduction};
+
+/// Elements per sub-block: a multiple of [`LANES`], small enough that a
+/// rule's temporaries stay in the first-level cache.
+pub const SUB: usize = 256;
+
+/// Where an operand of the tape lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Src {
+    /// Read slice `k` of the pass.
+    Read(usize),
+    /// Written slice `k` (its value before this element's store).
+    Write(usize),
+    /// Number temporary `k`.
+    Num(usize),
+    /// Boolean temporary `k`.
+    Bool(usize),
+}
+
+/// One operation over a sub-block.
+#[derive(Debug, Clone, Copy)]
+enum Instr {
+    Neg(usize, Src),
+    Not(usize, Src),
+    Arith(BinOp, usize, Src, Src),
+    Compare(BinOp, usize, Src, Src),
+    Logic(BinOp, usize, Src, Src),
+    Func(Func, usize, [Src; 3]),
+    Select(usize, Src, Src, Src),
+    SelectBool(usize, Src, Src, Src),
+    Copy(usize, Src),
+}
+
+/// A pass ready to run this step: the tape with per-step values resolved.
+pub struct Tape<F> {
+    instrs: Vec<Instr>,
+    /// Number temporaries holding a per-step value, broadcast once per run.
+    num_consts: Vec<(usize, F)>,
+    bool_consts: Vec<(usize, bool)>,
+    nums: usize,
+    bools: usize,
+    stores: Vec<(usize, Src)>,
+    reductions: Vec<(Reduction, Src)>,
+}
+
+impl<F: Float> Tape<F> {
+    /// The tape of `pass` of `p`, with `known[id]` the per-step values of
+    /// this step: selections on per-step conditions follow their branch,
+    /// operations nothing needs are dropped, and a buffer written with its own
+    /// value is not touched.
+    pub fn new(p: &Program, pass: &Pass, known: &[Option<Scalar>]) -> Tape<F> {
+        let resolve = |mut id: Id| loop {
+            match p.values[id].op {
+                Op::Select(c, a, b) if p.values[c].kind != Kind::Element => {
+                    id = if known[c].is_some_and(Scalar::truth) {
+                        a
+                    } else {
+                        b
+                    };
+                }
+                _ => return id,
+            }
+        };
+        let reads: Vec<Slot> = pass.reads().collect();
+        let written: Vec<Slot> = pass.written().collect();
+        let stores_wanted: Vec<(usize, Id)> = pass
+            .writes
+            .iter()
+            .map(|&(slot, id)| {
+                (
+                    written.iter().position(|&s| s == slot).unwrap_or(0),
+                    resolve(id),
+                )
+            })
+            .filter(|&(k, id)| p.values[id].op.slot() != Some(written[k]))
+            .collect();
+        let roots: Vec<Id> = stores_wanted
+            .iter()
+            .map(|s| s.1)
+            .chain(pass.reductions.iter().map(|r| resolve(r.2)))
+            .collect();
+        // What the roots need, through resolved selections.
+        let mut need = vec![false; p.values.len()];
+        let mut stack = roots.clone();
+        while let Some(id) = stack.pop() {
+            if std::mem::replace(&mut need[id], true) || p.values[id].kind != Kind::Element {
+                continue;
+            }
+            stack.extend(p.values[id].op.operands().into_iter().map(resolve));
+        }
+        let mut tape = Tape {
+            instrs: Vec::new(),
+            num_consts: Vec::new(),
+            bool_consts: Vec::new(),
+            nums: 0,
+            bools: 0,
+            stores: Vec::new(),
+            reductions: Vec::new(),
+        };
+        let mut src: Vec<Option<Src>> = vec![None; p.values.len()];
+        let operand = |tape: &mut Tape<F>, src: &mut Vec<Option<Src>>, id: Id| -> Src {
+            let id = resolve(id);
+            if let Some(s) = src[id] {
+                return s;
+            }
+            // A per-step value (or constant): broadcast into a temporary.
+            let s = match known[id].unwrap_or(Scalar::Num(f64::NAN)) {
+                Scalar::Num(x) => {
+                    tape.num_consts.push((tape.nums, F::from_f64(x)));
+                    tape.nums += 1;
+                    Src::Num(tape.nums - 1)
+                }
+                Scalar::Bool(b) => {
+                    tape.bool_consts.push((tape.bools, b));
+                    tape.bools += 1;
+                    Src::Bool(tape.bools - 1)
+                }
+            };
+            src[id] = Some(s);
+            s
+        };
+        for &id in &pass.elements {
+            if !need[id] || resolve(id) != id {
+                continue;
+            }
+            let v = &p.values[id];
+            if let Some(slot) = v.op.slot() {
+                src[id] = Some(match written.iter().position(|&s| s == slot) {
+                    Some(k) => Src::Write(k),
+                    None => Src::Read(reads.iter().position(|&s| s == slot).unwrap_or(0)),
+                });
+                continue;
+            }
+            let ops: Vec<Src> =
+                v.op.operands()
+                    .into_iter()
+                    .map(|a| operand(&mut tape, &mut src, a))
+                    .collect();
+            let is_bool = v.ty == Ty::Bool;
+            let out = if is_bool {
+                tape.bools += 1;
+                tape.bools - 1
+            } else {
+                tape.nums += 1;
+                tape.nums - 1
+            };
+            let at = |i: usize| ops[i.min(ops.len() - 1)];
+            let instr = match &v.op {
+                Op::Unary(UnOp::Neg, _) => Instr::Neg(out, at(0)),
+                Op::Unary(UnOp::Not, _) => Instr::Not(out, at(0)),
+                Op::Binary(op, a, _) => {
+                    if op.is_arith() {
+                        Instr::Arith(*op, out, at(0), at(1))
+                    } else if op.is_logic() || p.values[*a].ty == Ty::Bool {
+                        Instr::Logic(*op, out, at(0), at(1))
+                    } else {
+                        Instr::Compare(*op, out, at(0), at(1))
+                    }
+                }
+                Op::Func(f, _) => Instr::Func(*f, out, [at(0), at(1), at(2)]),
+                Op::Select(..) if is_bool => Instr::SelectBool(out, at(0), at(1), at(2)),
+                Op::Select(..) => Instr::Select(out, at(0), at(1), at(2)),
+                _ => continue,
+            };
+            tape.instrs.push(instr);
+            src[id] = Some(if is_bool {
+                Src::Bool(out)
+            } else {
+                Src::Num(out)
+            });
+        }
+        for &(k, id) in &stores_wanted {
+            let mut s = operand(&mut tape, &mut src, id);
+            // A store of another written slice's old value: keep a copy, for
+            // that slice may be stored first.
+            if matches!(s, Src::Write(j) if j != k) {
+                tape.nums += 1;
+                tape.instrs.push(Instr::Copy(tape.nums - 1, s));
+                s = Src::Num(tape.nums - 1);
+            }
+            tape.stores.push((k, s));
+        }
+        for &(r, _, arg) in &pass.reductions {
+            let s = operand(&mut tape, &mut src, arg);
+            tape.reductions.push((r, s));
+        }
+        tape
+    }
+}
+
+/// The interpreter as a driver kernel, at one SIMD level.
+pub struct Interp<'a, F> {
+    tape: &'a Tape<F>,
+    simd: Simd,
+}
+
+impl<'a, F> Interp<'a, F> {
+    /// `tape` run with instructions of `simd` (or below).
+    pub fn new(tape: &'a Tape<F>, simd: Simd) -> Self {
+        Interp { tape, simd }
+    }
+}
+
+impl<F: Float> Kernel<F> for Interp<'_, F> {
+    fn run(&self, reads: &[&[F]], writes: &mut [&mut [F]], acc: &mut [[F; LANES]], walk: Walk) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if self.simd >= Simd::Avx2 {
+                // SAFETY: the driver hands out only levels this CPU has.
+                return unsafe { run_avx2(self.tape, reads, writes, acc, walk) };
+            }
+        }
+        run(self.tape, reads, writes, acc, walk)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn run_avx2<F: Float>(
+    tape: &Tape<F>,
+    reads: &[&[F]],
+    writes: &mut [&mut [F]],
+    acc: &mut [[F; LANES]],
+    walk: Walk,
+) {
+    run(tape, reads, writes, acc, walk)
+}
+
+/// The operand arrays of one sub-block.
+struct Arrays<'a, F> {
+    reads: &'a [&'a [F]],
+    writes: &'a [&'a mut [F]],
+    nums: *mut F,
+    bools: *mut bool,
+    at: usize,
+    len: usize,
+}
+
+impl<F: Copy> Arrays<'_, F> {
+    #[inline(always)]
+    fn num(&self, s: Src) -> &[F] {
+        match s {
+            Src::Read(k) => &self.reads[k][self.at..self.at + self.len],
+            Src::Write(k) => &self.writes[k][self.at..self.at + self.len],
+            // SAFETY: temporary k is SUB elements at k * SUB; no &mut to it is
+            // live while an operand is read (each instruction writes its own).
+            Src::Num(k) => unsafe { std::slice::from_raw_parts(self.nums.add(k * SUB), self.len) },
+            Src::Bool(_) => &[],
+        }
+    }
+    #[inline(always)]
+    fn truth(&self, s: Src) -> &[bool] {
+        match s {
+            // SAFETY: as above.
+            Src::Bool(k) => unsafe {
+                std::slice::from_raw_parts(self.bools.add(k * SUB), self.len)
+            },
+            _ => &[],
+        }
+    }
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    fn out_num(&self, k: usize) -> &mut [F] {
+        // SAFETY: temporary k is written by one instruction, and never read by it.
+        unsafe { std::slice::from_raw_parts_mut(self.nums.add(k * SUB), self.len) }
+    }
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    fn out_bool(&self, k: usize) -> &mut [bool] {
+        // SAFETY: as above.
+        unsafe { std::slice::from_raw_parts_mut(self.bools.add(k * SUB), self.len) }
+    }
+}
+
+#[inline(always)]
+fn map1<F: Copy>(out: &mut [F], a: &[F], f: impl Fn(F) -> F) {
+    for (o, &x) in out.iter_mut().zip(a) {
+        *o = f(x);
+    }
+}
+
+#[inline(always)]
+fn map2<F: Copy, T>(out: &mut [T], a: &[F], b: &[F], f: impl Fn(F, F) -> T) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = f(x, y);
+    }
+}
+
+#[inline(always)]
+fn arith<F: Float>(op: BinOp, out: &mut [F], a: &[F], b: &[F]) {
+    match op {
+        BinOp::Add => map2(out, a, b, |x, y| BinOp::Add.arith(x, y)),
+        BinOp::Sub => map2(out, a, b, |x, y| BinOp::Sub.arith(x, y)),
+        BinOp::Mul => map2(out, a, b, |x, y| BinOp::Mul.arith(x, y)),
+        BinOp::Div => map2(out, a, b, |x, y| BinOp::Div.arith(x, y)),
+        _ => map2(out, a, b, |x, y| op.arith(x, y)),
+    }
+}
+
+#[inline(always)]
+fn func<F: Float>(f: Func, out: &mut [F], a: &[F], b: &[F], c: &[F]) {
+    match f {
+        Func::Sqrt => map1(out, a, |x| Func::Sqrt.apply(x, x, x)),
+        Func::Abs => map1(out, a, |x| Func::Abs.apply(x, x, x)),
+        Func::Sign => map1(out, a, |x| Func::Sign.apply(x, x, x)),
+        Func::Min => map2(out, a, b, |x, y| Func::Min.apply(x, y, y)),
+        Func::Max => map2(out, a, b, |x, y| Func::Max.apply(x, y, y)),
+        Func::Float => map1(out, a, |x| x),
+        Func::Clamp => {
+            for (((o, &x), &lo), &hi) in out.iter_mut().zip(a).zip(b).zip(c) {
+                *o = Func::Clamp.apply(x, lo, hi);
+            }
+        }
+        f => map1(out, a, |x| f.apply(x, x, x)),
+    }
+}
+
+#[inline(always)]
+fn accumulate<F: Float>(r: Reduction, acc: &mut [F; LANES], x: &[F], walk: Walk) {
+    match walk {
+        Walk::Chunks => {
+            let mut go = |f: &dyn Fn(F, F) -> F| {
+                for c in x.chunks_exact(LANES) {
+                    for l in 0..LANES {
+                        acc[l] = f(acc[l], c[l]);
+                    }
+                }
+            };
+            match r {
+                Reduction::Sum | Reduction::Mean => go(&|a, v| Reduction::Sum.accumulate(a, v)),
+                Reduction::Norm => go(&|a, v| Reduction::Norm.accumulate(a, v)),
+                Reduction::MaxAbs => go(&|a, v| Reduction::MaxAbs.accumulate(a, v)),
+            }
+        }
+        Walk::Single { lane0 } => {
+            for (k, &v) in x.iter().enumerate() {
+                acc[lane0 + k] = r.accumulate(acc[lane0 + k], v);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn run<F: Float>(
+    tape: &Tape<F>,
+    reads: &[&[F]],
+    writes: &mut [&mut [F]],
+    acc: &mut [[F; LANES]],
+    walk: Walk,
+) {
+    let n = writes
+        .first()
+        .map(|w| w.len())
+        .or_else(|| reads.first().map(|r| r.len()))
+        .unwrap_or(0);
+    let mut nums = vec![F::ZERO; tape.nums * SUB];
+    let mut bools = vec![false; tape.bools * SUB];
+    for &(k, x) in &tape.num_consts {
+        nums[k * SUB..(k + 1) * SUB].fill(x);
+    }
+    for &(k, b) in &tape.bool_consts {
+        bools[k * SUB..(k + 1) * SUB].fill(b);
+    }
+    let mut at = 0;
+    while at < n {
+        let len = SUB.min(n - at);
+        let sub_walk = match walk {
+            Walk::Chunks => Walk::Chunks,
+            Walk::Single { lane0 } => Walk::Single { lane0: lane0 + at },
+        };
+        {
+            let arrays = Arrays {
+                reads,
+                writes: &*writes,
+                nums: nums.as_mut_ptr(),
+                bools: bools.as_mut_ptr(),
+                at,
+                len,
+            };
+            for instr in &tape.instrs {
+                match *instr {
+                    Instr::Neg(k, a) => map1(arrays.out_num(k), arrays.num(a), |x| -x),
+                    Instr::Not(k, a) => {
+                        for (o, &x) in arrays.out_bool(k).iter_mut().zip(arrays.truth(a)) {
+                            *o = !x;
+                        }
+                    }
+                    Instr::Arith(op, k, a, b) => {
+                        arith(op, arrays.out_num(k), arrays.num(a), arrays.num(b))
+                    }
+                    Instr::Compare(op, k, a, b) => {
+                        map2(arrays.out_bool(k), arrays.num(a), arrays.num(b), |x, y| {
+                            op.compare(x, y)
+                        })
+                    }
+                    Instr::Logic(op, k, a, b) => map2(
+                        arrays.out_bool(k),
+                        arrays.truth(a),
+                        arrays.truth(b),
+                        |x, y| op.logic(x, y),
+                    ),
+                    Instr::Func(f, k, [a, b, c]) => func(
+                        f,
+                        arrays.out_num(k),
+                        arrays.num(a),
+                        arrays.num(b),
+                        arrays.num(c),
+                    ),
+                    Instr::Select(k, c, a, b) => {
+                        let (cc, x, y) = (arrays.truth(c), arrays.num(a), arrays.num(b));
+                        for (((o, &c), &x), &y) in
+                            arrays.out_num(k).iter_mut().zip(cc).zip(x).zip(y)
+                        {
+                            *o = if c { x } else { y };
+                        }
+                    }
+                    Instr::SelectBool(k, c, a, b) => {
+                        let (cc, x, y) = (arrays.truth(c), arrays.truth(a), arrays.truth(b));
+                        for (((o, &c), &x), &y) in
+                            arrays.out_bool(k).iter_mut().zip(cc).zip(x).zip(y)
+                        {
+                            *o = if c { x } else { y };
+                        }
+                    }
+                    Instr::Copy(k, a) => arrays.out_num(k).copy_from_slice(arrays.num(a)),
+                }
+            }
+            for (j, &(r, s)) in tape.reductions.iter().enumerate() {
+                accumulate(r, &mut acc[j], arrays.num(s), sub_walk);
+            }
+        }
+        for &(k, s) in &tape.stores {
+            let value: &[F] = match s {
+                Src::Read(j) => &reads[j][at..at + len],
+                Src::Num(j) => &nums[j * SUB..j * SUB + len],
+                Src::Write(j) if j == k => continue,
+                // Copied into a temporary when the tape was made.
+                Src::Write(_) | Src::Bool(_) => continue,
+            };
+            writes[k][at..at + len].copy_from_slice(value);
+        }
+        at += len;
+    }
+}

@@ -1,0 +1,351 @@
+//! Rules from text at run time: a file of rules in the syntax that goes
+//! inside `optimizer! { ... }`, compiled by `optdsl_lang` and run by the
+//! block interpreter ([`crate::interp`]) on the same driver as compiled
+//! rules, so a text rule gives the same bits as the same rule compiled.
+//!
+//! ```
+//! use optdsl_runtime::{DynRule, Rules};
+//! let rules = Rules::parse("pub Descent { hyper lr = 0.5; w -= lr * g; }").unwrap();
+//! let rule = &rules[0];
+//! let mut w = vec![1.0f64, 2.0];
+//! let mut state = rule.init_f64(w.len());
+//! rule.step_f64(&mut state, &mut w, &[1.0, -1.0], &[]).unwrap();
+//! assert_eq!(w, [0.5, 2.5]);
+//! ```
+
+use crate::driver::run_pass;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::interp::{Interp, Tape};
+use crate::ir::scalars_of;
+use crate::rule::{DynRule, HyperSpec, HyperValue, ProgramRef, RuleInfo, State};
+use optdsl_lang::eval::{scalar, Leaves, Scalar};
+use optdsl_lang::ir::{Program, Slot};
+use optdsl_lang::passes::{plan, Pass, StepPlan};
+use optdsl_lang::typed::Default;
+use optdsl_lang::Diagnostic;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A rule read from text: its description, its step plan and its current
+/// hyperparameters.
+#[derive(Clone)]
+pub struct TextRule {
+    info: &'static RuleInfo,
+    plan: Arc<StepPlan>,
+    hypers: Vec<HyperValue>,
+}
+
+impl fmt::Debug for TextRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TextRule")
+            .field("name", &self.info.name)
+            .field("hypers", &self.hypers)
+            .finish()
+    }
+}
+
+/// The errors of a rule file: every diagnostic, with the text they point
+/// into; `Display` renders them as rustc renders its own errors.
+#[derive(Debug, Clone)]
+pub struct RuleErrors {
+    /// The file's name as shown (`FILE:LINE:COL`).
+    pub file: String,
+    /// The text.
+    pub text: String,
+    /// Every error, in text order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let out = optdsl_lang::render(&self.file, &self.text, &self.diagnostics);
+        f.write_str(out.trim_end())
+    }
+}
+
+impl std::error::Error for RuleErrors {}
+
+/// Rule files: parsing text into rules that run at run time.
+pub struct Rules;
+
+impl Rules {
+    /// Every rule in `text` (the syntax inside `optimizer! { ... }`), or
+    /// every error found, rendered against the name `<text>`.
+    pub fn parse(text: &str) -> std::result::Result<Vec<TextRule>, RuleErrors> {
+        Self::parse_named("<text>", text)
+    }
+
+    /// [`Rules::parse`] with the file name diagnostics show.
+    pub fn parse_named(file: &str, text: &str) -> std::result::Result<Vec<TextRule>, RuleErrors> {
+        let programs = optdsl_lang::compile(text).map_err(|diagnostics| RuleErrors {
+            file: file.to_string(),
+            text: text.to_string(),
+            diagnostics,
+        })?;
+        Ok(programs.into_iter().map(TextRule::new).collect())
+    }
+
+    /// Every rule of the file at `path`; an unreadable file or a rule error
+    /// is an [`Error`] whose message is the rendered diagnostics.
+    pub fn load(path: &Path) -> Result<Vec<TextRule>> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::parse_named(&path.display().to_string(), &text)
+            .map_err(|e| Error::Rule(e.to_string()))
+    }
+}
+
+/// Descriptions of text rules live as long as the process (rules are
+/// `&'static RuleInfo` like compiled ones); one per distinct rule text, so
+/// reading the same file again takes no more memory.
+fn leak_info(p: Program) -> &'static RuleInfo {
+    static CACHE: OnceLock<Mutex<HashMap<String, &'static RuleInfo>>> = OnceLock::new();
+    let key = format!("{}\u{0}{}", p.name.text, p.source);
+    let mut cache = CACHE
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(info) = cache.get(&key) {
+        return info;
+    }
+    let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+    let names =
+        |v: Vec<&'static str>| -> &'static [&'static str] { Box::leak(v.into_boxed_slice()) };
+    let hypers: Vec<HyperSpec> = p
+        .hypers
+        .iter()
+        .map(|h| HyperSpec {
+            name: leak(&h.name.text),
+            default: match h.default {
+                Default::Num(x) => HyperValue::Num(x),
+                Default::Bool(b) => HyperValue::Bool(b),
+            },
+        })
+        .collect();
+    let doc = p
+        .docs
+        .iter()
+        .map(|d| d.trim())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let info = RuleInfo {
+        name: leak(&p.name.text),
+        doc: leak(&doc),
+        hypers: Box::leak(hypers.into_boxed_slice()),
+        buffers: names(p.buffers.iter().map(|b| leak(&b.name)).collect()),
+        scalars: names(p.scalars.iter().map(|b| leak(&b.name)).collect()),
+        inputs: names(p.inputs.iter().map(|b| leak(b)).collect()),
+        source: leak(&p.source),
+        program: ProgramRef::Text(Box::leak(Box::new(p))),
+    };
+    let info: &'static RuleInfo = Box::leak(Box::new(info));
+    cache.insert(key, info);
+    info
+}
+
+impl TextRule {
+    /// The rule of a lowered program, with its defaults.
+    pub fn new(p: Program) -> TextRule {
+        let info = leak_info(p);
+        TextRule {
+            info,
+            plan: Arc::new(plan(info.program())),
+            hypers: info.hypers.iter().map(|h| h.default).collect(),
+        }
+    }
+
+    /// The rule's name.
+    pub fn name(&self) -> &'static str {
+        self.info.name
+    }
+
+    fn init<F: Float>(&self, len: usize) -> State<F> {
+        let p = self.info.program();
+        let hypers = scalars_of(&self.hypers);
+        let leaves = Leaves {
+            hypers: &hypers,
+            t: 0.0,
+            scalars: &[],
+        };
+        let mut known = vec![None; p.values.len()];
+        for &id in &self.plan.init_scalars {
+            known[id] = scalar::<F>(p, id, &known, &leaves);
+        }
+        let value = |id: usize| known[id].map_or(0.0, Scalar::num);
+        let bufs: Vec<f64> = p.buffers.iter().map(|b| value(b.init)).collect();
+        let scalars: Vec<f64> = p.scalars.iter().map(|b| value(b.init)).collect();
+        State::new(self.info, len, &bufs, &scalars)
+    }
+
+    fn step<F: Float>(
+        &self,
+        state: &mut State<F>,
+        w: &mut [F],
+        g: &[F],
+        inputs: &[&[F]],
+    ) -> Result<()> {
+        state.check_step(self.info, w.len(), g.len(), inputs)?;
+        let p = self.info.program();
+        let first = state.t == 0;
+        state.t += 1;
+        let n = w.len();
+        let hypers = scalars_of(&self.hypers);
+        let mut known: Vec<Option<Scalar>> = vec![None; p.values.len()];
+        let old_scalars = state.scalars.clone();
+        let leaves = Leaves {
+            hypers: &hypers,
+            t: state.t as f64,
+            scalars: &old_scalars,
+        };
+        let compute = |known: &mut Vec<Option<Scalar>>, stage: usize| {
+            for &id in self
+                .plan
+                .scalars
+                .get(stage)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
+                known[id] = scalar::<F>(p, id, known, &leaves);
+            }
+        };
+        compute(&mut known, 0);
+        if first {
+            if let Some(pass) = &self.plan.init {
+                run(p, pass, &known, state, w, g, inputs)?;
+            }
+        }
+        for (k, pass) in self.plan.reduces.iter().enumerate() {
+            let red = run(p, pass, &known, state, w, g, inputs)?;
+            for (j, &(r, id, _)) in pass.reductions.iter().enumerate() {
+                known[id] = Some(Scalar::Num(r.finish(red[j], n)));
+            }
+            compute(&mut known, k + 1);
+        }
+        if let Some(pass) = &self.plan.update {
+            run(p, pass, &known, state, w, g, inputs)?;
+        }
+        for (i, out) in p.scalar_out.iter().enumerate() {
+            if let Some(x) = out.and_then(|id| known[id]) {
+                state.scalars[i] = x.num();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs one pass of a text rule through the driver; the reductions' combined
+/// partial results.
+fn run<F: Float>(
+    p: &Program,
+    pass: &Pass,
+    known: &[Option<Scalar>],
+    state: &mut State<F>,
+    w: &mut [F],
+    g: &[F],
+    inputs: &[&[F]],
+) -> Result<Vec<f64>> {
+    let tape = Tape::<F>::new(p, pass, known);
+    let mut w_slot: Option<&mut [F]> = Some(w);
+    let mut buffers: Vec<Option<&mut Vec<F>>> = state.buffers.iter_mut().map(Some).collect();
+    let mut reads: Vec<&[F]> = Vec::new();
+    let mut writes: Vec<&mut [F]> = Vec::new();
+    // Slots in order; each is read or written, never both.
+    for &(slot, written) in &pass.slots {
+        let taken: Option<&mut [F]> = match slot {
+            Slot::W => w_slot.take(),
+            Slot::Buffer(i) => buffers
+                .get_mut(i)
+                .and_then(Option::take)
+                .map(Vec::as_mut_slice),
+            Slot::G => {
+                reads.push(g);
+                continue;
+            }
+            Slot::Input(i) => {
+                reads.push(inputs[i]);
+                continue;
+            }
+        };
+        let Some(x) = taken else { continue };
+        if written {
+            writes.push(x);
+        } else {
+            reads.push(x);
+        }
+    }
+    let kinds: Vec<optdsl_lang::Reduction> = pass.reductions.iter().map(|r| r.0).collect();
+    let mut out = vec![0.0; kinds.len()];
+    run_pass(
+        |simd| Interp::new(&tape, simd),
+        pass.heavy,
+        &reads,
+        &mut writes,
+        &kinds,
+        &mut out,
+    )
+    .map_err(|e| Error::Invalid {
+        what: format!("rule {}", p.name.text),
+        reason: e.0,
+    })?;
+    Ok(out)
+}
+
+impl DynRule for TextRule {
+    fn info(&self) -> &'static RuleInfo {
+        self.info
+    }
+    fn hyper(&self, name: &str) -> Option<HyperValue> {
+        let i = self.info.hypers.iter().position(|h| h.name == name)?;
+        Some(self.hypers[i])
+    }
+    fn set_hyper(&mut self, name: &str, value: HyperValue) -> Result<()> {
+        let Some(i) = self.info.hypers.iter().position(|h| h.name == name) else {
+            return Err(crate::rule::unknown_hyper(self.info, name));
+        };
+        match (self.info.hypers[i].default, value) {
+            (HyperValue::Num(_), HyperValue::Num(_))
+            | (HyperValue::Bool(_), HyperValue::Bool(_)) => {
+                self.hypers[i] = value;
+                Ok(())
+            }
+            (d, v) => Err(crate::rule::hyper_type(
+                self.info,
+                name,
+                matches!(d, HyperValue::Bool(_)),
+                v,
+            )),
+        }
+    }
+    fn init_f32(&self, len: usize) -> State<f32> {
+        self.init(len)
+    }
+    fn init_f64(&self, len: usize) -> State<f64> {
+        self.init(len)
+    }
+    fn step_f32(
+        &self,
+        state: &mut State<f32>,
+        w: &mut [f32],
+        g: &[f32],
+        inputs: &[&[f32]],
+    ) -> Result<()> {
+        self.step(state, w, g, inputs)
+    }
+    fn step_f64(
+        &self,
+        state: &mut State<f64>,
+        w: &mut [f64],
+        g: &[f64],
+        inputs: &[&[f64]],
+    ) -> Result<()> {
+        self.step(state, w, g, inputs)
+    }
+    fn clone_box(&self) -> Box<dyn DynRule> {
+        Box::new(self.clone())
+    }
+}

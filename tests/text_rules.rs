@@ -1,0 +1,143 @@
+//! Rules from text against the same rules compiled: every built-in's own
+//! source text, run by the block interpreter, gives the compiled rule's bits
+//! (parameters, buffers and scalar state) for 20 steps of random data, in f32
+//! and f64, at lengths that are not multiples of the block size, on one and
+//! two threads, with the defaults and with every switch turned on.
+
+use optdsl::{builtins, DynFloat, DynRule, Float, HyperValue, Rules, State};
+
+fn data<F: Float>(n: usize, seed: u64) -> Vec<F> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            F::from_f64(if i % 29 == 0 { 0.0 } else { 2.0 * u - 1.0 })
+        })
+        .collect()
+}
+
+fn same_bits<F: Float>(a: &[F], b: &[F]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_f64().to_bits() == y.to_f64().to_bits())
+}
+
+fn run<F: DynFloat>(compiled: &dyn DynRule, text: &dyn DynRule, n: usize, what: &str) {
+    let info = compiled.info();
+    let inputs: Vec<Vec<F>> = info
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, _)| {
+            data::<F>(n, 1000 + k as u64)
+                .iter()
+                .map(|x| x.abs())
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[F]> = inputs.iter().map(|v| v.as_slice()).collect();
+    let mut w1: Vec<F> = data(n, 1);
+    let mut w2 = w1.clone();
+    let mut s1: State<F> = F::dyn_init(compiled, n);
+    let mut s2: State<F> = F::dyn_init(text, n);
+    assert_eq!(s1.buffers, s2.buffers, "{what}: initial buffers");
+    for step in 0..20u64 {
+        let g: Vec<F> = data(n, step + 2);
+        F::dyn_step(compiled, &mut s1, &mut w1, &g, &refs).unwrap();
+        F::dyn_step(text, &mut s2, &mut w2, &g, &refs).unwrap();
+        assert!(
+            same_bits(&w1, &w2),
+            "{what}: w differs at step {}",
+            step + 1
+        );
+        for (k, (a, b)) in s1.buffers.iter().zip(&s2.buffers).enumerate() {
+            assert!(
+                same_bits(a, b),
+                "{what}: buffer {} differs at step {}",
+                info.buffers[k],
+                step + 1
+            );
+        }
+        let sa: Vec<u64> = s1.scalars.iter().map(|x| x.to_bits()).collect();
+        let sb: Vec<u64> = s2.scalars.iter().map(|x| x.to_bits()).collect();
+        assert_eq!(sa, sb, "{what}: scalar state at step {}", step + 1);
+    }
+}
+
+/// The rule with its defaults, and with every boolean hyperparameter on.
+fn variants(rule: &dyn DynRule) -> Vec<Box<dyn DynRule>> {
+    let mut on = rule.clone_box();
+    for h in rule.info().hypers {
+        if let HyperValue::Bool(_) = h.default {
+            on.set_hyper(h.name, HyperValue::Bool(true)).unwrap();
+        }
+    }
+    vec![rule.clone_box(), on]
+}
+
+fn check_all(threads: usize, lengths: &[usize]) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for b in builtins() {
+            let compiled = (b.make)();
+            let texts = Rules::parse(compiled.info().source)
+                .unwrap_or_else(|e| panic!("{}: its source does not parse as text:\n{e}", b.name));
+            assert_eq!(texts.len(), 1);
+            for c in variants(&*compiled) {
+                let mut t: Box<dyn DynRule> = Box::new(texts[0].clone());
+                for h in c.info().hypers {
+                    t.set_hyper(h.name, c.hyper(h.name).unwrap()).unwrap();
+                }
+                for &n in lengths {
+                    let what = format!("{} n={n} threads={threads}", b.name);
+                    run::<f32>(&*c, &*t, n, &format!("{what} f32"));
+                    run::<f64>(&*c, &*t, n, &format!("{what} f64"));
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn every_builtin_from_text_gives_the_compiled_bits_on_one_thread() {
+    check_all(1, &[1, 63, 1000, 16384 + 77]);
+}
+
+#[test]
+fn every_builtin_from_text_gives_the_compiled_bits_on_two_threads() {
+    // Long enough to be split among threads (super-blocks of 65,536).
+    check_all(2, &[3 * 65536 + 1234]);
+}
+
+#[test]
+fn a_rule_file_with_comments_and_doc_lines_runs() {
+    let text = "// A comment line.\n\
+        /// Momentum, written by hand.\n\
+        pub Heavy {\n    hyper lr = 0.1, mu = 0.9; // per-line comment\n    state v = 0;\n    v = mu * v + g;\n    w -= lr * v;\n}\n";
+    let rules = Rules::parse(text).unwrap();
+    assert_eq!(rules[0].name(), "Heavy");
+    assert_eq!(rules[0].info().doc, "Momentum, written by hand.");
+    let mut w = vec![1.0f64; 3];
+    let mut s = rules[0].init_f64(3);
+    rules[0]
+        .step_f64(&mut s, &mut w, &[1.0, 0.0, -1.0], &[])
+        .unwrap();
+    assert_eq!(w, [0.9, 1.0, 1.1]);
+}
+
+#[test]
+fn text_rule_errors_are_rendered_with_file_line_and_column() {
+    let text = "pub R {\n    hyper lr = 0.1;\n    w -= lr * sgn(g);\n}\n";
+    let err = Rules::parse_named("rules.opt", text)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rules.opt:3:15"), "{err}");
+    assert!(err.contains("did you mean `sign`?"), "{err}");
+}

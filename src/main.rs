@@ -18,13 +18,15 @@ struct Cli {
 enum Command {
     /// List every built-in optimizer: name, family, hyperparameters, reference.
     List(cli::list::Args),
-    /// Replay reference trajectories (JSON fixtures) through the built-ins.
+    /// Check rule files (the syntax inside `optimizer! { ... }`): one line a rule, or its errors.
+    Check(cli::check::Args),
+    /// Replay reference trajectories (JSON fixtures) through the built-ins or rule files.
     Replay(cli::replay::Args),
     /// Train the digit network on USPS, Semeion or a CSV file with one optimizer.
     Train(cli::train::Args),
     /// Train the course's digit network with every built-in optimizer and compare.
     Compare(cli::compare::Args),
-    /// Time a built-in's step against the same-traffic bound and the interpreter.
+    /// Time a rule's step against the same-traffic bound, the memory's limit and the interpreters.
     Bench(cli::bench::Args),
     /// Draw optimizer paths on 2-D error surfaces (bowl, Rosenbrock, Beale, saddle) as PNG/SVG.
     Paths(cli::paths::Args),
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::List(a) => cli::list::run(a),
+        Command::Check(a) => cli::check::run(a),
         Command::Replay(a) => cli::replay::run(a),
         Command::Train(a) => cli::train::run(a),
         Command::Compare(a) => cli::compare::run(a),

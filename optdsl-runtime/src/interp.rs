@@ -357,6 +357,36 @@ fn accumulate<F: Float>(r: Reduction, acc: &mut [F; LANES], x: &[F], walk: Walk)
     }
 }
 
+/// How far ahead of the sub-block being computed the slices are fetched.
+const AHEAD: usize = 2 * SUB;
+
+/// Hints the cache lines of `from..from + len` of every slice.
+#[inline(always)]
+fn prefetch<'a, F: 'a>(slices: impl Iterator<Item = &'a [F]>, from: usize, len: usize, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let end = (from + len).min(n);
+        if from >= end {
+            return;
+        }
+        let step = (64 / std::mem::size_of::<F>().max(1)).max(1);
+        for s in slices {
+            let mut i = from;
+            while i < end {
+                // SAFETY: a prefetch hint of an address inside the slice.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        s.as_ptr().add(i).cast(),
+                    )
+                };
+                i += step;
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slices, from, len, n);
+}
+
 #[inline(always)]
 fn run<F: Float>(
     tape: &Tape<F>,
@@ -381,6 +411,10 @@ fn run<F: Float>(
     let mut at = 0;
     while at < n {
         let len = SUB.min(n - at);
+        // The slices stream from memory one operation at a time: ask for
+        // the sub-blocks ahead now, so their loads overlap this one's work.
+        prefetch(reads.iter().map(|r| &r[..]), at + AHEAD, len, n);
+        prefetch(writes.iter().map(|w| &w[..]), at + AHEAD, len, n);
         let sub_walk = match walk {
             Walk::Chunks => Walk::Chunks,
             Walk::Single { lane0 } => Walk::Single { lane0: lane0 + at },

@@ -201,6 +201,54 @@ pub fn fixture_rule(fixture: &Fixture) -> Result<Box<dyn DynRule>> {
     Ok(rule)
 }
 
+/// A rule's or an optimizer's name as fixtures and rule files are matched:
+/// lower case, without `_` and `-` (`optimistic_gradient_descent` is the
+/// rule `OptimisticGradientDescent`).
+pub fn name_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The rule of `rules` that a fixture names (its `optimizer`, or `force`),
+/// with the fixture's `hyper` entries set by their own names: a name the
+/// rule does not declare is an error naming it and the rule's names.
+pub fn fixture_rule_from(
+    fixture: &Fixture,
+    rules: &[&dyn DynRule],
+    force: Option<&str>,
+) -> Result<Box<dyn DynRule>> {
+    let wanted = force.unwrap_or(&fixture.optimizer);
+    let key = name_key(
+        wanted
+            .trim_start_matches("torch.optim.")
+            .trim_start_matches("optax."),
+    );
+    let rule = rules
+        .iter()
+        .find(|r| name_key(r.info().name) == key)
+        .ok_or_else(|| Error::UnknownOptimizer {
+            name: wanted.to_string(),
+            known: rules.iter().map(|r| r.info().name.to_string()).collect(),
+        })?;
+    let mut rule = rule.clone_box();
+    let name = rule.info().name;
+    for (h, v) in &fixture.hyper {
+        let value = value(name, h, v)?;
+        rule.set_hyper(h, value)?;
+    }
+    Ok(rule)
+}
+
+/// Replays `fixture` through `rule` in the fixture's dtype.
+pub fn replay_with(rule: &dyn DynRule, fixture: &Fixture) -> Result<Outcome> {
+    match fixture.dtype.as_str() {
+        "f32" => replay_as::<f32>(rule, fixture),
+        _ => replay_as::<f64>(rule, fixture),
+    }
+}
+
 /// The result of replaying one fixture.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

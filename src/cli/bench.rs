@@ -1,17 +1,26 @@
 //! `optdsl bench`: a built-in's fused step against the same-traffic bound and
 //! the ndarray-operator interpreter, one line per measurement.
 
+use super::rules::{interpreted, lookup, RuleFiles};
 use super::CliResult;
 use optdsl::bench::bench_rule;
-use optdsl::{builtin_rule, builtins};
+use optdsl::builtins;
 use std::process::ExitCode;
 
 /// Arguments of `optdsl bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A built-in's name, or `all`.
-    #[arg(long, default_value = "adam")]
-    pub optimizer: String,
+    /// A built-in's or a rule file's rule's name, or `all` (every built-in);
+    /// with `--rule` and no `--optimizer`, every rule of the files.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Rule files; their rules run from text, by the interpreter.
+    #[command(flatten)]
+    pub rules: RuleFiles,
+    /// Also time each built-in run from its own source text by the
+    /// interpreter, in the same run.
+    #[arg(long)]
+    pub interpreted: bool,
     /// Parameters per step.
     #[arg(long, default_value_t = 10_000_000)]
     pub n: usize,
@@ -31,10 +40,12 @@ pub struct Args {
 
 /// Prints `<name> <dtype> n=<n> threads=<t> ours_ms=.. bound_ms=.. ratio=.. naive_ms=..`.
 pub fn run(args: Args) -> CliResult {
-    let names: Vec<String> = if args.optimizer == "all" {
-        builtins().iter().map(|b| b.name.to_string()).collect()
-    } else {
-        vec![args.optimizer.clone()]
+    let files = args.rules.load()?;
+    let names: Vec<String> = match args.optimizer.as_deref() {
+        Some("all") => builtins().iter().map(|b| b.name.to_string()).collect(),
+        Some(name) => vec![name.to_string()],
+        None if !files.is_empty() => files.iter().map(|r| r.name().to_string()).collect(),
+        None => vec!["adam".to_string()],
     };
     let threads = args
         .threads
@@ -45,15 +56,21 @@ pub fn run(args: Args) -> CliResult {
         optdsl::exec::level_for(true).name()
     );
     for name in names {
-        let rule = builtin_rule(&name)?;
-        let result = if args.dtype == "f64" {
-            bench_rule::<f64>(rule.as_ref(), args.n, threads, args.reps, args.naive_reps)?
-        } else {
-            bench_rule::<f32>(rule.as_ref(), args.n, threads, args.reps, args.naive_reps)?
-        };
-        let mut line = result.to_string();
-        line.replace_range(..result.name.len(), &name);
-        println!("{line}");
+        let mut rules = vec![(name.clone(), lookup(&name)?)];
+        let is_file_rule = super::rules::find(&name).is_some();
+        if args.interpreted && !is_file_rule {
+            rules.push((format!("{name}(text)"), interpreted(&name)?));
+        }
+        for (label, rule) in rules {
+            let result = if args.dtype == "f64" {
+                bench_rule::<f64>(rule.as_ref(), args.n, threads, args.reps, args.naive_reps)?
+            } else {
+                bench_rule::<f32>(rule.as_ref(), args.n, threads, args.reps, args.naive_reps)?
+            };
+            let mut line = result.to_string();
+            line.replace_range(..result.name.len(), &label);
+            println!("{line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

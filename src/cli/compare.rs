@@ -11,7 +11,7 @@ use optdsl::net::{Activation, NetFloat, Network, NetworkSpec};
 use optdsl::plot::{plot_curves, EpochPoint};
 use optdsl::rng::Generator;
 use optdsl::train::{matmul_epoch_seconds, History, TrainConfig, Trainer};
-use optdsl::{builtin_rule, builtins, DynRule, Error, HyperValue};
+use optdsl::{builtins, DynRule, Error, HyperValue};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -194,6 +194,9 @@ pub struct Args {
     /// Only these rows (comma-separated labels, e.g. sgd,adam).
     #[arg(long)]
     pub only: Option<String>,
+    /// Rule files: each rule becomes a row (run from text by the interpreter).
+    #[command(flatten)]
+    pub rules: super::rules::RuleFiles,
     /// Also run the slides' reference formulas (the `seed-*` built-ins) at their defaults.
     #[arg(long)]
     pub all: bool,
@@ -463,6 +466,14 @@ fn compare<F: NetFloat>(
 /// keeps the named ones.
 fn selected(args: &Args) -> Result<Vec<Entry>, Error> {
     let mut entries: Vec<Entry> = ENTRIES.to_vec();
+    for r in args.rules.load()? {
+        entries.push(Entry {
+            label: r.name(),
+            optimizer: r.name(),
+            settings: &[],
+            pytorch: None,
+        });
+    }
     for b in builtins() {
         let listed = ENTRIES
             .iter()
@@ -501,7 +512,7 @@ fn selected(args: &Args) -> Result<Vec<Entry>, Error> {
 
 /// The entry's rule with its settings.
 fn make_rule(entry: &Entry) -> Result<Box<dyn DynRule>, Error> {
-    let mut rule = builtin_rule(entry.optimizer)?;
+    let mut rule = super::rules::lookup(entry.optimizer)?;
     apply_settings(rule.as_mut(), entry)?;
     Ok(rule)
 }

@@ -1,6 +1,8 @@
 //! `optdsl list`: every built-in with its family, hyperparameters and reference.
 
+use super::rules::RuleFiles;
 use super::CliResult;
+use optdsl::DynRule;
 use std::process::ExitCode;
 
 /// Arguments of `optdsl list`.
@@ -9,32 +11,52 @@ pub struct Args {
     /// Only the built-ins of this family (sgd, sign, adaptive, adam, curvature, slides).
     #[arg(long)]
     pub family: Option<String>,
+    /// Rule files whose rules are listed too (family `file`).
+    #[command(flatten)]
+    pub rules: RuleFiles,
+}
+
+fn hypers_of(rule: &dyn DynRule) -> String {
+    let info = rule.info();
+    let mut hypers: Vec<String> = info
+        .hypers
+        .iter()
+        .map(|h| format!("{}={}", h.name, h.default))
+        .collect();
+    if !info.inputs.is_empty() {
+        hypers.push(format!("[input {}]", info.inputs.join(", ")));
+    }
+    hypers.join(" ")
 }
 
 /// Prints one line per built-in: name, family, hyperparameters with their
 /// defaults (and the `input`s it takes beside the gradient), reference.
 pub fn run(args: Args) -> CliResult {
+    let files = args.rules.load()?;
     for b in optdsl::builtins() {
         if args.family.as_deref().is_some_and(|f| f != b.family) {
             continue;
         }
         let rule = (b.make)();
-        let info = rule.info();
-        let mut hypers: Vec<String> = info
-            .hypers
-            .iter()
-            .map(|h| format!("{}={}", h.name, h.default))
-            .collect();
-        if !info.inputs.is_empty() {
-            hypers.push(format!("[input {}]", info.inputs.join(", ")));
-        }
         println!(
             "{:<22} {:<10} {:<60} {}",
             b.name,
             b.family,
-            hypers.join(" "),
+            hypers_of(rule.as_ref()),
             b.reference
         );
+    }
+    if args.family.as_deref().is_none_or(|f| f == "file") {
+        for r in files {
+            let doc = r.info().doc.lines().next().unwrap_or("").trim();
+            println!(
+                "{:<22} {:<10} {:<60} {}",
+                r.name(),
+                "file",
+                hypers_of(r),
+                doc
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,13 @@
 //! The subcommands of the `optdsl` binary, one file each.
 
 pub mod bench;
+pub mod check;
 pub mod compare;
 pub mod list;
 pub mod paths;
 pub mod progress;
 pub mod replay;
+pub mod rules;
 pub mod train;
 
 /// What a subcommand returns: an exit code, or an error printed as `error: ...`.

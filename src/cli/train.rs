@@ -10,7 +10,7 @@ use optdsl::parallel::{self, Collective, Replicas};
 use optdsl::rng::Generator;
 use optdsl::schedule::LrSchedule;
 use optdsl::train::{History, Observer, Silent, TrainConfig, Trainer};
-use optdsl::{builtin_rule, DynRule, Error, HyperValue};
+use optdsl::{DynRule, Error, HyperValue};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,6 +51,10 @@ pub struct Args {
     /// compare's rows of those names run sgd with momentum=0.9.)
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
+    /// Rule files; `--optimizer NAME` may name one of their rules (run from
+    /// text by the interpreter).
+    #[command(flatten)]
+    pub rules: super::rules::RuleFiles,
     /// A hyperparameter, by name (repeatable): --set lr=0.1 --set nesterov=true.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -196,7 +200,8 @@ impl Run {
             println!("{}", describe_data(&data));
         }
         let spec = network_spec(args, &data)?;
-        let mut rule = builtin_rule(&args.optimizer)?;
+        args.rules.load()?;
+        let mut rule = super::rules::lookup(&args.optimizer)?;
         if let Some(entry) = super::compare::entry_for_builtin(&args.optimizer) {
             super::compare::apply_settings(rule.as_mut(), entry)?;
         }

@@ -1,33 +1,28 @@
-//! cargo-fuzz target: any text that tokenizes is fed to the `optimizer!` and
-//! `network!` compilers, which must answer with tokens or compile errors and
-//! never panic. Run with `cargo fuzz run compile` from the repository root.
+//! cargo-fuzz target: any text is fed to the language library (`optdsl-lang`:
+//! the parser, the checker, lowering, the step plan, the traffic analysis and
+//! the diagnostics renderer), which must answer with programs or diagnostics
+//! and never panic. Run with `cargo fuzz run compile` from the repository root.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::str::FromStr;
-
-// The compiler's files, compiled here as a plain library (a proc-macro crate
-// exports only its macros).
-#[path = "../../optdsl-macros/src/ast.rs"]
-mod ast;
-#[path = "../../optdsl-macros/src/check.rs"]
-mod check;
-#[path = "../../optdsl-macros/src/compile.rs"]
-mod compile;
-#[path = "../../optdsl-macros/src/expand.rs"]
-mod expand;
-#[path = "../../optdsl-macros/src/lower.rs"]
-mod lower;
-#[path = "../../optdsl-macros/src/network.rs"]
-mod network;
-#[path = "../../optdsl-macros/src/parse.rs"]
-mod parse;
+use optdsl_lang::eval::Scalar;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(tokens) = proc_macro2::TokenStream::from_str(text) {
-            let _ = compile::rules(tokens.clone());
-            let _ = compile::networks(tokens);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match optdsl_lang::compile(text) {
+        Ok(programs) => {
+            for p in &programs {
+                let _ = optdsl_lang::passes::plan(p);
+                let hypers: Vec<Scalar> = p.hypers.iter().map(|h| h.default.into()).collect();
+                let _ = optdsl_lang::traffic::traffic(p, &hypers, 1);
+                let _ = p.fingerprint();
+            }
+        }
+        Err(diagnostics) => {
+            let _ = optdsl_lang::render("fuzz.opt", text, &diagnostics);
         }
     }
+    let _ = optdsl_lang::parse::parse_networks(text);
 });

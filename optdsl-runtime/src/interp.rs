@@ -21,6 +21,11 @@ use optdsl_lang::{Func, Reduction};
 /// rule's temporaries stay in the first-level cache.
 pub const SUB: usize = 256;
 
+/// Elements between the starts of two temporaries: a sub-block and a little
+/// more, so that temporaries do not start at the same offset within a 4 KiB
+/// page (loads that look like they alias a recent store wait for it).
+const STRIDE: usize = SUB + 48;
+
 /// Where an operand of the tape lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Src {
@@ -40,6 +45,8 @@ enum Instr {
     Neg(usize, Src),
     Not(usize, Src),
     Arith(BinOp, usize, Src, Src),
+    /// `a op c` (or `c op a` when the flag is set) with `c` a per-step value.
+    ArithScalar(BinOp, usize, Src, usize, bool),
     Compare(BinOp, usize, Src, Src),
     Logic(BinOp, usize, Src, Src),
     Func(Func, usize, [Src; 3]),
@@ -53,6 +60,8 @@ pub struct Tape<F> {
     instrs: Vec<Instr>,
     /// Number temporaries holding a per-step value, broadcast once per run.
     num_consts: Vec<(usize, F)>,
+    /// The per-step values arithmetic reads as scalars.
+    scalars: Vec<F>,
     bool_consts: Vec<(usize, bool)>,
     nums: usize,
     bools: usize,
@@ -108,6 +117,7 @@ impl<F: Float> Tape<F> {
         let mut tape = Tape {
             instrs: Vec::new(),
             num_consts: Vec::new(),
+            scalars: Vec::new(),
             bool_consts: Vec::new(),
             nums: 0,
             bools: 0,
@@ -165,8 +175,29 @@ impl<F: Float> Tape<F> {
             let instr = match &v.op {
                 Op::Unary(UnOp::Neg, _) => Instr::Neg(out, at(0)),
                 Op::Unary(UnOp::Not, _) => Instr::Not(out, at(0)),
-                Op::Binary(op, a, _) => {
-                    if op.is_arith() {
+                Op::Binary(op, a, b) => {
+                    let scalar_of = |id: Id| {
+                        let id = resolve(id);
+                        match (p.values[id].kind, known[id]) {
+                            (Kind::Const | Kind::Scalar, Some(Scalar::Num(x))) => {
+                                Some(F::from_f64(x))
+                            }
+                            _ => None,
+                        }
+                    };
+                    if op.is_arith() && *op != BinOp::Pow {
+                        match (scalar_of(*a), scalar_of(*b)) {
+                            (None, Some(c)) => {
+                                tape.scalars.push(c);
+                                Instr::ArithScalar(*op, out, at(0), tape.scalars.len() - 1, false)
+                            }
+                            (Some(c), None) => {
+                                tape.scalars.push(c);
+                                Instr::ArithScalar(*op, out, at(1), tape.scalars.len() - 1, true)
+                            }
+                            _ => Instr::Arith(*op, out, at(0), at(1)),
+                        }
+                    } else if op.is_arith() {
                         Instr::Arith(*op, out, at(0), at(1))
                     } else if op.is_logic() || p.values[*a].ty == Ty::Bool {
                         Instr::Logic(*op, out, at(0), at(1))
@@ -222,6 +253,10 @@ impl<F: Float> Kernel<F> for Interp<'_, F> {
     fn run(&self, reads: &[&[F]], writes: &mut [&mut [F]], acc: &mut [[F; LANES]], walk: Walk) {
         #[cfg(target_arch = "x86_64")]
         {
+            if self.simd >= Simd::Avx512 {
+                // SAFETY: the driver hands out only levels this CPU has.
+                return unsafe { run_avx512(self.tape, reads, writes, acc, walk) };
+            }
             if self.simd >= Simd::Avx2 {
                 // SAFETY: the driver hands out only levels this CPU has.
                 return unsafe { run_avx2(self.tape, reads, writes, acc, walk) };
@@ -234,6 +269,18 @@ impl<F: Float> Kernel<F> for Interp<'_, F> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn run_avx2<F: Float>(
+    tape: &Tape<F>,
+    reads: &[&[F]],
+    writes: &mut [&mut [F]],
+    acc: &mut [[F; LANES]],
+    walk: Walk,
+) {
+    run(tape, reads, writes, acc, walk)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_avx512<F: Float>(
     tape: &Tape<F>,
     reads: &[&[F]],
     writes: &mut [&mut [F]],
@@ -261,7 +308,9 @@ impl<F: Copy> Arrays<'_, F> {
             Src::Write(k) => &self.writes[k][self.at..self.at + self.len],
             // SAFETY: temporary k is SUB elements at k * SUB; no &mut to it is
             // live while an operand is read (each instruction writes its own).
-            Src::Num(k) => unsafe { std::slice::from_raw_parts(self.nums.add(k * SUB), self.len) },
+            Src::Num(k) => unsafe {
+                std::slice::from_raw_parts(self.nums.add(k * STRIDE), self.len)
+            },
             Src::Bool(_) => &[],
         }
     }
@@ -270,7 +319,7 @@ impl<F: Copy> Arrays<'_, F> {
         match s {
             // SAFETY: as above.
             Src::Bool(k) => unsafe {
-                std::slice::from_raw_parts(self.bools.add(k * SUB), self.len)
+                std::slice::from_raw_parts(self.bools.add(k * STRIDE), self.len)
             },
             _ => &[],
         }
@@ -279,13 +328,13 @@ impl<F: Copy> Arrays<'_, F> {
     #[allow(clippy::mut_from_ref)]
     fn out_num(&self, k: usize) -> &mut [F] {
         // SAFETY: temporary k is written by one instruction, and never read by it.
-        unsafe { std::slice::from_raw_parts_mut(self.nums.add(k * SUB), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.nums.add(k * STRIDE), self.len) }
     }
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     fn out_bool(&self, k: usize) -> &mut [bool] {
         // SAFETY: as above.
-        unsafe { std::slice::from_raw_parts_mut(self.bools.add(k * SUB), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.bools.add(k * STRIDE), self.len) }
     }
 }
 
@@ -311,6 +360,26 @@ fn arith<F: Float>(op: BinOp, out: &mut [F], a: &[F], b: &[F]) {
         BinOp::Mul => map2(out, a, b, |x, y| BinOp::Mul.arith(x, y)),
         BinOp::Div => map2(out, a, b, |x, y| BinOp::Div.arith(x, y)),
         _ => map2(out, a, b, |x, y| op.arith(x, y)),
+    }
+}
+
+#[inline(always)]
+fn arith_scalar<F: Float>(op: BinOp, out: &mut [F], a: &[F], c: F, swapped: bool) {
+    macro_rules! each {
+        ($op:expr) => {
+            if swapped {
+                map1(out, a, |x| $op.arith(c, x))
+            } else {
+                map1(out, a, |x| $op.arith(x, c))
+            }
+        };
+    }
+    match op {
+        BinOp::Add => each!(BinOp::Add),
+        BinOp::Sub => each!(BinOp::Sub),
+        BinOp::Mul => each!(BinOp::Mul),
+        BinOp::Div => each!(BinOp::Div),
+        _ => each!(op),
     }
 }
 
@@ -400,13 +469,13 @@ fn run<F: Float>(
         .map(|w| w.len())
         .or_else(|| reads.first().map(|r| r.len()))
         .unwrap_or(0);
-    let mut nums = vec![F::ZERO; tape.nums * SUB];
-    let mut bools = vec![false; tape.bools * SUB];
+    let mut nums = vec![F::ZERO; tape.nums * STRIDE];
+    let mut bools = vec![false; tape.bools * STRIDE];
     for &(k, x) in &tape.num_consts {
-        nums[k * SUB..(k + 1) * SUB].fill(x);
+        nums[k * STRIDE..k * STRIDE + SUB].fill(x);
     }
     for &(k, b) in &tape.bool_consts {
-        bools[k * SUB..(k + 1) * SUB].fill(b);
+        bools[k * STRIDE..k * STRIDE + SUB].fill(b);
     }
     let mut at = 0;
     while at < n {
@@ -436,6 +505,13 @@ fn run<F: Float>(
                             *o = !x;
                         }
                     }
+                    Instr::ArithScalar(op, k, a, c, swapped) => arith_scalar(
+                        op,
+                        arrays.out_num(k),
+                        arrays.num(a),
+                        tape.scalars[c],
+                        swapped,
+                    ),
                     Instr::Arith(op, k, a, b) => {
                         arith(op, arrays.out_num(k), arrays.num(a), arrays.num(b))
                     }
@@ -483,7 +559,7 @@ fn run<F: Float>(
         for &(k, s) in &tape.stores {
             let value: &[F] = match s {
                 Src::Read(j) => &reads[j][at..at + len],
-                Src::Num(j) => &nums[j * SUB..j * SUB + len],
+                Src::Num(j) => &nums[j * STRIDE..j * STRIDE + len],
                 Src::Write(j) if j == k => continue,
                 // Copied into a temporary when the tape was made.
                 Src::Write(_) | Src::Bool(_) => continue,

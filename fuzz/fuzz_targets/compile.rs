@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
                 let _ = optdsl_lang::passes::plan(p);
                 let hypers: Vec<Scalar> = p.hypers.iter().map(|h| h.default.into()).collect();
                 let _ = optdsl_lang::traffic::traffic(p, &hypers, 1);
-                let _ = p.fingerprint();
+                let _ = p.fingerprint_of();
             }
         }
         Err(diagnostics) => {

@@ -77,6 +77,83 @@ pub struct Decl {
     pub name: Name,
     /// The default (hyper) or initial value (state).
     pub value: Expr,
+    /// `where lo <= name < hi`: the values a hyperparameter accepts.
+    pub range: Option<RangeDecl>,
+}
+
+/// One side of a range: the bound and whether it is included.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    /// The bound (`inf` and `-inf` allowed).
+    pub value: f64,
+    /// `<=` (included) or `<` (excluded).
+    pub inclusive: bool,
+}
+
+/// The values a hyperparameter accepts: `lo <= x < hi` and the like.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Range {
+    /// The lower bound, if any.
+    pub lo: Option<Bound>,
+    /// The upper bound, if any.
+    pub hi: Option<Bound>,
+}
+
+impl Range {
+    /// Whether `x` is in the range (NaN never is).
+    pub fn contains(&self, x: f64) -> bool {
+        let lo = self.lo.is_none_or(|b| {
+            if b.inclusive {
+                b.value <= x
+            } else {
+                b.value < x
+            }
+        });
+        let hi = self.hi.is_none_or(|b| {
+            if b.inclusive {
+                x <= b.value
+            } else {
+                x < b.value
+            }
+        });
+        lo && hi && !x.is_nan()
+    }
+
+    /// The range as the language writes it, for `name`: `0 <= beta1 < 1`.
+    pub fn describe(&self, name: &str) -> String {
+        let num = |x: f64| {
+            if x == f64::INFINITY {
+                "inf".to_string()
+            } else if x == f64::NEG_INFINITY {
+                "-inf".to_string()
+            } else {
+                format!("{x}")
+            }
+        };
+        let op = |inclusive: bool| if inclusive { "<=" } else { "<" };
+        let mut out = String::new();
+        if let Some(b) = self.lo {
+            out += &format!("{} {} ", num(b.value), op(b.inclusive));
+        }
+        out += name;
+        if let Some(b) = self.hi {
+            out += &format!(" {} {}", op(b.inclusive), num(b.value));
+        }
+        out
+    }
+}
+
+/// A range as written: `where 0 <= b1 < 1`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeDecl {
+    /// The name it constrains, as written in the clause.
+    pub name: Name,
+    /// The lower bound, if any.
+    pub lo: Option<Bound>,
+    /// The upper bound, if any.
+    pub hi: Option<Bound>,
+    /// The clause's position.
+    pub span: Span,
 }
 
 /// A compound-assignment operator.

@@ -3,7 +3,9 @@
 //! (constant, per-step scalar, per-element); the result is a typed tree, or
 //! every error found, together.
 
-use crate::ast::{AssignOp, BinOp, Decl, Expr, ExprKind, Name, RuleDef, Stmt, UnOp};
+use crate::ast::{
+    AssignOp, BinOp, Decl, Expr, ExprKind, Name, Range, RangeDecl, RuleDef, Stmt, UnOp,
+};
 use crate::diag::Diagnostic;
 use crate::functions::{Callee, ALIASES, CALLEES};
 use crate::span::Span;
@@ -334,6 +336,7 @@ impl Checker {
             Default::Num(_) => Ty::Num,
             Default::Bool(_) => Ty::Bool,
         };
+        let range = h.range.as_ref().and_then(|r| self.range(n, r, default));
         if !free {
             return None;
         }
@@ -343,11 +346,62 @@ impl Checker {
         Some(THyper {
             name: h.name.clone(),
             default,
+            range,
         })
+    }
+
+    /// Checks `where lo <= name < hi` of hyperparameter `n`.
+    fn range(&mut self, n: &str, r: &RangeDecl, default: Default) -> Option<Range> {
+        if r.name.text != n {
+            self.error(
+                r.name.span,
+                format!(
+                    "the range of `{n}` names `{}`; write `where ... {n} ...`",
+                    r.name.text
+                ),
+            );
+            return None;
+        }
+        let Default::Num(x) = default else {
+            self.error(
+                r.span,
+                format!("`{n}` is a switch (true or false); only numbers take a range"),
+            );
+            return None;
+        };
+        let range = Range { lo: r.lo, hi: r.hi };
+        if let (Some(lo), Some(hi)) = (r.lo, r.hi) {
+            if lo.value > hi.value {
+                self.error(
+                    r.span,
+                    format!("the range `{}` is empty", range.describe(n)),
+                );
+                return None;
+            }
+        }
+        if !range.contains(x) {
+            self.error(
+                r.span,
+                format!(
+                    "the default of `{n}`, {x}, is outside its range `{}`",
+                    range.describe(n)
+                ),
+            );
+        }
+        Some(range)
     }
 
     fn state_decl(&mut self, d: &Decl, var: Var) -> Option<TState> {
         let free = self.declare_ok(&d.name);
+        if let Some(r) = &d.range {
+            self.error(
+                r.span,
+                format!(
+                    "only hyperparameters take a range; `{}` is state",
+                    d.name.text
+                ),
+            );
+        }
         let buffer = matches!(var, Var::Buffer(_));
         let what = if buffer {
             "constants, hyperparameters, `w` and `g`"
@@ -883,6 +937,25 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].contains("hyper nesterov = false"), "{e:?}");
         assert!(e[0].contains("nesterov != 0"), "{e:?}");
+    }
+
+    #[test]
+    fn ranges_are_checked_against_their_defaults() {
+        let rules = parse_rules("R { hyper b1 = 0.9 where 0 <= b1 < 1, lr = 1e-3 where lr >= 0, e = 0.5 where 0 < e < 1; w -= lr * g; }").unwrap();
+        let typed = check(&rules[0]).unwrap();
+        let r = typed.hypers[0].range.unwrap();
+        assert!(r.contains(0.0) && !r.contains(1.0) && !r.contains(f64::NAN));
+        assert_eq!(r.describe("b1"), "0 <= b1 < 1");
+        assert_eq!(typed.hypers[1].range.unwrap().describe("lr"), "0 <= lr");
+        assert!(!typed.hypers[2].range.unwrap().contains(0.0));
+        let e = errors("R { hyper b1 = 1.5 where 0 <= b1 < 1; w -= g; }");
+        assert!(e[0].contains("outside its range `0 <= b1 < 1`"), "{e:?}");
+        let e = errors("R { hyper b1 = 0.5 where 0 <= b2 < 1; w -= g; }");
+        assert!(e[0].contains("names `b2`"), "{e:?}");
+        let e = errors("R { hyper f = false where 0 <= f; w -= g; }");
+        assert!(e[0].contains("switch"), "{e:?}");
+        let e = errors("R { state m = 0 where m >= 0; w -= g; }");
+        assert!(e[0].contains("only hyperparameters"), "{e:?}");
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct Hyper {
     pub name: Name,
     /// Its default.
     pub default: Default,
+    /// The values it accepts, if declared (`where 0 <= b1 < 1`).
+    pub range: Option<crate::ast::Range>,
 }
 
 /// A lowered state (buffer or scalar) with the value that initializes it.
@@ -141,6 +143,8 @@ pub struct Program {
     pub scalar_out: Vec<Option<Id>>,
     /// How many reduction passes run before the update pass.
     pub stages: usize,
+    /// A hash of what the program computes and keeps ([`Program::fingerprint_of`]).
+    pub fingerprint: u64,
 }
 
 impl Program {
@@ -157,18 +161,26 @@ impl Program {
         (0..self.values.len()).filter(|&i| need[i]).collect()
     }
 
-    /// A fingerprint of the program (its values, outputs and layout): two
-    /// rules with the same name but other programs have other fingerprints.
-    pub fn fingerprint(&self) -> u64 {
+    /// A hash of the program's values, outputs, state layout, inputs and
+    /// hyperparameters (names and defaults, not positions): two rules with the
+    /// same name but other programs have other fingerprints, and a rule read
+    /// from text has the fingerprint of the same rule compiled.
+    pub fn fingerprint_of(&self) -> u64 {
+        let hypers: Vec<(&str, Default)> = self
+            .hypers
+            .iter()
+            .map(|h| (h.name.text.as_str(), h.default))
+            .collect();
         let text = format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.values,
             self.w_out,
             self.buffer_out,
             self.scalar_out,
             self.buffers,
             self.scalars,
-            self.inputs
+            self.inputs,
+            hypers
         );
         crate::fnv1a(text.as_bytes())
     }

@@ -20,6 +20,7 @@ pub fn lower(rule: &TypedRule) -> Program {
         .map(|h| Hyper {
             name: h.name.clone(),
             default: h.default,
+            range: h.range,
         })
         .collect();
     for (i, h) in hypers.iter().enumerate() {
@@ -84,7 +85,7 @@ pub fn lower(rule: &TypedRule) -> Program {
         .map(|(i, &id)| changed(Var::Scalar(i), id))
         .collect();
     let stages = l.values.iter().map(|v| v.stage).max().unwrap_or(0);
-    Program {
+    let mut program = Program {
         name: rule.name.clone(),
         docs: rule.docs.clone(),
         vis: rule.vis.clone(),
@@ -98,7 +99,10 @@ pub fn lower(rule: &TypedRule) -> Program {
         buffer_out,
         scalar_out,
         stages,
-    }
+        fingerprint: 0,
+    };
+    program.fingerprint = program.fingerprint_of();
+    program
 }
 
 struct Lowerer {

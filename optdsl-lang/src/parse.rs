@@ -5,7 +5,8 @@
 //! tokens, so a range here becomes a span there).
 
 use crate::ast::{
-    AssignOp, BinOp, Decl, Expr, ExprKind, Name, NetDef, NetItem, Number, RuleDef, Stmt, UnOp,
+    AssignOp, BinOp, Bound, Decl, Expr, ExprKind, Name, NetDef, NetItem, Number, RangeDecl,
+    RuleDef, Stmt, UnOp,
 };
 use crate::diag::Diagnostic;
 use crate::span::Span;
@@ -51,6 +52,7 @@ fn is_marker(rule: Rule) -> bool {
             | Rule::k_input
             | Rule::k_let
             | Rule::k_if
+            | Rule::k_where
             | Rule::k_else
             | Rule::k_pub
             | Rule::k_dense
@@ -98,6 +100,9 @@ fn describe(rule: &Rule) -> String {
         Rule::assign_op => "`=`, `+=`, `-=`, `*=` or `/=`".into(),
         Rule::expr => "an expression".into(),
         Rule::init_item => "`name = value`".into(),
+        Rule::hyper_range | Rule::k_where => "`where lo <= name < hi`".into(),
+        Rule::bound | Rule::k_inf => "a number or `inf`".into(),
+        Rule::cmp => "`<`, `<=`, `>` or `>=`".into(),
         Rule::block => "`{`".into(),
         Rule::call => "a function call".into(),
         Rule::number => "a number".into(),
@@ -431,9 +436,73 @@ impl Builder {
                 let mut it = inner(item);
                 let name = self.name(it.next().expect("name"));
                 let value = self.expr(it.next().expect("value"))?;
-                Ok(Decl { name, value })
+                let range = it.next().map(|r| self.range(r)).transpose()?;
+                Ok(Decl { name, value, range })
             })
             .collect()
+    }
+
+    /// `where lo <= name < hi` (either side may be missing, or written with
+    /// `>`/`>=` the other way round).
+    fn range(&self, pair: Pair<Rule>) -> Result<RangeDecl, Diagnostic> {
+        let span = self.span(&pair);
+        let mut lo = None;
+        let mut hi = None;
+        let mut name = None;
+        let mut pending: Option<f64> = None;
+        let mut op: Option<&str> = None;
+        for p in inner(pair) {
+            match p.as_rule() {
+                Rule::bound => {
+                    let text: String = p.as_str().split_whitespace().collect();
+                    let value = match text.as_str() {
+                        "inf" => f64::INFINITY,
+                        "-inf" => f64::NEG_INFINITY,
+                        t => t.parse::<f64>().map_err(|_| {
+                            Diagnostic::new(self.span(&p), format!("`{t}` is not a number"))
+                        })?,
+                    };
+                    match (name.is_some(), op) {
+                        // name op bound
+                        (true, Some(o)) => {
+                            let b = Some(Bound {
+                                value,
+                                inclusive: o.ends_with('='),
+                            });
+                            if o.starts_with('<') {
+                                hi = b
+                            } else {
+                                lo = b
+                            }
+                        }
+                        _ => pending = Some(value),
+                    }
+                }
+                Rule::cmp => {
+                    let o = p.as_str();
+                    if name.is_none() {
+                        // bound op name
+                        if let Some(v) = pending.take() {
+                            let b = Some(Bound {
+                                value: v,
+                                inclusive: o.ends_with('='),
+                            });
+                            if o.starts_with('<') {
+                                lo = b
+                            } else {
+                                hi = b
+                            }
+                        }
+                    } else {
+                        op = Some(o);
+                    }
+                }
+                Rule::ident => name = Some(self.name(p)),
+                _ => {}
+            }
+        }
+        let name = name.ok_or_else(|| Diagnostic::new(span, "a range names its hyperparameter"))?;
+        Ok(RangeDecl { name, lo, hi, span })
     }
 
     fn stmts(&self, pair: Pair<Rule>) -> Result<Vec<Stmt>, Diagnostic> {

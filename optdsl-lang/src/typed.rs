@@ -127,6 +127,8 @@ pub struct THyper {
     pub name: Name,
     /// Its default.
     pub default: Default,
+    /// The values it accepts, if declared.
+    pub range: Option<crate::ast::Range>,
 }
 
 /// A checked state declaration.

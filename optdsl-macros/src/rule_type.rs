@@ -91,10 +91,25 @@ pub fn shell(sh: &Shell, src: &Source, init: TokenStream, apply: TokenStream) ->
         let (_, lit, _) = default_tokens(h.default);
         quote!(#f: #lit)
     });
+    let bound = |b: Option<optdsl_lang::ast::Bound>| match b {
+        Some(b) => {
+            let v = f64_lit(b.value);
+            let inc = b.inclusive;
+            quote!(::core::option::Option::Some(#pr::Bound { value: #v, inclusive: #inc }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let specs = sh.hypers.iter().map(|h| {
         let n = &h.name.text;
         let (_, _, v) = default_tokens(h.default);
-        quote!(#pr::HyperSpec { name: #n, default: #v })
+        let range = match h.range {
+            Some(r) => {
+                let (lo, hi) = (bound(r.lo), bound(r.hi));
+                quote!(::core::option::Option::Some(#pr::HyperRange { lo: #lo, hi: #hi }))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        quote!(#pr::HyperSpec { name: #n, default: #v, range: #range })
     });
     let buffers = &sh.buffers;
     let scalars = &sh.scalars;
@@ -118,9 +133,14 @@ pub fn shell(sh: &Shell, src: &Source, init: TokenStream, apply: TokenStream) ->
             Default::Num(_) => (quote!(Num), false),
             Default::Bool(_) => (quote!(Bool), true),
         };
+        let check = if h.range.is_some() {
+            quote!(#pr::check_range(Self::INFO, #n, __x)?;)
+        } else {
+            quote!()
+        };
         quote! {
             #n => match __value {
-                #pr::HyperValue::#variant(__x) => { self.#f = __x; ::core::result::Result::Ok(()) }
+                #pr::HyperValue::#variant(__x) => { #check self.#f = __x; ::core::result::Result::Ok(()) }
                 __other => ::core::result::Result::Err(#pr::hyper_type(Self::INFO, #n, #want_bool, __other)),
             },
         }
@@ -217,6 +237,7 @@ pub fn fallback(rule: &RuleDef, src: &Source) -> TokenStream {
                 optdsl_lang::ast::ExprKind::Bool(b) => Default::Bool(b),
                 _ => Default::Num(0.0),
             },
+            range: None,
         })
         .collect();
     let sh = Shell {

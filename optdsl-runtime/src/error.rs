@@ -117,6 +117,18 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A hyperparameter value outside the range its rule declares.
+    #[error("hyperparameter `{name}` of {rule} must satisfy {range}; got {got}")]
+    HyperRange {
+        /// The rule.
+        rule: String,
+        /// The hyperparameter.
+        name: String,
+        /// The range, as the rule writes it (`0 <= beta1 < 1`).
+        range: String,
+        /// The value given.
+        got: f64,
+    },
     /// Rules from text that do not compile: the rendered diagnostics
     /// (`FILE:LINE:COL`, the line, a caret under the token).
     #[error("{0}")]

@@ -32,7 +32,7 @@ pub use error::{Error, Result};
 pub use float::Float;
 pub use optdsl_macros::{network, optimizer};
 pub use optim::{GroupState, Optimizer, OptimizerState, ParamGroup};
-pub use rule::{DynFloat, DynRule, HyperSpec, HyperValue, RuleInfo, State, UpdateRule};
+pub use rule::{DynFloat, DynRule, HyperRange, HyperSpec, HyperValue, RuleInfo, State, UpdateRule};
 pub use schedule::{InverseTime, Schedule};
 pub use text::{RuleErrors, Rules, TextRule};
 
@@ -46,8 +46,8 @@ pub mod __private {
     pub use crate::net;
     pub use crate::rng;
     pub use crate::rule::{
-        compile_one, hyper_type, unknown_hyper, HyperSpec, HyperValue, ProgramRef, RuleInfo, State,
-        UpdateRule,
+        check_range, compile_one, hyper_type, unknown_hyper, Bound, HyperRange, HyperSpec,
+        HyperValue, ProgramRef, RuleInfo, State, UpdateRule,
     };
     pub use core;
     pub use optdsl_lang::ast::BinOp;

@@ -163,8 +163,14 @@ impl<F: DynFloat> Optimizer<F> {
 
     /// Sets hyperparameter `name` in every group (a schedule's learning rate).
     pub fn set_hyper(&mut self, name: &str, value: HyperValue) -> Result<()> {
-        for g in &mut self.groups {
-            g.rule.set_hyper(name, value)?;
+        // All groups or none: set on copies, keep them only if every group
+        // takes the value.
+        let mut rules: Vec<Box<dyn DynRule>> = self.groups.iter().map(|g| g.rule.clone()).collect();
+        for r in &mut rules {
+            r.set_hyper(name, value)?;
+        }
+        for (g, r) in self.groups.iter_mut().zip(rules) {
+            g.rule = r;
         }
         Ok(())
     }
@@ -459,6 +465,7 @@ impl<F: DynFloat> OptimizerState<F> {
                     let piece = (lo - offset)..(hi - offset);
                     states.push(State {
                         rule: s.rule.clone(),
+                        fingerprint: s.fingerprint,
                         t: s.t,
                         len: piece.len(),
                         buffers: s

@@ -66,13 +66,38 @@ impl From<bool> for HyperValue {
     }
 }
 
-/// A hyperparameter's name and default, as declared by `hyper`.
+/// The values a hyperparameter accepts (`hyper b1 = 0.9 where 0 <= b1 < 1`).
+pub use optdsl_lang::ast::{Bound, Range as HyperRange};
+
+/// A hyperparameter's name, default and range, as declared by `hyper`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HyperSpec {
     /// The name, also the field of the generated type.
     pub name: &'static str,
     /// The default from the rule's text.
     pub default: HyperValue,
+    /// The values it accepts, if the rule declares them.
+    pub range: Option<HyperRange>,
+}
+
+/// Checks `value` against the range `info` declares for `name`: a typed
+/// error naming the hyperparameter and its range, as PyTorch's constructors
+/// refuse `Adam(betas=(1.5, 0.999))`.
+pub fn check_range(info: &RuleInfo, name: &str, value: f64) -> Result<()> {
+    let range = info
+        .hypers
+        .iter()
+        .find(|h| h.name == name)
+        .and_then(|h| h.range);
+    match range {
+        Some(r) if !r.contains(value) => Err(Error::HyperRange {
+            rule: info.name.to_string(),
+            name: name.to_string(),
+            range: r.describe(name),
+            got: value,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// What a rule declares: its name, docs, hyperparameters and state.
@@ -157,6 +182,10 @@ impl RuleInfo {
 pub struct State<F> {
     /// The rule this state belongs to.
     pub rule: String,
+    /// The fingerprint of the rule's program (0 in states saved before
+    /// fingerprints: then only the name is checked).
+    #[serde(default)]
+    pub fingerprint: u64,
     /// Steps taken so far.
     pub t: u64,
     /// The tensor's length.
@@ -173,6 +202,7 @@ impl<F: Float> State<F> {
     pub fn new(info: &RuleInfo, len: usize, buffer_init: &[f64], scalar_init: &[f64]) -> Self {
         State {
             rule: info.name.to_string(),
+            fingerprint: info.program().fingerprint,
             t: 0,
             len,
             buffers: buffer_init
@@ -230,6 +260,14 @@ impl<F: Float> State<F> {
             return Err(Error::StateMismatch(format!(
                 "the state was made by `{}`, not `{}`",
                 self.rule, info.name
+            )));
+        }
+        if self.fingerprint != 0 && self.fingerprint != info.program().fingerprint {
+            return Err(Error::StateMismatch(format!(
+                "the state was made by another rule named `{}` (its program differs: fingerprint {:016x}, this rule's {:016x})",
+                info.name,
+                self.fingerprint,
+                info.program().fingerprint
             )));
         }
         if self.buffers.len() != info.buffers.len() || self.scalars.len() != info.scalars.len() {

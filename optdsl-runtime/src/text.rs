@@ -125,6 +125,7 @@ fn leak_info(p: Program) -> &'static RuleInfo {
                 Default::Num(x) => HyperValue::Num(x),
                 Default::Bool(b) => HyperValue::Bool(b),
             },
+            range: h.range,
         })
         .collect();
     let doc = p
@@ -308,8 +309,12 @@ impl DynRule for TextRule {
             return Err(crate::rule::unknown_hyper(self.info, name));
         };
         match (self.info.hypers[i].default, value) {
-            (HyperValue::Num(_), HyperValue::Num(_))
-            | (HyperValue::Bool(_), HyperValue::Bool(_)) => {
+            (HyperValue::Num(_), HyperValue::Num(x)) => {
+                crate::rule::check_range(self.info, name, x)?;
+                self.hypers[i] = value;
+                Ok(())
+            }
+            (HyperValue::Bool(_), HyperValue::Bool(_)) => {
                 self.hypers[i] = value;
                 Ok(())
             }

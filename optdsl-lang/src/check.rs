@@ -34,6 +34,17 @@ pub fn is_rust_keyword(name: &str) -> bool {
     RUST_KEYWORDS.contains(&name)
 }
 
+/// Whether `name` can name a generated type: not a keyword, not a
+/// primitive type, and an identifier.
+pub fn can_name_a_type(name: &str) -> bool {
+    !is_rust_keyword(name)
+        && !PRIMITIVE_TYPES.contains(&name)
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+}
+
 /// What a name is bound to while checking.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Binding {

@@ -223,7 +223,7 @@ pub fn fallback(rule: &RuleDef, src: &Source) -> TokenStream {
                 .next()
                 .is_some_and(|c| c.is_alphabetic() || c == '_')
     };
-    if !ok_name(&rule.name.text) {
+    if !optdsl_lang::check::can_name_a_type(&rule.name.text) {
         return TokenStream::new();
     }
     let mut seen = std::collections::HashSet::new();

@@ -225,6 +225,10 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
     };
     let (main_iter, main_pat) = chunks(quote!(#LANES));
     let (one_iter, one_pat) = chunks(quote!(1));
+    let inner = format_ident!("{}_loop", name);
+    let read_params: Vec<TokenStream> = reads.iter().map(|x| quote!(#x: &[F])).collect();
+    let write_params: Vec<TokenStream> = writes.iter().map(|x| quote!(#x: &mut [F])).collect();
+    let acc_params: Vec<TokenStream> = acc_refs.iter().map(|x| quote!(#x: &mut [F; 64])).collect();
     let avx2 = format_ident!("{}_avx2", name);
     let avx512 = format_ident!("{}_avx512", name);
     let pick = format_ident!("{}_pick", name);
@@ -246,31 +250,45 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
         });
     }
     let keys = (0..nspec).map(|k| quote!(__cb[#k]));
+    let loop_params = quote!(#(#nums: F,)* #(#bools: bool,)* #(#read_params,)* #(#write_params,)* #(#acc_params,)* __walk: #pr::Walk);
+    let loop_args = quote!(#(#nums,)* #(#bools,)* #(#reads,)* #(#writes,)* #(#acc_refs,)* __walk);
+    let inner_avx2 = format_ident!("{}_loop_avx2", name);
+    let inner_avx512 = format_ident!("{}_loop_avx512", name);
+    let inner_portable = format_ident!("{}_loop_portable", name);
+    // A uniform entry for the driver: the per-step values and slices taken
+    // apart, then the loop of one SIMD level called with each slice as an
+    // argument of its own.
+    let entry = |f: &Ident, target: &Ident, unsafety: TokenStream, attrs: TokenStream| {
+        quote! {
+            #attrs
+            #[allow(unused, clippy::all)]
+            #unsafety fn #f #generics(#params) {
+                let &[#(#nums),*] = __cf else { ::core::unreachable!("per-step numbers") };
+                let &[#(#bools),*] = __cb else { ::core::unreachable!("per-step booleans") };
+                let &[#(#reads),*] = __r else { ::core::unreachable!("slices read") };
+                let [#(#writes),*] = __wr else { ::core::unreachable!("slices written") };
+                let [#(#acc_refs),*] = __accs else { ::core::unreachable!("accumulators") };
+                #(let #writes: &mut [F] = &mut **#writes;)*
+                #target #turbofish(#loop_args)
+            }
+        }
+    };
+    let x86 = quote!(#[cfg(target_arch = "x86_64")]);
+    let entry_avx2 = entry(&avx2, &inner_avx2, quote!(unsafe), x86.clone());
+    let entry_avx512 = entry(&avx512, &inner_avx512, quote!(unsafe), x86.clone());
+    let entry_portable = entry(name, &inner_portable, quote!(), quote!());
+    let _ = &args;
     quote! {
-        // The same loop compiled for AVX2 and AVX-512; the chooser picks one
-        // by the level the driver hands it (the copies differ only in
-        // instructions: no fused multiply-add, so results are identical).
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        #[allow(unused, clippy::all)]
-        unsafe fn #avx2 #generics(#params) {
-            #name #turbofish(#args)
-        }
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f")]
-        #[allow(unused, clippy::all)]
-        unsafe fn #avx512 #generics(#params) {
-            #name #turbofish(#args)
-        }
+        // The loop as a function of its own per SIMD level, never inlined, so
+        // that its slices are arguments the compiler knows do not overlap
+        // (what lets it vectorize and drop the store of a value just loaded,
+        // as when a switched-off buffer keeps its value). The copies differ
+        // only in instructions: no fused multiply-add, so results are
+        // identical.
         #[inline(always)]
         #[allow(unused, clippy::all)]
-        fn #name #generics(#params) {
-            let &[#(#nums),*] = __cf else { ::core::unreachable!("per-step numbers") };
-            let &[#(#bools),*] = __cb else { ::core::unreachable!("per-step booleans") };
+        fn #inner #generics(#loop_params) {
             #(#fixed)*
-            let &[#(#reads),*] = __r else { ::core::unreachable!("slices read") };
-            let [#(#writes),*] = __wr else { ::core::unreachable!("slices written") };
-            let [#(#acc_refs),*] = __accs else { ::core::unreachable!("accumulators") };
             #(let mut #accs: [F; 64] = *#acc_refs;)*
             match __walk {
                 #pr::Walk::Chunks => {
@@ -291,6 +309,28 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
             }
             #(*#acc_refs = #accs;)*
         }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        #[inline(never)]
+        #[allow(unused, clippy::all)]
+        unsafe fn #inner_avx2 #generics(#loop_params) {
+            #inner #turbofish(#loop_args)
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        #[inline(never)]
+        #[allow(unused, clippy::all)]
+        unsafe fn #inner_avx512 #generics(#loop_params) {
+            #inner #turbofish(#loop_args)
+        }
+        #[inline(never)]
+        #[allow(unused, clippy::all)]
+        fn #inner_portable #generics(#loop_params) {
+            #inner #turbofish(#loop_args)
+        }
+        #entry_avx2
+        #entry_avx512
+        #entry_portable
         #[allow(unused, clippy::all)]
         fn #pick<F: #pr::Real>(__simd: #pr::Simd, __cb: &[bool]) -> #pr::KernelFn<F> {
             match (__simd #(, #keys)*) {

@@ -1,7 +1,10 @@
 //! Step timing: a rule's fused step against the same-traffic bound (a loop
-//! that moves the same bytes with trivial arithmetic, on the same threads) and
-//! against the reference interpreter (ndarray operators, one temporary per
-//! operation). Reported as medians and a ratio, measured in one process.
+//! that moves the same bytes with trivial arithmetic, on the same threads),
+//! against the machine's memory limit measured as STREAM measures it (copy
+//! `a = b` and triad `a = b + s·c`, sized to move the bytes the rule's step
+//! moves, counted as STREAM counts them), and against the reference
+//! interpreter (ndarray operators, one temporary per operation). Reported as
+//! medians and ratios, measured in one process, interleaved.
 
 use crate::error::{Error, Result};
 use crate::exec::Plan;
@@ -25,6 +28,9 @@ pub struct BenchResult {
     pub ours_ms: f64,
     /// Median time of the same-traffic loop.
     pub bound_ms: f64,
+    /// The faster of STREAM copy's and triad's median times over the bytes
+    /// one step moves.
+    pub stream_ms: f64,
     /// Median time of the interpreted step, if measured.
     pub naive_ms: Option<f64>,
 }
@@ -40,14 +46,16 @@ impl std::fmt::Display for BenchResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} {} n={} threads={} ours_ms={:.3} bound_ms={:.3} ratio={:.3} naive_ms=",
+            "{} {} n={} threads={} ours_ms={:.3} bound_ms={:.3} ratio={:.3} stream_ms={:.3} stream_ratio={:.3} naive_ms=",
             self.name,
             self.dtype,
             self.n,
             self.threads,
             self.ours_ms,
             self.bound_ms,
-            self.ratio()
+            self.ratio(),
+            self.stream_ms,
+            self.ours_ms / self.stream_ms
         )?;
         match self.naive_ms {
             Some(x) => write!(f, "{x:.3}"),
@@ -141,6 +149,51 @@ fn bound_step<F: DynFloat>(written: &[Span<F>], read: &[Span<F>], g: &[F]) -> F 
     }
 }
 
+/// STREAM's kernels over `a`, `b`, `c`: copy moves `a.len()` elements twice
+/// (read `b`, write `a`), triad `c.len()` three times (read `b`, `c`, write
+/// `a`), split among threads as the driver splits a tensor.
+struct Stream<F> {
+    a: Vec<F>,
+    b: Vec<F>,
+    c: Vec<F>,
+}
+
+impl<F: DynFloat> Stream<F> {
+    /// Arrays sized so that copy and triad each move `bytes`.
+    fn new(bytes: usize) -> Self {
+        let size = std::mem::size_of::<F>();
+        let copy = (bytes / (2 * size)).max(1);
+        let triad = (bytes / (3 * size)).max(1);
+        Stream {
+            a: vec![F::ONE; copy],
+            b: vec![F::from_f64(0.5); copy],
+            c: vec![F::from_f64(0.25); triad],
+        }
+    }
+
+    fn copy(&mut self) {
+        let chunk = Plan::new(self.a.len()).size;
+        self.a
+            .par_chunks_mut(chunk)
+            .zip(self.b.par_chunks(chunk))
+            .for_each(|(a, b)| a.copy_from_slice(b));
+    }
+
+    fn triad(&mut self, s: F) {
+        let m = self.c.len();
+        let chunk = Plan::new(m).size;
+        self.a[..m]
+            .par_chunks_mut(chunk)
+            .zip(self.b[..m].par_chunks(chunk))
+            .zip(self.c.par_chunks(chunk))
+            .for_each(|((a, b), c)| {
+                for ((x, &y), &z) in a.iter_mut().zip(b).zip(c) {
+                    *x = y + s * z;
+                }
+            });
+    }
+}
+
 /// Measures `rule` on `n` parameters in `F` with a pool of `threads` threads:
 /// `reps` fused steps and bound passes, interleaved, and `naive_reps`
 /// interpreted steps (0 to skip).
@@ -231,10 +284,23 @@ pub fn bench_rule<F: DynFloat>(
                 (written, read)
             })
             .collect();
+        let slots_moved: usize = passes
+            .iter()
+            .map(|p| p.bytes_per_element(std::mem::size_of::<F>()))
+            .sum();
+        let mut stream = Stream::<F>::new(slots_moved.max(1) * n);
         let mut ours = Vec::with_capacity(reps);
         let mut bound = Vec::with_capacity(reps);
+        let mut copy = Vec::with_capacity(reps);
+        let mut triad = Vec::with_capacity(reps);
         let mut sink = F::ZERO;
         for rep in 0..reps + 2 {
+            let c = time_ms(|| stream.copy());
+            let t = time_ms(|| stream.triad(F::from_f64(0.5)));
+            if rep >= 2 {
+                copy.push(c);
+                triad.push(t);
+            }
             let a = time_ms(|| {
                 F::dyn_step(rule, &mut state, &mut w, &g, &input_refs).expect("lengths match");
             });
@@ -249,7 +315,7 @@ pub fn bench_rule<F: DynFloat>(
             }
         }
         std::hint::black_box(sink);
-        std::hint::black_box((&bw, &bufs, &bin, &bg));
+        std::hint::black_box((&bw, &bufs, &bin, &bg, &stream.a));
         let naive_ms = (naive_reps > 0).then(|| {
             let mut s = state.clone();
             let times: Vec<f64> = (0..naive_reps)
@@ -269,6 +335,7 @@ pub fn bench_rule<F: DynFloat>(
             threads,
             ours_ms: median(ours),
             bound_ms: median(bound),
+            stream_ms: median(copy).min(median(triad)),
             naive_ms,
         })
     })

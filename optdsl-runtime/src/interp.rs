@@ -47,6 +47,16 @@ enum Instr {
     Arith(BinOp, usize, Src, Src),
     /// `a op c` (or `c op a` when the flag is set) with `c` a per-step value.
     ArithScalar(BinOp, usize, Src, usize, bool),
+    /// `Arith` whose result goes straight into written slice `k`.
+    ArithTo(BinOp, usize, Src, Src),
+    /// `ArithScalar` whose result goes straight into written slice `k`.
+    ArithScalarTo(BinOp, usize, Src, usize, bool),
+    /// Written slice `k` updated in place: `k op b` (or `b op k` when the
+    /// flag is clear).
+    ArithInto(BinOp, usize, Src, bool),
+    /// Written slice `k` updated in place with a per-step value: `k op c`
+    /// (or `c op k` when the flag is set).
+    ArithScalarInto(BinOp, usize, usize, bool),
     Compare(BinOp, usize, Src, Src),
     Logic(BinOp, usize, Src, Src),
     Func(Func, usize, [Src; 3]),
@@ -232,7 +242,113 @@ impl<F: Float> Tape<F> {
             let s = operand(&mut tape, &mut src, arg);
             tape.reductions.push((r, s));
         }
+        tape.store_in_place();
         tape
+    }
+
+    /// Lets the arithmetic that computes a stored value write it straight
+    /// into its slice, where nothing after it reads that slice's old value:
+    /// one pass over the sub-block fewer per such store.
+    fn store_in_place(&mut self) {
+        let reads_of = |i: &Instr| -> Vec<Src> {
+            match *i {
+                Instr::Neg(_, a) | Instr::Not(_, a) | Instr::Copy(_, a) => vec![a],
+                Instr::ArithScalar(_, _, a, _, _) | Instr::ArithScalarTo(_, _, a, _, _) => vec![a],
+                Instr::ArithInto(_, k, b, _) => vec![Src::Write(k), b],
+                Instr::ArithScalarInto(_, k, _, _) => vec![Src::Write(k)],
+                Instr::Arith(_, _, a, b)
+                | Instr::ArithTo(_, _, a, b)
+                | Instr::Compare(_, _, a, b)
+                | Instr::Logic(_, _, a, b) => vec![a, b],
+                Instr::Func(_, _, abc) => abc.to_vec(),
+                Instr::Select(_, c, a, b) | Instr::SelectBool(_, c, a, b) => vec![c, a, b],
+            }
+        };
+        let mut kept = Vec::new();
+        let stores = std::mem::take(&mut self.stores);
+        for (n, &(k, value)) in stores.iter().enumerate() {
+            let Src::Num(t) = value else {
+                kept.push((k, value));
+                continue;
+            };
+            let producer = self.instrs.iter().position(|i| match *i {
+                Instr::Arith(_, o, _, _) | Instr::ArithScalar(_, o, _, _, _) => o == t,
+                _ => false,
+            });
+            let other_stores_read = stores
+                .iter()
+                .enumerate()
+                .any(|(m, &(_, v))| m != n && (v == value || v == Src::Write(k)));
+            let Some(at) = producer else {
+                kept.push((k, value));
+                continue;
+            };
+            let later_reads_old = self.instrs[at + 1..]
+                .iter()
+                .flat_map(reads_of)
+                .chain(self.reductions.iter().map(|r| r.1))
+                .any(|s| s == Src::Write(k));
+            if other_stores_read || later_reads_old {
+                kept.push((k, value));
+                continue;
+            }
+            let slot = Src::Write(k);
+            // The slice as an operand of its own producer: updated in place
+            // (once; a slice read twice by its producer keeps its store).
+            let replaced = match self.instrs[at] {
+                Instr::Arith(op, _, a, b) if a == slot && b != slot => {
+                    Some(Instr::ArithInto(op, k, b, true))
+                }
+                Instr::Arith(op, _, a, b) if b == slot && a != slot => {
+                    Some(Instr::ArithInto(op, k, a, false))
+                }
+                Instr::Arith(op, _, a, b) if a != slot && b != slot => {
+                    Some(Instr::ArithTo(op, k, a, b))
+                }
+                Instr::ArithScalar(op, _, a, c, sw) if a == slot => {
+                    Some(Instr::ArithScalarInto(op, k, c, sw))
+                }
+                Instr::ArithScalar(op, _, a, c, sw) => Some(Instr::ArithScalarTo(op, k, a, c, sw)),
+                _ => None,
+            };
+            let Some(replaced) = replaced else {
+                kept.push((k, value));
+                continue;
+            };
+            self.instrs[at] = replaced;
+            let rename = |x: &mut Src| {
+                if *x == value {
+                    *x = Src::Write(k);
+                }
+            };
+            for i in &mut self.instrs[at + 1..] {
+                match i {
+                    Instr::Neg(_, a) | Instr::Not(_, a) | Instr::Copy(_, a) => rename(a),
+                    Instr::ArithScalar(_, _, a, _, _) | Instr::ArithScalarTo(_, _, a, _, _) => {
+                        rename(a)
+                    }
+                    Instr::ArithInto(_, _, b, _) => rename(b),
+                    Instr::ArithScalarInto(..) => {}
+                    Instr::Arith(_, _, a, b)
+                    | Instr::ArithTo(_, _, a, b)
+                    | Instr::Compare(_, _, a, b)
+                    | Instr::Logic(_, _, a, b) => {
+                        rename(a);
+                        rename(b);
+                    }
+                    Instr::Func(_, _, abc) => abc.iter_mut().for_each(rename),
+                    Instr::Select(_, c, a, b) | Instr::SelectBool(_, c, a, b) => {
+                        rename(c);
+                        rename(a);
+                        rename(b);
+                    }
+                }
+            }
+            for r in &mut self.reductions {
+                rename(&mut r.1);
+            }
+        }
+        self.stores = kept;
     }
 }
 
@@ -293,7 +409,7 @@ unsafe fn run_avx512<F: Float>(
 /// The operand arrays of one sub-block.
 struct Arrays<'a, F> {
     reads: &'a [&'a [F]],
-    writes: &'a [&'a mut [F]],
+    writes: [*mut F; crate::driver::MAX_SLOTS],
     nums: *mut F,
     bools: *mut bool,
     at: usize,
@@ -305,7 +421,11 @@ impl<F: Copy> Arrays<'_, F> {
     fn num(&self, s: Src) -> &[F] {
         match s {
             Src::Read(k) => &self.reads[k][self.at..self.at + self.len],
-            Src::Write(k) => &self.writes[k][self.at..self.at + self.len],
+            // SAFETY: written slice k has at least at + len elements; while it
+            // is read here no instruction writes it (see `store_in_place`).
+            Src::Write(k) => unsafe {
+                std::slice::from_raw_parts(self.writes[k].add(self.at), self.len)
+            },
             // SAFETY: temporary k is SUB elements at k * SUB; no &mut to it is
             // live while an operand is read (each instruction writes its own).
             Src::Num(k) => unsafe {
@@ -329,6 +449,13 @@ impl<F: Copy> Arrays<'_, F> {
     fn out_num(&self, k: usize) -> &mut [F] {
         // SAFETY: temporary k is written by one instruction, and never read by it.
         unsafe { std::slice::from_raw_parts_mut(self.nums.add(k * STRIDE), self.len) }
+    }
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    fn out_slot(&self, k: usize) -> &mut [F] {
+        // SAFETY: the instruction writing slice k reads neither it nor a
+        // value aliasing it (see `store_in_place`).
+        unsafe { std::slice::from_raw_parts_mut(self.writes[k].add(self.at), self.len) }
     }
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
@@ -371,6 +498,52 @@ fn arith_scalar<F: Float>(op: BinOp, out: &mut [F], a: &[F], c: F, swapped: bool
                 map1(out, a, |x| $op.arith(c, x))
             } else {
                 map1(out, a, |x| $op.arith(x, c))
+            }
+        };
+    }
+    match op {
+        BinOp::Add => each!(BinOp::Add),
+        BinOp::Sub => each!(BinOp::Sub),
+        BinOp::Mul => each!(BinOp::Mul),
+        BinOp::Div => each!(BinOp::Div),
+        _ => each!(op),
+    }
+}
+
+/// `x = x op b` (or `b op x`) over a slice updated in place.
+#[inline(always)]
+fn arith_into<F: Float>(op: BinOp, x: &mut [F], b: &[F], slot_left: bool) {
+    macro_rules! each {
+        ($op:expr) => {
+            if slot_left {
+                for (o, &y) in x.iter_mut().zip(b) {
+                    *o = $op.arith(*o, y);
+                }
+            } else {
+                for (o, &y) in x.iter_mut().zip(b) {
+                    *o = $op.arith(y, *o);
+                }
+            }
+        };
+    }
+    match op {
+        BinOp::Add => each!(BinOp::Add),
+        BinOp::Sub => each!(BinOp::Sub),
+        BinOp::Mul => each!(BinOp::Mul),
+        BinOp::Div => each!(BinOp::Div),
+        _ => each!(op),
+    }
+}
+
+/// `x = x op c` (or `c op x`) with a per-step value, in place.
+#[inline(always)]
+fn arith_scalar_into<F: Float>(op: BinOp, x: &mut [F], c: F, swapped: bool) {
+    macro_rules! each {
+        ($op:expr) => {
+            if swapped {
+                x.iter_mut().for_each(|o| *o = $op.arith(c, *o));
+            } else {
+                x.iter_mut().for_each(|o| *o = $op.arith(*o, c));
             }
         };
     }
@@ -489,9 +662,13 @@ fn run<F: Float>(
             Walk::Single { lane0 } => Walk::Single { lane0: lane0 + at },
         };
         {
+            let mut write_ptrs = [std::ptr::null_mut(); crate::driver::MAX_SLOTS];
+            for (p, w) in write_ptrs.iter_mut().zip(writes.iter_mut()) {
+                *p = w.as_mut_ptr();
+            }
             let arrays = Arrays {
                 reads,
-                writes: &*writes,
+                writes: write_ptrs,
                 nums: nums.as_mut_ptr(),
                 bools: bools.as_mut_ptr(),
                 at,
@@ -512,6 +689,22 @@ fn run<F: Float>(
                         tape.scalars[c],
                         swapped,
                     ),
+                    Instr::ArithScalarTo(op, k, a, c, swapped) => arith_scalar(
+                        op,
+                        arrays.out_slot(k),
+                        arrays.num(a),
+                        tape.scalars[c],
+                        swapped,
+                    ),
+                    Instr::ArithInto(op, k, b, slot_left) => {
+                        arith_into(op, arrays.out_slot(k), arrays.num(b), slot_left)
+                    }
+                    Instr::ArithScalarInto(op, k, c, swapped) => {
+                        arith_scalar_into(op, arrays.out_slot(k), tape.scalars[c], swapped)
+                    }
+                    Instr::ArithTo(op, k, a, b) => {
+                        arith(op, arrays.out_slot(k), arrays.num(a), arrays.num(b))
+                    }
                     Instr::Arith(op, k, a, b) => {
                         arith(op, arrays.out_num(k), arrays.num(a), arrays.num(b))
                     }

@@ -218,6 +218,53 @@ fn known_mistake(text: &str, offset: usize) -> Option<String> {
     None
 }
 
+/// Refuses a character outside ASCII where the language has none (names,
+/// numbers, operators): at the character, saying what to write instead.
+/// Doc comments, comments and strings may hold any text.
+fn check_ascii(text: &str) -> Result<(), Diagnostic> {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if in_string {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => escaped = false,
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '/' if chars.peek().map(|p| p.1) == Some('/') => {
+                // A comment or a doc line: skip to the end of the line.
+                for (_, d) in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            c if !c.is_ascii() => {
+                let hint = match c {
+                    '×' | '·' | '⋅' => "; write `*`",
+                    '≤' => "; write `<=`",
+                    '≥' => "; write `>=`",
+                    '≠' => "; write `!=`",
+                    '−' | '–' => "; write `-`",
+                    '√' => "; write `sqrt(x)`",
+                    _ => "; names are ASCII letters, digits and `_`",
+                };
+                return Err(Diagnostic::new(
+                    Span::new(i, i + c.len_utf8()),
+                    format!("`{c}` cannot appear in a rule outside comments{hint}"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Refuses text nested deeper than [`MAX_DEPTH`] (brackets, or a run of
 /// prefix operators), at the token that goes too deep.
 fn check_depth(text: &str) -> Result<(), Diagnostic> {
@@ -260,6 +307,7 @@ fn check_depth(text: &str) -> Result<(), Diagnostic> {
 /// Parses network specs (`pub Name { input N; dense N act; ... loss name; }`).
 pub fn parse_networks(text: &str) -> Result<Vec<NetDef>, Diagnostic> {
     check_depth(text)?;
+    check_ascii(text)?;
     let mut pairs = Grammar::parse(Rule::networks, text).map_err(|e| syntax_error(text, e))?;
     let Some(top) = pairs.next() else {
         return Ok(Vec::new());
@@ -312,6 +360,7 @@ pub fn parse_networks(text: &str) -> Result<Vec<NetDef>, Diagnostic> {
 /// written in a rule file or inside `optimizer! { ... }`.
 pub fn parse_rules(text: &str) -> Result<Vec<RuleDef>, Diagnostic> {
     check_depth(text)?;
+    check_ascii(text)?;
     let mut pairs = Grammar::parse(Rule::rules, text).map_err(|e| syntax_error(text, e))?;
     let Some(top) = pairs.next() else {
         return Ok(Vec::new());
@@ -730,6 +779,18 @@ mod tests {
         assert!(err.message.contains("nests more than"), "{err}");
         let text = format!("R {{ w -= {}g; }}", "-".repeat(5000));
         assert!(parse_rules(&text).is_err());
+    }
+
+    #[test]
+    fn characters_outside_ascii_are_named_where_they_are() {
+        let err = parse_rules("pub Rü { w -= g; }").unwrap_err();
+        assert!(err.message.contains("`ü`"), "{err}");
+        assert_eq!(err.span.start, "pub R".len());
+        let err = parse_rules("R { w -= 0.1 × g; }").unwrap_err();
+        assert!(err.message.contains("write `*`"), "{err}");
+        // Doc lines, comments and strings may hold any text.
+        assert!(parse_rules("/// Schaul–LeCun: η ≥ 0.\nR { w -= g; } // ü").is_ok());
+        assert!(parse_rules("# [doc = \" η ≥ 0\"] R { w -= g; }").is_ok());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod exec;
 pub mod float;
 pub mod ir;
+pub mod memory;
 pub mod net;
 pub mod optim;
 pub mod parallel;

@@ -360,6 +360,35 @@ impl<F: NetFloat> Trainer<F> {
         Ok(trainer)
     }
 
+    /// Refuses, before anything is allocated, a run of `rule` on a network
+    /// of shape `spec` under `config` that needs more memory than is
+    /// available ([`NetworkSpec::check_memory`]): the parameters, the
+    /// gradients of the training and the evaluation passes, the rule's
+    /// state buffers and the inputs the trainer keeps for it, and the
+    /// activations of a batch and of an evaluation batch.
+    pub fn check_memory(
+        spec: &NetworkSpec,
+        rule: &dyn DynRule,
+        config: &TrainConfig,
+    ) -> Result<()> {
+        let info = rule.info();
+        let inputs = match info.inputs {
+            [] => 0,
+            // The previous parameters, the input, a copy of the gradient.
+            ["g_prev"] => 3,
+            // The curvature, and a scratch buffer up to the largest weight matrix.
+            _ => 2,
+        };
+        let per_param = 3 + info.buffers.len() + inputs;
+        spec.check_memory(
+            F::DTYPE,
+            std::mem::size_of::<F>(),
+            per_param,
+            config.batch,
+            config.eval_batch,
+        )
+    }
+
     fn read_base_lrs(&mut self) {
         self.base_lrs = match self.lr_hyper {
             Some(name) => (0..2)
@@ -896,7 +925,7 @@ impl<F: NetFloat> Trainer<F> {
             step: self.step,
             epoch: self.epoch,
             steps_per_epoch,
-            total_steps: steps_per_epoch * self.config.epochs as u64,
+            total_steps: steps_per_epoch.saturating_mul(self.config.epochs as u64),
         };
         for g in 0..self.base_lrs.len() {
             let lr = self.config.schedule.lr(self.base_lrs[g], clock);

@@ -281,6 +281,17 @@ fn validate(args: &Args) -> Result<(), Error> {
             });
         }
     }
+    if args.seed.checked_add(args.seeds).is_none() {
+        return Err(Error::Invalid {
+            what: "--seeds".into(),
+            reason: format!(
+                "{} seeds from --seed {} run past the largest seed, {}; give a smaller --seed",
+                args.seeds,
+                args.seed,
+                u64::MAX
+            ),
+        });
+    }
     if args.check {
         let mut off = off_pytorch_start(args)?;
         off.extend(off_reference(args)?);
@@ -383,6 +394,15 @@ fn compare<F: NetFloat>(
     data: &Split,
     generator: Generator,
 ) -> CliResult {
+    let config = TrainConfig {
+        batch: args.batch,
+        ..TrainConfig::default()
+    };
+    for entry in selected(args)? {
+        if let Ok(rule) = make_rule(&entry) {
+            Trainer::<F>::check_memory(spec, rule.as_ref(), &config)?;
+        }
+    }
     let probe = Network::<F>::new_with(spec.clone(), args.seed, generator)?;
     println!(
         "GEMM ms: the bare matrix products of one epoch (forward + backward, {} batches), \

@@ -244,6 +244,7 @@ fn train<F: NetFloat>(
             F::DTYPE
         );
     }
+    Trainer::<F>::check_memory(&spec, rule.as_ref(), &config)?;
     let net = Network::<F>::new_with(spec, args.seed, config.generator)?;
     let mut trainer = Trainer::new(net, rule, config)?;
     for kv in &args.bias_set {

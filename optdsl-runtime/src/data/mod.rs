@@ -70,7 +70,7 @@ impl Dataset {
         if dim == 0 || labels.is_empty() {
             return Err(fail("it has no rows or no input columns".into()));
         }
-        if inputs.len() != dim * labels.len() {
+        if dim.checked_mul(labels.len()) != Some(inputs.len()) {
             return Err(fail(format!(
                 "{} values for {} rows of {dim}",
                 inputs.len(),

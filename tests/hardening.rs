@@ -116,3 +116,75 @@ fn the_library_refuses_an_overflowing_or_oversized_spec_with_a_typed_error() {
         "{e}"
     );
 }
+
+/// What a save in the concurrency test writes: the thread and round in
+/// every element, so a mixed or torn file cannot decode as either.
+fn payload(thread: u32, round: u32) -> Vec<u64> {
+    vec![u64::from(thread) << 32 | u64::from(round); 2000]
+}
+
+#[test]
+fn two_threads_saving_one_checkpoint_a_thousand_times_never_fail_or_corrupt_it() {
+    use optdsl::checkpoint;
+    let d = dir("threads");
+    let path = d.join("run.ckpt");
+    std::thread::scope(|s| {
+        for thread in 0..2u32 {
+            let path = &path;
+            s.spawn(move || {
+                for round in 0..1000u32 {
+                    checkpoint::save(path, "test", &payload(thread, round))
+                        .unwrap_or_else(|e| panic!("thread {thread}, save {round}: {e}"));
+                    let back: Vec<u64> = checkpoint::load(path, "test")
+                        .unwrap_or_else(|e| panic!("thread {thread}, load {round}: {e}"));
+                    let first = back[0];
+                    assert!(back.iter().all(|&x| x == first), "a mixed file");
+                    assert!(first >> 32 < 2 && first & 0xffff_ffff < 1000);
+                }
+            });
+        }
+    });
+    let left: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(left, ["run.ckpt"], "no temporary or lock file is left");
+}
+
+#[test]
+fn a_second_process_saving_the_same_checkpoint_is_refused_naming_the_first() {
+    let d = dir("second");
+    let path = d.join("run.ckpt");
+    let lock = optdsl::checkpoint::lock(&path).unwrap();
+    let args = [
+        "train", "--data", "semeion", "--hidden", "8", "--epochs", "1", "--save", "run.ckpt",
+        "--out", "out",
+    ];
+    let out = optdsl(&d, &args);
+    let e = exit_2(&out);
+    // Refused before training, not at the first save.
+    assert!(
+        !text(&out.stdout).contains("epoch"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        e.contains(&format!(
+            "process {} is writing this checkpoint",
+            std::process::id()
+        )) && e.contains("run.ckpt.lock"),
+        "{e}"
+    );
+    assert!(!path.exists());
+    // Threads of this process share the lock: a save here goes through.
+    optdsl::checkpoint::save(&path, "test", &1u8).unwrap();
+    drop(lock);
+    assert!(!d.join("run.ckpt.lock").exists());
+    let out = optdsl(&d, &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("checkpoint: run.ckpt"));
+    assert!(
+        !d.join("run.ckpt.lock").exists(),
+        "the lock file is removed"
+    );
+}

@@ -114,6 +114,8 @@ pub fn run(args: Args) -> CliResult {
     if args.distributed {
         return distributed(args);
     }
+    // Held for the whole run: a second process saving here is refused.
+    let _lock = lock_save(&args)?;
     let run = Run::new(&args, true)?;
     let history = match args.dtype.as_str() {
         "f32" => train::<f32>(&args, run, None)?,
@@ -132,6 +134,8 @@ fn distributed(args: Args) -> CliResult {
     let mut mpi = optdsl::dist::Mpi::init()?;
     let (rank, size) = (Collective::<f32>::rank(&mpi), Collective::<f32>::size(&mpi));
     let result = (|| -> Result<(), Error> {
+        // Process 0 writes the checkpoint; it holds the lock for the run.
+        let _lock = if rank == 0 { lock_save(&args)? } else { None };
         let run = Run::new(&args, rank == 0)?;
         let history = match args.dtype.as_str() {
             "f32" => train::<f32>(&args, run, Some(&mut mpi))?,
@@ -163,6 +167,15 @@ fn distributed(_args: Args) -> CliResult {
             .into(),
     )
     .into())
+}
+
+/// The lock on `--save`'s checkpoint ([`optdsl::checkpoint::lock`]), if
+/// one is saved: an error naming the other process if one holds it.
+fn lock_save(args: &Args) -> Result<Option<optdsl::checkpoint::CheckpointLock>, Error> {
+    args.save
+        .as_deref()
+        .map(optdsl::checkpoint::lock)
+        .transpose()
 }
 
 /// Writes the history and prints the closing lines, the test accuracy last.

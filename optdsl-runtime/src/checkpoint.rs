@@ -51,10 +51,18 @@ pub fn save<T: Serialize>(path: &Path, kind: &str, value: &T) -> Result<()> {
     );
     let _lock = lock(path)?;
     let (dir, name) = dir_and_name(path)?;
+    remove_stale_temporaries(&dir, &name);
     let write = || -> std::io::Result<()> {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&temp_prefix(&name, std::process::id()))
-            .tempfile_in(&dir)?;
+        let prefix = temp_prefix(&name, std::process::id());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        #[cfg(unix)]
+        {
+            // As `File::create`: read-write for all, less the umask.
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o666));
+        }
+        let mut tmp = builder.tempfile_in(&dir)?;
         tmp.write_all(header.as_bytes())?;
         tmp.write_all(&payload)?;
         tmp.as_file().sync_all()?;
@@ -82,6 +90,37 @@ fn dir_and_name(path: &Path) -> Result<(PathBuf, String)> {
 /// How the temporary files of process `pid` saving checkpoint `name` begin.
 fn temp_prefix(name: &str, pid: u32) -> String {
     format!(".{name}.tmp-{pid}-")
+}
+
+/// Removes the temporary files of saves of checkpoint `name` in `dir` by
+/// processes that have ended (killed mid-save): `.NAME.tmp-PID-...` (and
+/// `.NAME.tmp-PID`, the name earlier builds used) whose PID is not a
+/// running process. Temporaries of running processes, this one's included,
+/// are left alone; so is everything where it cannot be told whether a
+/// process runs (no `/proc`).
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && process_ended(pid) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Whether process `pid` is known to have ended: no `/proc/PID` where
+/// `/proc` is mounted. `false` where that cannot be told.
+fn process_ended(pid: u32) -> bool {
+    Path::new("/proc/self").exists() && !Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// The locks this process holds: the lock file's path, the open (locked)

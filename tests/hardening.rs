@@ -42,6 +42,11 @@ fn exit_2(out: &Output) -> String {
     e
 }
 
+/// Whether a run printed an epoch's line.
+fn trained(out: &Output) -> bool {
+    text(&out.stdout).lines().any(|l| l.starts_with("epoch"))
+}
+
 /// MemAvailable of /proc/meminfo, in bytes.
 fn available_memory() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -163,11 +168,7 @@ fn a_second_process_saving_the_same_checkpoint_is_refused_naming_the_first() {
     let out = optdsl(&d, &args);
     let e = exit_2(&out);
     // Refused before training, not at the first save.
-    assert!(
-        !text(&out.stdout).contains("epoch"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(!trained(&out), "{}", text(&out.stdout));
     assert!(
         e.contains(&format!(
             "process {} is writing this checkpoint",
@@ -287,4 +288,100 @@ fn temporaries_of_a_killed_save_are_removed_at_the_next_save() {
     } else {
         eprintln!("no save was caught in flight; the simulated temporaries above were checked");
     }
+}
+
+/// Whether this process runs as root (who may write in read-only directories).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| text(&o.stdout).trim() == "0")
+        .unwrap_or(true)
+}
+
+#[test]
+fn an_out_dir_that_cannot_be_written_is_refused_before_training() {
+    let d = dir("out-unwritable");
+    std::fs::write(d.join("blocker"), "a file, not a directory").unwrap();
+    let mut cases = vec!["blocker/out".to_string()];
+    if !is_root() {
+        let ro = d.join("read-only");
+        std::fs::create_dir(&ro).unwrap();
+        let mut perms = std::fs::metadata(&ro).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+        std::fs::set_permissions(&ro, perms).unwrap();
+        cases.push("read-only/out".into());
+        cases.push("read-only".into());
+    }
+    for out in &cases {
+        let run = optdsl(
+            &d,
+            &[
+                "train", "--data", "semeion", "--hidden", "8", "--epochs", "3", "--out", out,
+            ],
+        );
+        let e = exit_2(&run);
+        assert!(e.contains(out.as_str()) && e.contains("--out"), "{e}");
+        assert!(!trained(&run), "{}", text(&run.stdout));
+    }
+}
+
+#[test]
+fn the_result_is_printed_even_when_the_history_cannot_be_written() {
+    use std::io::BufRead;
+    let d = dir("out-lost");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_optdsl"))
+        .current_dir(&d)
+        .args([
+            "train", "--data", "semeion", "--hidden", "512,256", "--epochs", "60", "--out", "out",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if line.starts_with("epoch") && lines.iter().all(|l: &String| !l.starts_with("epoch")) {
+            // The output directory goes away during training; a file takes its place.
+            let _ = std::fs::remove_dir_all(d.join("out"));
+            std::fs::write(d.join("out"), "not a directory").unwrap();
+        }
+        lines.push(line);
+    }
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("epoch  60/60")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("test accuracy: 0.")),
+        "{lines:?}\n{err}"
+    );
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.starts_with("error: ") && err.contains("out"), "{err}");
+}
+
+#[test]
+fn history_files_are_replaced_whole() {
+    let d = dir("out-atomic");
+    let args = [
+        "train", "--data", "semeion", "--hidden", "8", "--epochs", "1", "--out", "out",
+    ];
+    for _ in 0..2 {
+        let out = optdsl(&d, &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(d.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["sgd.csv", "sgd.json"], "no temporary is left");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("out/sgd.json")).unwrap()).unwrap();
+    assert_eq!(json["epochs"].as_array().unwrap().len(), 1);
 }

@@ -120,18 +120,32 @@ impl History {
         out
     }
 
-    /// Writes `STEM.csv` and `STEM.json` into `dir` (created if missing).
+    /// Writes `STEM.csv` and `STEM.json` into `dir` (created if missing),
+    /// each atomically ([`write_atomically`]): a failed write leaves the
+    /// file as it was, never a truncated one.
     pub fn write(&self, dir: &Path, stem: &str) -> Result<()> {
-        let io = |path: &Path, e: std::io::Error| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        let csv = dir.join(format!("{stem}.csv"));
-        std::fs::write(&csv, self.to_csv()).map_err(|e| io(&csv, e))?;
-        let json = dir.join(format!("{stem}.json"));
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        write_atomically(&dir.join(format!("{stem}.csv")), self.to_csv().as_bytes())?;
         let text = serde_json::to_string_pretty(self).expect("history serializes");
-        std::fs::write(&json, text + "\n").map_err(|e| io(&json, e))
+        write_atomically(&dir.join(format!("{stem}.json")), (text + "\n").as_bytes())
+    }
+
+    /// Checks, before training, that [`History::write`] can write `STEM.csv`
+    /// and `STEM.json` into `dir`: creates the directory, writes, syncs and
+    /// removes a probe file in it (a read-only or full disk fails here), and
+    /// refuses a directory in the place of either file.
+    pub fn check_writable(dir: &Path, stem: &str) -> Result<()> {
+        check_writable_dir(dir)?;
+        for ext in ["csv", "json"] {
+            let path = dir.join(format!("{stem}.{ext}"));
+            if path.is_dir() {
+                return Err(Error::Io {
+                    path: path.display().to_string(),
+                    message: "is a directory; the history is written to a file of that name".into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The median of the epochs' training-pass seconds.
@@ -148,6 +162,65 @@ impl History {
         }
         median(timed)
     }
+}
+
+/// An [`Error::Io`] for `path`.
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: into a temporary file of its own in
+/// the same directory, synced, then renamed over `path`; on failure the
+/// temporary is removed and `path` left as it was.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let prefix = format!(".{name}.tmp-{}-", std::process::id());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    #[cfg(unix)]
+    {
+        // As `File::create`: read-write for all, less the umask.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let write = || -> std::io::Result<()> {
+        let mut tmp = builder.tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().map_err(|e| io_error(path, e))
+}
+
+/// Creates `dir` if missing and checks that a file can be written in it:
+/// writes 4 KiB to a probe file, syncs it (where a full disk shows) and
+/// removes it.
+pub fn check_writable_dir(dir: &Path) -> Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    let probe = || -> std::io::Result<()> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".optdsl-probe-")
+            .tempfile_in(dir)?;
+        tmp.write_all(&[0u8; 4096])?;
+        tmp.as_file().sync_all()?;
+        tmp.close()
+    };
+    probe().map_err(|e| Error::Io {
+        path: dir.display().to_string(),
+        message: format!("cannot write a file here: {e}"),
+    })
 }
 
 /// A [`Trainer`]'s whole state, serializable (serde) for checkpoints.

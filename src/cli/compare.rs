@@ -403,6 +403,10 @@ fn compare<F: NetFloat>(
             Trainer::<F>::check_memory(spec, rule.as_ref(), &config)?;
         }
     }
+    optdsl::train::check_writable_dir(&args.out).map_err(|e| Error::Invalid {
+        what: "--out".into(),
+        reason: format!("{e}; give a directory the histories can be written in"),
+    })?;
     let probe = Network::<F>::new_with(spec.clone(), args.seed, generator)?;
     println!(
         "GEMM ms: the bare matrix products of one epoch (forward + backward, {} batches), \
@@ -454,7 +458,7 @@ fn compare<F: NetFloat>(
     let (table, csv, bad) = table(&rows, args.seeds > 1);
     println!("\n{table}");
     std::fs::create_dir_all(&args.out)?;
-    std::fs::write(args.out.join("summary.csv"), csv)?;
+    optdsl::train::write_atomically(&args.out.join("summary.csv"), csv.as_bytes())?;
     println!("histories and summary.csv in {}", args.out.display());
     let curves: Vec<(String, Vec<EpochPoint>)> = rows
         .iter()

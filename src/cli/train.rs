@@ -114,8 +114,6 @@ pub fn run(args: Args) -> CliResult {
     if args.distributed {
         return distributed(args);
     }
-    // Held for the whole run: a second process saving here is refused.
-    let _lock = lock_save(&args)?;
     let run = Run::new(&args, true)?;
     let history = match args.dtype.as_str() {
         "f32" => train::<f32>(&args, run, None)?,
@@ -134,8 +132,6 @@ fn distributed(args: Args) -> CliResult {
     let mut mpi = optdsl::dist::Mpi::init()?;
     let (rank, size) = (Collective::<f32>::rank(&mpi), Collective::<f32>::size(&mpi));
     let result = (|| -> Result<(), Error> {
-        // Process 0 writes the checkpoint; it holds the lock for the run.
-        let _lock = if rank == 0 { lock_save(&args)? } else { None };
         let run = Run::new(&args, rank == 0)?;
         let history = match args.dtype.as_str() {
             "f32" => train::<f32>(&args, run, Some(&mut mpi))?,
@@ -178,18 +174,38 @@ fn lock_save(args: &Args) -> Result<Option<optdsl::checkpoint::CheckpointLock>, 
         .transpose()
 }
 
-/// Writes the history and prints the closing lines, the test accuracy last.
+/// Checks before training that the history can be written into `--out`
+/// (see [`History::check_writable`]).
+fn check_outputs(args: &Args) -> Result<(), Error> {
+    History::check_writable(&args.out, &history_stem(args)).map_err(|e| {
+        invalid(
+            "--out",
+            format!("{e}; give a directory the history can be written in"),
+        )
+    })
+}
+
+/// The history's file stem: the optimizer's name.
+fn history_stem(args: &Args) -> String {
+    args.optimizer.to_ascii_lowercase()
+}
+
+/// Writes the history and prints the closing lines, the test accuracy last;
+/// the accuracy is printed even when the history cannot be written (the
+/// error is returned after it).
 fn finish(args: &Args, history: &History) -> Result<(), Error> {
-    let stem = args.optimizer.to_ascii_lowercase();
-    history.write(&args.out, &stem)?;
+    let stem = history_stem(args);
+    let written = history.write(&args.out, &stem);
     let last = history.epochs.last().expect("at least one epoch");
-    println!(
-        "history: {}/{stem}.csv, .json; median epoch {:.1} ms",
-        args.out.display(),
-        history.median_epoch_seconds() * 1e3
-    );
+    if written.is_ok() {
+        println!(
+            "history: {}/{stem}.csv, .json; median epoch {:.1} ms",
+            args.out.display(),
+            history.median_epoch_seconds() * 1e3
+        );
+    }
     println!("test accuracy: {:.4}", last.test_accuracy);
-    Ok(())
+    written.map_err(|e| invalid("--out", format!("the history was not written: {e}")))
 }
 
 /// What a run trains: the data, the network, the rule and the settings.
@@ -258,6 +274,15 @@ fn train<F: NetFloat>(
         );
     }
     Trainer::<F>::check_memory(&spec, rule.as_ref(), &config)?;
+    // The process that speaks (process 0) writes the outputs: it checks
+    // them before training and holds the checkpoint's lock for the run, so
+    // a second process saving there is refused.
+    let _lock = if speaks {
+        check_outputs(args)?;
+        lock_save(args)?
+    } else {
+        None
+    };
     let net = Network::<F>::new_with(spec, args.seed, config.generator)?;
     let mut trainer = Trainer::new(net, rule, config)?;
     for kv in &args.bias_set {

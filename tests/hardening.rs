@@ -385,3 +385,118 @@ fn history_files_are_replaced_whole() {
         serde_json::from_str(&std::fs::read_to_string(d.join("out/sgd.json")).unwrap()).unwrap();
     assert_eq!(json["epochs"].as_array().unwrap().len(), 1);
 }
+
+/// A small CSV of labelled rows that trains: 60 rows, 4 inputs, 3 classes.
+fn small_csv() -> String {
+    let mut text = String::new();
+    for i in 0..60 {
+        let y = i % 3;
+        text += &format!("{y},{},{},{},{}\n", y, (i * 7) % 5, 1 + y * 2, i % 2);
+    }
+    text
+}
+
+#[test]
+fn an_output_that_is_one_of_the_runs_inputs_is_refused_and_left_unchanged() {
+    let d = dir("inputs");
+    std::fs::create_dir(d.join("out")).unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    let data = d.join("digits.csv");
+    std::fs::write(&data, small_csv()).unwrap();
+    std::fs::write(d.join("out/sgd.csv"), small_csv()).unwrap();
+    std::os::unix::fs::symlink(&data, d.join("link.csv")).unwrap();
+    let base = ["train", "--hidden", "4", "--epochs", "1"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--data", "csv:digits.csv", "--save", "digits.csv"],
+            "--save",
+        ),
+        (
+            vec!["--data", "csv:./digits.csv", "--save", "sub/../digits.csv"],
+            "--save",
+        ),
+        (
+            vec!["--data", "csv:link.csv", "--save", "digits.csv"],
+            "--save",
+        ),
+        (
+            vec!["--data", "csv:digits.csv", "--save", "link.csv"],
+            "--save",
+        ),
+        (vec!["--data", "csv:out/sgd.csv", "--out", "out"], "--out"),
+    ];
+    for (args, flag) in cases {
+        let argv = [&base[..], &args[..]].concat();
+        let out = optdsl(&d, &argv);
+        let e = exit_2(&out);
+        assert!(e.contains(flag) && e.contains("input"), "{argv:?}: {e}");
+        assert!(!trained(&out), "{argv:?}");
+        assert_eq!(std::fs::read_to_string(&data).unwrap(), small_csv());
+        assert_eq!(
+            std::fs::read_to_string(d.join("out/sgd.csv")).unwrap(),
+            small_csv()
+        );
+        assert!(std::fs::symlink_metadata(d.join("link.csv"))
+            .unwrap()
+            .is_symlink());
+    }
+    // A checkpoint resumed is not overwritten by the history, but may be
+    // saved over (the run goes on in it).
+    let run = |extra: &[&str]| {
+        let argv = [
+            &["train", "--data", "csv:digits.csv", "--hidden", "4"][..],
+            extra,
+        ]
+        .concat();
+        optdsl(&d, &argv)
+    };
+    assert!(run(&["--epochs", "1", "--save", "r.ckpt", "--out", "o"])
+        .status
+        .success());
+    let saved = std::fs::read(d.join("r.ckpt")).unwrap();
+    std::fs::copy(d.join("r.ckpt"), d.join("o/sgd.json")).unwrap();
+    let e = exit_2(&run(&[
+        "--epochs",
+        "2",
+        "--resume",
+        "o/sgd.json",
+        "--out",
+        "o",
+    ]));
+    assert!(e.contains("--out") && e.contains("input"), "{e}");
+    assert_eq!(std::fs::read(d.join("o/sgd.json")).unwrap(), saved);
+    let out = run(&[
+        "--epochs", "2", "--resume", "r.ckpt", "--save", "r.ckpt", "--out", "o",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_ne!(std::fs::read(d.join("r.ckpt")).unwrap(), saved);
+}
+
+#[test]
+fn compare_refuses_an_out_dir_that_would_overwrite_its_data() {
+    let d = dir("compare-inputs");
+    std::fs::create_dir(d.join("out")).unwrap();
+    std::fs::write(d.join("out/summary.csv"), small_csv()).unwrap();
+    let out = optdsl(
+        &d,
+        &[
+            "compare",
+            "--data",
+            "csv:out/summary.csv",
+            "--only",
+            "sgd",
+            "--hidden",
+            "4",
+            "--epochs",
+            "1",
+            "--out",
+            "out",
+        ],
+    );
+    let e = exit_2(&out);
+    assert!(e.contains("--out") && e.contains("input"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("out/summary.csv")).unwrap(),
+        small_csv()
+    );
+}

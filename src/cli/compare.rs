@@ -358,6 +358,9 @@ fn off_reference(args: &Args) -> Result<Vec<String>, Error> {
 pub fn run(args: Args) -> CliResult {
     validate(&args)?;
     let source: DataSource = args.data.parse()?;
+    if let DataSource::Csv(path) = &source {
+        refuse_data_in_outputs(&args, path)?;
+    }
     let data = source.load(&CsvOptions::default(), None, args.seed)?;
     println!("{}", describe_data(&data));
     let mut spec = NetworkSpec::classifier(
@@ -480,6 +483,51 @@ fn compare<F: NetFloat>(
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses an `--out` in which compare would write over the `--data` CSV
+/// file at `data`: `summary.csv`, `curves.png`, `curves.svg`, or a row's
+/// history (`LABEL.csv`, `LABEL.json`, `LABEL-sN.*`), the paths compared
+/// with symbolic links and `..` resolved.
+fn refuse_data_in_outputs(args: &Args, data: &std::path::Path) -> Result<(), Error> {
+    use super::outputs::resolved;
+    let (Some(file), Some(out)) = (resolved(data), resolved(&args.out)) else {
+        return Ok(());
+    };
+    let name = file
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let written = |name: &str| -> Result<bool, Error> {
+        if ["summary.csv", "curves.png", "curves.svg"].contains(&name) {
+            return Ok(true);
+        }
+        let Some(stem) = name
+            .strip_suffix(".csv")
+            .or_else(|| name.strip_suffix(".json"))
+        else {
+            return Ok(false);
+        };
+        Ok(selected(args)?.iter().any(|e| {
+            stem == e.label
+                || stem
+                    .strip_prefix(e.label)
+                    .and_then(|r| r.strip_prefix("-s"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n > args.seed && n - args.seed < args.seeds)
+        }))
+    };
+    if file.parent() == Some(out.as_path()) && written(&name)? {
+        return Err(Error::Invalid {
+            what: "--out".into(),
+            reason: format!(
+                "compare writes its histories, summary.csv and curves.png in {}, which holds \
+                 this run's input (--data {}): it would be overwritten; give another --out",
+                args.out.display(),
+                args.data
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The table's rows: the listed entries, then unlisted built-ins at their

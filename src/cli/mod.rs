@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod compare;
 pub mod list;
+pub mod outputs;
 pub mod paths;
 pub mod progress;
 pub mod replay;

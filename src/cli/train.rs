@@ -111,6 +111,7 @@ pub fn run(args: Args) -> CliResult {
         )
         .into());
     }
+    refuse_inputs_as_outputs(&args)?;
     if args.distributed {
         return distributed(args);
     }
@@ -172,6 +173,42 @@ fn lock_save(args: &Args) -> Result<Option<optdsl::checkpoint::CheckpointLock>, 
         .as_deref()
         .map(optdsl::checkpoint::lock)
         .transpose()
+}
+
+/// Refuses a `--save` or history file that is one of the run's inputs
+/// (the `--data` CSV file, the `--resume` checkpoint; `--save` may name the
+/// checkpoint resumed, which the run goes on in), or that is the other.
+fn refuse_inputs_as_outputs(args: &Args) -> Result<(), Error> {
+    use super::outputs::{refuse_overlaps, Input, Output};
+    let data: Vec<Input<'_>> = match args.data.parse::<DataSource>() {
+        Ok(DataSource::Csv(path)) => vec![Input {
+            flag: "--data",
+            value: args.data.clone(),
+            path,
+        }],
+        _ => vec![],
+    };
+    let resume = args.resume.iter().map(|path| Input {
+        flag: "--resume",
+        value: path.display().to_string(),
+        path: path.clone(),
+    });
+    let stem = history_stem(args);
+    let history = ["csv", "json"].map(|ext| Output {
+        flag: "--out",
+        path: args.out.join(format!("{stem}.{ext}")),
+    });
+    let save: Vec<Output<'_>> = args
+        .save
+        .iter()
+        .map(|path| Output {
+            flag: "--save",
+            path: path.clone(),
+        })
+        .collect();
+    refuse_overlaps(&save, &data)?;
+    refuse_overlaps(&history, &[data, resume.collect()].concat())?;
+    refuse_overlaps(&[save, history.into()].concat(), &[])
 }
 
 /// Checks before training that the history can be written into `--out`

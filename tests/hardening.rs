@@ -500,3 +500,70 @@ fn compare_refuses_an_out_dir_that_would_overwrite_its_data() {
         small_csv()
     );
 }
+
+/// Runs `optdsl` with a time limit: `None` if it had to be killed.
+fn optdsl_within(dir: &Path, args: &[&str], seconds: u64) -> Option<Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_optdsl"))
+        .current_dir(dir)
+        .env("RUST_BACKTRACE", "0")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(seconds) {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    None
+}
+
+#[test]
+fn endless_inputs_are_refused_quickly() {
+    let d = dir("endless");
+    let out = optdsl_within(
+        &d,
+        &["train", "--data", "csv:/dev/zero", "--epochs", "1"],
+        30,
+    )
+    .expect("csv:/dev/zero ends within 30 s");
+    let e = exit_2(&out);
+    assert!(
+        e.contains("/dev/zero") && e.contains("line 1") && e.contains("longer than"),
+        "{e}"
+    );
+    let out = optdsl_within(
+        &d,
+        &[
+            "train",
+            "--data",
+            "semeion",
+            "--resume",
+            "/dev/zero",
+            "--epochs",
+            "1",
+        ],
+        30,
+    )
+    .expect("--resume /dev/zero ends within 30 s");
+    let e = exit_2(&out);
+    assert!(
+        e.contains("/dev/zero") && e.contains("not a regular file"),
+        "{e}"
+    );
+    // A checkpoint that claims more bytes than it holds is refused as
+    // truncated before its payload is read.
+    let path = d.join("claims.ckpt");
+    std::fs::write(
+        &path,
+        "optdsl-checkpoint 1 trainer-f32 999999999999 0123456789abcdef\n{}",
+    )
+    .unwrap();
+    let e = optdsl::checkpoint::read(&path).unwrap_err().to_string();
+    assert!(e.contains("truncated: 2 of 999999999999 bytes"), "{e}");
+}

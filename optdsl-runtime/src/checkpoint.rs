@@ -242,10 +242,58 @@ pub fn load<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
 }
 
 /// Reads the whole file at `path` (to hand to [`decode`] elsewhere, e.g. in
-/// another process).
+/// another process). Refuses, before reading the payload, what is not a
+/// regular file (`/dev/zero`, a pipe, a directory) and a file shorter than
+/// its header's declared length, so no more than the file holds is ever
+/// allocated.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|e| error(path, format!("cannot read: {e}")))
+    let cannot = |e: std::io::Error| error(path, format!("cannot read: {e}"));
+    let mut file = fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "a device, pipe or socket"
+        };
+        return Err(error(
+            path,
+            format!("not a regular file ({kind}); give a checkpoint file written by --save"),
+        ));
+    }
+    let size = meta.len();
+    // The header line: a few dozen bytes; a longer first line is no header.
+    let mut head = Vec::new();
+    (&mut file)
+        .take(HEADER_MAX)
+        .read_to_end(&mut head)
+        .map_err(cannot)?;
+    if let Some(newline) = head.iter().position(|&b| b == b'\n') {
+        let declared = std::str::from_utf8(&head[..newline])
+            .ok()
+            .and_then(|h| h.split(' ').nth(3))
+            .and_then(|len| len.parse::<u64>().ok());
+        let holds = size.saturating_sub(newline as u64 + 1);
+        if let Some(len) = declared.filter(|&len| len > holds) {
+            return Err(error(path, format!("truncated: {holds} of {len} bytes")));
+        }
+    }
+    let capacity = usize::try_from(size).unwrap_or(usize::MAX);
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(capacity.max(head.len()))
+        .map_err(|e| error(path, format!("cannot read {size} bytes: {e}")))?;
+    bytes.extend_from_slice(&head);
+    // The file may have grown since: read no more than its size then.
+    (&mut file)
+        .take(size.saturating_sub(head.len() as u64))
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    Ok(bytes)
 }
+
+/// The most bytes read to find a checkpoint's header line.
+const HEADER_MAX: u64 = 4096;
 
 /// [`load`] of bytes already read from the file at `path` (named in errors).
 pub fn decode<T: DeserializeOwned>(path: &Path, kind: &str, bytes: &[u8]) -> Result<T> {

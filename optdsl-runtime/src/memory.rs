@@ -69,6 +69,6 @@ mod tests {
         assert_eq!(meminfo_available("MemTotal: 5 kB\n"), None);
         assert_eq!(human_bytes(512), "512 bytes");
         assert_eq!(human_bytes(40_107_200_040), "40.1 GB");
-        assert_eq!(human_bytes(u128::from(u64::MAX) * 8), "147573.9 EB");
+        assert_eq!(human_bytes(u128::from(u64::MAX) * 8), "147.6 EB");
     }
 }

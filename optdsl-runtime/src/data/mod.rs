@@ -173,6 +173,76 @@ impl Dataset {
     /// A seeded random split: `round(test_fraction * len)` rows (at least one)
     /// for testing, the rest for training.
     pub fn split(&self, test_fraction: f64, seed: u64) -> Result<Split> {
+        let (order, n_test) = self.split_order(test_fraction, seed)?;
+        let (test, train) = order.split_at(n_test);
+        Ok(Split {
+            train: self.subset(format!("{} (train split)", self.name), train),
+            test: self.subset(format!("{} (test split)", self.name), test),
+        })
+    }
+
+    /// [`Dataset::split`] of a data set no longer needed whole: the same two
+    /// sets, made by moving the rows within this one's buffer (the test
+    /// rows then moved to a buffer of their own), so that at most the test
+    /// rows are held twice, instead of every row.
+    pub fn into_split(mut self, test_fraction: f64, seed: u64) -> Result<Split> {
+        let (order, n_test) = self.split_order(test_fraction, seed)?;
+        let n = self.len();
+        // Row j of the result is row `perm[j]` of this one: the training
+        // rows in their order, then the test rows in theirs.
+        let perm: Vec<usize> = order[n_test..]
+            .iter()
+            .chain(&order[..n_test])
+            .copied()
+            .collect();
+        let dim = self.dim;
+        let mut done = vec![false; n];
+        let mut held = vec![0.0; dim];
+        for start in 0..n {
+            if done[start] {
+                continue;
+            }
+            // Follow the cycle through `start`: each place takes the row
+            // that belongs there, the first one's row held aside.
+            held.copy_from_slice(self.row(start));
+            let mut j = start;
+            loop {
+                done[j] = true;
+                let from = perm[j];
+                if from == start {
+                    self.inputs[j * dim..(j + 1) * dim].copy_from_slice(&held);
+                    break;
+                }
+                self.inputs
+                    .copy_within(from * dim..(from + 1) * dim, j * dim);
+                j = from;
+            }
+        }
+        let labels: Vec<u32> = perm.iter().map(|&i| self.labels[i]).collect();
+        drop((perm, done));
+        let n_train = n - n_test;
+        let test_inputs = self.inputs.split_off(n_train * dim);
+        self.inputs.shrink_to_fit();
+        let (train_labels, test_labels) = labels.split_at(n_train);
+        let make = |what: &str, inputs: Vec<f64>, labels: &[u32]| Dataset {
+            name: format!("{} ({what} split)", self.name),
+            dim,
+            classes: self.classes,
+            inputs,
+            labels: labels.to_vec(),
+            inputs_f32: OnceLock::new(),
+        };
+        let test = make("test", test_inputs, test_labels);
+        let inputs = std::mem::take(&mut self.inputs);
+        Ok(Split {
+            train: make("train", inputs, train_labels),
+            test,
+        })
+    }
+
+    /// The shuffled row order of a split and how many of its first rows are
+    /// for testing.
+    fn split_order(&self, test_fraction: f64, seed: u64) -> Result<(Vec<usize>, usize)> {
         if !(test_fraction > 0.0 && test_fraction < 1.0) {
             return Err(Error::Invalid {
                 what: "test fraction".into(),
@@ -191,11 +261,7 @@ impl Dataset {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(SPLIT_STREAM);
         order.shuffle(&mut rng);
-        let (test, train) = order.split_at(n_test);
-        Ok(Split {
-            train: self.subset(format!("{} (train split)", self.name), train),
-            test: self.subset(format!("{} (test split)", self.name), test),
-        })
+        Ok((order, n_test))
     }
 }
 
@@ -300,8 +366,10 @@ impl DataSource {
                 }
                 usps()
             }
-            DataSource::Semeion => semeion()?.split(test_fraction.unwrap_or(0.2), seed),
-            DataSource::Csv(path) => read_csv(path, csv)?.split(test_fraction.unwrap_or(0.2), seed),
+            DataSource::Semeion => semeion()?.into_split(test_fraction.unwrap_or(0.2), seed),
+            DataSource::Csv(path) => {
+                read_csv(path, csv)?.into_split(test_fraction.unwrap_or(0.2), seed)
+            }
         }
     }
 }
@@ -375,6 +443,18 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a.test.labels(), c.test.labels());
         assert!(d.split(0.0, 1).is_err() && d.split(1.0, 1).is_err());
+        // Split in place, the same sets.
+        for seed in [7, 8] {
+            assert_eq!(
+                d.clone().into_split(0.2, seed).unwrap(),
+                d.split(0.2, seed).unwrap()
+            );
+        }
+        assert_eq!(
+            d.clone().into_split(0.5, 1).unwrap(),
+            d.split(0.5, 1).unwrap()
+        );
+        assert!(d.clone().into_split(1.0, 1).is_err());
     }
 
     #[test]

@@ -567,3 +567,59 @@ fn endless_inputs_are_refused_quickly() {
     let e = optdsl::checkpoint::read(&path).unwrap_err().to_string();
     assert!(e.contains("truncated: 2 of 999999999999 bytes"), "{e}");
 }
+
+#[test]
+fn bench_refuses_zero_threads_and_more_than_it_can_use() {
+    let d = dir("threads");
+    for threads in ["0", "100000"] {
+        let out = optdsl_within(
+            &d,
+            &[
+                "bench",
+                "--optimizer",
+                "sgd",
+                "--n",
+                "1000",
+                "--reps",
+                "1",
+                "--naive-reps",
+                "0",
+                "--threads",
+                threads,
+            ],
+            20,
+        )
+        .expect("refused within 20 s");
+        let e = exit_2(&out);
+        assert!(
+            e.contains("--threads") && e.contains(threads) && e.contains("at least 1"),
+            "{e}"
+        );
+        assert!(
+            !text(&out.stdout).contains("threads="),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    let out = optdsl(
+        &d,
+        &[
+            "bench",
+            "--optimizer",
+            "sgd",
+            "--n",
+            "1000",
+            "--reps",
+            "1",
+            "--naive-reps",
+            "0",
+            "--threads",
+            "1",
+        ],
+    );
+    assert!(
+        text(&out.stdout).contains("threads=1"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -623,3 +623,60 @@ fn bench_refuses_zero_threads_and_more_than_it_can_use() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn a_value_beyond_f32_is_named_by_line_and_a_nan_bias_rate_by_group() {
+    let d = dir("f32-range");
+    let mut rows: Vec<String> = small_csv().lines().map(str::to_string).collect();
+    rows[6] = "1,1,1e39,3,0".into();
+    std::fs::write(d.join("over.csv"), rows.join("\n") + "\n").unwrap();
+    let base = [
+        "train",
+        "--data",
+        "csv:over.csv",
+        "--hidden",
+        "4",
+        "--epochs",
+        "2",
+        "--out",
+        "out",
+    ];
+    let out = optdsl(&d, &base);
+    let e = exit_2(&out);
+    assert!(
+        e.contains("line 7, field 3")
+            && e.contains("1e39")
+            && e.contains("f32")
+            && e.contains("--dtype f64")
+            && e.contains("--scale")
+            && !e.contains("learning rate"),
+        "{e}"
+    );
+    assert!(!trained(&out));
+    // In f64 it trains.
+    let out = optdsl(&d, &[&base[..], &["--dtype", "f64"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A rate that is not a number, given to the biases only, is named with
+    // its group, not blamed on the weights' rate.
+    let out = optdsl(
+        &d,
+        &[
+            "train",
+            "--data",
+            "semeion",
+            "--hidden",
+            "4",
+            "--epochs",
+            "2",
+            "--bias-set",
+            "lr=nan",
+            "--out",
+            "out",
+        ],
+    );
+    let e = exit_2(&out);
+    assert!(
+        e.contains("biases") && e.contains("lr") && e.contains("NaN") && !e.contains("0.5"),
+        "{e}"
+    );
+}

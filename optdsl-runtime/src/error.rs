@@ -101,6 +101,23 @@ pub enum Error {
         /// The rule's hyperparameters, by name.
         hypers: Vec<String>,
     },
+    /// A loss that became NaN or infinite under a hyperparameter that is not
+    /// a finite number (e.g. a learning rate of NaN given to one group).
+    #[error("non-finite {what} at epoch {epoch}, step {step}: the {group}' {hyper} is {value}; give it a finite value ({} {hyper}=...)", if group == "biases" { "--bias-set" } else { "--set" })]
+    NonFiniteHyper {
+        /// "loss".
+        what: String,
+        /// Epoch, from 1.
+        epoch: usize,
+        /// Global step, from 1.
+        step: u64,
+        /// The parameter group: "weights" or "biases".
+        group: String,
+        /// The hyperparameter.
+        hyper: String,
+        /// Its value.
+        value: f64,
+    },
     /// Too many steps in a row had a NaN or infinite gradient.
     #[error("non-finite gradient at step {step}, {consecutive} steps in a row; lower the learning rate, clip gradients, or check the data")]
     NonFiniteGradient {

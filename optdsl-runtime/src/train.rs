@@ -767,6 +767,10 @@ impl<F: NetFloat> Trainer<F> {
     }
 
     fn check_data(&self, data: &Dataset) -> Result<()> {
+        if !F::from_f64(f64::MAX).is_finite() {
+            // An element type narrower than the data's f64 (f32).
+            data.check_f32_range()?;
+        }
         let spec = self.net.spec();
         if data.dim() != spec.inputs || data.classes() > spec.outputs() {
             return Err(Error::Data {
@@ -819,6 +823,23 @@ impl<F: NetFloat> Trainer<F> {
     /// hyperparameters that shape its step.
     fn non_finite(&self, what: &str, lr: Option<f64>) -> Error {
         let (epoch, step) = (self.epoch + 1, self.step + 1);
+        // A hyperparameter that is not a finite number, in either group.
+        for (g, group) in ["weights", "biases"].into_iter().enumerate() {
+            let Ok(rule) = self.opt.rule(g) else { continue };
+            for h in rule.info().hypers {
+                let value = rule.hyper(h.name).and_then(HyperValue::as_f64);
+                if let Some(value) = value.filter(|v| !v.is_finite()) {
+                    return Error::NonFiniteHyper {
+                        what: what.into(),
+                        epoch,
+                        step,
+                        group: group.into(),
+                        hyper: h.name.to_string(),
+                        value,
+                    };
+                }
+            }
+        }
         match lr {
             Some(lr) => Error::NonFinite {
                 what: what.into(),

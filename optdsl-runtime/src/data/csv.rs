@@ -2,7 +2,7 @@
 //! inputs in the others, optionally gzipped, values divided by a scale.
 
 use super::text::{for_each_row_read, number, wrong_width, Separator};
-use super::Dataset;
+use super::{beyond_f32, BeyondF32, Dataset};
 use crate::error::{Error, Result};
 use flate2::read::MultiGzDecoder;
 use std::io::{BufRead, BufReader};
@@ -179,6 +179,7 @@ fn parse_rows(
     size: Option<(usize, usize)>,
 ) -> Result<Dataset> {
     let mut width = None;
+    let mut beyond = None;
     let (mut inputs, mut labels) = match size {
         Some((rows, dim)) => (
             Vec::with_capacity(rows.saturating_mul(dim)),
@@ -218,7 +219,27 @@ fn parse_rows(
             1
         };
         for (j, f) in values.iter().enumerate() {
-            inputs.push(number(name, line, first + j, f)? / opts.scale);
+            let x = number(name, line, first + j, f)? / opts.scale;
+            if !x.is_finite() {
+                return Err(Error::Data {
+                    source_name: name.to_string(),
+                    reason: format!(
+                        "line {line}, field {}: `{f}` divided by --scale {} is {x}; give a \
+                         larger --scale",
+                        first + j,
+                        opts.scale
+                    ),
+                });
+            }
+            if beyond.is_none() && beyond_f32(x) {
+                beyond = Some(BeyondF32 {
+                    line,
+                    field: first + j,
+                    text: f.to_string(),
+                    value: x,
+                });
+            }
+            inputs.push(x);
         }
         Ok(())
     })?;
@@ -245,7 +266,9 @@ fn parse_rows(
         }
     }
     let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
-    Dataset::new(name, width - 1, classes.max(2), inputs, labels)
+    let mut data = Dataset::new(name, width - 1, classes.max(2), inputs, labels)?;
+    data.set_beyond_f32(beyond);
+    Ok(data)
 }
 
 /// A class label: a whole number from 0.

@@ -32,6 +32,29 @@ pub struct Dataset {
     inputs: Vec<f64>,
     labels: Vec<u32>,
     inputs_f32: OnceLock<Vec<f32>>,
+    /// The first input read from a file that f32 cannot hold, where it was
+    /// read (kept by the sets split from this one).
+    beyond_f32: Option<BeyondF32>,
+    /// The index of the first input that f32 cannot hold, once looked for.
+    first_beyond_f32: OnceLock<Option<usize>>,
+}
+
+/// An input read from a text file whose magnitude f32 cannot hold.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BeyondF32 {
+    /// The line, from 1.
+    pub line: usize,
+    /// The field, from 1.
+    pub field: usize,
+    /// The field as written.
+    pub text: String,
+    /// Its value after the scale.
+    pub value: f64,
+}
+
+/// Whether `x` rounds to an infinite f32 (a finite f64 beyond f32's range).
+pub(crate) fn beyond_f32(x: f64) -> bool {
+    (x as f32).is_infinite() && x.is_finite()
 }
 
 impl PartialEq for Dataset {
@@ -87,6 +110,8 @@ impl Dataset {
             inputs,
             labels,
             inputs_f32: OnceLock::new(),
+            beyond_f32: None,
+            first_beyond_f32: OnceLock::new(),
         })
     }
 
@@ -127,6 +152,51 @@ impl Dataset {
         self.inputs_f32
             .get_or_init(|| self.inputs.iter().map(|&x| x as f32).collect())
     }
+    /// An [`Error::Data`] if an input cannot be represented in f32 (a finite
+    /// f64 of magnitude above `f32::MAX`, which would make every f32 loss
+    /// NaN): the file's line, field and value where it was read from one,
+    /// else the row and column. Looked for once, on the first call.
+    pub fn check_f32_range(&self) -> Result<()> {
+        let first = *self
+            .first_beyond_f32
+            .get_or_init(|| self.inputs.iter().position(|&x| beyond_f32(x)));
+        let Some(i) = first else {
+            return Ok(());
+        };
+        let what = match &self.beyond_f32 {
+            Some(b) => format!(
+                "line {}, field {}: `{}`{}",
+                b.line,
+                b.field,
+                b.text,
+                if b.text.parse::<f64>().ok() == Some(b.value) {
+                    String::new()
+                } else {
+                    format!(" ({} after --scale)", b.value)
+                }
+            ),
+            None => format!(
+                "row {}, input {}: {}",
+                i / self.dim + 1,
+                i % self.dim + 1,
+                self.inputs[i]
+            ),
+        };
+        Err(Error::Data {
+            source_name: self.name.clone(),
+            reason: format!(
+                "{what} cannot be represented in f32 (largest magnitude {:e}), and would make \
+                 every loss NaN; train with --dtype f64, or divide the inputs with --scale",
+                f32::MAX
+            ),
+        })
+    }
+
+    /// Records the first input of a text file that f32 cannot hold.
+    pub(crate) fn set_beyond_f32(&mut self, at: Option<BeyondF32>) {
+        self.beyond_f32 = at;
+    }
+
     /// How many rows each class has.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes];
@@ -167,6 +237,8 @@ impl Dataset {
             inputs,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             inputs_f32: OnceLock::new(),
+            beyond_f32: self.beyond_f32.clone(),
+            first_beyond_f32: OnceLock::new(),
         }
     }
 
@@ -231,6 +303,8 @@ impl Dataset {
             inputs,
             labels: labels.to_vec(),
             inputs_f32: OnceLock::new(),
+            beyond_f32: self.beyond_f32.clone(),
+            first_beyond_f32: OnceLock::new(),
         };
         let test = make("test", test_inputs, test_labels);
         let inputs = std::mem::take(&mut self.inputs);

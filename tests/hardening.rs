@@ -680,3 +680,50 @@ fn a_value_beyond_f32_is_named_by_line_and_a_nan_bias_rate_by_group() {
         "{e}"
     );
 }
+
+#[test]
+fn a_diverging_run_ends_with_a_warning_saying_what_to_change() {
+    let d = dir("diverge");
+    for optimizer in ["sgd", "adam", "rprop"] {
+        let out = optdsl(
+            &d,
+            &[
+                "train",
+                "--data",
+                "semeion",
+                "--hidden",
+                "16",
+                "--epochs",
+                "3",
+                "--optimizer",
+                optimizer,
+                "--set",
+                "lr=1e6",
+                "--out",
+                "out",
+            ],
+        );
+        let e = text(&out.stderr);
+        assert!(out.status.success(), "{e}");
+        assert!(
+            e.contains("warning: training diverged")
+                && e.contains("lower the learning rate")
+                && e.contains("lr=1e6"),
+            "{optimizer}: {e}"
+        );
+        assert!(text(&out.stdout).contains("test accuracy:"));
+    }
+    // A run that learns is not warned about.
+    let out = optdsl(
+        &d,
+        &[
+            "train", "--data", "semeion", "--hidden", "16", "--epochs", "3", "--out", "out",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -739,6 +739,28 @@ impl<F: NetFloat> Trainer<F> {
         &self.history
     }
 
+    /// A warning if the run has diverged ([`divergence`]), saying what to
+    /// change: the learning rate it started from, or for a rule without
+    /// one, its hyperparameters.
+    pub fn divergence(&self) -> Option<String> {
+        let spec = self.net.spec();
+        let info = self.opt.rule(0).ok()?.info();
+        let change = match (self.lr_hyper, self.base_lrs.first()) {
+            (Some(name), Some(&lr)) => format!(
+                "lower the learning rate ({name}={} now; try a tenth of it or less) or let it \
+                 decay (--schedule)",
+                HyperValue::Num(lr)
+            ),
+            _ => format!(
+                "{} has no learning rate: try other values of its hyperparameters ({})",
+                info.name,
+                info.hyper_names().join(", ")
+            ),
+        };
+        divergence(&self.history, spec.loss.chance(spec.outputs()))
+            .map(|what| format!("training diverged: {what}; {change}"))
+    }
+
     /// The run's history so far, described with `data`'s name.
     pub fn history(&self, data: &str) -> History {
         History {
@@ -1032,6 +1054,29 @@ impl<F: NetFloat> Trainer<F> {
     pub fn evaluate(&mut self, data: &Dataset) -> Result<(f64, f64)> {
         self.check_data(data)?;
         evaluate(&self.net, &mut self.eval_ws, data)
+    }
+}
+
+/// Whether the epochs of `records` show a diverged run, and how: the last
+/// epoch's training loss more than 10 times `chance` (the loss of an output
+/// that guesses every class alike, where training starts; see
+/// [`crate::net::Loss::chance`]), or more than 10 times the first epoch's.
+pub fn divergence(records: &[EpochRecord], chance: f64) -> Option<String> {
+    let (first, last) = (records.first()?.train_loss, records.last()?.train_loss);
+    if last > 10.0 * chance {
+        Some(format!(
+            "the training loss ended at {last:.4e}, {:.0} times the {chance:.3} of guessing \
+             every class alike (test accuracy {:.4})",
+            last / chance,
+            records.last()?.test_accuracy
+        ))
+    } else if records.len() > 1 && last > 10.0 * first {
+        Some(format!(
+            "the training loss rose from {first:.4} in epoch 1 to {last:.4e} in epoch {}",
+            records.len()
+        ))
+    } else {
+        None
     }
 }
 

@@ -646,6 +646,9 @@ fn run_entry<F: NetFloat>(
             .and_then(|net| Trainer::new(net, rule.clone(), config))
             .and_then(|mut t| {
                 t.fit(&data.train, &data.test, &mut progress)?;
+                if let Some(warning) = t.divergence() {
+                    eprintln!("warning: {} seed {seed}: {warning}", entry.label);
+                }
                 let mut h = t.history(&args.data);
                 h.optimizer = format!("{} ({settings})", h.optimizer);
                 Ok(h)

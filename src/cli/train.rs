@@ -369,6 +369,9 @@ fn train<F: NetFloat>(
     if let (Some(path), true) = (&args.save, speaks) {
         println!("checkpoint: {}", path.display());
     }
+    if let (Some(warning), true) = (trainer.divergence(), speaks) {
+        eprintln!("warning: {warning}");
+    }
     Ok(trainer.history(&args.data))
 }
 

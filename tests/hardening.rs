@@ -727,3 +727,194 @@ fn a_diverging_run_ends_with_a_warning_saying_what_to_change() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_byte_order_mark_and_a_header_of_numeric_names_are_read_as_such() {
+    let d = dir("bom-header");
+    let body = small_csv();
+    // A UTF-8 byte-order mark before a header line.
+    std::fs::write(d.join("bom.csv"), format!("\u{feff}label,a,b,c,d\n{body}")).unwrap();
+    // A header whose column names are numbers but for the label's.
+    std::fs::write(d.join("named.csv"), format!("label,0,1,2,3\n{body}")).unwrap();
+    // A byte-order mark before the first data row.
+    std::fs::write(d.join("bom-data.csv"), format!("\u{feff}{body}")).unwrap();
+    for file in ["bom.csv", "named.csv", "bom-data.csv"] {
+        let data = format!("csv:{file}");
+        let out = optdsl(
+            &d,
+            &[
+                "train", "--data", &data, "--hidden", "4", "--epochs", "1", "--out", "out",
+            ],
+        );
+        assert!(out.status.success(), "{file}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("48 train / 12 test rows of 4 inputs, 3 classes"),
+            "{file}: {}",
+            text(&out.stdout)
+        );
+    }
+    // A bad label further down is still named, without an invisible mark.
+    let mut rows: Vec<&str> = body.lines().collect();
+    rows[1] = "q,1,2,3,4";
+    std::fs::write(d.join("bad.csv"), format!("\u{feff}{}\n", rows.join("\n"))).unwrap();
+    let out = optdsl(
+        &d,
+        &[
+            "train",
+            "--data",
+            "csv:bad.csv",
+            "--hidden",
+            "4",
+            "--epochs",
+            "1",
+        ],
+    );
+    let e = exit_2(&out);
+    assert!(e.contains("line 2, field 1") && e.contains("`q`"), "{e}");
+    assert!(!e.contains('\u{feff}'), "{e:?}");
+}
+
+#[test]
+fn resuming_with_another_init_says_that_the_init_differs() {
+    let d = dir("init-differs");
+    let base = [
+        "train", "--data", "semeion", "--hidden", "8", "--out", "out",
+    ];
+    let out = optdsl(
+        &d,
+        &[&base[..], &["--epochs", "1", "--save", "r.ckpt"]].concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = optdsl(
+        &d,
+        &[
+            &base[..],
+            &["--epochs", "2", "--resume", "r.ckpt", "--init", "torch"],
+        ]
+        .concat(),
+    );
+    let e = exit_2(&out);
+    assert!(
+        e.contains("init") && e.contains("torch") && e.contains("auto"),
+        "{e}"
+    );
+}
+
+#[test]
+fn saving_to_a_directory_says_so_and_asks_for_a_file_name() {
+    let d = dir("save-dir");
+    std::fs::create_dir(d.join("ckpts")).unwrap();
+    for save in ["ckpts/", "ckpts", "new/"] {
+        let out = optdsl(
+            &d,
+            &[
+                "train", "--data", "semeion", "--hidden", "8", "--epochs", "1", "--save", save,
+                "--out", "out",
+            ],
+        );
+        let e = exit_2(&out);
+        assert!(
+            e.contains("--save") && e.contains("directory") && e.contains("file name"),
+            "{save}: {e}"
+        );
+        assert!(!trained(&out), "{save}");
+    }
+    let e = optdsl::checkpoint::save(&d.join("ckpts"), "test", &1u8)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is a directory"), "{e}");
+}
+
+#[test]
+fn a_misspelt_optimizer_or_hyperparameter_gets_a_suggestion() {
+    let d = dir("did-you-mean");
+    let e = exit_2(&optdsl(
+        &d,
+        &["train", "--optimizer", "adma", "--epochs", "1"],
+    ));
+    assert!(e.contains("did you mean adam?"), "{e}");
+    let e = exit_2(&optdsl(
+        &d,
+        &[
+            "train",
+            "--optimizer",
+            "adam",
+            "--set",
+            "betta1=0.8",
+            "--epochs",
+            "1",
+        ],
+    ));
+    assert!(e.contains("did you mean beta1?"), "{e}");
+    let e = exit_2(&optdsl(
+        &d,
+        &["train", "--optimizer", "zzzzzz", "--epochs", "1"],
+    ));
+    assert!(!e.contains("did you mean"), "{e}");
+}
+
+#[test]
+fn flags_are_checked_before_the_data_is_read() {
+    let d = dir("flags-first");
+    // The data file does not exist: an error about a flag shows it was
+    // checked before the data was looked at.
+    for (flag, value, says) in [
+        ("--activation", "sigmoud", "activation"),
+        ("--optimizer", "adma", "adam"),
+        ("--init", "foo", "init"),
+        ("--loss", "hinge", "loss"),
+        ("--batch", "0", "batch"),
+        ("--schedule", "bogus", "schedule"),
+        ("--rng", "mt", "rng"),
+        ("--dtype", "f16", "dtype"),
+        ("--hidden", "8,x", "hidden"),
+        ("--set", "lr", "--set"),
+        ("--bias-set", "lr=abc", "--set"),
+        ("--label", "middle", "label"),
+        ("--scale", "0", "scale"),
+        ("--test-fraction", "1.5", "test fraction"),
+    ] {
+        let out = optdsl(
+            &d,
+            &[
+                "train",
+                "--data",
+                "csv:missing.csv",
+                "--epochs",
+                "1",
+                flag,
+                value,
+            ],
+        );
+        let e = exit_2(&out);
+        assert!(
+            e.contains(says) && !e.contains("missing.csv"),
+            "{flag} {value}: {e}"
+        );
+    }
+}
+
+#[test]
+fn control_bytes_of_a_damaged_checkpoint_are_not_echoed_to_the_terminal() {
+    let d = dir("control-bytes");
+    std::fs::write(
+        d.join("evil.ckpt"),
+        b"optdsl-checkpoint 1 \x1b[2J\x1b]0;owned\x07trainer-f32 2 0000000000000000\n{}",
+    )
+    .unwrap();
+    let out = optdsl(
+        &d,
+        &[
+            "train",
+            "--data",
+            "semeion",
+            "--epochs",
+            "1",
+            "--resume",
+            "evil.ckpt",
+        ],
+    );
+    let e = exit_2(&out);
+    assert!(!e.bytes().any(|b| b == 0x1b || b == 0x07), "{e:?}");
+    assert!(e.contains("\\u{1b}[2J"), "{e}");
+}

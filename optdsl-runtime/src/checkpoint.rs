@@ -73,8 +73,18 @@ pub fn save<T: Serialize>(path: &Path, kind: &str, value: &T) -> Result<()> {
 }
 
 /// The directory a checkpoint at `path` is written in (`.` for a bare
-/// name) and its file name.
+/// name) and its file name; an error for a path that names a directory.
 fn dir_and_name(path: &Path) -> Result<(PathBuf, String)> {
+    let text = path.as_os_str().to_string_lossy();
+    if path.is_dir() || text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) {
+        return Err(error(
+            path,
+            format!(
+                "is a directory; give a file name in it, e.g. {}",
+                path.join("run.ckpt").display()
+            ),
+        ));
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -319,7 +329,10 @@ pub fn decode<T: DeserializeOwned>(path: &Path, kind: &str, bytes: &[u8]) -> Res
     if fields[2] != kind {
         return Err(error(
             path,
-            format!("holds a {} state, not a {kind} state", fields[2]),
+            format!(
+                "holds a {} state, not a {kind} state",
+                crate::error::escape_controls(fields[2])
+            ),
         ));
     }
     let len: usize = fields[3]

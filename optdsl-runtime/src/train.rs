@@ -507,10 +507,9 @@ impl<F: NetFloat> Trainer<F> {
     /// run exactly (bit for bit).
     pub fn restore(&mut self, saved: TrainerState<F>) -> Result<()> {
         if &saved.spec != self.net.spec() {
-            return Err(Error::StateMismatch(format!(
-                "the saved network is {}, this one {}",
-                saved.spec.describe(),
-                self.net.spec().describe()
+            return Err(Error::StateMismatch(spec_difference(
+                &saved.spec,
+                self.net.spec(),
             )));
         }
         if saved.base_lrs.len() != self.base_lrs.len() {
@@ -1055,6 +1054,41 @@ impl<F: NetFloat> Trainer<F> {
         self.check_data(data)?;
         evaluate(&self.net, &mut self.eval_ws, data)
     }
+}
+
+/// What differs between a saved network's shape and this run's: the
+/// widths, activations or loss (their descriptions), else each layer's
+/// initialization.
+fn spec_difference(saved: &NetworkSpec, mine: &NetworkSpec) -> String {
+    let (a, b) = (saved.describe(), mine.describe());
+    if a != b {
+        return format!("the saved network is {a}, this one {b}");
+    }
+    let init = |spec: &NetworkSpec| -> Vec<String> {
+        spec.layers
+            .iter()
+            .map(|l| {
+                l.init
+                    .map_or_else(|| "auto".to_string(), |i| i.name().to_string())
+            })
+            .collect()
+    };
+    let (ia, ib) = (init(saved), init(mine));
+    if ia != ib {
+        let one = |v: &[String]| v.iter().all(|x| *x == v[0]).then(|| v[0].clone());
+        return match (one(&ia), one(&ib)) {
+            (Some(x), Some(y)) => format!(
+                "the network {a} was saved with init {x}, this run asks for init {y}; give \
+                 --init {x} to resume it"
+            ),
+            _ => format!(
+                "the network {a} was saved with the layers' inits {}, this run asks for {}",
+                ia.join(", "),
+                ib.join(", ")
+            ),
+        };
+    }
+    format!("the saved network {a} differs from this one: {saved:?}, this one {mine:?}")
 }
 
 /// Whether the epochs of `records` show a diverged run, and how: the last

@@ -281,6 +281,24 @@ fn validate(args: &Args) -> Result<(), Error> {
             });
         }
     }
+    // The flags that need no data, checked before it is read.
+    let mut spec = NetworkSpec::classifier(
+        1,
+        &parse_hidden(&args.hidden)?,
+        args.activation.parse::<Activation>()?,
+        2,
+    );
+    set_init(&mut spec, &args.init)?;
+    spec.validate()?;
+    args.rng.parse::<Generator>()?;
+    args.data.parse::<DataSource>()?;
+    if !matches!(args.dtype.as_str(), "f32" | "f64") {
+        return Err(Error::Invalid {
+            what: "dtype".into(),
+            reason: format!("`{}`; use f32 or f64", args.dtype),
+        });
+    }
+    selected(args)?;
     if args.seed.checked_add(args.seeds).is_none() {
         return Err(Error::Invalid {
             what: "--seeds".into(),

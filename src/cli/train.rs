@@ -111,6 +111,7 @@ pub fn run(args: Args) -> CliResult {
         )
         .into());
     }
+    check_flags(&args)?;
     refuse_inputs_as_outputs(&args)?;
     if args.distributed {
         return distributed(args);
@@ -173,6 +174,80 @@ fn lock_save(args: &Args) -> Result<Option<optdsl::checkpoint::CheckpointLock>, 
         .as_deref()
         .map(optdsl::checkpoint::lock)
         .transpose()
+}
+
+/// Checks every flag that can be checked without the data, before the data
+/// is read (which can take seconds): the network's shape, the optimizer and
+/// its settings, the batch, generator, schedule, element type, the CSV
+/// options and `--save`'s path.
+fn check_flags(args: &Args) -> Result<(), Error> {
+    args.data.parse::<DataSource>()?;
+    args.label.parse::<optdsl::data::LabelColumn>()?;
+    if !(args.scale.is_finite() && args.scale > 0.0) {
+        return Err(invalid(
+            "scale",
+            format!("{}; give a positive divisor such as 255", args.scale),
+        ));
+    }
+    if let Some(f) = args.test_fraction.filter(|f| !(*f > 0.0 && *f < 1.0)) {
+        return Err(invalid(
+            "test fraction",
+            format!("{f}; give a number between 0 and 1, e.g. 0.2"),
+        ));
+    }
+    if args.epochs == 0 {
+        return Err(invalid(
+            "--epochs",
+            "0; give at least 1 (passes over the training set)".into(),
+        ));
+    }
+    // The shape with placeholder input and output widths.
+    let hidden = parse_hidden(&args.hidden)?;
+    let act: Activation = args.activation.parse()?;
+    let mut spec = NetworkSpec::classifier(1, &hidden, act, 2);
+    spec.loss = args.loss.parse::<Loss>()?;
+    set_init(&mut spec, &args.init)?;
+    spec.validate()?;
+    let mut rule = builtin_rule(&args.optimizer)?;
+    if let Some(entry) = super::compare::entry_for_builtin(&args.optimizer) {
+        super::compare::apply_settings(rule.as_mut(), entry)?;
+    }
+    apply_sets(rule.as_mut(), &args.set)?;
+    apply_sets(rule.as_mut(), &args.bias_set)?;
+    if !matches!(args.batch.as_str(), "all" | "full") {
+        args.batch
+            .parse::<usize>()
+            .ok()
+            .filter(|&b| b > 0)
+            .ok_or_else(|| {
+                invalid(
+                    "batch",
+                    format!("`{}`; give a positive number or `all`", args.batch),
+                )
+            })?;
+    }
+    args.rng.parse::<Generator>()?;
+    args.schedule.parse::<LrSchedule>()?;
+    if !matches!(args.dtype.as_str(), "f32" | "f64") {
+        return Err(invalid(
+            "dtype",
+            format!("`{}`; use f32 or f64", args.dtype),
+        ));
+    }
+    if let Some(save) = &args.save {
+        let text = save.as_os_str().to_string_lossy();
+        if save.is_dir() || text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) {
+            return Err(invalid(
+                "--save",
+                format!(
+                    "{} is a directory; give a file name, e.g. --save {}",
+                    save.display(),
+                    save.join("run.ckpt").display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a `--save` or history file that is one of the run's inputs

@@ -59,8 +59,9 @@ impl Default for CsvOptions {
 ///
 /// Every row must have as many fields as the first; labels are whole numbers
 /// from 0 (written `3` or `3.0`), and the number of classes is the largest
-/// label plus one. Blank lines, `#` comments and a header line (no field a
-/// number) are skipped. A malformed row is an [`Error::Data`] naming its
+/// label plus one. Blank lines, `#` comments and a header line (a first
+/// line with a field that is not a number) are skipped, and so is a UTF-8
+/// byte-order mark. A malformed row is an [`Error::Data`] naming its
 /// line; so is a file whose labels are all the same (nothing to classify,
 /// usually the label taken from the wrong column). A file that cannot be
 /// read is an [`Error::Data`] naming it.

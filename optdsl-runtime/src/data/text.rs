@@ -62,7 +62,9 @@ pub(crate) const MAX_LINE_BYTES: usize = 16 << 20;
 
 /// Calls `row(line_number, fields)` for each data line of `text` (numbered
 /// from 1). Blank lines and lines starting with `#` are skipped, and so is a
-/// first line none of whose fields is a number (a header).
+/// first line with a field that is not a number (a header: column names,
+/// some of which may be numbers, e.g. `label,0,1,2`). A UTF-8 byte-order
+/// mark at the start is dropped.
 pub(crate) fn for_each_row(
     text: &str,
     sep: Option<Separator>,
@@ -112,7 +114,12 @@ pub(crate) fn for_each_row_read(
                 e.valid_up_to() + 1
             ))
         })?;
-        let line = line.trim_end_matches('\n').trim_end_matches('\r').trim();
+        let mut line = line.trim_end_matches('\n').trim_end_matches('\r');
+        if number == 1 {
+            // A UTF-8 byte-order mark, as some editors write one.
+            line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        }
+        let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -120,7 +127,8 @@ pub(crate) fn for_each_row_read(
         let mut fields = Vec::with_capacity(width);
         s.split(line, &mut fields);
         width = fields.len();
-        if std::mem::take(&mut first) && fields.iter().all(|f| f.parse::<f64>().is_err()) {
+        if std::mem::take(&mut first) && fields.iter().any(|f| f.parse::<f64>().is_err()) {
+            // A header: column names, some of which may be numbers.
             continue;
         }
         row(number, &fields)?;

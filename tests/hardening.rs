@@ -918,3 +918,123 @@ fn control_bytes_of_a_damaged_checkpoint_are_not_echoed_to_the_terminal() {
     assert!(!e.bytes().any(|b| b == 0x1b || b == 0x07), "{e:?}");
     assert!(e.contains("\\u{1b}[2J"), "{e}");
 }
+
+/// Trains the course's network in f32 on USPS with `optimizer` for
+/// `epochs` epochs (compare's settings for it), from --init torch.
+fn trained_f32(
+    optimizer: &str,
+    epochs: usize,
+) -> (optdsl::train::Trainer<f32>, optdsl::data::Split) {
+    use optdsl::net::{Activation, Init, Network, NetworkSpec};
+    use optdsl::train::{Silent, TrainConfig, Trainer};
+    let data = optdsl::data::usps().unwrap();
+    let mut spec = NetworkSpec::classifier(256, &[128, 64], Activation::Sigmoid, 10);
+    spec.layers
+        .iter_mut()
+        .for_each(|l| l.init = Some(Init::Torch));
+    let net = Network::<f32>::new(spec, 0).unwrap();
+    let mut rule = optdsl::builtin_rule(optimizer).unwrap();
+    if optimizer == "vsgd" {
+        for (k, v) in [("c", 2.0), ("hmin", 2.0), ("tau0", 10.0)] {
+            rule.set_hyper(k, optdsl::HyperValue::Num(v)).unwrap();
+        }
+    } else {
+        rule.set_hyper("lr", optdsl::HyperValue::Num(0.5)).unwrap();
+    }
+    let config = TrainConfig {
+        epochs,
+        ..TrainConfig::default()
+    };
+    let mut t = Trainer::new(net, rule, config).unwrap();
+    t.fit(&data.train, &data.test, &mut Silent).unwrap();
+    (t, data)
+}
+
+#[test]
+fn the_f32_curvature_pass_keeps_subnormal_numbers_out() {
+    use optdsl::data::stage_rows;
+    use optdsl::net::Workspace;
+    let (trainer, data) = trained_f32("vsgd", 12);
+    let net = trainer.network();
+    // For the record: the rule's own state (its step is compiled code,
+    // outside this pass) holds subnormal numbers too.
+    let state = trainer.optimizer().state();
+    let held: usize = state
+        .groups
+        .iter()
+        .flat_map(|g| &g.states)
+        .flat_map(|s| &s.buffers)
+        .map(|b| b.iter().filter(|v| v.is_subnormal()).count())
+        .sum();
+    eprintln!("subnormal numbers in vsgd's state after 12 epochs: {held}");
+    let mut ws = Workspace::new(net, 32);
+    let mut h = vec![0.0f32; net.params().len()];
+    let (mut subnormal, mut positive) = (0usize, 0usize);
+    let order: Vec<usize> = (0..data.train.len()).collect();
+    for batch in order.chunks(32) {
+        let rows = stage_rows(&mut ws, &data.train, batch);
+        net.staged_loss_grad_and_curvature(&mut ws, rows, &mut h)
+            .unwrap();
+        subnormal += h.iter().filter(|v| v.is_subnormal()).count();
+        positive += h.iter().filter(|v| **v > 0.0).count();
+        assert!(h.iter().all(|v| *v >= 0.0 && v.is_finite()));
+    }
+    assert_eq!(subnormal, 0, "subnormal curvatures ({positive} positive)");
+    assert!(positive > 0);
+}
+
+/// Momentum with one gradient and then zero gradients: the buffer decays
+/// by 0.9 a step into f32's subnormal range (below 1.2e-38 from step ~830)
+/// and stays there, at 4 x 2^-149 = 5.6e-45, a fixed point of `v <- 0.9 v`
+/// rounded to nearest (as in PyTorch, which does not flush subnormals by
+/// default). Returns the seconds of each window of 100 steps, and the
+/// buffer at the end.
+fn momentum_decay_windows(steps: usize) -> (Vec<f64>, Vec<f32>) {
+    let n = 1 << 18;
+    let mut rule = optdsl::builtin_rule("sgd").unwrap();
+    rule.set_hyper("momentum", optdsl::HyperValue::Num(0.9))
+        .unwrap();
+    rule.set_hyper("lr", optdsl::HyperValue::Num(1e-3)).unwrap();
+    let mut opt = optdsl::Optimizer::<f32>::with_rule(rule, &[n]);
+    let mut w = vec![1.0f32; n];
+    opt.step_flat(&mut w, &vec![1.0f32; n]).unwrap();
+    let zeros = vec![0.0f32; n];
+    let mut windows = Vec::new();
+    for _ in 0..steps / 100 {
+        let start = std::time::Instant::now();
+        for _ in 0..100 {
+            opt.step_flat(&mut w, &zeros).unwrap();
+        }
+        windows.push(start.elapsed().as_secs_f64());
+    }
+    let state = opt.state();
+    (windows, state.groups[0].states[0].buffers[0].clone())
+}
+
+/// A timing (run with --ignored on a quiet machine): the median time of 100
+/// zero-gradient momentum steps with the buffer subnormal (steps 1001 to
+/// 3000) is at most 3 times the median with it normal (steps 101 to 800).
+#[test]
+#[ignore]
+fn momentum_with_zero_gradients_does_not_slow_down() {
+    let (windows, buffer) = momentum_decay_windows(3000);
+    assert!(
+        buffer.iter().all(|v| v.is_subnormal()),
+        "{:?}",
+        &buffer[..4]
+    );
+    let median = |w: &[f64]| {
+        let mut w = w.to_vec();
+        w.sort_by(f64::total_cmp);
+        w[w.len() / 2]
+    };
+    let (normal, subnormal) = (median(&windows[1..8]), median(&windows[10..]));
+    let ms: Vec<String> = windows.iter().map(|s| format!("{:.1}", s * 1e3)).collect();
+    eprintln!(
+        "ms per 100 steps: {}; median normal {:.2}, subnormal {:.2}",
+        ms.join(" "),
+        normal * 1e3,
+        subnormal * 1e3
+    );
+    assert!(subnormal <= 3.0 * normal, "{subnormal} vs {normal}");
+}

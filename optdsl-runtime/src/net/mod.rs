@@ -24,6 +24,10 @@ use serde::{Deserialize, Serialize};
 /// The element types a network computes in (f32, f64): an optimizer's float
 /// that ndarray's matrix products accept, with the functions activations need.
 pub trait NetFloat: DynFloat + LinalgScalar {
+    /// The smallest positive normal number (`f32::MIN_POSITIVE`,
+    /// `f64::MIN_POSITIVE`); below it lie the subnormal numbers, on which
+    /// some processors compute many times slower.
+    const MIN_NORMAL: Self;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
     /// `e^x` for activations: a vectorizable approximation within 2.5e-7
@@ -35,6 +39,7 @@ pub trait NetFloat: DynFloat + LinalgScalar {
 }
 
 impl NetFloat for f32 {
+    const MIN_NORMAL: f32 = f32::MIN_POSITIVE;
     #[inline(always)]
     fn tanh(self) -> Self {
         f32::tanh(self)
@@ -49,6 +54,7 @@ impl NetFloat for f32 {
 }
 
 impl NetFloat for f64 {
+    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
     #[inline(always)]
     fn tanh(self) -> Self {
         f64::tanh(self)

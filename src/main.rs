@@ -46,7 +46,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Escaped: an error may quote bytes of a damaged input file.
+            eprintln!("error: {}", optdsl::error::escape_controls(&e.to_string()));
             ExitCode::from(2)
         }
     }

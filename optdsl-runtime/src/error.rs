@@ -17,7 +17,7 @@ pub enum Error {
         got: usize,
     },
     /// A hyperparameter name that the rule does not have.
-    #[error("unknown hyperparameter `{name}` for {rule}; known: {}", known.join(", "))]
+    #[error("unknown hyperparameter `{name}` for {rule}; {}known: {}", did_you_mean(name, known), known.join(", "))]
     UnknownHyper {
         /// The rule's name.
         rule: String,
@@ -39,7 +39,7 @@ pub enum Error {
         got: String,
     },
     /// An optimizer name that is not built in.
-    #[error("unknown optimizer `{name}`; known: {}", known.join(", "))]
+    #[error("unknown optimizer `{name}`; {}known: {}", did_you_mean(name, known), known.join(", "))]
     UnknownOptimizer {
         /// The name that was asked for.
         name: String,
@@ -101,6 +101,23 @@ pub enum Error {
         /// The rule's hyperparameters, by name.
         hypers: Vec<String>,
     },
+    /// A loss that became NaN or infinite under a hyperparameter that is not
+    /// a finite number (e.g. a learning rate of NaN given to one group).
+    #[error("non-finite {what} at epoch {epoch}, step {step}: the {group}' {hyper} is {value}; give it a finite value ({} {hyper}=...)", if group == "biases" { "--bias-set" } else { "--set" })]
+    NonFiniteHyper {
+        /// "loss".
+        what: String,
+        /// Epoch, from 1.
+        epoch: usize,
+        /// Global step, from 1.
+        step: u64,
+        /// The parameter group: "weights" or "biases".
+        group: String,
+        /// The hyperparameter.
+        hyper: String,
+        /// Its value.
+        value: f64,
+    },
     /// Too many steps in a row had a NaN or infinite gradient.
     #[error("non-finite gradient at step {step}, {consecutive} steps in a row; lower the learning rate, clip gradients, or check the data")]
     NonFiniteGradient {
@@ -145,3 +162,75 @@ pub enum Error {
 
 /// The runtime's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `did you mean X? ` for the name of `known` closest to `name` (edit
+/// distance with transpositions, ignoring case) if it is close: at most 2
+/// edits, and fewer than `name` has characters; else empty.
+pub fn did_you_mean(name: &str, known: &[String]) -> String {
+    let name = name.trim().to_lowercase();
+    let most = 2.min(name.chars().count().saturating_sub(1));
+    known
+        .iter()
+        .map(|k| (edit_distance(&name, &k.to_lowercase()), k))
+        .filter(|&(d, _)| d <= most)
+        .min_by_key(|&(d, _)| d)
+        .map_or_else(String::new, |(_, k)| format!("did you mean {k}? "))
+}
+
+/// The optimal-string-alignment distance between `a` and `b`: the fewest
+/// insertions, deletions, substitutions and swaps of two neighbours.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    d[0] = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// `text` with its control characters other than newline and tab written
+/// as escapes (`\u{1b}`), so that bytes from a damaged file cannot drive
+/// the terminal an error is printed on.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_a_close_name_and_escapes_controls() {
+        let known: Vec<String> = ["sgd", "adam", "adamw", "nadam"].map(String::from).into();
+        assert_eq!(did_you_mean("adma", &known), "did you mean adam? ");
+        assert_eq!(did_you_mean("SDG", &known), "did you mean sgd? ");
+        assert_eq!(did_you_mean("zzzz", &known), "");
+        assert_eq!(did_you_mean("x", &known), "");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            escape_controls("a\u{1b}[2Jb\n\u{7}"),
+            "a\\u{1b}[2Jb\n\\u{7}"
+        );
+    }
+}

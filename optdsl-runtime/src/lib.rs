@@ -16,6 +16,7 @@ pub mod exec;
 pub mod float;
 pub mod interp;
 pub mod ir;
+pub mod memory;
 pub mod net;
 pub mod optim;
 pub mod parallel;

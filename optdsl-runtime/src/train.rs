@@ -120,18 +120,32 @@ impl History {
         out
     }
 
-    /// Writes `STEM.csv` and `STEM.json` into `dir` (created if missing).
+    /// Writes `STEM.csv` and `STEM.json` into `dir` (created if missing),
+    /// each atomically ([`write_atomically`]): a failed write leaves the
+    /// file as it was, never a truncated one.
     pub fn write(&self, dir: &Path, stem: &str) -> Result<()> {
-        let io = |path: &Path, e: std::io::Error| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        let csv = dir.join(format!("{stem}.csv"));
-        std::fs::write(&csv, self.to_csv()).map_err(|e| io(&csv, e))?;
-        let json = dir.join(format!("{stem}.json"));
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        write_atomically(&dir.join(format!("{stem}.csv")), self.to_csv().as_bytes())?;
         let text = serde_json::to_string_pretty(self).expect("history serializes");
-        std::fs::write(&json, text + "\n").map_err(|e| io(&json, e))
+        write_atomically(&dir.join(format!("{stem}.json")), (text + "\n").as_bytes())
+    }
+
+    /// Checks, before training, that [`History::write`] can write `STEM.csv`
+    /// and `STEM.json` into `dir`: creates the directory, writes, syncs and
+    /// removes a probe file in it (a read-only or full disk fails here), and
+    /// refuses a directory in the place of either file.
+    pub fn check_writable(dir: &Path, stem: &str) -> Result<()> {
+        check_writable_dir(dir)?;
+        for ext in ["csv", "json"] {
+            let path = dir.join(format!("{stem}.{ext}"));
+            if path.is_dir() {
+                return Err(Error::Io {
+                    path: path.display().to_string(),
+                    message: "is a directory; the history is written to a file of that name".into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The median of the epochs' training-pass seconds.
@@ -148,6 +162,65 @@ impl History {
         }
         median(timed)
     }
+}
+
+/// An [`Error::Io`] for `path`.
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: into a temporary file of its own in
+/// the same directory, synced, then renamed over `path`; on failure the
+/// temporary is removed and `path` left as it was.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let prefix = format!(".{name}.tmp-{}-", std::process::id());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    #[cfg(unix)]
+    {
+        // As `File::create`: read-write for all, less the umask.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let write = || -> std::io::Result<()> {
+        let mut tmp = builder.tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().map_err(|e| io_error(path, e))
+}
+
+/// Creates `dir` if missing and checks that a file can be written in it:
+/// writes 4 KiB to a probe file, syncs it (where a full disk shows) and
+/// removes it.
+pub fn check_writable_dir(dir: &Path) -> Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    let probe = || -> std::io::Result<()> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".optdsl-probe-")
+            .tempfile_in(dir)?;
+        tmp.write_all(&[0u8; 4096])?;
+        tmp.as_file().sync_all()?;
+        tmp.close()
+    };
+    probe().map_err(|e| Error::Io {
+        path: dir.display().to_string(),
+        message: format!("cannot write a file here: {e}"),
+    })
 }
 
 /// A [`Trainer`]'s whole state, serializable (serde) for checkpoints.
@@ -360,6 +433,35 @@ impl<F: NetFloat> Trainer<F> {
         Ok(trainer)
     }
 
+    /// Refuses, before anything is allocated, a run of `rule` on a network
+    /// of shape `spec` under `config` that needs more memory than is
+    /// available ([`NetworkSpec::check_memory`]): the parameters, the
+    /// gradients of the training and the evaluation passes, the rule's
+    /// state buffers and the inputs the trainer keeps for it, and the
+    /// activations of a batch and of an evaluation batch.
+    pub fn check_memory(
+        spec: &NetworkSpec,
+        rule: &dyn DynRule,
+        config: &TrainConfig,
+    ) -> Result<()> {
+        let info = rule.info();
+        let inputs = match info.inputs {
+            [] => 0,
+            // The previous parameters, the input, a copy of the gradient.
+            ["g_prev"] => 3,
+            // The curvature, and a scratch buffer up to the largest weight matrix.
+            _ => 2,
+        };
+        let per_param = 3 + info.buffers.len() + inputs;
+        spec.check_memory(
+            F::DTYPE,
+            std::mem::size_of::<F>(),
+            per_param,
+            config.batch,
+            config.eval_batch,
+        )
+    }
+
     fn read_base_lrs(&mut self) {
         self.base_lrs = match self.lr_hyper {
             Some(name) => (0..2)
@@ -405,10 +507,9 @@ impl<F: NetFloat> Trainer<F> {
     /// run exactly (bit for bit).
     pub fn restore(&mut self, saved: TrainerState<F>) -> Result<()> {
         if &saved.spec != self.net.spec() {
-            return Err(Error::StateMismatch(format!(
-                "the saved network is {}, this one {}",
-                saved.spec.describe(),
-                self.net.spec().describe()
+            return Err(Error::StateMismatch(spec_difference(
+                &saved.spec,
+                self.net.spec(),
             )));
         }
         if saved.base_lrs.len() != self.base_lrs.len() {
@@ -637,6 +738,28 @@ impl<F: NetFloat> Trainer<F> {
         &self.history
     }
 
+    /// A warning if the run has diverged ([`divergence`]), saying what to
+    /// change: the learning rate it started from, or for a rule without
+    /// one, its hyperparameters.
+    pub fn divergence(&self) -> Option<String> {
+        let spec = self.net.spec();
+        let info = self.opt.rule(0).ok()?.info();
+        let change = match (self.lr_hyper, self.base_lrs.first()) {
+            (Some(name), Some(&lr)) => format!(
+                "lower the learning rate ({name}={} now; try a tenth of it or less) or let it \
+                 decay (--schedule)",
+                HyperValue::Num(lr)
+            ),
+            _ => format!(
+                "{} has no learning rate: try other values of its hyperparameters ({})",
+                info.name,
+                info.hyper_names().join(", ")
+            ),
+        };
+        divergence(&self.history, spec.loss.chance(spec.outputs()))
+            .map(|what| format!("training diverged: {what}; {change}"))
+    }
+
     /// The run's history so far, described with `data`'s name.
     pub fn history(&self, data: &str) -> History {
         History {
@@ -665,6 +788,10 @@ impl<F: NetFloat> Trainer<F> {
     }
 
     fn check_data(&self, data: &Dataset) -> Result<()> {
+        if !F::from_f64(f64::MAX).is_finite() {
+            // An element type narrower than the data's f64 (f32).
+            data.check_f32_range()?;
+        }
         let spec = self.net.spec();
         if data.dim() != spec.inputs || data.classes() > spec.outputs() {
             return Err(Error::Data {
@@ -717,6 +844,23 @@ impl<F: NetFloat> Trainer<F> {
     /// hyperparameters that shape its step.
     fn non_finite(&self, what: &str, lr: Option<f64>) -> Error {
         let (epoch, step) = (self.epoch + 1, self.step + 1);
+        // A hyperparameter that is not a finite number, in either group.
+        for (g, group) in ["weights", "biases"].into_iter().enumerate() {
+            let Ok(rule) = self.opt.rule(g) else { continue };
+            for h in rule.info().hypers {
+                let value = rule.hyper(h.name).and_then(HyperValue::as_f64);
+                if let Some(value) = value.filter(|v| !v.is_finite()) {
+                    return Error::NonFiniteHyper {
+                        what: what.into(),
+                        epoch,
+                        step,
+                        group: group.into(),
+                        hyper: h.name.to_string(),
+                        value,
+                    };
+                }
+            }
+        }
         match lr {
             Some(lr) => Error::NonFinite {
                 what: what.into(),
@@ -896,7 +1040,7 @@ impl<F: NetFloat> Trainer<F> {
             step: self.step,
             epoch: self.epoch,
             steps_per_epoch,
-            total_steps: steps_per_epoch * self.config.epochs as u64,
+            total_steps: steps_per_epoch.saturating_mul(self.config.epochs as u64),
         };
         for g in 0..self.base_lrs.len() {
             let lr = self.config.schedule.lr(self.base_lrs[g], clock);
@@ -909,6 +1053,64 @@ impl<F: NetFloat> Trainer<F> {
     pub fn evaluate(&mut self, data: &Dataset) -> Result<(f64, f64)> {
         self.check_data(data)?;
         evaluate(&self.net, &mut self.eval_ws, data)
+    }
+}
+
+/// What differs between a saved network's shape and this run's: the
+/// widths, activations or loss (their descriptions), else each layer's
+/// initialization.
+fn spec_difference(saved: &NetworkSpec, mine: &NetworkSpec) -> String {
+    let (a, b) = (saved.describe(), mine.describe());
+    if a != b {
+        return format!("the saved network is {a}, this one {b}");
+    }
+    let init = |spec: &NetworkSpec| -> Vec<String> {
+        spec.layers
+            .iter()
+            .map(|l| {
+                l.init
+                    .map_or_else(|| "auto".to_string(), |i| i.name().to_string())
+            })
+            .collect()
+    };
+    let (ia, ib) = (init(saved), init(mine));
+    if ia != ib {
+        let one = |v: &[String]| v.iter().all(|x| *x == v[0]).then(|| v[0].clone());
+        return match (one(&ia), one(&ib)) {
+            (Some(x), Some(y)) => format!(
+                "the network {a} was saved with init {x}, this run asks for init {y}; give \
+                 --init {x} to resume it"
+            ),
+            _ => format!(
+                "the network {a} was saved with the layers' inits {}, this run asks for {}",
+                ia.join(", "),
+                ib.join(", ")
+            ),
+        };
+    }
+    format!("the saved network {a} differs from this one: {saved:?}, this one {mine:?}")
+}
+
+/// Whether the epochs of `records` show a diverged run, and how: the last
+/// epoch's training loss more than 10 times `chance` (the loss of an output
+/// that guesses every class alike, where training starts; see
+/// [`crate::net::Loss::chance`]), or more than 10 times the first epoch's.
+pub fn divergence(records: &[EpochRecord], chance: f64) -> Option<String> {
+    let (first, last) = (records.first()?.train_loss, records.last()?.train_loss);
+    if last > 10.0 * chance {
+        Some(format!(
+            "the training loss ended at {last:.4e}, {:.0} times the {chance:.3} of guessing \
+             every class alike (test accuracy {:.4})",
+            last / chance,
+            records.last()?.test_accuracy
+        ))
+    } else if records.len() > 1 && last > 10.0 * first {
+        Some(format!(
+            "the training loss rose from {first:.4} in epoch 1 to {last:.4e} in epoch {}",
+            records.len()
+        ))
+    } else {
+        None
     }
 }
 

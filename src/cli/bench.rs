@@ -47,9 +47,16 @@ pub fn run(args: Args) -> CliResult {
         None if !files.is_empty() => files.iter().map(|r| r.name().to_string()).collect(),
         None => vec!["adam".to_string()],
     };
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args.threads.unwrap_or(cores);
+    let most = (4 * cores).min(1024);
+    if !(1..=most).contains(&threads) {
+        return Err(format!(
+            "invalid --threads: {threads}; give at least 1 and at most {most} (4 per core of the \
+             {cores} available, at most 1024)"
+        )
+        .into());
+    }
     println!(
         "# simd: light passes {}, heavy passes {}",
         optdsl::exec::level_for(false).name(),

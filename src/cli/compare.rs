@@ -284,6 +284,35 @@ fn validate(args: &Args) -> Result<(), Error> {
             });
         }
     }
+    // The flags that need no data, checked before it is read.
+    let mut spec = NetworkSpec::classifier(
+        1,
+        &parse_hidden(&args.hidden)?,
+        args.activation.parse::<Activation>()?,
+        2,
+    );
+    set_init(&mut spec, &args.init)?;
+    spec.validate()?;
+    args.rng.parse::<Generator>()?;
+    args.data.parse::<DataSource>()?;
+    if !matches!(args.dtype.as_str(), "f32" | "f64") {
+        return Err(Error::Invalid {
+            what: "dtype".into(),
+            reason: format!("`{}`; use f32 or f64", args.dtype),
+        });
+    }
+    selected(args)?;
+    if args.seed.checked_add(args.seeds).is_none() {
+        return Err(Error::Invalid {
+            what: "--seeds".into(),
+            reason: format!(
+                "{} seeds from --seed {} run past the largest seed, {}; give a smaller --seed",
+                args.seeds,
+                args.seed,
+                u64::MAX
+            ),
+        });
+    }
     if args.check {
         let mut off = off_pytorch_start(args)?;
         off.extend(off_reference(args)?);
@@ -350,6 +379,9 @@ fn off_reference(args: &Args) -> Result<Vec<String>, Error> {
 pub fn run(args: Args) -> CliResult {
     validate(&args)?;
     let source: DataSource = args.data.parse()?;
+    if let DataSource::Csv(path) = &source {
+        refuse_data_in_outputs(&args, path)?;
+    }
     let data = source.load(&CsvOptions::default(), None, args.seed)?;
     println!("{}", describe_data(&data));
     let mut spec = NetworkSpec::classifier(
@@ -386,6 +418,19 @@ fn compare<F: NetFloat>(
     data: &Split,
     generator: Generator,
 ) -> CliResult {
+    let config = TrainConfig {
+        batch: args.batch,
+        ..TrainConfig::default()
+    };
+    for entry in selected(args)? {
+        if let Ok(rule) = make_rule(&entry) {
+            Trainer::<F>::check_memory(spec, rule.as_ref(), &config)?;
+        }
+    }
+    optdsl::train::check_writable_dir(&args.out).map_err(|e| Error::Invalid {
+        what: "--out".into(),
+        reason: format!("{e}; give a directory the histories can be written in"),
+    })?;
     let probe = Network::<F>::new_with(spec.clone(), args.seed, generator)?;
     println!(
         "GEMM ms: the bare matrix products of one epoch (forward + backward, {} batches), \
@@ -437,7 +482,7 @@ fn compare<F: NetFloat>(
     let (table, csv, bad) = table(&rows, args.seeds > 1);
     println!("\n{table}");
     std::fs::create_dir_all(&args.out)?;
-    std::fs::write(args.out.join("summary.csv"), csv)?;
+    optdsl::train::write_atomically(&args.out.join("summary.csv"), csv.as_bytes())?;
     println!("histories and summary.csv in {}", args.out.display());
     let curves: Vec<(String, Vec<EpochPoint>)> = rows
         .iter()
@@ -459,6 +504,51 @@ fn compare<F: NetFloat>(
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses an `--out` in which compare would write over the `--data` CSV
+/// file at `data`: `summary.csv`, `curves.png`, `curves.svg`, or a row's
+/// history (`LABEL.csv`, `LABEL.json`, `LABEL-sN.*`), the paths compared
+/// with symbolic links and `..` resolved.
+fn refuse_data_in_outputs(args: &Args, data: &std::path::Path) -> Result<(), Error> {
+    use super::outputs::resolved;
+    let (Some(file), Some(out)) = (resolved(data), resolved(&args.out)) else {
+        return Ok(());
+    };
+    let name = file
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let written = |name: &str| -> Result<bool, Error> {
+        if ["summary.csv", "curves.png", "curves.svg"].contains(&name) {
+            return Ok(true);
+        }
+        let Some(stem) = name
+            .strip_suffix(".csv")
+            .or_else(|| name.strip_suffix(".json"))
+        else {
+            return Ok(false);
+        };
+        Ok(selected(args)?.iter().any(|e| {
+            stem == e.label
+                || stem
+                    .strip_prefix(e.label)
+                    .and_then(|r| r.strip_prefix("-s"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n > args.seed && n - args.seed < args.seeds)
+        }))
+    };
+    if file.parent() == Some(out.as_path()) && written(&name)? {
+        return Err(Error::Invalid {
+            what: "--out".into(),
+            reason: format!(
+                "compare writes its histories, summary.csv and curves.png in {}, which holds \
+                 this run's input (--data {}): it would be overwritten; give another --out",
+                args.out.display(),
+                args.data
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The table's rows: the listed entries, then unlisted built-ins at their
@@ -585,6 +675,9 @@ fn run_entry<F: NetFloat>(
             .and_then(|net| Trainer::new(net, rule.clone(), config))
             .and_then(|mut t| {
                 t.fit(&data.train, &data.test, &mut progress)?;
+                if let Some(warning) = t.divergence() {
+                    eprintln!("warning: {} seed {seed}: {warning}", entry.label);
+                }
                 let mut h = t.history(&args.data);
                 h.optimizer = format!("{} ({settings})", h.optimizer);
                 Ok(h)

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod check;
 pub mod compare;
 pub mod list;
+pub mod outputs;
 pub mod paths;
 pub mod progress;
 pub mod replay;

@@ -115,6 +115,8 @@ pub fn run(args: Args) -> CliResult {
         )
         .into());
     }
+    check_flags(&args)?;
+    refuse_inputs_as_outputs(&args)?;
     if args.distributed {
         return distributed(args);
     }
@@ -169,18 +171,157 @@ fn distributed(_args: Args) -> CliResult {
     .into())
 }
 
-/// Writes the history and prints the closing lines, the test accuracy last.
-fn finish(args: &Args, history: &History) -> Result<(), Error> {
-    let stem = args.optimizer.to_ascii_lowercase();
-    history.write(&args.out, &stem)?;
-    let last = history.epochs.last().expect("at least one epoch");
-    println!(
-        "history: {}/{stem}.csv, .json; median epoch {:.1} ms",
-        args.out.display(),
-        history.median_epoch_seconds() * 1e3
-    );
-    println!("test accuracy: {:.4}", last.test_accuracy);
+/// The lock on `--save`'s checkpoint ([`optdsl::checkpoint::lock`]), if
+/// one is saved: an error naming the other process if one holds it.
+fn lock_save(args: &Args) -> Result<Option<optdsl::checkpoint::CheckpointLock>, Error> {
+    args.save
+        .as_deref()
+        .map(optdsl::checkpoint::lock)
+        .transpose()
+}
+
+/// Checks every flag that can be checked without the data, before the data
+/// is read (which can take seconds): the network's shape, the optimizer and
+/// its settings, the batch, generator, schedule, element type, the CSV
+/// options and `--save`'s path.
+fn check_flags(args: &Args) -> Result<(), Error> {
+    args.data.parse::<DataSource>()?;
+    args.label.parse::<optdsl::data::LabelColumn>()?;
+    if !(args.scale.is_finite() && args.scale > 0.0) {
+        return Err(invalid(
+            "scale",
+            format!("{}; give a positive divisor such as 255", args.scale),
+        ));
+    }
+    if let Some(f) = args.test_fraction.filter(|f| !(*f > 0.0 && *f < 1.0)) {
+        return Err(invalid(
+            "test fraction",
+            format!("{f}; give a number between 0 and 1, e.g. 0.2"),
+        ));
+    }
+    if args.epochs == 0 {
+        return Err(invalid(
+            "--epochs",
+            "0; give at least 1 (passes over the training set)".into(),
+        ));
+    }
+    // The shape with placeholder input and output widths.
+    let hidden = parse_hidden(&args.hidden)?;
+    let act: Activation = args.activation.parse()?;
+    let mut spec = NetworkSpec::classifier(1, &hidden, act, 2);
+    spec.loss = args.loss.parse::<Loss>()?;
+    set_init(&mut spec, &args.init)?;
+    spec.validate()?;
+    let mut rule = builtin_rule(&args.optimizer)?;
+    if let Some(entry) = super::compare::entry_for_builtin(&args.optimizer) {
+        super::compare::apply_settings(rule.as_mut(), entry)?;
+    }
+    apply_sets(rule.as_mut(), &args.set)?;
+    apply_sets(rule.as_mut(), &args.bias_set)?;
+    if !matches!(args.batch.as_str(), "all" | "full") {
+        args.batch
+            .parse::<usize>()
+            .ok()
+            .filter(|&b| b > 0)
+            .ok_or_else(|| {
+                invalid(
+                    "batch",
+                    format!("`{}`; give a positive number or `all`", args.batch),
+                )
+            })?;
+    }
+    args.rng.parse::<Generator>()?;
+    args.schedule.parse::<LrSchedule>()?;
+    if !matches!(args.dtype.as_str(), "f32" | "f64") {
+        return Err(invalid(
+            "dtype",
+            format!("`{}`; use f32 or f64", args.dtype),
+        ));
+    }
+    if let Some(save) = &args.save {
+        let text = save.as_os_str().to_string_lossy();
+        if save.is_dir() || text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) {
+            return Err(invalid(
+                "--save",
+                format!(
+                    "{} is a directory; give a file name, e.g. --save {}",
+                    save.display(),
+                    save.join("run.ckpt").display()
+                ),
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Refuses a `--save` or history file that is one of the run's inputs
+/// (the `--data` CSV file, the `--resume` checkpoint; `--save` may name the
+/// checkpoint resumed, which the run goes on in), or that is the other.
+fn refuse_inputs_as_outputs(args: &Args) -> Result<(), Error> {
+    use super::outputs::{refuse_overlaps, Input, Output};
+    let data: Vec<Input<'_>> = match args.data.parse::<DataSource>() {
+        Ok(DataSource::Csv(path)) => vec![Input {
+            flag: "--data",
+            value: args.data.clone(),
+            path,
+        }],
+        _ => vec![],
+    };
+    let resume = args.resume.iter().map(|path| Input {
+        flag: "--resume",
+        value: path.display().to_string(),
+        path: path.clone(),
+    });
+    let stem = history_stem(args);
+    let history = ["csv", "json"].map(|ext| Output {
+        flag: "--out",
+        path: args.out.join(format!("{stem}.{ext}")),
+    });
+    let save: Vec<Output<'_>> = args
+        .save
+        .iter()
+        .map(|path| Output {
+            flag: "--save",
+            path: path.clone(),
+        })
+        .collect();
+    refuse_overlaps(&save, &data)?;
+    refuse_overlaps(&history, &[data, resume.collect()].concat())?;
+    refuse_overlaps(&[save, history.into()].concat(), &[])
+}
+
+/// Checks before training that the history can be written into `--out`
+/// (see [`History::check_writable`]).
+fn check_outputs(args: &Args) -> Result<(), Error> {
+    History::check_writable(&args.out, &history_stem(args)).map_err(|e| {
+        invalid(
+            "--out",
+            format!("{e}; give a directory the history can be written in"),
+        )
+    })
+}
+
+/// The history's file stem: the optimizer's name.
+fn history_stem(args: &Args) -> String {
+    args.optimizer.to_ascii_lowercase()
+}
+
+/// Writes the history and prints the closing lines, the test accuracy last;
+/// the accuracy is printed even when the history cannot be written (the
+/// error is returned after it).
+fn finish(args: &Args, history: &History) -> Result<(), Error> {
+    let stem = history_stem(args);
+    let written = history.write(&args.out, &stem);
+    let last = history.epochs.last().expect("at least one epoch");
+    if written.is_ok() {
+        println!(
+            "history: {}/{stem}.csv, .json; median epoch {:.1} ms",
+            args.out.display(),
+            history.median_epoch_seconds() * 1e3
+        );
+    }
+    println!("test accuracy: {:.4}", last.test_accuracy);
+    written.map_err(|e| invalid("--out", format!("the history was not written: {e}")))
 }
 
 /// What a run trains: the data, the network, the rule and the settings.
@@ -249,6 +390,16 @@ fn train<F: NetFloat>(
             F::DTYPE
         );
     }
+    Trainer::<F>::check_memory(&spec, rule.as_ref(), &config)?;
+    // The process that speaks (process 0) writes the outputs: it checks
+    // them before training and holds the checkpoint's lock for the run, so
+    // a second process saving there is refused.
+    let _lock = if speaks {
+        check_outputs(args)?;
+        lock_save(args)?
+    } else {
+        None
+    };
     let net = Network::<F>::new_with(spec, args.seed, config.generator)?;
     let mut trainer = Trainer::new(net, rule, config)?;
     for kv in &args.bias_set {
@@ -297,6 +448,9 @@ fn train<F: NetFloat>(
     }
     if let (Some(path), true) = (&args.save, speaks) {
         println!("checkpoint: {}", path.display());
+    }
+    if let (Some(warning), true) = (trainer.divergence(), speaks) {
+        eprintln!("warning: {warning}");
     }
     Ok(trainer.history(&args.data))
 }

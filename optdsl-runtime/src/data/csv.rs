@@ -1,9 +1,11 @@
 //! CSV files of labelled rows: a class label in the first or last column, the
 //! inputs in the others, optionally gzipped, values divided by a scale.
 
-use super::text::{decode, for_each_row, number, wrong_width, Separator};
-use super::Dataset;
+use super::text::{for_each_row_read, number, wrong_width, Separator};
+use super::{beyond_f32, BeyondF32, Dataset};
 use crate::error::{Error, Result};
+use flate2::read::MultiGzDecoder;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -57,18 +59,98 @@ impl Default for CsvOptions {
 ///
 /// Every row must have as many fields as the first; labels are whole numbers
 /// from 0 (written `3` or `3.0`), and the number of classes is the largest
-/// label plus one. Blank lines, `#` comments and a header line (no field a
-/// number) are skipped. A malformed row is an [`Error::Data`] naming its
+/// label plus one. Blank lines, `#` comments and a header line (a first
+/// line with a field that is not a number) are skipped, and so is a UTF-8
+/// byte-order mark. A malformed row is an [`Error::Data`] naming its
 /// line; so is a file whose labels are all the same (nothing to classify,
 /// usually the label taken from the wrong column). A file that cannot be
 /// read is an [`Error::Data`] naming it.
+///
+/// The file is read as a stream of lines, each at most 16 MiB (a longer one
+/// is an error naming it), straight into the data set's buffers: a regular
+/// file is read twice, first to count its rows (and refuse them before
+/// allocating if they do not fit in the memory available), then into
+/// buffers of that size, so the text is never held whole and the buffers
+/// never grow.
 pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+    check_scale(opts)?;
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Data {
+    let cannot_read = |e: std::io::Error| Error::Data {
         source_name: name.clone(),
         reason: format!("cannot read the file: {e}; check the path after csv:"),
-    })?;
-    parse_csv(&name, &decode(&name, &bytes)?, opts)
+    };
+    let open = || -> Result<Box<dyn BufRead>> {
+        let file = std::fs::File::open(path).map_err(cannot_read)?;
+        let mut reader = BufReader::with_capacity(1 << 16, file);
+        let gzip = reader
+            .fill_buf()
+            .map_err(cannot_read)?
+            .starts_with(&[0x1f, 0x8b]);
+        Ok(if gzip {
+            Box::new(BufReader::with_capacity(
+                1 << 16,
+                MultiGzDecoder::new(reader),
+            ))
+        } else {
+            Box::new(reader)
+        })
+    };
+    let regular = std::fs::metadata(path).map_err(cannot_read)?.is_file();
+    let size = if regular {
+        let (rows, width) = count_rows(&name, open()?, opts)?;
+        let size = (rows, width.saturating_sub(1));
+        check_fits(&name, size, crate::memory::available_bytes())?;
+        Some(size)
+    } else {
+        None
+    };
+    parse_rows(&name, open()?, opts, size)
+}
+
+/// The number of data rows of a CSV stream and the number of fields of the
+/// first (0 if none).
+fn count_rows(name: &str, reader: impl BufRead, opts: &CsvOptions) -> Result<(usize, usize)> {
+    let (mut rows, mut width) = (0usize, 0usize);
+    for_each_row_read(
+        name,
+        reader,
+        opts.separator.map(Separator::Char),
+        |_, fields| {
+            if rows == 0 {
+                width = fields.len();
+            }
+            rows += 1;
+            Ok(())
+        },
+    )?;
+    Ok((rows, width))
+}
+
+/// Refuses `rows` rows of `dim` inputs (f64) and a label (u32) each that
+/// need more than `available` bytes.
+fn check_fits(name: &str, (rows, dim): (usize, usize), available: Option<u64>) -> Result<()> {
+    let needed = rows as u128 * (dim as u128 * 8 + 4);
+    match available {
+        Some(a) if needed > u128::from(a) => Err(Error::Data {
+            source_name: name.to_string(),
+            reason: format!(
+                "{rows} rows of {dim} values take {} in memory, more than the {} available",
+                crate::memory::human_bytes(needed),
+                crate::memory::human_bytes(a.into())
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_scale(opts: &CsvOptions) -> Result<()> {
+    if !(opts.scale.is_finite() && opts.scale > 0.0) {
+        return Err(Error::Invalid {
+            what: "scale".into(),
+            reason: format!("{}; give a positive divisor such as 255", opts.scale),
+        });
+    }
+    Ok(())
 }
 
 /// Parses CSV text as [`read_csv`] does; `name` appears in errors.
@@ -84,16 +166,30 @@ pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
 /// assert!(err.to_string().contains("line 2"));
 /// ```
 pub fn parse_csv(name: &str, text: &str, opts: &CsvOptions) -> Result<Dataset> {
-    if !(opts.scale.is_finite() && opts.scale > 0.0) {
-        return Err(Error::Invalid {
-            what: "scale".into(),
-            reason: format!("{}; give a positive divisor such as 255", opts.scale),
-        });
-    }
+    check_scale(opts)?;
+    parse_rows(name, text.as_bytes(), opts, None)
+}
+
+/// Parses the rows of a CSV stream into a data set; `size` (rows, inputs
+/// per row), when known, sizes the buffers up front. Without it, the
+/// buffers grow, each growth checked against the memory available.
+fn parse_rows(
+    name: &str,
+    reader: impl BufRead,
+    opts: &CsvOptions,
+    size: Option<(usize, usize)>,
+) -> Result<Dataset> {
     let mut width = None;
-    let mut inputs = Vec::new();
-    let mut labels = Vec::new();
-    for_each_row(text, opts.separator.map(Separator::Char), |line, fields| {
+    let mut beyond = None;
+    let (mut inputs, mut labels) = match size {
+        Some((rows, dim)) => (
+            Vec::with_capacity(rows.saturating_mul(dim)),
+            Vec::with_capacity(rows),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let sep = opts.separator.map(Separator::Char);
+    for_each_row_read(name, reader, sep, |line, fields| {
         let n = *width.get_or_insert(fields.len());
         if n < 2 {
             return Err(wrong_width(name, line, "a label and at least one value", n));
@@ -104,6 +200,14 @@ pub fn parse_csv(name: &str, text: &str, opts: &CsvOptions) -> Result<Dataset> {
                 n - 1
             );
             return Err(wrong_width(name, line, &expected, fields.len()));
+        }
+        if inputs.len() + n > inputs.capacity() && inputs.len() > 1 << 20 {
+            // The buffer is about to double: refuse what cannot fit.
+            check_fits(
+                name,
+                (2 * labels.len(), n - 1),
+                crate::memory::available_bytes(),
+            )?;
         }
         let (label_col, values) = match opts.label {
             LabelColumn::First => (0, &fields[1..]),
@@ -116,7 +220,27 @@ pub fn parse_csv(name: &str, text: &str, opts: &CsvOptions) -> Result<Dataset> {
             1
         };
         for (j, f) in values.iter().enumerate() {
-            inputs.push(number(name, line, first + j, f)? / opts.scale);
+            let x = number(name, line, first + j, f)? / opts.scale;
+            if !x.is_finite() {
+                return Err(Error::Data {
+                    source_name: name.to_string(),
+                    reason: format!(
+                        "line {line}, field {}: `{f}` divided by --scale {} is {x}; give a \
+                         larger --scale",
+                        first + j,
+                        opts.scale
+                    ),
+                });
+            }
+            if beyond.is_none() && beyond_f32(x) {
+                beyond = Some(BeyondF32 {
+                    line,
+                    field: first + j,
+                    text: f.to_string(),
+                    value: x,
+                });
+            }
+            inputs.push(x);
         }
         Ok(())
     })?;
@@ -143,7 +267,9 @@ pub fn parse_csv(name: &str, text: &str, opts: &CsvOptions) -> Result<Dataset> {
         }
     }
     let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
-    Dataset::new(name, width - 1, classes.max(2), inputs, labels)
+    let mut data = Dataset::new(name, width - 1, classes.max(2), inputs, labels)?;
+    data.set_beyond_f32(beyond);
+    Ok(data)
 }
 
 /// A class label: a whole number from 0.
@@ -242,6 +368,35 @@ mod tests {
         );
         let r = reason(parse_csv("t", "3,1,0\n4,2,0\n", &opts(LabelColumn::Last)).unwrap_err());
         assert!(r.contains("--label first"), "{r}");
+    }
+
+    #[test]
+    fn files_plain_or_gzipped_read_as_their_text_parses() {
+        use flate2::{write::GzEncoder, Compression};
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("optdsl-csv-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = "# digits\nlabel,a,b\n1,0.5,2\r\n\n0,0.25,3\n2,1,1";
+        let plain = dir.join("d.csv");
+        std::fs::write(&plain, text).unwrap();
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(text.as_bytes()).unwrap();
+        let gz = dir.join("d.csv.gz");
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let o = CsvOptions::default();
+        let want = parse_csv("t", text, &o).unwrap();
+        for path in [&plain, &gz] {
+            let d = read_csv(path, &o).unwrap();
+            assert_eq!((d.inputs(), d.labels()), (want.inputs(), want.labels()));
+        }
+        // A line of more than 16 MiB is refused, naming it.
+        std::fs::write(&plain, format!("1,2\n{}", "7".repeat(17 << 20))).unwrap();
+        let r = reason(read_csv(&plain, &o).unwrap_err());
+        assert!(r.contains("line 2 is longer than 16777216 bytes"), "{r}");
+        std::fs::write(&plain, b"1,2\n0,\xff\n").unwrap();
+        let r = reason(read_csv(&plain, &o).unwrap_err());
+        assert!(r.contains("line 2 is not UTF-8"), "{r}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

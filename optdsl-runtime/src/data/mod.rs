@@ -32,6 +32,29 @@ pub struct Dataset {
     inputs: Vec<f64>,
     labels: Vec<u32>,
     inputs_f32: OnceLock<Vec<f32>>,
+    /// The first input read from a file that f32 cannot hold, where it was
+    /// read (kept by the sets split from this one).
+    beyond_f32: Option<BeyondF32>,
+    /// The index of the first input that f32 cannot hold, once looked for.
+    first_beyond_f32: OnceLock<Option<usize>>,
+}
+
+/// An input read from a text file whose magnitude f32 cannot hold.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BeyondF32 {
+    /// The line, from 1.
+    pub line: usize,
+    /// The field, from 1.
+    pub field: usize,
+    /// The field as written.
+    pub text: String,
+    /// Its value after the scale.
+    pub value: f64,
+}
+
+/// Whether `x` rounds to an infinite f32 (a finite f64 beyond f32's range).
+pub(crate) fn beyond_f32(x: f64) -> bool {
+    (x as f32).is_infinite() && x.is_finite()
 }
 
 impl PartialEq for Dataset {
@@ -70,7 +93,7 @@ impl Dataset {
         if dim == 0 || labels.is_empty() {
             return Err(fail("it has no rows or no input columns".into()));
         }
-        if inputs.len() != dim * labels.len() {
+        if dim.checked_mul(labels.len()) != Some(inputs.len()) {
             return Err(fail(format!(
                 "{} values for {} rows of {dim}",
                 inputs.len(),
@@ -87,6 +110,8 @@ impl Dataset {
             inputs,
             labels,
             inputs_f32: OnceLock::new(),
+            beyond_f32: None,
+            first_beyond_f32: OnceLock::new(),
         })
     }
 
@@ -127,6 +152,51 @@ impl Dataset {
         self.inputs_f32
             .get_or_init(|| self.inputs.iter().map(|&x| x as f32).collect())
     }
+    /// An [`Error::Data`] if an input cannot be represented in f32 (a finite
+    /// f64 of magnitude above `f32::MAX`, which would make every f32 loss
+    /// NaN): the file's line, field and value where it was read from one,
+    /// else the row and column. Looked for once, on the first call.
+    pub fn check_f32_range(&self) -> Result<()> {
+        let first = *self
+            .first_beyond_f32
+            .get_or_init(|| self.inputs.iter().position(|&x| beyond_f32(x)));
+        let Some(i) = first else {
+            return Ok(());
+        };
+        let what = match &self.beyond_f32 {
+            Some(b) => format!(
+                "line {}, field {}: `{}`{}",
+                b.line,
+                b.field,
+                b.text,
+                if b.text.parse::<f64>().ok() == Some(b.value) {
+                    String::new()
+                } else {
+                    format!(" ({} after --scale)", b.value)
+                }
+            ),
+            None => format!(
+                "row {}, input {}: {}",
+                i / self.dim + 1,
+                i % self.dim + 1,
+                self.inputs[i]
+            ),
+        };
+        Err(Error::Data {
+            source_name: self.name.clone(),
+            reason: format!(
+                "{what} cannot be represented in f32 (largest magnitude {:e}), and would make \
+                 every loss NaN; train with --dtype f64, or divide the inputs with --scale",
+                f32::MAX
+            ),
+        })
+    }
+
+    /// Records the first input of a text file that f32 cannot hold.
+    pub(crate) fn set_beyond_f32(&mut self, at: Option<BeyondF32>) {
+        self.beyond_f32 = at;
+    }
+
     /// How many rows each class has.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes];
@@ -167,12 +237,86 @@ impl Dataset {
             inputs,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             inputs_f32: OnceLock::new(),
+            beyond_f32: self.beyond_f32.clone(),
+            first_beyond_f32: OnceLock::new(),
         }
     }
 
     /// A seeded random split: `round(test_fraction * len)` rows (at least one)
     /// for testing, the rest for training.
     pub fn split(&self, test_fraction: f64, seed: u64) -> Result<Split> {
+        let (order, n_test) = self.split_order(test_fraction, seed)?;
+        let (test, train) = order.split_at(n_test);
+        Ok(Split {
+            train: self.subset(format!("{} (train split)", self.name), train),
+            test: self.subset(format!("{} (test split)", self.name), test),
+        })
+    }
+
+    /// [`Dataset::split`] of a data set no longer needed whole: the same two
+    /// sets, made by moving the rows within this one's buffer (the test
+    /// rows then moved to a buffer of their own), so that at most the test
+    /// rows are held twice, instead of every row.
+    pub fn into_split(mut self, test_fraction: f64, seed: u64) -> Result<Split> {
+        let (order, n_test) = self.split_order(test_fraction, seed)?;
+        let n = self.len();
+        // Row j of the result is row `perm[j]` of this one: the training
+        // rows in their order, then the test rows in theirs.
+        let perm: Vec<usize> = order[n_test..]
+            .iter()
+            .chain(&order[..n_test])
+            .copied()
+            .collect();
+        let dim = self.dim;
+        let mut done = vec![false; n];
+        let mut held = vec![0.0; dim];
+        for start in 0..n {
+            if done[start] {
+                continue;
+            }
+            // Follow the cycle through `start`: each place takes the row
+            // that belongs there, the first one's row held aside.
+            held.copy_from_slice(self.row(start));
+            let mut j = start;
+            loop {
+                done[j] = true;
+                let from = perm[j];
+                if from == start {
+                    self.inputs[j * dim..(j + 1) * dim].copy_from_slice(&held);
+                    break;
+                }
+                self.inputs
+                    .copy_within(from * dim..(from + 1) * dim, j * dim);
+                j = from;
+            }
+        }
+        let labels: Vec<u32> = perm.iter().map(|&i| self.labels[i]).collect();
+        drop((perm, done));
+        let n_train = n - n_test;
+        let test_inputs = self.inputs.split_off(n_train * dim);
+        self.inputs.shrink_to_fit();
+        let (train_labels, test_labels) = labels.split_at(n_train);
+        let make = |what: &str, inputs: Vec<f64>, labels: &[u32]| Dataset {
+            name: format!("{} ({what} split)", self.name),
+            dim,
+            classes: self.classes,
+            inputs,
+            labels: labels.to_vec(),
+            inputs_f32: OnceLock::new(),
+            beyond_f32: self.beyond_f32.clone(),
+            first_beyond_f32: OnceLock::new(),
+        };
+        let test = make("test", test_inputs, test_labels);
+        let inputs = std::mem::take(&mut self.inputs);
+        Ok(Split {
+            train: make("train", inputs, train_labels),
+            test,
+        })
+    }
+
+    /// The shuffled row order of a split and how many of its first rows are
+    /// for testing.
+    fn split_order(&self, test_fraction: f64, seed: u64) -> Result<(Vec<usize>, usize)> {
         if !(test_fraction > 0.0 && test_fraction < 1.0) {
             return Err(Error::Invalid {
                 what: "test fraction".into(),
@@ -191,11 +335,7 @@ impl Dataset {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(SPLIT_STREAM);
         order.shuffle(&mut rng);
-        let (test, train) = order.split_at(n_test);
-        Ok(Split {
-            train: self.subset(format!("{} (train split)", self.name), train),
-            test: self.subset(format!("{} (test split)", self.name), test),
-        })
+        Ok((order, n_test))
     }
 }
 
@@ -300,8 +440,10 @@ impl DataSource {
                 }
                 usps()
             }
-            DataSource::Semeion => semeion()?.split(test_fraction.unwrap_or(0.2), seed),
-            DataSource::Csv(path) => read_csv(path, csv)?.split(test_fraction.unwrap_or(0.2), seed),
+            DataSource::Semeion => semeion()?.into_split(test_fraction.unwrap_or(0.2), seed),
+            DataSource::Csv(path) => {
+                read_csv(path, csv)?.into_split(test_fraction.unwrap_or(0.2), seed)
+            }
         }
     }
 }
@@ -375,6 +517,18 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a.test.labels(), c.test.labels());
         assert!(d.split(0.0, 1).is_err() && d.split(1.0, 1).is_err());
+        // Split in place, the same sets.
+        for seed in [7, 8] {
+            assert_eq!(
+                d.clone().into_split(0.2, seed).unwrap(),
+                d.split(0.2, seed).unwrap()
+            );
+        }
+        assert_eq!(
+            d.clone().into_split(0.5, 1).unwrap(),
+            d.split(0.5, 1).unwrap()
+        );
+        assert!(d.clone().into_split(1.0, 1).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use flate2::read::MultiGzDecoder;
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 /// How fields of a line are separated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,30 +55,84 @@ pub(crate) fn decode(name: &str, bytes: &[u8]) -> Result<String> {
     }
 }
 
+/// The longest line the readers take, in bytes (16 MiB): a file with a
+/// longer one (`/dev/zero`, a binary file) is refused at that line instead
+/// of being read into memory whole.
+pub(crate) const MAX_LINE_BYTES: usize = 16 << 20;
+
 /// Calls `row(line_number, fields)` for each data line of `text` (numbered
 /// from 1). Blank lines and lines starting with `#` are skipped, and so is a
-/// first line none of whose fields is a number (a header).
+/// first line with a field that is not a number (a header: column names,
+/// some of which may be numbers, e.g. `label,0,1,2`). A UTF-8 byte-order
+/// mark at the start is dropped.
 pub(crate) fn for_each_row(
     text: &str,
     sep: Option<Separator>,
+    row: impl FnMut(usize, &[&str]) -> Result<()>,
+) -> Result<()> {
+    for_each_row_read("text", text.as_bytes(), sep, row)
+}
+
+/// [`for_each_row`] over lines read one at a time from `reader` (the source
+/// `name` in errors): a line longer than [`MAX_LINE_BYTES`], one that is not
+/// UTF-8, or a read that fails is an [`Error::Data`] naming the line.
+pub(crate) fn for_each_row_read(
+    name: &str,
+    mut reader: impl BufRead,
+    sep: Option<Separator>,
     mut row: impl FnMut(usize, &[&str]) -> Result<()>,
 ) -> Result<()> {
-    let mut fields = Vec::new();
+    let fail = |reason: String| Error::Data {
+        source_name: name.to_string(),
+        reason,
+    };
+    let mut buf = Vec::new();
     let mut sep = sep;
     let mut first = true;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim_end_matches('\r').trim();
+    let mut width = 0;
+    let mut number = 0usize;
+    loop {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| fail(format!("cannot read line {}: {e}", number + 1)))?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if buf.last() != Some(&b'\n') && buf.len() > MAX_LINE_BYTES {
+            return Err(fail(format!(
+                "line {number} is longer than {MAX_LINE_BYTES} bytes; give a CSV text file \
+                 (rows of values separated by commas, semicolons, tabs or spaces, one per line)"
+            )));
+        }
+        let line = std::str::from_utf8(&buf).map_err(|e| {
+            fail(format!(
+                "line {number} is not UTF-8 text (byte {} of the line); give a text or \
+                 gzipped text file",
+                e.valid_up_to() + 1
+            ))
+        })?;
+        let mut line = line.trim_end_matches('\n').trim_end_matches('\r');
+        if number == 1 {
+            // A UTF-8 byte-order mark, as some editors write one.
+            line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        }
+        let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let s = *sep.get_or_insert_with(|| Separator::detect(line));
+        let mut fields = Vec::with_capacity(width);
         s.split(line, &mut fields);
-        if std::mem::take(&mut first) && fields.iter().all(|f| f.parse::<f64>().is_err()) {
+        width = fields.len();
+        if std::mem::take(&mut first) && fields.iter().any(|f| f.parse::<f64>().is_err()) {
+            // A header: column names, some of which may be numbers.
             continue;
         }
-        row(i + 1, &fields)?;
+        row(number, &fields)?;
     }
-    Ok(())
 }
 
 /// Parses one field as a finite number, or says which line and field is wrong.

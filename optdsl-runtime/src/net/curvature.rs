@@ -18,6 +18,18 @@
 //! cross-entropy after softmax gives `D = p(1-p)` (the exact diagonal of the
 //! loss's Hessian in the logits); the squared distance `sum_k (a_k - y_k)^2`
 //! gives `2 sum_m (da_m/dz_k)^2`.
+//!
+//! Every number here is `>= 0`, and many are products of small ones
+//! (`p(1-p)` of a confident output, squared slopes of saturated sigmoids),
+//! which in f32 fall below the normal range; some processors compute on
+//! such subnormal numbers many times slower, and the pass is mostly matrix
+//! products over them. So the pass keeps them out: every factor that enters
+//! a product is either 0 or at least `t = sqrt(MIN_NORMAL)` (about 1.1e-19
+//! in f32, 1.5e-154 in f64), so that each product of two is 0 or normal,
+//! and each sum of them too (no cancellation: all terms are `>= 0`). A
+//! squared number `x^2` is taken as 0 for `|x| < sqrt(t)`. What is dropped
+//! is below `t` times the other factor: for vSGD, which floors the
+//! curvature at `eps = 1e-10`, far below what can change its step.
 
 use super::backprop::{staged_view, CurvatureBuffers};
 use super::{Activation, Loss, NetFloat, Network, Workspace};
@@ -62,6 +74,7 @@ impl<F: NetFloat> Network<F> {
             return Ok(sum);
         }
         let scale = F::from_f64(1.0 / rows as f64);
+        let floor = Floor::<F>::new();
         let layers = &self.spec().layers;
         let last = layers.len() - 1;
         let CurvatureBuffers {
@@ -79,6 +92,9 @@ impl<F: NetFloat> Network<F> {
             layers[last].units,
             scale,
         );
+        deltas[last][..rows * layers[last].units]
+            .iter_mut()
+            .for_each(|d| *d = floor.flush(*d));
         for l in (0..=last).rev() {
             let units = layers[l].units;
             let wseg = self.segments()[l];
@@ -93,7 +109,9 @@ impl<F: NetFloat> Network<F> {
                 &acts[l - 1][..rows * fan_in]
             };
             let sq = &mut scratch[..rows * fan_in];
-            sq.iter_mut().zip(prev).for_each(|(s, &a)| *s = a * a);
+            sq.iter_mut()
+                .zip(prev)
+                .for_each(|(s, &a)| *s = floor.square(a));
             let sq = staged_view(sq, rows, fan_in)?;
             let mut hw = ArrayViewMut2::from_shape(wseg.shape, &mut curvature[wseg.range()])
                 .expect("segment shape");
@@ -108,20 +126,70 @@ impl<F: NetFloat> Network<F> {
                 let w2 = &mut scratch[..units * fan_in];
                 let w = self.weights(l);
                 let w = w.as_slice().expect("contiguous weights");
-                w2.iter_mut().zip(w).for_each(|(s, &w)| *s = w * w);
+                w2.iter_mut()
+                    .zip(w)
+                    .for_each(|(s, &w)| *s = floor.square(w));
                 let w2 = staged_view(w2, units, fan_in)?;
                 let dprev = &mut below[l - 1][..rows * fan_in];
                 let mut dp = ArrayViewMut2::from_shape((rows, fan_in), &mut *dprev).expect("shape");
                 general_mat_mul(F::ONE, &d, &w2, F::ZERO, &mut dp);
                 let a = &acts[l - 1][..rows * fan_in];
                 let act = layers[l - 1].activation;
-                dprev
-                    .iter_mut()
-                    .zip(a)
-                    .for_each(|(d, &a)| *d *= squared_slope(act, a));
+                dprev.iter_mut().zip(a).for_each(|(d, &a)| {
+                    *d = floor.flush(floor.flush(*d) * floor.squared_slope(act, a));
+                });
             }
         }
         Ok(sum)
+    }
+}
+
+/// The thresholds that keep the pass's numbers normal (module docs).
+struct Floor<F> {
+    /// `sqrt(MIN_NORMAL)`: a factor of a product is 0 or at least this.
+    t: F,
+    /// `sqrt(t)`: a number squared is taken as 0 below this magnitude.
+    root_t: F,
+}
+
+impl<F: NetFloat> Floor<F> {
+    fn new() -> Self {
+        let t = F::MIN_NORMAL.to_f64().sqrt();
+        Floor {
+            t: F::from_f64(t),
+            root_t: F::from_f64(t.sqrt()),
+        }
+    }
+
+    /// `x` (`>= 0`), or 0 below `t`.
+    #[inline(always)]
+    fn flush(&self, x: F) -> F {
+        if x < self.t {
+            F::ZERO
+        } else {
+            x
+        }
+    }
+
+    /// `x^2`, 0 where `|x| < sqrt(t)`: 0 or at least `t`, computed without
+    /// a subnormal intermediate.
+    #[inline(always)]
+    fn square(&self, x: F) -> F {
+        let x = if x.abs() < self.root_t { F::ZERO } else { x };
+        x * x
+    }
+
+    /// [`squared_slope`] as 0 or at least `t`.
+    #[inline(always)]
+    fn squared_slope(&self, act: Activation, a: F) -> F {
+        match act {
+            Activation::Sigmoid | Activation::Softmax => {
+                let a = if a.abs() < self.root_t { F::ZERO } else { a };
+                self.square(a * (F::ONE - a))
+            }
+            Activation::Tanh => self.square(F::ONE - self.square(a)),
+            Activation::Relu | Activation::Identity => squared_slope(act, a),
+        }
     }
 }
 

@@ -32,6 +32,18 @@ impl Loss {
         }
     }
 
+    /// The loss of an output that gives every one of `classes` classes the
+    /// same probability `1/classes`, whatever the label: `ln classes` for
+    /// cross-entropy, `(classes - 1) / classes` for mse. Where a network's
+    /// loss starts, near enough; a loss far above it has diverged.
+    pub fn chance(self, classes: usize) -> f64 {
+        let c = classes.max(1) as f64;
+        match self {
+            Loss::CrossEntropy => c.ln(),
+            Loss::Mse => (c - 1.0) / c,
+        }
+    }
+
     /// Checks that the loss can follow an output layer with activation `out`.
     pub fn check_output(self, out: Activation) -> Result<()> {
         if self == Loss::CrossEntropy && out != Activation::Softmax {

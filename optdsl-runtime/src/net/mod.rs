@@ -24,6 +24,10 @@ use serde::{Deserialize, Serialize};
 /// The element types a network computes in (f32, f64): an optimizer's float
 /// that ndarray's matrix products accept, with the functions activations need.
 pub trait NetFloat: DynFloat + LinalgScalar {
+    /// The smallest positive normal number (`f32::MIN_POSITIVE`,
+    /// `f64::MIN_POSITIVE`); below it lie the subnormal numbers, on which
+    /// some processors compute many times slower.
+    const MIN_NORMAL: Self;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
     /// `e^x` for activations: a vectorizable approximation within 2.5e-7
@@ -35,6 +39,7 @@ pub trait NetFloat: DynFloat + LinalgScalar {
 }
 
 impl NetFloat for f32 {
+    const MIN_NORMAL: f32 = f32::MIN_POSITIVE;
     #[inline(always)]
     fn tanh(self) -> Self {
         f32::tanh(self)
@@ -49,6 +54,7 @@ impl NetFloat for f32 {
 }
 
 impl NetFloat for f64 {
+    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
     #[inline(always)]
     fn tanh(self) -> Self {
         f64::tanh(self)
@@ -218,6 +224,14 @@ impl NetworkSpec {
         if let Some(i) = self.layers.iter().position(|l| l.units == 0) {
             return Err(invalid(format!("layer {} has 0 units", i + 1)));
         }
+        if self.checked_param_count().is_none() {
+            return Err(invalid(format!(
+                "{} has more than {} parameters, more than this machine can count or hold; \
+                 give narrower layers",
+                self.widths_text(),
+                usize::MAX
+            )));
+        }
         let hidden = &self.layers[..self.layers.len() - 1];
         if let Some(i) = hidden
             .iter()
@@ -244,20 +258,103 @@ impl NetworkSpec {
         self.layers.last().map_or(self.inputs, |l| l.units)
     }
 
-    /// The number of parameters (weights and biases of every layer).
+    /// The number of parameters (weights and biases of every layer);
+    /// `usize::MAX` for a spec whose count overflows (which
+    /// [`NetworkSpec::validate`] refuses).
     pub fn param_count(&self) -> usize {
-        self.widths().windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+        self.checked_param_count().unwrap_or(usize::MAX)
+    }
+
+    /// The number of parameters, or `None` if it does not fit in a `usize`.
+    pub fn checked_param_count(&self) -> Option<usize> {
+        self.widths().windows(2).try_fold(0usize, |sum, w| {
+            w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(sum)
+        })
+    }
+
+    /// The bytes a training run of this network in elements of
+    /// `elem_bytes` bytes takes at least: `per_param` buffers as long as the
+    /// parameter buffer (the parameters, the gradients, the optimizer's
+    /// state, ...) and the activations and deltas of a pass over `batch`
+    /// rows and of one over `eval_batch` rows. Computed in `u128`, so it
+    /// cannot overflow for any spec.
+    pub fn training_bytes(
+        &self,
+        elem_bytes: usize,
+        per_param: usize,
+        batch: usize,
+        eval_batch: usize,
+    ) -> u128 {
+        let widths = self.widths();
+        let params: u128 = widths
+            .windows(2)
+            .map(|w| w[0] as u128 * w[1] as u128 + w[1] as u128)
+            .sum();
+        let units: u128 = widths[1..].iter().map(|&u| u as u128).sum();
+        // Each pass stages its inputs and keeps an output and a delta per unit.
+        let per_row = widths[0] as u128 + 2 * units;
+        let rows = batch.max(1) as u128 + eval_batch.max(1) as u128;
+        (params * per_param as u128 + per_row * rows) * elem_bytes as u128
+    }
+
+    /// Refuses a network whose training needs more memory than is
+    /// available ([`crate::memory::available_bytes`]; no limit where that
+    /// cannot be read, beyond what an address can reach): `dtype` (`f32`,
+    /// `f64`) of `elem_bytes` bytes, the other arguments as for
+    /// [`NetworkSpec::training_bytes`]. The error says how many parameters
+    /// and bytes the network would need.
+    pub fn check_memory(
+        &self,
+        dtype: &str,
+        elem_bytes: usize,
+        per_param: usize,
+        batch: usize,
+        eval_batch: usize,
+    ) -> Result<()> {
+        self.validate()?;
+        let needed = self.training_bytes(elem_bytes, per_param, batch, eval_batch);
+        let available = crate::memory::available_bytes();
+        let limit = available.map_or(isize::MAX as u128, u128::from);
+        if needed <= limit {
+            return Ok(());
+        }
+        let count = self.param_count();
+        let params_bytes = count as u128 * elem_bytes as u128;
+        Err(Error::Invalid {
+            what: "network".into(),
+            reason: format!(
+                "{} has {count} parameters: {} in {dtype} for the parameters alone, and \
+                 training takes at least {} ({per_param} buffers of that size: parameters, \
+                 gradients, optimizer state; and the activations of a batch), more than {}; \
+                 give narrower layers",
+                self.widths_text(),
+                crate::memory::human_bytes(params_bytes),
+                crate::memory::human_bytes(needed),
+                match available {
+                    Some(a) => format!(
+                        "the {} of memory available",
+                        crate::memory::human_bytes(a.into())
+                    ),
+                    None => "an address can reach".into(),
+                },
+            ),
+        })
+    }
+
+    /// The widths joined by `-`, e.g. `256-128-64-10`.
+    fn widths_text(&self) -> String {
+        let widths: Vec<String> = self.widths().iter().map(|w| w.to_string()).collect();
+        widths.join("-")
     }
 
     /// A short description, e.g. `256-128-64-10 sigmoid/softmax cross_entropy`.
     pub fn describe(&self) -> String {
-        let widths: Vec<String> = self.widths().iter().map(|w| w.to_string()).collect();
         let acts: Vec<&str> = self.layers.iter().map(|l| l.activation.name()).collect();
         let mut acts_dedup = acts.clone();
         acts_dedup.dedup();
         format!(
             "{} {} {}",
-            widths.join("-"),
+            self.widths_text(),
             acts_dedup.join("/"),
             self.loss
         )
@@ -436,9 +533,12 @@ impl<F: NetFloat> Network<F> {
         Ok(draws)
     }
 
-    /// A network of shape `spec` with every parameter 0.
+    /// A network of shape `spec` with every parameter 0: an
+    /// [`Error::Invalid`] saying how many parameters and bytes it would
+    /// take, instead of a failed allocation, when its parameter buffer does
+    /// not fit in the memory available.
     pub fn zeros(spec: NetworkSpec) -> Result<Self> {
-        spec.validate()?;
+        spec.check_memory(F::DTYPE, std::mem::size_of::<F>(), 1, 0, 0)?;
         let widths = spec.widths();
         let mut segments = Vec::with_capacity(2 * spec.layers.len());
         let mut offset = 0;
@@ -460,8 +560,20 @@ impl<F: NetFloat> Network<F> {
             });
             offset += units;
         }
+        let mut params = Vec::new();
+        params
+            .try_reserve_exact(offset)
+            .map_err(|e| Error::Invalid {
+                what: "network".into(),
+                reason: format!(
+                    "{} has {offset} parameters; allocating {} for them failed: {e}",
+                    spec.widths_text(),
+                    crate::memory::human_bytes(offset as u128 * std::mem::size_of::<F>() as u128)
+                ),
+            })?;
+        params.resize(offset, F::ZERO);
         Ok(Network {
-            params: vec![F::ZERO; offset],
+            params,
             spec,
             segments,
         })

@@ -177,29 +177,8 @@ pub fn did_you_mean(name: &str, known: &[String]) -> String {
         .map_or_else(String::new, |(_, k)| format!("did you mean {k}? "))
 }
 
-/// The optimal-string-alignment distance between `a` and `b`: the fewest
-/// insertions, deletions, substitutions and swaps of two neighbours.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    d[0] = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
-}
+/// The edit distance of names (`optdsl_lang::check::distance`).
+pub use optdsl_lang::check::distance as edit_distance;
 
 /// `text` with its control characters other than newline and tab written
 /// as escapes (`\u{1b}`), so that bytes from a damaged file cannot drive

@@ -212,7 +212,8 @@ fn check_flags(args: &Args) -> Result<(), Error> {
     spec.loss = args.loss.parse::<Loss>()?;
     set_init(&mut spec, &args.init)?;
     spec.validate()?;
-    let mut rule = builtin_rule(&args.optimizer)?;
+    args.rules.load()?;
+    let mut rule = super::rules::lookup(&args.optimizer)?;
     if let Some(entry) = super::compare::entry_for_builtin(&args.optimizer) {
         super::compare::apply_settings(rule.as_mut(), entry)?;
     }

@@ -112,13 +112,13 @@ impl<F> Slices<F> {
     ) -> ([&'a [F]; MAX_SLOTS], [&'a mut [F]; MAX_SLOTS]) {
         let mut r: [&'a [F]; MAX_SLOTS] = [&[]; MAX_SLOTS];
         let mut w = empty_writes();
-        for k in 0..self.nr {
+        for (rk, read) in r.iter_mut().zip(&self.reads[..self.nr]) {
             // SAFETY: in bounds (lo <= hi <= len, checked by run_pass).
-            r[k] = unsafe { std::slice::from_raw_parts(self.reads[k].0.add(lo), hi - lo) };
+            *rk = unsafe { std::slice::from_raw_parts(read.0.add(lo), hi - lo) };
         }
-        for k in 0..self.nw {
+        for (wk, write) in w.iter_mut().zip(&self.writes[..self.nw]) {
             // SAFETY: in bounds, and disjoint by the caller's contract.
-            w[k] = unsafe { std::slice::from_raw_parts_mut(self.writes[k].0.add(lo), hi - lo) };
+            *wk = unsafe { std::slice::from_raw_parts_mut(write.0.add(lo), hi - lo) };
         }
         (r, w)
     }

@@ -46,7 +46,7 @@ pub fn run(args: Args) -> CliResult {
             b.reference
         );
     }
-    if args.family.as_deref().is_none_or(|f| f == "file") {
+    if args.family.as_deref().map_or(true, |f| f == "file") {
         for r in files {
             let doc = r.info().doc.lines().next().unwrap_or("").trim();
             println!(

@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List every built-in optimizer: name, family, hyperparameters, reference.
+    /// List every built-in optimizer: name, family, hyperparameters (defaults and ranges), reference.
     List(cli::list::Args),
     /// Check rule files (the syntax inside `optimizer! { ... }`): one line a rule, or its errors.
     Check(cli::check::Args),

@@ -16,12 +16,22 @@ pub struct Args {
     pub rules: RuleFiles,
 }
 
+/// `lr=0.001[0<=lr] beta1=0.9[0<=beta1<1] amsgrad=false [input h]`: each
+/// hyper with its default and, where the rule declares one, its range.
 fn hypers_of(rule: &dyn DynRule) -> String {
     let info = rule.info();
     let mut hypers: Vec<String> = info
         .hypers
         .iter()
-        .map(|h| format!("{}={}", h.name, h.default))
+        .map(|h| match h.range {
+            Some(r) => format!(
+                "{}={}[{}]",
+                h.name,
+                h.default,
+                r.describe(h.name).replace(' ', "")
+            ),
+            None => format!("{}={}", h.name, h.default),
+        })
         .collect();
     if !info.inputs.is_empty() {
         hypers.push(format!("[input {}]", info.inputs.join(", ")));
@@ -30,7 +40,8 @@ fn hypers_of(rule: &dyn DynRule) -> String {
 }
 
 /// Prints one line per built-in: name, family, hyperparameters with their
-/// defaults (and the `input`s it takes beside the gradient), reference.
+/// defaults and ranges (and the `input`s it takes beside the gradient),
+/// reference.
 pub fn run(args: Args) -> CliResult {
     let files = args.rules.load()?;
     for b in optdsl::builtins() {

@@ -337,17 +337,19 @@ struct Run {
 
 impl Run {
     fn new(args: &Args, speaks: bool) -> Result<Self, Error> {
-        let data = load_data(args)?;
-        if speaks {
-            println!("{}", describe_data(&data));
-        }
-        let spec = network_spec(args, &data)?;
+        // The rule and its --set values first: a value outside a hyper's
+        // range is refused before the data is read.
         args.rules.load()?;
         let mut rule = super::rules::lookup(&args.optimizer)?;
         if let Some(entry) = super::compare::entry_for_builtin(&args.optimizer) {
             super::compare::apply_settings(rule.as_mut(), entry)?;
         }
         apply_sets(rule.as_mut(), &args.set)?;
+        let data = load_data(args)?;
+        if speaks {
+            println!("{}", describe_data(&data));
+        }
+        let spec = network_spec(args, &data)?;
         let config = train_config(args, &data)?;
         Ok(Run {
             data,

@@ -7,6 +7,10 @@
 //! float32 for float32 parameters, where `1 - float32(0.999)` is 1.3e-5
 //! relative below 1e-3); `float(..)` rounds those per-step scalars to the
 //! element type the same way, so float32 runs replay optax's float32 runs.
+//!
+//! optax does not check its arguments; the hyper ranges here are what the
+//! maths needs: η ≥ 0, λ ≥ 0 (a decay), ε ≥ 0, and a β in [0, 1), or in
+//! [0, 1] where nothing divides by 1 − βᵗ.
 
 use super::BuiltinInfo;
 use crate::optimizer;
@@ -16,8 +20,13 @@ optimizer! {
     /// (`scale_by_lion` + `add_decayed_weights` + learning rate):
     ///
     /// u = sign((1 − β₁) g + β₁ m);  m ← (1 − β₂) g + β₂ m;  w ← w − η (u + λ w).
+    ///
+    /// Ranges from the maths: η ≥ 0, λ ≥ 0, and β₁, β₂ in [0, 1], the weights
+    /// of convex combinations (no bias correction divides by 1 − βᵗ).
     pub Lion {
-        hyper lr = 1e-3, beta1 = 0.9, beta2 = 0.99, weight_decay = 1e-3, maximize = false;
+        hyper lr = 1e-3 where lr >= 0, beta1 = 0.9 where 0 <= beta1 <= 1,
+              beta2 = 0.99 where 0 <= beta2 <= 1, weight_decay = 1e-3 where weight_decay >= 0,
+              maximize = false;
         state mu = 0;
         let d = if maximize { -g } else { g };
         let u = sign((1 - beta1) * d + beta1 * mu);
@@ -33,9 +42,14 @@ optimizer! {
     /// m ← (1 − β₁) g + β₁ m;  v ← (1 − β₂) g² + β₂ v;
     /// u = m/(1 − β₁ᵗ) / (√(v/(1 − β₂ᵗ) + ε_root) + ε) + λ w;
     /// r = ‖w‖ / ‖u‖ per tensor (1 when either norm is 0);  w ← w − η r u.
+    ///
+    /// Ranges from the maths: η ≥ 0, λ ≥ 0, β₁, β₂ in [0, 1) (1 − βᵗ divides),
+    /// ε, ε_root ≥ 0 (the root's argument and the denominator stay ≥ 0).
     pub Lamb {
-        hyper lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-6, eps_root = 0,
-              weight_decay = 0, maximize = false;
+        hyper lr = 1e-3 where lr >= 0, beta1 = 0.9 where 0 <= beta1 < 1,
+              beta2 = 0.999 where 0 <= beta2 < 1, eps = 1e-6 where eps >= 0,
+              eps_root = 0 where eps_root >= 0, weight_decay = 0 where weight_decay >= 0,
+              maximize = false;
         state mu = 0, nu = 0;
         let d = if maximize { -g } else { g };
         mu = (1 - beta1) * d + beta1 * mu;
@@ -58,9 +72,13 @@ optimizer! {
     /// w ← w − η · m/(1 − β₁ᵗ) / (√(s/(1 − β₂ᵗ)) + ε).
     ///
     /// `nesterov` uses β₁ m/(1 − β₁ᵗ⁺¹) + (1 − β₁) g/(1 − β₁ᵗ) for the first moment.
+    ///
+    /// Ranges from the maths: η ≥ 0, β₁, β₂ in [0, 1) (1 − βᵗ divides), ε,
+    /// ε_root ≥ 0 (s stays ≥ 0 under the root).
     pub AdaBelief {
-        hyper lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-16, eps_root = 1e-16,
-              nesterov = false, maximize = false;
+        hyper lr = 1e-3 where lr >= 0, beta1 = 0.9 where 0 <= beta1 < 1,
+              beta2 = 0.999 where 0 <= beta2 < 1, eps = 1e-16 where eps >= 0,
+              eps_root = 1e-16 where eps_root >= 0, nesterov = false, maximize = false;
         state mu = 0, nu = 0;
         let d = if maximize { -g } else { g };
         mu = (1 - beta1) * d + beta1 * mu;

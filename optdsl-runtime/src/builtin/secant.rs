@@ -1,7 +1,8 @@
 //! Learning-rate-free rules that estimate curvature: vSGD ("No more pesky
 //! learning rates", Schaul, Zhang & LeCun 2012) and AdaSecant (Gulcehre,
 //! Moczulski & Bengio 2014). Every choice the papers leave open is stated in
-//! the rule's documentation.
+//! the rule's documentation. Their hyper ranges are what the maths needs, each
+//! stated with its reason.
 
 use super::BuiltinInfo;
 use crate::optimizer;
@@ -26,8 +27,14 @@ optimizer! {
     /// and τ grows by 1. The authors' code (py-optim) starts h̄ at
     /// c·max(h₁, 1) and τ at 10, with c = 2: on a network, where h₁ ≪ 1,
     /// `c = 2, hmin = 2, tau0 = 10` is that start (`optdsl compare` uses it).
+    ///
+    /// Ranges from the maths: τ₁ = `tau0` ≥ 1, so that each x̄ is a convex
+    /// combination (weights 1 − 1/τ and 1/τ); c ≥ 1, so that v̄₁ = c g₁² ≥ ḡ₁²,
+    /// which the convex averages keep (v̄ ≥ ḡ²), hence 0 ≤ ḡ²/v̄ ≤ 1 and τ stays
+    /// ≥ 1; `eps` > 0, so that h̄ > 0 (the step divides by it). `hmin` only
+    /// raises h̄ and needs no range.
     pub Vsgd {
-        hyper c = 10, tau0 = 1, eps = 1e-10, hmin = 0;
+        hyper c = 10 where c >= 1, tau0 = 1 where tau0 >= 1, eps = 1e-10 where eps > 0, hmin = 0;
         input h;
         state gbar = 0, vbar = 0, hbar = 0, tau = tau0;
         let hh = max(h, eps);
@@ -58,8 +65,12 @@ optimizer! {
     /// previous parameters) and wherever the last step was 0 the curvature is
     /// unknown; h̄ then keeps its value, and starts at `h0`, so the first step
     /// is ḡ²/(h0 v̄) g. h_fd is floored at `eps`.
+    ///
+    /// Ranges from the maths, as for `vsgd`: c ≥ 1, `tau0` ≥ 1, and h̄ > 0 (the
+    /// step divides by it), so `h0` > 0 and `eps` > 0.
     pub VsgdFd {
-        hyper c = 10, tau0 = 1, h0 = 1, eps = 1e-10;
+        hyper c = 10 where c >= 1, tau0 = 1 where tau0 >= 1, h0 = 1 where h0 > 0,
+              eps = 1e-10 where eps > 0;
         input g_prev;
         state gbar = 0, vbar = 0, hbar = h0, tau = tau0, dw = 0;
         let known = dw != 0;
@@ -99,9 +110,19 @@ optimizer! {
     /// δ = `damping` = 1e-6 keeps the roots positive; `lr` (default 1) scales
     /// the secant step and is not tuned; γ uses the averages updated with the
     /// current gradient.
+    ///
+    /// Ranges from the maths: `lr` ≥ 0; ρ = `decay` in [0, 1] (convex
+    /// averages); `gamma_clip` ≥ 0, so that γ is in [0, γ_clip] and g̃ a convex
+    /// combination of ĝ and E[ĝ]; ε > 0 (ĝ of g = 0 would be 0/0); δ > 0 (E[α²]
+    /// can be 0 when τ = 1 and the secant divides by E[α²] + δ); `tau_min`,
+    /// `tau_max` ≥ 1, so that the memory τ ≥ 1 keeps the averages convex.
+    /// `tau_reset` is clamped into [`tau_min`, `tau_max`] and needs no range;
+    /// `tau_min` ≤ `tau_max` relates two hypers and is no range.
     pub AdaSecant {
-        hyper lr = 1, decay = 0.95, gamma_clip = 1.8, eps = 1e-7, damping = 1e-6,
-              tau_reset = 2.2, tau_min = 1.5, tau_max = 1e8;
+        hyper lr = 1 where lr >= 0, decay = 0.95 where 0 <= decay <= 1,
+              gamma_clip = 1.8 where gamma_clip >= 0, eps = 1e-7 where eps > 0,
+              damping = 1e-6 where damping > 0, tau_reset = 2.2,
+              tau_min = 1.5 where tau_min >= 1, tau_max = 1e8 where tau_max >= 1;
         state mean_grad = eps, mean_sq_grad = eps, gamma_num = eps, gamma_den = eps,
               cov = eps, mean_sq_dx = 0, mean_dx = 0, old_grad = eps, old_plain = eps,
               mean_curv = eps, mean_sq_curv = eps, tau = 2.1 * (1 + eps);

@@ -4,6 +4,13 @@
 //! PyTorch's names and defaults. Tuple options are split: `betas` → `beta1`,
 //! `beta2`; `etas` → `etaminus`, `etaplus`; `step_sizes` → `step_min`, `step_max`.
 //! Every rule has `maximize` (descend on −g).
+//!
+//! Each hyper's `where` range is the check the constructor of the same
+//! `torch.optim` class makes in torch 2.15 (`if not 0.0 <= lr: raise
+//! ValueError(...)` becomes `where lr >= 0`), no tighter and no looser; a
+//! tuple check is split like the tuple (`0.0 < etas[0] < 1.0 < etas[1]` becomes
+//! `0 < etaminus < 1` and `etaplus > 1`). Hypers the constructor does not check
+//! (Rprop's step sizes, ASGD's `t0`) have no range. NaN is outside every range.
 
 use super::BuiltinInfo;
 use crate::optimizer;
@@ -14,9 +21,14 @@ optimizer! {
     /// d = ±g + λ w;  S ← S + d²;  η_t = η / (1 + (t − 1) δ);  w ← w − η_t d / (√S + ε),
     ///
     /// with S₀ = `initial_accumulator_value`, δ = `lr_decay`; ε outside the root.
+    ///
+    /// Ranges: PyTorch's constructor checks (`Adagrad.__init__`: `0.0 <=` each
+    /// of lr, lr_decay, weight_decay, initial_accumulator_value and eps).
     pub Adagrad {
-        hyper lr = 1e-2, lr_decay = 0, weight_decay = 0, initial_accumulator_value = 0,
-              eps = 1e-10, maximize = false;
+        hyper lr = 1e-2 where lr >= 0, lr_decay = 0 where lr_decay >= 0,
+              weight_decay = 0 where weight_decay >= 0,
+              initial_accumulator_value = 0 where initial_accumulator_value >= 0,
+              eps = 1e-10 where eps >= 0, maximize = false;
         state sum_sq = initial_accumulator_value;
         let d = if maximize { -g } else { g };
         d = d + weight_decay * w;
@@ -31,8 +43,12 @@ optimizer! {
     ///
     /// d = ±g + λ w;  v ← α v + (1 − α) d²;  centered: ḡ ← ḡ + (1 − α)(d − ḡ), v̂ = v − ḡ²;
     /// s = √v̂ + ε;  momentum μ > 0: b ← μ b + d / s, w ← w − η b;  else w ← w − η d / s.
+    ///
+    /// Ranges: PyTorch's constructor checks (`RMSprop.__init__`: `0.0 <=` each
+    /// of lr, eps, momentum, weight_decay and alpha; alpha has no upper bound).
     pub Rmsprop {
-        hyper lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0,
+        hyper lr = 1e-2 where lr >= 0, alpha = 0.99 where alpha >= 0, eps = 1e-8 where eps >= 0,
+              weight_decay = 0 where weight_decay >= 0, momentum = 0 where momentum >= 0,
               centered = false, maximize = false;
         state square_avg = 0, grad_avg = 0, momentum_buffer = 0;
         let d = if maximize { -g } else { g };
@@ -61,8 +77,13 @@ optimizer! {
     ///
     /// Δ starts at `lr`; the clamp applies on step 1 too, and where the sign
     /// flipped the gradient is zeroed (no step, no flip next time).
+    ///
+    /// Ranges: PyTorch's constructor checks (`Rprop.__init__`: `0.0 <= lr` and
+    /// `0.0 < etas[0] < 1.0 < etas[1]`, split into the two etas); the step sizes
+    /// are not checked.
     pub Rprop {
-        hyper lr = 1e-2, etaminus = 0.5, etaplus = 1.2, step_min = 1e-6, step_max = 50,
+        hyper lr = 1e-2 where lr >= 0, etaminus = 0.5 where 0 < etaminus < 1,
+              etaplus = 1.2 where etaplus > 1, step_min = 1e-6, step_max = 50,
               maximize = false;
         state prev = 0, step_size = lr;
         let d = if maximize { -g } else { g };
@@ -80,8 +101,12 @@ optimizer! {
     ///
     /// d = ±g + λ w;  v ← ρ v + (1 − ρ) d²;  Δ = √(u + ε) / √(v + ε) · d;
     /// u ← ρ u + (1 − ρ) Δ²;  w ← w − η Δ   (ε inside both roots).
+    ///
+    /// Ranges: PyTorch's constructor checks (`Adadelta.__init__`: `0.0 <= lr`,
+    /// `0.0 <= rho <= 1.0`, `0.0 <= eps`, `0.0 <= weight_decay`).
     pub Adadelta {
-        hyper lr = 1.0, rho = 0.9, eps = 1e-6, weight_decay = 0, maximize = false;
+        hyper lr = 1.0 where lr >= 0, rho = 0.9 where 0 <= rho <= 1, eps = 1e-6 where eps >= 0,
+              weight_decay = 0 where weight_decay >= 0, maximize = false;
         state square_avg = 0, acc_delta = 0;
         let d = if maximize { -g } else { g };
         d = d + weight_decay * w;
@@ -99,8 +124,13 @@ optimizer! {
     /// d = ±g (+ λ w, or w ← (1 − ηλ) w when decoupled);  m ← m + (1 − β₁)(d − m);
     /// v ← β₂ v + (1 − β₂) d²;  AMSGrad: v̂ ← max(v̂, v);
     /// w ← w − η/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
+    ///
+    /// Ranges: PyTorch's constructor checks (`Adam.__init__`: `0.0 <= lr`,
+    /// `0.0 <= eps`, `0.0 <= betas[i] < 1.0`, `0.0 <= weight_decay`).
     pub Adam {
-        hyper lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0,
+        hyper lr = 1e-3 where lr >= 0, beta1 = 0.9 where 0 <= beta1 < 1,
+              beta2 = 0.999 where 0 <= beta2 < 1, eps = 1e-8 where eps >= 0,
+              weight_decay = 0 where weight_decay >= 0,
               amsgrad = false, maximize = false, decoupled_weight_decay = false;
         state exp_avg = 0, exp_avg_sq = 0, max_exp_avg_sq = 0;
         let d = if maximize { -g } else { g };
@@ -125,8 +155,13 @@ optimizer! {
 optimizer! {
     /// AdamW (Loshchilov & Hutter 2019, algorithm 2), `torch.optim.AdamW`: Adam
     /// with decoupled weight decay, w ← (1 − ηλ) w before the Adam step, λ = 0.01.
+    ///
+    /// Ranges: PyTorch's constructor checks (`AdamW.__init__` passes its
+    /// arguments to `Adam.__init__`, whose checks these are).
     pub AdamW {
-        hyper lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 1e-2,
+        hyper lr = 1e-3 where lr >= 0, beta1 = 0.9 where 0 <= beta1 < 1,
+              beta2 = 0.999 where 0 <= beta2 < 1, eps = 1e-8 where eps >= 0,
+              weight_decay = 1e-2 where weight_decay >= 0,
               amsgrad = false, maximize = false;
         state exp_avg = 0, exp_avg_sq = 0, max_exp_avg_sq = 0;
         let d = if maximize { -g } else { g };
@@ -149,9 +184,13 @@ optimizer! {
     ///
     /// d = ±g + λ w;  m ← m + (1 − β₁)(d − m);  u ← max(β₂ u, |d| + ε);
     /// w ← w − η/(1 − β₁ᵗ) · m / u.
+    ///
+    /// Ranges: PyTorch's constructor checks (`Adamax.__init__`: `0.0 <= lr`,
+    /// `0.0 <= eps`, `0.0 <= betas[i] < 1.0`, `0.0 <= weight_decay`).
     pub Adamax {
-        hyper lr = 2e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0,
-              maximize = false;
+        hyper lr = 2e-3 where lr >= 0, beta1 = 0.9 where 0 <= beta1 < 1,
+              beta2 = 0.999 where 0 <= beta2 < 1, eps = 1e-8 where eps >= 0,
+              weight_decay = 0 where weight_decay >= 0, maximize = false;
         state exp_avg = 0, exp_inf = 0;
         let d = if maximize { -g } else { g };
         d = d + weight_decay * w;
@@ -170,9 +209,16 @@ optimizer! {
     ///
     /// torch keeps Π μ as a float32 scalar; here it is kept in f64 (the
     /// difference is about 1e-7 relative).
+    ///
+    /// Ranges: PyTorch's constructor checks (`NAdam.__init__`: `0.0 <= lr`,
+    /// `0.0 <= eps`, `0.0 <= betas[i] < 1.0`, `0.0 <= weight_decay`,
+    /// `0.0 <= momentum_decay`).
     pub NAdam {
-        hyper lr = 2e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0,
-              momentum_decay = 4e-3, decoupled_weight_decay = false, maximize = false;
+        hyper lr = 2e-3 where lr >= 0, beta1 = 0.9 where 0 <= beta1 < 1,
+              beta2 = 0.999 where 0 <= beta2 < 1, eps = 1e-8 where eps >= 0,
+              weight_decay = 0 where weight_decay >= 0,
+              momentum_decay = 4e-3 where momentum_decay >= 0,
+              decoupled_weight_decay = false, maximize = false;
         state exp_avg = 0, exp_avg_sq = 0;
         scalar mu_product = 1;
         let d = if maximize { -g } else { g };
@@ -199,8 +245,13 @@ optimizer! {
     /// ρ_∞ = 2/(1 − β₂) − 1;  ρ_t = ρ_∞ − 2 t β₂ᵗ / (1 − β₂ᵗ);  m̂ = m / (1 − β₁ᵗ);
     /// ρ_t > 5: w ← w − η m̂ · √(1 − β₂ᵗ) / (√v + ε) · r_t,
     /// r_t = √((ρ_t − 4)(ρ_t − 2) ρ_∞ / ((ρ_∞ − 4)(ρ_∞ − 2) ρ_t));  else w ← w − η m̂.
+    ///
+    /// Ranges: PyTorch's constructor checks (`RAdam.__init__`: `0.0 <= lr`,
+    /// `0.0 <= eps`, `0.0 <= betas[i] < 1.0`, `0.0 <= weight_decay`).
     pub RAdam {
-        hyper lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0,
+        hyper lr = 1e-3 where lr >= 0, beta1 = 0.9 where 0 <= beta1 < 1,
+              beta2 = 0.999 where 0 <= beta2 < 1, eps = 1e-8 where eps >= 0,
+              weight_decay = 0 where weight_decay >= 0,
               decoupled_weight_decay = false, maximize = false;
         state exp_avg = 0, exp_avg_sq = 0;
         let d = if maximize { -g } else { g };
@@ -234,9 +285,13 @@ optimizer! {
     ///
     /// `ax` holds the averaged parameters. torch keeps η_t and μ_t as float32
     /// scalars; here they are f64 (about 1e-7 relative apart).
+    ///
+    /// Ranges: PyTorch's constructor checks (`ASGD.__init__`: `0.0 <=` each of
+    /// lr, lambd, alpha and weight_decay); `t0` is not checked.
     pub Asgd {
-        hyper lr = 1e-2, lambd = 1e-4, alpha = 0.75, t0 = 1e6, weight_decay = 0,
-              maximize = false;
+        hyper lr = 1e-2 where lr >= 0, lambd = 1e-4 where lambd >= 0,
+              alpha = 0.75 where alpha >= 0, t0 = 1e6,
+              weight_decay = 0 where weight_decay >= 0, maximize = false;
         state ax = 0;
         scalar eta = lr, mu = 1;
         let d = if maximize { -g } else { g };

@@ -6,28 +6,19 @@
 //! learning rate print `lr -`; and `train` starts each optimizer from the
 //! settings `compare` uses for it.
 
+mod common;
+
+use common::optdsl;
+
+fn dir(name: &str) -> std::path::PathBuf {
+    common::scratch("cli", name)
+}
+
 use optdsl::net::{Activation, NetworkSpec};
 use optdsl::train::{Silent, TrainConfig, Trainer};
 use optdsl::{optimizer, Error};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-/// A fresh directory under the system's temp dir.
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("optdsl-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn optdsl(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_optdsl"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()

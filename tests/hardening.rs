@@ -3,29 +3,16 @@
 //! named as outputs, endless inputs, unclear messages) and checks that the
 //! run is refused with an error naming the cause, or completes.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{optdsl, text};
+
+fn dir(name: &str) -> std::path::PathBuf {
+    common::scratch("hard", name)
+}
+
+use std::path::Path;
 use std::process::{Command, Output};
-
-/// A fresh directory under the system's temp dir.
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("optdsl-hard-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn optdsl(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_optdsl"))
-        .current_dir(dir)
-        .env("RUST_BACKTRACE", "0")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
-}
 
 /// The standard error of a run that must exit 2 with `error: ...` and no panic.
 fn exit_2(out: &Output) -> String {

@@ -4,30 +4,18 @@
 //! trajectories; hyper entries set by name, an unknown one named),
 //! `train --rule`, `list --rule` and `bench --rule`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{optdsl, text};
+
+fn dir(name: &str) -> std::path::PathBuf {
+    common::scratch("rules", name)
+}
+
+use std::path::PathBuf;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("optdsl-rules-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn optdsl(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_optdsl"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
 }
 
 const MOMENTUM: &str = "// Heavy-ball momentum, as a user writes it.

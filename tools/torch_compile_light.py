@@ -291,7 +291,7 @@ def main(a):
             theirs.append(t)
             win = "optdsl" if o < t else "torch.compile" if t < o else "tie"
             print(f"  pair {p + 1} ({order[0]} first): optdsl {o:7.3f} ms   "
-                  f"torch.compile {t:7.3f} ms (min {tmin:6.3f})   ratio {o / t:.3f}   {win}")
+                  f"torch.compile {t:7.3f} ms (min {tmin:6.3f})   ratio {o / t:.3f}   {win:13s} load {os.getloadavg()[0]:.2f}")
         mo, mt = statistics.median(ours), statistics.median(theirs)
         wo = sum(o < t for o, t in zip(ours, theirs))
         wt = sum(t < o for o, t in zip(ours, theirs))

@@ -61,8 +61,9 @@ pub fn networks(input: TokenStream) -> TokenStream {
 
 #[cfg(test)]
 mod tests {
-    //! The compiler never panics: random token soup and mutated valid rules
-    //! either compile or give compile errors.
+    //! The macros never panic: random token soup (through the token-to-text
+    //! table) and random network specs compile or give compile errors. The
+    //! language itself is fuzzed by optdsl-lang's own property tests.
     use super::*;
     use proptest::prelude::*;
     use std::str::FromStr;
@@ -111,21 +112,6 @@ mod tests {
             let body: Vec<&str> = words.iter().map(|&i| WORDS[i]).collect();
             let text = if wrap { format!("R {{ {} }}", body.join(" ")) } else { body.join(" ") };
             run_all(&text);
-        }
-
-        #[test]
-        fn mutated_rules_never_panic(edits in proptest::collection::vec((0usize..400, 0..WORDS.len(), 0u8..3), 1..6)) {
-            let mut tokens: Vec<String> = VALID.split_whitespace().map(String::from).collect();
-            for (pos, word, kind) in edits {
-                let at = pos % (tokens.len() + 1);
-                match kind {
-                    0 if at < tokens.len() => { tokens.remove(at); }
-                    1 => tokens.insert(at, WORDS[word].to_string()),
-                    _ if at < tokens.len() => tokens[at] = WORDS[word].to_string(),
-                    _ => {}
-                }
-            }
-            run_all(&tokens.join(" "));
         }
 
         #[test]

@@ -91,6 +91,45 @@ pub fn binary(
     }
 }
 
+/// An operation's value from its operands' tokens (`operand`), per element
+/// or, with `per_step`, as a per-step scalar in f64 (where `float` rounds to
+/// the element type). Leaves (loads, hypers, literals) are the caller's.
+pub fn operation(
+    p: &Program,
+    op: &Op,
+    operand: &dyn Fn(Id) -> TokenStream,
+    per_step: bool,
+) -> TokenStream {
+    match op {
+        Op::Unary(UnOp::Neg, a) => {
+            let a = operand(*a);
+            quote!(-#a)
+        }
+        Op::Unary(UnOp::Not, a) => {
+            let a = operand(*a);
+            quote!(!#a)
+        }
+        Op::Binary(op, a, b) => binary(*op, p.values[*a].ty, operand(*a), operand(*b)),
+        Op::Func(f, args) => {
+            let f = func_path(*f);
+            let x: Vec<TokenStream> = (0..3)
+                .map(|k| operand(args[k.min(args.len() - 1)]))
+                .collect();
+            let (a, b, c) = (&x[0], &x[1], &x[2]);
+            if per_step {
+                quote!(#f.apply_scalar::<F>(#a, #b, #c))
+            } else {
+                quote!(#f.apply(#a, #b, #c))
+            }
+        }
+        Op::Select(cnd, a, b) => {
+            let (cnd, a, b) = (operand(*cnd), operand(*a), operand(*b));
+            quote!(if #cnd { #a } else { #b })
+        }
+        _ => unreachable!("a leaf, not an operation"),
+    }
+}
+
 /// The variant of a function or reduction, as a path.
 pub fn func_path(f: optdsl_lang::Func) -> TokenStream {
     let pr = private();
@@ -131,24 +170,8 @@ impl Gen<'_> {
                 let x = chunk(op.slot().expect("a load"));
                 quote!(#x[__i])
             }
-            Op::Unary(UnOp::Neg, a) => {
-                let a = r(*a);
-                quote!(-#a)
-            }
-            Op::Unary(UnOp::Not, a) => {
-                let a = r(*a);
-                quote!(!#a)
-            }
-            Op::Binary(op, a, b) => binary(*op, p.values[*a].ty, r(*a), r(*b)),
-            Op::Func(f, args) => {
-                let f = func_path(*f);
-                let x: Vec<TokenStream> = (0..3).map(|k| r(args[k.min(args.len() - 1)])).collect();
-                let (a, b, cc) = (&x[0], &x[1], &x[2]);
-                quote!(#f.apply(#a, #b, #cc))
-            }
-            Op::Select(cnd, a, b) => {
-                let (cnd, a, b) = (r(*cnd), r(*a), r(*b));
-                quote!(if #cnd { #a } else { #b })
+            op @ (Op::Unary(..) | Op::Binary(..) | Op::Func(..) | Op::Select(..)) => {
+                operation(p, op, &r, false)
             }
             Op::Num(_)
             | Op::Bool(_)

@@ -2,8 +2,7 @@
 //! code, outside every loop), one call of the runtime's driver per pass with
 //! the pass's kernel, and the rule's `init`.
 
-use crate::kernel::{binary, f64_lit, func_path, kernel, private, reduction_path, s};
-use optdsl_lang::ast::UnOp;
+use crate::kernel::{f64_lit, kernel, operation, private, reduction_path, s};
 use optdsl_lang::ir::{Id, Kind, Op, Program, Slot, Ty};
 use optdsl_lang::passes::{Pass, PassKind, StepPlan};
 use proc_macro2::{Ident, TokenStream};
@@ -35,24 +34,8 @@ fn scalar_rhs(p: &Program, id: Id) -> TokenStream {
         }
         Op::Step => quote!(__t),
         Op::ScalarState(i) => quote!(__state.scalars[#i]),
-        Op::Unary(UnOp::Neg, a) => {
-            let a = r(*a);
-            quote!(-#a)
-        }
-        Op::Unary(UnOp::Not, a) => {
-            let a = r(*a);
-            quote!(!#a)
-        }
-        Op::Binary(op, a, b) => binary(*op, p.values[*a].ty, r(*a), r(*b)),
-        Op::Func(f, args) => {
-            let f = func_path(*f);
-            let x: Vec<TokenStream> = (0..3).map(|k| r(args[k.min(args.len() - 1)])).collect();
-            let (a, b, c) = (&x[0], &x[1], &x[2]);
-            quote!(#f.apply_scalar::<F>(#a, #b, #c))
-        }
-        Op::Select(cnd, a, b) => {
-            let (cnd, a, b) = (r(*cnd), r(*a), r(*b));
-            quote!(if #cnd { #a } else { #b })
+        op @ (Op::Unary(..) | Op::Binary(..) | Op::Func(..) | Op::Select(..)) => {
+            operation(p, op, &r, true)
         }
         Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_) | Op::Reduce(..) => {
             let _ = pr;

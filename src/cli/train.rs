@@ -218,7 +218,10 @@ fn check_flags(args: &Args) -> Result<(), Error> {
         super::compare::apply_settings(rule.as_mut(), entry)?;
     }
     apply_sets(rule.as_mut(), &args.set)?;
-    apply_sets(rule.as_mut(), &args.bias_set)?;
+    apply_sets(rule.as_mut(), &args.bias_set).map_err(|e| Error::Invalid {
+        what: "--bias-set (the biases' group)".into(),
+        reason: e.to_string(),
+    })?;
     if !matches!(args.batch.as_str(), "all" | "full") {
         args.batch
             .parse::<usize>()

@@ -192,6 +192,9 @@ fn run(rule: &dyn DynRule, p: &dyn Problem) -> f64 {
             .map(|name| match *name {
                 "h" => p.diag_hessian(&w),
                 "g_prev" => p.grad(&w_prev),
+                // One sample per step, the whole gradient.
+                "g2" => g.iter().map(|x| x * x).collect(),
+                "n_mb" => vec![1.0; w.len()],
                 other => panic!("no input `{other}`"),
             })
             .collect();

@@ -956,18 +956,27 @@ fn the_f32_curvature_pass_keeps_subnormal_numbers_out() {
     eprintln!("subnormal numbers in vsgd's state after 12 epochs: {held}");
     let mut ws = Workspace::new(net, 32);
     let mut h = vec![0.0f32; net.params().len()];
-    let (mut subnormal, mut positive) = (0usize, 0usize);
+    let mut g2 = vec![0.0f32; net.params().len()];
+    let (mut subnormal, mut positive) = ([0usize; 2], [0usize; 2]);
     let order: Vec<usize> = (0..data.train.len()).collect();
     for batch in order.chunks(32) {
         let rows = stage_rows(&mut ws, &data.train, batch);
-        net.staged_loss_grad_and_curvature(&mut ws, rows, &mut h)
+        // The curvature and, in the same pass, the squared per-row gradients
+        // (vsgd_mb's inputs).
+        net.staged_loss_grad_with(&mut ws, rows, Some(&mut h), Some(&mut g2))
             .unwrap();
-        subnormal += h.iter().filter(|v| v.is_subnormal()).count();
-        positive += h.iter().filter(|v| **v > 0.0).count();
-        assert!(h.iter().all(|v| *v >= 0.0 && v.is_finite()));
+        for (k, buf) in [&h, &g2].into_iter().enumerate() {
+            subnormal[k] += buf.iter().filter(|v| v.is_subnormal()).count();
+            positive[k] += buf.iter().filter(|v| **v > 0.0).count();
+            assert!(buf.iter().all(|v| *v >= 0.0 && v.is_finite()));
+        }
     }
-    assert_eq!(subnormal, 0, "subnormal curvatures ({positive} positive)");
-    assert!(positive > 0);
+    assert_eq!(
+        subnormal,
+        [0, 0],
+        "subnormal curvatures and squares ({positive:?} positive)"
+    );
+    assert!(positive.iter().all(|&p| p > 0));
 }
 
 /// Momentum with one gradient and then zero gradients: the buffer decays

@@ -347,3 +347,74 @@ fn the_curvature_buffer_must_fit_the_parameters() {
         .to_string();
     assert!(e.contains("curvature buffer"), "{e}");
 }
+
+/// The mean over the rows of each parameter's squared per-row gradient, by
+/// one backward pass per row.
+fn squares_by_rows(net: &Network<f64>, x: &Array2<f64>, labels: &[u32]) -> Vec<f64> {
+    let mut ws = Workspace::new(net, 1);
+    let mut sum = vec![0.0; net.params().len()];
+    for (row, &label) in x.outer_iter().zip(labels) {
+        let one = row.insert_axis(ndarray::Axis(0));
+        net.loss_and_grad(&mut ws, one, &[label]).unwrap();
+        sum.iter_mut()
+            .zip(ws.grads())
+            .for_each(|(s, g)| *s += g * g);
+    }
+    sum.iter().map(|s| s / labels.len() as f64).collect()
+}
+
+#[test]
+fn squared_gradients_are_the_mean_of_the_rows_squared_gradients() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for (act, loss) in [
+        (Activation::Sigmoid, Loss::CrossEntropy),
+        (Activation::Tanh, Loss::Mse),
+        (Activation::Relu, Loss::CrossEntropy),
+    ] {
+        let mut spec = NetworkSpec::classifier(6, &[5, 4], act, 3);
+        spec.loss = loss;
+        let net = Network::<f64>::new(spec, 7).unwrap();
+        let rows = 9;
+        let x = Array2::from_shape_fn((rows, 6), |_| rng.random::<f64>() * 2.0 - 1.0);
+        let labels: Vec<u32> = (0..rows).map(|i| (i % 3) as u32).collect();
+        let want = squares_by_rows(&net, &x, &labels);
+        let mut ws = Workspace::new(&net, rows);
+        let (xs, ys) = ws.stage(rows);
+        xs.copy_from_slice(x.as_slice().unwrap());
+        ys.copy_from_slice(&labels);
+        let n = net.params().len();
+        let (mut g2, mut h) = (vec![0.0; n], vec![0.0; n]);
+        // With the curvature in the same pass, and alone: the same numbers,
+        // and the same gradient and curvature as the passes without them.
+        net.staged_loss_grad_with(&mut ws, rows, Some(&mut h), Some(&mut g2))
+            .unwrap();
+        let grads = ws.grads().to_vec();
+        let mut alone = vec![0.0; n];
+        net.staged_loss_grad_and_squares(&mut ws, rows, &mut alone)
+            .unwrap();
+        assert_eq!(g2, alone, "{act:?}");
+        let (plain, h_alone) = curvature(&net, &x, &labels);
+        assert_eq!(grads, plain, "{act:?}");
+        assert_eq!(h, h_alone, "{act:?}");
+        for (i, (&got, &want)) in g2.iter().zip(&want).enumerate() {
+            assert!(
+                (got - want).abs() <= 1e-15 + 1e-12 * want,
+                "{act:?} parameter {i}: {got} vs {want}"
+            );
+        }
+        assert!(want.iter().any(|&v| v > 0.0));
+    }
+}
+
+#[test]
+fn the_squared_gradient_buffer_must_fit_the_parameters() {
+    let spec = NetworkSpec::classifier(3, &[2], Activation::Tanh, 2);
+    let net = Network::<f32>::new(spec, 0).unwrap();
+    let mut ws = Workspace::new(&net, 1);
+    let mut g2 = vec![0.0f32; 3];
+    let e = net
+        .staged_loss_grad_and_squares(&mut ws, 1, &mut g2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("squared-gradient buffer"), "{e}");
+}

@@ -329,10 +329,14 @@ pub struct Trainer<F: NetFloat> {
     eval_ws: Workspace<F>,
     shard: Option<Range<usize>>,
     input: RuleInput,
-    /// The parameters before the last step, the last input, this step's gradient.
+    /// The parameters before the last step, the last input (`g_prev` or
+    /// `h`), this step's gradient.
     prev_params: Vec<F>,
     input_buf: Vec<F>,
     grad_copy: Vec<F>,
+    /// `g2` and `n_mb` for rules that take them.
+    squares_buf: Vec<F>,
+    rows_buf: Vec<F>,
     /// The training set's fingerprint, recorded on the first epoch.
     train_data: Option<DataFingerprint>,
     /// The training set checked against `train_data` last (its buffers'
@@ -341,17 +345,54 @@ pub struct Trainer<F: NetFloat> {
 }
 
 /// What a rule with an `input` is given by the trainer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum RuleInput {
     /// No input.
     None,
     /// `g_prev`: the mini-batch's gradient at the previous parameters
     /// (a second backward pass over the same rows).
     GradPrev,
+    /// Inputs computed with the gradient, in the rule's order.
+    Computed(Vec<Computed>),
+}
+
+/// An input the trainer computes with the mini-batch's gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Computed {
     /// `h`: the Gauss-Newton diagonal of the mini-batch's mean loss, by
-    /// bbprop ([`Network::staged_loss_grad_and_curvature`]), computed with
-    /// the gradient.
+    /// bbprop ([`Network::staged_loss_grad_and_curvature`]).
     Curvature,
+    /// `g2`: the mean over the mini-batch's rows of the squared per-row
+    /// gradient ([`Network::staged_loss_grad_and_squares`]).
+    SquaredGrads,
+    /// `n_mb`: the mini-batch's row count, at every element.
+    BatchRows,
+}
+
+impl RuleInput {
+    /// The inputs the trainer gives a rule that declares `names`, or `None`
+    /// if it cannot give them.
+    fn of(names: &[&str]) -> Option<RuleInput> {
+        match names {
+            [] => Some(RuleInput::None),
+            ["g_prev"] => Some(RuleInput::GradPrev),
+            _ => names
+                .iter()
+                .map(|name| match *name {
+                    "h" => Some(Computed::Curvature),
+                    "g2" => Some(Computed::SquaredGrads),
+                    "n_mb" => Some(Computed::BatchRows),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(RuleInput::Computed),
+        }
+    }
+
+    /// Whether the inputs include `kind`.
+    fn computes(&self, kind: Computed) -> bool {
+        matches!(self, RuleInput::Computed(kinds) if kinds.contains(&kind))
+    }
 }
 
 impl<F: NetFloat> Trainer<F> {
@@ -378,20 +419,15 @@ impl<F: NetFloat> Trainer<F> {
                 ),
             });
         }
-        let input = match rule.info().inputs {
-            [] => RuleInput::None,
-            ["g_prev"] => RuleInput::GradPrev,
-            ["h"] => RuleInput::Curvature,
-            other => {
-                return Err(Error::Invalid {
-                    what: "optimizer".into(),
-                    reason: format!(
-                        "{} takes inputs [{}]; the trainer provides `g_prev` (the batch's gradient at the previous parameters) or `h` (the Gauss-Newton diagonal of the batch loss)",
-                        rule.info().name,
-                        other.join(", ")
-                    ),
-                })
-            }
+        let Some(input) = RuleInput::of(rule.info().inputs) else {
+            return Err(Error::Invalid {
+                what: "optimizer".into(),
+                reason: format!(
+                    "{} takes inputs [{}]; the trainer provides `g_prev` (the batch's gradient at the previous parameters) alone, or any of `h` (the Gauss-Newton diagonal of the batch loss), `g2` (the batch's mean squared per-row gradient) and `n_mb` (the batch's row count)",
+                    rule.info().name,
+                    rule.info().inputs.join(", ")
+                ),
+            });
         };
         let mut opt = Optimizer::new();
         opt.add_group(rule.clone(), &net.weight_lens());
@@ -426,6 +462,8 @@ impl<F: NetFloat> Trainer<F> {
             prev_params: Vec::new(),
             input_buf: Vec::new(),
             grad_copy: Vec::new(),
+            squares_buf: Vec::new(),
+            rows_buf: Vec::new(),
             train_data: None,
             checked_data: None,
         };
@@ -449,8 +487,8 @@ impl<F: NetFloat> Trainer<F> {
             [] => 0,
             // The previous parameters, the input, a copy of the gradient.
             ["g_prev"] => 3,
-            // The curvature, and a scratch buffer up to the largest weight matrix.
-            _ => 2,
+            // Each input, and a scratch buffer up to the largest weight matrix.
+            names => names.len() + 1,
         };
         let per_param = 3 + info.buffers.len() + inputs;
         spec.check_memory(
@@ -927,10 +965,18 @@ impl<F: NetFloat> Trainer<F> {
         for indices in batches.iter() {
             lr = self.apply_schedule(steps_per_epoch)?;
             let rows = stage_rows(&mut self.ws, train, par.share(indices));
-            let local = if self.input == RuleInput::Curvature && par.alone() {
-                self.input_buf.resize(self.net.params().len(), F::ZERO);
+            let local = if matches!(self.input, RuleInput::Computed(_)) && par.alone() {
+                let n = self.net.params().len();
+                let curvature = self.input.computes(Computed::Curvature).then(|| {
+                    self.input_buf.resize(n, F::ZERO);
+                    &mut self.input_buf[..]
+                });
+                let squares = self.input.computes(Computed::SquaredGrads).then(|| {
+                    self.squares_buf.resize(n, F::ZERO);
+                    &mut self.squares_buf[..]
+                });
                 self.net
-                    .staged_loss_grad_and_curvature(&mut self.ws, rows, &mut self.input_buf)?
+                    .staged_loss_grad_with(&mut self.ws, rows, curvature, squares)?
             } else {
                 self.net
                     .staged_share_loss_and_grad(&mut self.ws, rows, indices.len())?
@@ -947,7 +993,7 @@ impl<F: NetFloat> Trainer<F> {
                     return Err(Error::Invalid {
                         what: "--distributed".into(),
                         reason:
-                            "rules that take an input (vsgd, vsgd_fd) train on one process only"
+                            "rules that take an input (the vSGD rules) train on one process only"
                                 .into(),
                     });
                 }
@@ -995,17 +1041,34 @@ impl<F: NetFloat> Trainer<F> {
         batches.iter().flatten().copied().collect()
     }
 
-    /// One step of a rule that takes an input: `h`, the curvature computed
-    /// with the gradient; or `g_prev`, from a second backward pass over the
-    /// staged rows at the previous parameters (`g` itself on the first step).
+    /// One step of a rule that takes an input: `h` (the curvature) and `g2`
+    /// (the mean squared per-row gradient), computed with the gradient, and
+    /// `n_mb`, the batch's row count; or `g_prev`, from a second backward
+    /// pass over the staged rows at the previous parameters (`g` itself on
+    /// the first step).
     fn step_with_input(&mut self, rows: usize, batch: usize) -> Result<()> {
-        if self.input == RuleInput::Curvature {
-            // `input_buf` holds this batch's curvature, computed with the gradient.
-            return self.opt.step_flat_with(
-                self.net.params_mut(),
-                self.ws.grads(),
-                &[&self.input_buf],
-            );
+        if let RuleInput::Computed(kinds) = &self.input {
+            let n = F::from_f64(batch as f64);
+            let len = self.net.params().len();
+            if kinds.contains(&Computed::BatchRows)
+                && (self.rows_buf.len() != len || self.rows_buf.first() != Some(&n))
+            {
+                self.rows_buf.clear();
+                self.rows_buf.resize(len, n);
+            }
+            // `input_buf` and `squares_buf` hold this batch's curvature and
+            // squared gradients, computed with the gradient.
+            let slices: Vec<&[F]> = kinds
+                .iter()
+                .map(|kind| match kind {
+                    Computed::Curvature => &self.input_buf[..],
+                    Computed::SquaredGrads => &self.squares_buf[..],
+                    Computed::BatchRows => &self.rows_buf[..],
+                })
+                .collect();
+            return self
+                .opt
+                .step_flat_with(self.net.params_mut(), self.ws.grads(), &slices);
         }
         self.grad_copy.clear();
         self.grad_copy.extend_from_slice(self.ws.grads());

@@ -33,7 +33,7 @@
 
 use super::backprop::{staged_view, CurvatureBuffers};
 use super::{Activation, Loss, NetFloat, Network, Workspace};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use ndarray::linalg::general_mat_mul;
 use ndarray::ArrayViewMut2;
 
@@ -61,18 +61,18 @@ impl<F: NetFloat> Network<F> {
         rows: usize,
         curvature: &mut [F],
     ) -> Result<f64> {
-        if curvature.len() != self.params().len() {
-            return Err(Error::LengthMismatch {
-                what: "the curvature buffer".into(),
-                expected: self.params().len(),
-                got: curvature.len(),
-            });
-        }
-        let sum = self.staged_share_loss_and_grad(ws, rows, rows)?;
-        if rows == 0 {
-            curvature.iter_mut().for_each(|h| *h = F::ZERO);
-            return Ok(sum);
-        }
+        self.staged_loss_grad_with(ws, rows, Some(curvature), None)
+    }
+
+    /// The curvature pass (module docs) over the `rows` rows whose forward
+    /// pass is in `ws`, into `curvature` (its length checked by the caller).
+    /// It overwrites the workspace's deltas.
+    pub(super) fn curvature_pass(
+        &self,
+        ws: &mut Workspace<F>,
+        rows: usize,
+        curvature: &mut [F],
+    ) -> Result<()> {
         let scale = F::from_f64(1.0 / rows as f64);
         let floor = Floor::<F>::new();
         let layers = &self.spec().layers;
@@ -140,12 +140,12 @@ impl<F: NetFloat> Network<F> {
                 });
             }
         }
-        Ok(sum)
+        Ok(())
     }
 }
 
 /// The thresholds that keep the pass's numbers normal (module docs).
-struct Floor<F> {
+pub(super) struct Floor<F> {
     /// `sqrt(MIN_NORMAL)`: a factor of a product is 0 or at least this.
     t: F,
     /// `sqrt(t)`: a number squared is taken as 0 below this magnitude.
@@ -153,7 +153,8 @@ struct Floor<F> {
 }
 
 impl<F: NetFloat> Floor<F> {
-    fn new() -> Self {
+    /// The thresholds of the element type `F`.
+    pub(super) fn new() -> Self {
         let t = F::MIN_NORMAL.to_f64().sqrt();
         Floor {
             t: F::from_f64(t),
@@ -174,7 +175,7 @@ impl<F: NetFloat> Floor<F> {
     /// `x^2`, 0 where `|x| < sqrt(t)`: 0 or at least `t`, computed without
     /// a subnormal intermediate.
     #[inline(always)]
-    fn square(&self, x: F) -> F {
+    pub(super) fn square(&self, x: F) -> F {
         let x = if x.abs() < self.root_t { F::ZERO } else { x };
         x * x
     }

@@ -7,6 +7,7 @@ mod backprop;
 mod curvature;
 mod fastmath;
 mod loss;
+mod squares;
 
 pub use activation::{sigmoid, softmax_row, Activation};
 pub use backprop::{count_correct, Workspace};

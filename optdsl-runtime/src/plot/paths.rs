@@ -87,7 +87,8 @@ impl Trace {
 ///
 /// Rules with an `input h` get the surface's diagonal curvature at the current
 /// point; rules with `input g_prev` get the gradient at the previous point (at
-/// the start: the current gradient). The trace stops early when the point
+/// the start: the current gradient); `g2` and `n_mb` are those of one sample,
+/// the gradient squared and 1. The trace stops early when the point
 /// leaves the window by more than half its size or stops being finite.
 pub fn trace(surface: &Surface, spec: &PathSpec, steps: usize) -> Result<Trace> {
     let mut rule = builtin_rule(&spec.rule)?;
@@ -96,10 +97,10 @@ pub fn trace(surface: &Surface, spec: &PathSpec, steps: usize) -> Result<Trace> 
     }
     let inputs = rule.info().inputs;
     for name in inputs {
-        if *name != "h" && *name != "g_prev" {
+        if !["h", "g_prev", "g2", "n_mb"].contains(name) {
             return Err(Error::Invalid {
                 what: format!("optimizer `{}` for a path picture", spec.rule),
-                reason: format!("it needs the input `{name}`, which a 2-D surface does not provide; only h (curvature) and g_prev are"),
+                reason: format!("it needs the input `{name}`, which a 2-D surface does not provide; only h (curvature), g_prev, g2 and n_mb are"),
             });
         }
     }
@@ -113,9 +114,15 @@ pub fn trace(surface: &Surface, spec: &PathSpec, steps: usize) -> Result<Trace> 
     for k in 1..=steps {
         let g = (surface.grad)(w[0], w[1]);
         let h = (surface.curvature)(w[0], w[1]);
+        let g2 = [g[0] * g[0], g[1] * g[1]];
         let slices: Vec<&[f64]> = inputs
             .iter()
-            .map(|n| if *n == "h" { &h[..] } else { &g_prev[..] })
+            .map(|n| match *n {
+                "h" => &h[..],
+                "g2" => &g2[..],
+                "n_mb" => &[1.0, 1.0][..],
+                _ => &g_prev[..],
+            })
             .collect();
         rule.step_f64(&mut state, &mut w, &g, &slices)?;
         g_prev = g;

@@ -9,7 +9,12 @@ For each rule, `--pairs` times, it runs `optdsl bench --optimizer RULE --n N
 --threads T --reps R --naive-reps 0` and, in a process of its own, this
 script's torch worker on the same rule, the two in alternating order (pair 1
 optdsl first, pair 2 torch first, ...), and prints both medians per pair, then
-the median of the pairs' medians and how many pairs each side won.
+the median of the pairs' medians and how many pairs each side won. Each pair
+line also has the torch side's fastest step and the 1-minute load average:
+on a busy machine Inductor's OpenMP loop (each thread a fixed half, then a
+barrier) waits a whole scheduler slice (about 4 ms) whenever one of its
+threads is descheduled, so its medians jump to multiples of 4 ms; compare the
+rules on a quiet machine, and `--threads 1` compares the loops without that.
 
 The torch side takes the rule's hyperparameters from `optdsl list` (the
 defaults of optdsl's built-in, so both sides compute the same rule) and writes
@@ -18,10 +23,10 @@ the rule as a plain function that updates its tensors in place
 `torch.compile(fn, fullgraph=True)`. Its tensors are filled as optdsl's bench
 fills its own (w and g from `((i*7919 + seed) % 2001 / 1000 - 1) * 1e-2`,
 state 0). The first call goes through `run_and_get_code`, which also gives the
-code Inductor generated: the worker prints how many C++ kernels and parallel
-loops it has and any call outside them (`kernels=1 loops=1 other_calls=0` is
-one fused loop), and checks the compiled step against the same function run
-eagerly. Then 2 warm-up steps and `--reps` timed steps (time.perf_counter
+code Inductor generated: the worker prints how many C++ kernels and loops
+over the elements it has and any call outside them (`kernels=1 loops=1
+other_calls=0` is one fused loop), and checks the compiled step against the
+same function run eagerly. Then 2 warm-up steps and `--reps` timed steps (time.perf_counter
 around each call), the median in ms. Between steps a 64 MiB buffer is written
 outside the timer, as optdsl's bench runs its STREAM passes between its steps,
 so neither side starts a step with its arrays in the last-level cache
@@ -37,6 +42,7 @@ import argparse
 import inspect
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -53,8 +59,19 @@ LIGHT = ["sgd", "signsgd", "momentum", "lion"]
 # Python, as torch.optim's own code takes them.
 
 
+HYPERS = {
+    "sgd": {"lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"},
+    "signsgd": {"lr", "weight_decay", "maximize"},
+    "momentum": {"lr", "momentum", "weight_decay"},
+    "lion": {"lr", "beta1", "beta2", "weight_decay", "maximize"},
+}
+
+
 def make_rule(name, h):
     """(step function, names of the state tensors) for a rule and its hypers."""
+    if name in HYPERS and set(h) != HYPERS[name]:
+        raise SystemExit(f"{name}: optdsl's hyperparameters {sorted(h)} are not the ones "
+                         f"the torch side implements {sorted(HYPERS[name])}")
     if name == "sgd":
         # torch.optim.SGD (_single_tensor_sgd): d = ±g + wd w; b = mu b + (1-tau) d;
         # d = d + mu b (Nesterov) or b; w -= lr d. Steady state (t > 1).
@@ -116,12 +133,14 @@ def optdsl_list_line(optdsl, name):
 
 
 def parse_hypers(line):
-    """The `key=value` words of an `optdsl list` line."""
+    """The `key=value` words of an `optdsl list` line (a range such as
+    `lr=0.001[0<=lr]` after the default is dropped)."""
     hypers = {}
     for word in line.split()[2:]:
-        if "=" not in word:
+        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=([^\[\]=]+)(\[.*\])?", word)
+        if not m:
             continue
-        k, v = word.split("=", 1)
+        k, v = m.group(1), m.group(2)
         if v in ("true", "false"):
             hypers[k] = v == "true"
         else:
@@ -138,9 +157,11 @@ def fill(n, seed):
 
 
 def inductor_summary(code):
-    """Kernels, parallel loop nests and calls other than kernels in Inductor's code."""
+    """Kernels, element loops and calls other than kernels in Inductor's code."""
     kernels = code.count("async_compile.cpp_pybinding(") + code.count("async_compile.cpp(")
-    loops = code.count("#pragma omp for")
+    # outermost loops over the elements (x0), with or without `#pragma omp for`
+    # (Inductor writes no OpenMP for one thread)
+    loops = len(re.findall(r"for\s*\(\s*int64_t x0\s*=", code))
     # the wrapper's `call`: every line that calls something other than a kernel
     call = code[code.find("def call(self, args)"):].split("\nrunner =")[0]
     other = [
@@ -195,7 +216,8 @@ def worker(a):
 
     ms, best = timed(compiled, [w, g] + state, a.reps, flush)
     print(
-        f"torch.compile {a.worker} n={n} threads={torch.get_num_threads()} ms={ms:.3f} min_ms={best:.3f} "
+        f"torch.compile {a.worker} n={n} threads={torch.get_num_threads()} "
+        f"ms={ms:.3f} min_ms={best:.3f} "
         f"kernels={kernels} loops={loops} other_calls={len(other)} "
         f"max_diff_vs_eager={worst:.3g} compile_s={compile_s:.1f}"
     )
@@ -236,7 +258,7 @@ def run_optdsl(a, rule):
     cmd = [a.optdsl, "bench", "--optimizer", rule, "--n", str(a.n), "--threads",
            str(a.threads), "--reps", str(a.reps), "--naive-reps", "0"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    line = [ln for ln in out.splitlines() if f" ours_ms=" in ln][-1]
+    line = [ln for ln in out.splitlines() if " ours_ms=" in ln][-1]
     fields = dict(w.split("=", 1) for w in line.split() if "=" in w)
     return float(fields["ours_ms"]), line
 
@@ -291,7 +313,8 @@ def main(a):
             theirs.append(t)
             win = "optdsl" if o < t else "torch.compile" if t < o else "tie"
             print(f"  pair {p + 1} ({order[0]} first): optdsl {o:7.3f} ms   "
-                  f"torch.compile {t:7.3f} ms (min {tmin:6.3f})   ratio {o / t:.3f}   {win:13s} load {os.getloadavg()[0]:.2f}")
+                  f"torch.compile {t:7.3f} ms (min {tmin:6.3f})   ratio {o / t:.3f}   "
+                  f"{win:13s} load {os.getloadavg()[0]:.2f}")
         mo, mt = statistics.median(ours), statistics.median(theirs)
         wo = sum(o < t for o, t in zip(ours, theirs))
         wt = sum(t < o for o, t in zip(ours, theirs))

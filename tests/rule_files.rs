@@ -158,3 +158,27 @@ fn train_list_and_bench_take_rule_files() {
         "{line}"
     );
 }
+
+#[test]
+fn compare_makes_a_row_of_each_rule_named_as_optimizer_names_it() {
+    let d = dir("compare");
+    std::fs::write(d.join("heavy.opt"), MOMENTUM).unwrap();
+    let out = optdsl(
+        &d,
+        &[
+            "compare",
+            "--rule",
+            "heavy.opt",
+            "--only",
+            "heavy,sgd",
+            "--epochs",
+            "1",
+            "--out",
+            "out",
+        ],
+    );
+    let table = text(&out.stdout);
+    assert!(out.status.success(), "{table}\n{}", text(&out.stderr));
+    assert!(table.lines().any(|l| l.starts_with("Heavy ")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("sgd ")), "{table}");
+}

@@ -9,6 +9,7 @@ use super::CliResult;
 use optdsl::data::{CsvOptions, DataSource, Split};
 use optdsl::net::{Activation, NetFloat, Network, NetworkSpec};
 use optdsl::plot::{plot_curves, EpochPoint};
+use optdsl::replay::name_key;
 use optdsl::rng::Generator;
 use optdsl::train::{matmul_epoch_seconds, History, TrainConfig, Trainer};
 use optdsl::{builtins, DynRule, Error, HyperValue};
@@ -581,7 +582,7 @@ fn selected(args: &Args) -> Result<Vec<Entry>, Error> {
         let names: Vec<&str> = only.split(',').map(str::trim).collect();
         if let Some(n) = names
             .iter()
-            .find(|n| !entries.iter().any(|e| e.label == **n))
+            .find(|n| !entries.iter().any(|e| name_key(e.label) == name_key(n)))
         {
             return Err(Error::Invalid {
                 what: "--only".into(),
@@ -595,7 +596,8 @@ fn selected(args: &Args) -> Result<Vec<Entry>, Error> {
                 ),
             });
         }
-        entries.retain(|e| names.contains(&e.label));
+        // Rows are named as `--optimizer` names rules: case and `_`/`-` aside.
+        entries.retain(|e| names.iter().any(|n| name_key(n) == name_key(e.label)));
     }
     Ok(entries)
 }

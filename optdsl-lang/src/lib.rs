@@ -62,13 +62,24 @@ pub fn compile(text: &str) -> Result<Vec<Program>, Vec<Diagnostic>> {
     }
 }
 
-/// FNV-1a, 64 bits: the project's one hash of bytes (fingerprints of rules,
-/// data sets and checkpoints).
+/// FNV-1a's starting value (64 bits).
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64 bits, continued from `hash` over `bytes`: the project's one
+/// hash of bytes (fingerprints of rules, data sets, trainer states and
+/// checkpoints).
+pub fn fnv1a_extend(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// FNV-1a, 64 bits, of `bytes`.
+///
+/// ```
+/// assert_eq!(optdsl_lang::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+/// assert_eq!(optdsl_lang::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+/// ```
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    fnv1a_extend(FNV_OFFSET, bytes)
 }

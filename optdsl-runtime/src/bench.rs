@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::exec::Plan;
 use crate::ir::{naive_step_dyn, traffic, Slot};
 use crate::rule::{DynFloat, DynRule, HyperValue, State};
+use crate::stats::median;
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -62,11 +63,6 @@ impl std::fmt::Display for BenchResult {
             None => write!(f, "-"),
         }
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn time_ms(f: impl FnOnce()) -> f64 {

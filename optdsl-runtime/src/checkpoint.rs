@@ -13,6 +13,7 @@
 //! form), so a run resumed from a checkpoint continues bit for bit.
 
 use crate::error::{Error, Result};
+use optdsl_lang::fnv1a as fnv1a64;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fs;
 use std::io::{Read, Seek, Write};
@@ -22,12 +23,6 @@ use std::sync::Mutex;
 /// The format version this build writes and reads.
 pub const VERSION: u32 = 1;
 const MAGIC: &str = "optdsl-checkpoint";
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
 
 fn error(path: &Path, reason: impl Into<String>) -> Error {
     Error::Checkpoint {

@@ -25,6 +25,7 @@ pub mod replay;
 pub mod rng;
 pub mod rule;
 pub mod schedule;
+pub mod stats;
 pub mod text;
 pub mod train;
 

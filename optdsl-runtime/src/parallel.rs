@@ -29,6 +29,7 @@ use crate::net::NetFloat;
 use crate::optim::{Optimizer, OptimizerState};
 use crate::rule::RuleInfo;
 use crate::train::{Trainer, TrainerState};
+use optdsl_lang::{fnv1a_extend as fnv1a64, FNV_OFFSET};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Instant;
@@ -387,13 +388,6 @@ pub fn resume<F: NetFloat>(
     trainer.resume_from(saved, path, epochs)
 }
 
-/// FNV-1a, 64 bits.
-fn fnv1a64(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// A hash of the trainer's whole state and of the data.
 fn fingerprint<F: NetFloat>(trainer: &Trainer<F>, data: &[&Dataset]) -> u64 {
     let mut state = trainer.state();
@@ -402,7 +396,7 @@ fn fingerprint<F: NetFloat>(trainer: &Trainer<F>, data: &[&Dataset]) -> u64 {
         r.eval_seconds = 0.0;
     }
     let json = serde_json::to_vec(&state).unwrap_or_default();
-    let mut h = fnv1a64(0xcbf2_9ce4_8422_2325, &json);
+    let mut h = fnv1a64(FNV_OFFSET, &json);
     for d in data {
         for x in d.inputs() {
             h = fnv1a64(h, &x.to_le_bytes());

@@ -11,6 +11,7 @@ use crate::parallel::{Alone, DataParallel};
 use crate::rng::{Generator, TorchGenerator};
 use crate::rule::{DynRule, HyperValue};
 use crate::schedule::{Clock, LrSchedule};
+use crate::stats::median;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -1252,17 +1253,4 @@ pub fn matmul_epoch_seconds<F: NetFloat>(
         }
     }
     Ok(median(times))
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    xs.sort_by(|a, b| a.total_cmp(b));
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
 }

@@ -13,6 +13,7 @@ pub use semeion::semeion;
 pub use usps::{usps, usps_test, usps_train};
 
 use crate::error::{Error, Result};
+use optdsl_lang::{fnv1a_extend as fnv1a64, FNV_OFFSET};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -337,15 +338,6 @@ impl Dataset {
         order.shuffle(&mut rng);
         Ok((order, n_test))
     }
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// FNV-1a, 64 bits, continued from `hash` over `bytes`.
-fn fnv1a64(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// A data set's identity ([`Dataset::fingerprint`]): a trainer records its

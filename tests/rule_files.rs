@@ -157,6 +157,29 @@ fn train_list_and_bench_take_rule_files() {
         line.lines().any(|l| l.starts_with("Heavy f32 n=100000")),
         "{line}"
     );
+    // A file's rule beside a built-in, in one run.
+    let out = optdsl(
+        &d,
+        &[
+            "bench",
+            "--rule",
+            "heavy.opt",
+            "--optimizer",
+            "heavy,momentum",
+            "--n",
+            "100000",
+            "--reps",
+            "3",
+            "--naive-reps",
+            "0",
+        ],
+    );
+    let lines = text(&out.stdout);
+    assert!(lines.lines().any(|l| l.starts_with("heavy f32")), "{lines}");
+    assert!(
+        lines.lines().any(|l| l.starts_with("momentum f32")),
+        "{lines}"
+    );
 }
 
 #[test]

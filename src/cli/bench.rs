@@ -10,8 +10,9 @@ use std::process::ExitCode;
 /// Arguments of `optdsl bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A built-in's or a rule file's rule's name, or `all` (every built-in);
-    /// with `--rule` and no `--optimizer`, every rule of the files.
+    /// Built-ins' or rule files' rules, comma-separated (`MyAdam,adam` times
+    /// a text rule beside a compiled one in one run), or `all` (every
+    /// built-in); with `--rule` and no `--optimizer`, every rule of the files.
     #[arg(long)]
     pub optimizer: Option<String>,
     /// Rule files; their rules run from text, by the interpreter.
@@ -43,7 +44,7 @@ pub fn run(args: Args) -> CliResult {
     let files = args.rules.load()?;
     let names: Vec<String> = match args.optimizer.as_deref() {
         Some("all") => builtins().iter().map(|b| b.name.to_string()).collect(),
-        Some(name) => vec![name.to_string()],
+        Some(list) => list.split(',').map(|n| n.trim().to_string()).collect(),
         None if !files.is_empty() => files.iter().map(|r| r.name().to_string()).collect(),
         None => vec!["adam".to_string()],
     };

@@ -258,7 +258,6 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
     let generics = quote!(<F: #pr::Real #(, const #consts: bool)*>);
     let turbofish = quote!(::<F #(, #consts)*>);
     let params = quote!(__cf: &[F], __cb: &[bool], __r: &[&[F]], __wr: &mut [&mut [F]], __accs: &mut [[F; 64]], __walk: #pr::Walk);
-    let args = quote!(__cf, __cb, __r, __wr, __accs, __walk);
     let nspec = consts.len();
     let mut arms = Vec::new();
     for combo in 0..(1usize << nspec) {
@@ -300,7 +299,6 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
     let entry_avx2 = entry(&avx2, &inner_avx2, quote!(unsafe), x86.clone());
     let entry_avx512 = entry(&avx512, &inner_avx512, quote!(unsafe), x86.clone());
     let entry_portable = entry(name, &inner_portable, quote!(), quote!());
-    let _ = &args;
     quote! {
         // The loop as a function of its own per SIMD level, never inlined, so
         // that its slices are arguments the compiler knows do not overlap

@@ -20,7 +20,6 @@ fn all(slot: Slot) -> Ident {
 
 /// The right-hand side of per-step scalar `id`, in f64 (or a bool).
 fn scalar_rhs(p: &Program, id: Id) -> TokenStream {
-    let pr = private();
     let r = |a: Id| {
         let x = s(a);
         quote!(#x)
@@ -38,7 +37,6 @@ fn scalar_rhs(p: &Program, id: Id) -> TokenStream {
             operation(p, op, &r, true)
         }
         Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_) | Op::Reduce(..) => {
-            let _ = pr;
             unreachable!("not a per-step scalar")
         }
     }

@@ -84,8 +84,8 @@ impl<F: Float> Kernel<F> for FnKernel<'_, F> {
 /// Pointers to the slices of a pass, shareable across threads; each task
 /// rebuilds slices over its own disjoint range.
 struct Slices<F> {
-    reads: [(*const F, usize); MAX_SLOTS],
-    writes: [(*mut F, usize); MAX_SLOTS],
+    reads: [*const F; MAX_SLOTS],
+    writes: [*mut F; MAX_SLOTS],
     nr: usize,
     nw: usize,
 }
@@ -112,11 +112,11 @@ impl<F> Slices<F> {
     ) -> ([&'a [F]; MAX_SLOTS], [&'a mut [F]; MAX_SLOTS]) {
         let mut r: [&'a [F]; MAX_SLOTS] = [&[]; MAX_SLOTS];
         let mut w = empty_writes();
-        for (dst, &(p, _)) in r.iter_mut().zip(&self.reads[..self.nr]) {
+        for (dst, &p) in r.iter_mut().zip(&self.reads[..self.nr]) {
             // SAFETY: in bounds (lo <= hi <= len, checked by run_pass).
             *dst = unsafe { std::slice::from_raw_parts(p.add(lo), hi - lo) };
         }
-        for (dst, &(p, _)) in w.iter_mut().zip(&self.writes[..self.nw]) {
+        for (dst, &p) in w.iter_mut().zip(&self.writes[..self.nw]) {
             // SAFETY: in bounds, and disjoint by the caller's contract.
             *dst = unsafe { std::slice::from_raw_parts_mut(p.add(lo), hi - lo) };
         }
@@ -168,16 +168,16 @@ pub fn run_pass<F: Float, K: Kernel<F>>(
     out[..nred].fill(0.0);
     let kernel = select(level_for(heavy));
     let mut slices = Slices {
-        reads: [(std::ptr::null(), 0); MAX_SLOTS],
-        writes: [(std::ptr::null_mut(), 0); MAX_SLOTS],
+        reads: [std::ptr::null(); MAX_SLOTS],
+        writes: [std::ptr::null_mut(); MAX_SLOTS],
         nr: reads.len(),
         nw: writes.len(),
     };
     for (k, r) in reads.iter().enumerate() {
-        slices.reads[k] = (r.as_ptr(), r.len());
+        slices.reads[k] = r.as_ptr();
     }
     for (k, w) in writes.iter_mut().enumerate() {
-        slices.writes[k] = (w.as_mut_ptr(), w.len());
+        slices.writes[k] = w.as_mut_ptr();
     }
     let plan = Plan::new(n);
     let run_super = |s: usize| -> [f64; MAX_REDUCTIONS] {

@@ -35,32 +35,6 @@ impl Float for f64 {
     }
 }
 
-/// Scalar (per-step) arithmetic in f64 with the same semantics as [`Real`].
-#[doc(hidden)]
-pub mod scalar {
-    use super::Real;
-    /// numpy's sign in f64.
-    #[inline]
-    pub fn sign(x: f64) -> f64 {
-        Real::sign(x)
-    }
-    /// NaN-propagating minimum in f64.
-    #[inline]
-    pub fn minimum(a: f64, b: f64) -> f64 {
-        Real::minimum(a, b)
-    }
-    /// NaN-propagating maximum in f64.
-    #[inline]
-    pub fn maximum(a: f64, b: f64) -> f64 {
-        Real::maximum(a, b)
-    }
-    /// NaN-propagating clamp in f64.
-    #[inline]
-    pub fn clip(x: f64, lo: f64, hi: f64) -> f64 {
-        Real::clip(x, lo, hi)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

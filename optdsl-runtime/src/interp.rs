@@ -16,6 +16,8 @@ use optdsl_lang::eval::Scalar;
 use optdsl_lang::ir::{Id, Kind, Op, Program, Slot, Ty};
 use optdsl_lang::passes::Pass;
 use optdsl_lang::{Func, Reduction};
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
 
 /// Elements per sub-block: a multiple of [`LANES`], small enough that a
 /// rule's temporaries stay in the first-level cache.
@@ -367,43 +369,54 @@ impl<'a, F> Interp<'a, F> {
 
 impl<F: Float> Kernel<F> for Interp<'_, F> {
     fn run(&self, reads: &[&[F]], writes: &mut [&mut [F]], acc: &mut [[F; LANES]], walk: Walk) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if self.simd >= Simd::Avx512 {
-                // SAFETY: the driver hands out only levels this CPU has.
-                return unsafe { run_avx512(self.tape, reads, writes, acc, walk) };
+        let tape = self.tape;
+        // The scratch is fetched here, outside the SIMD copies: code inside
+        // the thread-local's closure would be compiled without their features.
+        with_scratch::<F, _>(tape.nums * STRIDE, tape.bools * STRIDE, |nums, bools| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if self.simd >= Simd::Avx512 {
+                    // SAFETY: the driver hands out only levels this CPU has.
+                    return unsafe { run_avx512(tape, reads, writes, acc, walk, nums, bools) };
+                }
+                if self.simd >= Simd::Avx2 {
+                    // SAFETY: the driver hands out only levels this CPU has.
+                    return unsafe { run_avx2(tape, reads, writes, acc, walk, nums, bools) };
+                }
             }
-            if self.simd >= Simd::Avx2 {
-                // SAFETY: the driver hands out only levels this CPU has.
-                return unsafe { run_avx2(self.tape, reads, writes, acc, walk) };
-            }
-        }
-        run(self.tape, reads, writes, acc, walk)
+            run(tape, reads, writes, acc, walk, nums, bools)
+        })
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn run_avx2<F: Float>(
     tape: &Tape<F>,
     reads: &[&[F]],
     writes: &mut [&mut [F]],
     acc: &mut [[F; LANES]],
     walk: Walk,
+    nums: &mut [F],
+    bools: &mut [bool],
 ) {
-    run(tape, reads, writes, acc, walk)
+    run(tape, reads, writes, acc, walk, nums, bools)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn run_avx512<F: Float>(
     tape: &Tape<F>,
     reads: &[&[F]],
     writes: &mut [&mut [F]],
     acc: &mut [[F; LANES]],
     walk: Walk,
+    nums: &mut [F],
+    bools: &mut [bool],
 ) {
-    run(tape, reads, writes, acc, walk)
+    run(tape, reads, writes, acc, walk, nums, bools)
 }
 
 /// The operand arrays of one sub-block.
@@ -479,81 +492,70 @@ fn map2<F: Copy, T>(out: &mut [T], a: &[F], b: &[F], f: impl Fn(F, F) -> T) {
     }
 }
 
-#[inline(always)]
-fn arith<F: Float>(op: BinOp, out: &mut [F], a: &[F], b: &[F]) {
-    match op {
-        BinOp::Add => map2(out, a, b, |x, y| BinOp::Add.arith(x, y)),
-        BinOp::Sub => map2(out, a, b, |x, y| BinOp::Sub.arith(x, y)),
-        BinOp::Mul => map2(out, a, b, |x, y| BinOp::Mul.arith(x, y)),
-        BinOp::Div => map2(out, a, b, |x, y| BinOp::Div.arith(x, y)),
-        _ => map2(out, a, b, |x, y| op.arith(x, y)),
-    }
+/// Runs `$body` with `$f` bound to a closure computing `op` (the language's
+/// definition, `BinOp::arith`), one closure per arithmetic operator so each
+/// loop is compiled, and vectorized, for its operator.
+macro_rules! by_op {
+    ($op:expr, $f:ident => $body:expr) => {
+        match $op {
+            BinOp::Add => {
+                let $f = |x, y| BinOp::Add.arith(x, y);
+                $body
+            }
+            BinOp::Sub => {
+                let $f = |x, y| BinOp::Sub.arith(x, y);
+                $body
+            }
+            BinOp::Mul => {
+                let $f = |x, y| BinOp::Mul.arith(x, y);
+                $body
+            }
+            BinOp::Div => {
+                let $f = |x, y| BinOp::Div.arith(x, y);
+                $body
+            }
+            op => {
+                let $f = |x, y| op.arith(x, y);
+                $body
+            }
+        }
+    };
 }
 
+/// `out = a op b`.
+#[inline(always)]
+fn arith<F: Float>(op: BinOp, out: &mut [F], a: &[F], b: &[F]) {
+    by_op!(op, f => map2(out, a, b, f))
+}
+
+/// `out = a op c` (or `c op a`) with a per-step value.
 #[inline(always)]
 fn arith_scalar<F: Float>(op: BinOp, out: &mut [F], a: &[F], c: F, swapped: bool) {
-    macro_rules! each {
-        ($op:expr) => {
-            if swapped {
-                map1(out, a, |x| $op.arith(c, x))
-            } else {
-                map1(out, a, |x| $op.arith(x, c))
-            }
-        };
-    }
-    match op {
-        BinOp::Add => each!(BinOp::Add),
-        BinOp::Sub => each!(BinOp::Sub),
-        BinOp::Mul => each!(BinOp::Mul),
-        BinOp::Div => each!(BinOp::Div),
-        _ => each!(op),
-    }
+    by_op!(op, f => if swapped {
+        map1(out, a, |x| f(c, x))
+    } else {
+        map1(out, a, |x| f(x, c))
+    })
 }
 
 /// `x = x op b` (or `b op x`) over a slice updated in place.
 #[inline(always)]
 fn arith_into<F: Float>(op: BinOp, x: &mut [F], b: &[F], slot_left: bool) {
-    macro_rules! each {
-        ($op:expr) => {
-            if slot_left {
-                for (o, &y) in x.iter_mut().zip(b) {
-                    *o = $op.arith(*o, y);
-                }
-            } else {
-                for (o, &y) in x.iter_mut().zip(b) {
-                    *o = $op.arith(y, *o);
-                }
-            }
-        };
-    }
-    match op {
-        BinOp::Add => each!(BinOp::Add),
-        BinOp::Sub => each!(BinOp::Sub),
-        BinOp::Mul => each!(BinOp::Mul),
-        BinOp::Div => each!(BinOp::Div),
-        _ => each!(op),
-    }
+    by_op!(op, f => if slot_left {
+        x.iter_mut().zip(b).for_each(|(o, &y)| *o = f(*o, y))
+    } else {
+        x.iter_mut().zip(b).for_each(|(o, &y)| *o = f(y, *o))
+    })
 }
 
 /// `x = x op c` (or `c op x`) with a per-step value, in place.
 #[inline(always)]
 fn arith_scalar_into<F: Float>(op: BinOp, x: &mut [F], c: F, swapped: bool) {
-    macro_rules! each {
-        ($op:expr) => {
-            if swapped {
-                x.iter_mut().for_each(|o| *o = $op.arith(c, *o));
-            } else {
-                x.iter_mut().for_each(|o| *o = $op.arith(*o, c));
-            }
-        };
-    }
-    match op {
-        BinOp::Add => each!(BinOp::Add),
-        BinOp::Sub => each!(BinOp::Sub),
-        BinOp::Mul => each!(BinOp::Mul),
-        BinOp::Div => each!(BinOp::Div),
-        _ => each!(op),
-    }
+    by_op!(op, f => if swapped {
+        x.iter_mut().for_each(|o| *o = f(c, *o))
+    } else {
+        x.iter_mut().for_each(|o| *o = f(*o, c))
+    })
 }
 
 #[inline(always)]
@@ -629,6 +631,48 @@ fn prefetch<'a, F: 'a>(slices: impl Iterator<Item = &'a [F]>, from: usize, len: 
     let _ = (slices, from, len, n);
 }
 
+/// Each thread's temporaries, one pair of buffers per element type, kept
+/// from one call to the next (a kernel runs once per block segment: no
+/// allocation there).
+type Scratch = Vec<(TypeId, Box<dyn Any>)>;
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's temporaries: `nums` numbers and `bools`
+/// booleans (their contents are whatever the last run left).
+fn with_scratch<F: Float, R>(
+    nums: usize,
+    bools: usize,
+    f: impl FnOnce(&mut [F], &mut [bool]) -> R,
+) -> R {
+    SCRATCH.with(|cell| {
+        let mut all = cell.borrow_mut();
+        let at = match all.iter().position(|(t, _)| *t == TypeId::of::<F>()) {
+            Some(at) => at,
+            None => {
+                let fresh: (Vec<F>, Vec<bool>) = (Vec::new(), Vec::new());
+                all.push((TypeId::of::<F>(), Box::new(fresh)));
+                all.len() - 1
+            }
+        };
+        let Some((vn, vb)) = all[at].1.downcast_mut::<(Vec<F>, Vec<bool>)>() else {
+            unreachable!("stored under its own TypeId")
+        };
+        if vn.len() < nums {
+            vn.resize(nums, F::ZERO);
+        }
+        if vb.len() < bools {
+            vb.resize(bools, false);
+        }
+        f(&mut vn[..nums], &mut vb[..bools])
+    })
+}
+
+/// The tape over one segment, sub-block by sub-block, with this thread's
+/// temporaries.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn run<F: Float>(
     tape: &Tape<F>,
@@ -636,14 +680,14 @@ fn run<F: Float>(
     writes: &mut [&mut [F]],
     acc: &mut [[F; LANES]],
     walk: Walk,
+    nums: &mut [F],
+    bools: &mut [bool],
 ) {
     let n = writes
         .first()
         .map(|w| w.len())
         .or_else(|| reads.first().map(|r| r.len()))
         .unwrap_or(0);
-    let mut nums = vec![F::ZERO; tape.nums * STRIDE];
-    let mut bools = vec![false; tape.bools * STRIDE];
     for &(k, x) in &tape.num_consts {
         nums[k * STRIDE..k * STRIDE + SUB].fill(x);
     }

@@ -157,6 +157,16 @@ pub fn intervals(p: &Program, assumed: &[bool]) -> Vec<Interval> {
                     Func::Sign => Interval { lo: -1.0, hi: 1.0 },
                     Func::Ln => Interval::ANY,
                     Func::Float => arg(0),
+                    Func::Fma => {
+                        let prod = match args[..] {
+                            [a, b, _] if even_product(p, &out, a, b) => Interval::NON_NEGATIVE,
+                            _ => mul(arg(0), arg(1)),
+                        };
+                        Interval {
+                            lo: prod.lo + arg(2).lo,
+                            hi: prod.hi + arg(2).hi,
+                        }
+                    }
                     Func::Max => Interval {
                         lo: arg(0).lo.max(arg(1).lo),
                         hi: arg(0).hi.max(arg(1).hi),

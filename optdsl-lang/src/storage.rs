@@ -82,6 +82,20 @@ impl fmt::Display for Storage {
     }
 }
 
+/// The storage of each buffer of `p` under the run-time `format`: a buffer
+/// the rule declares compressed keeps its declaration; the others take
+/// `format`, the 8-bit ones on the unsigned map where
+/// [`crate::bounds::never_negative_buffers`] proves them never negative.
+pub fn storage_for(p: &crate::Program, format: StateFormat) -> Vec<Storage> {
+    let proven = crate::bounds::never_negative_buffers(p);
+    (0..p.buffers.len())
+        .map(|i| match p.storage.get(i).copied().unwrap_or_default() {
+            Storage::Full => Storage::for_format(format, proven.get(i).copied().unwrap_or(false)),
+            declared => declared,
+        })
+        .collect()
+}
+
 /// A run-time choice of storage for every buffer of a rule (`--state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StateFormat {

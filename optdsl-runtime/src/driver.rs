@@ -511,7 +511,8 @@ unsafe fn staged_super<F: Float, K: Kernel<F>>(
                 let mut staged_writes: [Option<(RawPacked, usize)>; MAX_SLOTS] = [None; MAX_SLOTS];
                 for k in 0..nr {
                     if let Some(p) = packs.reads[k] {
-                        let part = &mut parts.next().expect("staging sized for every buffer")[..len];
+                        let part =
+                            &mut parts.next().expect("staging sized for every buffer")[..len];
                         // SAFETY: in bounds; no task writes a read buffer.
                         unsafe { p.decode(a, part) };
                         r[k] = part;
@@ -519,7 +520,8 @@ unsafe fn staged_super<F: Float, K: Kernel<F>>(
                 }
                 for k in 0..nw {
                     if let Some(p) = packs.writes[k] {
-                        let part = &mut parts.next().expect("staging sized for every buffer")[..len];
+                        let part =
+                            &mut parts.next().expect("staging sized for every buffer")[..len];
                         // SAFETY: this task owns a..b of the buffer.
                         unsafe { p.decode(a, part) };
                         staged_writes[k] = Some((p, k));

@@ -34,8 +34,11 @@ pub mod train;
 pub use builtin::{builtin_rule, builtins, BuiltinInfo};
 pub use error::{Error, Result};
 pub use float::Float;
+pub use optdsl_lang::storage::storage_for;
+pub use optdsl_lang::{StateFormat, Storage};
 pub use optdsl_macros::{network, optimizer};
-pub use optim::{GroupState, Optimizer, OptimizerState, ParamGroup};
+pub use optim::{Compression, GroupState, Optimizer, OptimizerState, ParamGroup};
+pub use quant::Packed;
 pub use rule::{DynFloat, DynRule, HyperRange, HyperSpec, HyperValue, RuleInfo, State, UpdateRule};
 pub use schedule::{InverseTime, Schedule};
 pub use text::{RuleErrors, Rules, TextRule};
@@ -44,11 +47,11 @@ pub use text::{RuleErrors, Rules, TextRule};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::driver::{packed_views, run_pass, run_pass_packed, FnKernel, KernelFn, Walk};
-    pub use crate::quant::Packed;
     pub use crate::error::Result;
     pub use crate::exec::Simd;
     pub use crate::float::{Float, Real};
     pub use crate::net;
+    pub use crate::quant::Packed;
     pub use crate::rng;
     pub use crate::rule::{
         check_range, compile_one, hyper_type, unknown_hyper, Bound, HyperRange, HyperSpec,

@@ -3,7 +3,8 @@
 //! every length before it changes anything.
 
 use crate::error::{Error, Result};
-use crate::rule::{DynFloat, DynRule, HyperValue, State};
+use crate::rule::{DynFloat, DynRule, HyperValue, RuleInfo, State};
+use optdsl_lang::StateFormat;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -58,6 +59,43 @@ pub struct Optimizer<F: DynFloat> {
     groups: Vec<ParamGroup<F>>,
     steps: u64,
     guard: Option<FiniteGuard>,
+    compression: Compression,
+}
+
+/// How compressed an [`Optimizer`] keeps its tensors' state.
+///
+/// ```
+/// # extern crate optdsl_runtime as optdsl;
+/// use optdsl::{builtin_rule, Optimizer, StateFormat};
+/// let mut opt = Optimizer::<f32>::new().with_state_format(StateFormat::Q8);
+/// opt.add_group(builtin_rule("adam").unwrap(), &[10_000, 100]);
+/// let states = opt.groups()[0].states();
+/// // Adam's moments in 8 bits (the second on the unsigned map) for the large
+/// // tensor; the small one keeps f32, as bitsandbytes does under 4,096.
+/// assert_eq!(states[0].bytes_per_element(), 2.0 * (1.0 + 4.0 / 256.0) + 4.0);
+/// assert_eq!(states[1].bytes_per_element(), 3.0 * 4.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    /// The format of every buffer (a rule's own declarations win).
+    pub format: StateFormat,
+    /// Tensors with fewer elements keep the element type (bitsandbytes'
+    /// `min_8bit_size`, 4,096).
+    pub min_elements: usize,
+    /// `Some(seed)`: round to bfloat16 stochastically (torchao's
+    /// `bf16_stochastic_round`), each tensor's bits keyed by the seed and
+    /// the tensor's number.
+    pub stochastic_bf16: Option<u64>,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            format: StateFormat::Full,
+            min_elements: 4096,
+            stochastic_bf16: None,
+        }
+    }
 }
 
 /// What [`Optimizer::skip_non_finite`] keeps: how many steps were skipped.
@@ -105,7 +143,37 @@ impl<F: DynFloat> Optimizer<F> {
             groups: Vec::new(),
             steps: 0,
             guard: None,
+            compression: Compression::default(),
         }
+    }
+
+    /// This optimizer, keeping its state in `format` (see
+    /// [`Optimizer::set_compression`]).
+    pub fn with_state_format(mut self, format: StateFormat) -> Self {
+        self.set_compression(Compression {
+            format,
+            ..self.compression
+        });
+        self
+    }
+
+    /// Keeps every tensor's state as `c` says, converting the states there
+    /// are (their values rounded or quantized) and those of groups added
+    /// later.
+    pub fn set_compression(&mut self, c: Compression) {
+        self.compression = c;
+        let mut index = 0u64;
+        for g in &mut self.groups {
+            for s in &mut g.states {
+                apply_compression(&c, g.rule.info(), s, index);
+                index += 1;
+            }
+        }
+    }
+
+    /// How the state is kept.
+    pub fn compression(&self) -> Compression {
+        self.compression
     }
 
     /// An optimizer with one group: `rule` over tensors of the given lengths.
@@ -117,9 +185,15 @@ impl<F: DynFloat> Optimizer<F> {
 
     /// Adds a group: `rule` over tensors of the given lengths; returns its index.
     pub fn add_group(&mut self, rule: Box<dyn DynRule>, lens: &[usize]) -> usize {
+        let mut index = self.tensor_count() as u64;
         let states = lens
             .iter()
-            .map(|&n| F::dyn_init(rule.as_ref(), n))
+            .map(|&n| {
+                let mut s = F::dyn_init(rule.as_ref(), n);
+                apply_compression(&self.compression, rule.info(), &mut s, index);
+                index += 1;
+                s
+            })
             .collect();
         self.groups.push(ParamGroup { rule, states });
         self.groups.len() - 1
@@ -548,6 +622,19 @@ impl<F: DynFloat> OptimizerState<F> {
         }
         Ok(OptimizerState { steps, groups: out })
     }
+}
+
+/// Converts tensor `index`'s state `s` as `c` says.
+fn apply_compression<F: DynFloat>(c: &Compression, info: &RuleInfo, s: &mut State<F>, index: u64) {
+    let format = if s.len < c.min_elements {
+        StateFormat::Full
+    } else {
+        c.format
+    };
+    let seed = c
+        .stochastic_bf16
+        .map(|seed| seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    s.set_format(info, format, seed);
 }
 
 fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {

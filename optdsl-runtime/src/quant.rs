@@ -243,7 +243,9 @@ impl Packed {
             }
             _ => Err(Error::Invalid {
                 what: "joining compressed state".into(),
-                reason: "the parts differ in storage, or an 8-bit part does not end at a block boundary".into(),
+                reason:
+                    "the parts differ in storage, or an 8-bit part does not end at a block boundary"
+                        .into(),
             }),
         }
     }
@@ -251,18 +253,18 @@ impl Packed {
 
 /// A map with a table that finds the nearest code in a few operations.
 ///
-/// `lut[k]` for the 65,536 f32 values whose upper 16 bits are `k`: the least
-/// code any of them takes (low byte) and, when they take two, the index of
-/// the threshold in `thresholds` above which the next code is taken (high
-/// byte, 0 when there is one code). The table is built from the reference
-/// search ([`nearest_reference`]) at each group's ends, the threshold by
-/// bisection; codes are monotone in the value, and no group of 65,536
-/// consecutive floats spans more than two codes (checked when building).
+/// The 65,536 f32 values that share their upper 16 bits `k` (a "group", as
+/// bfloat16 rounds them) take at most two neighbouring codes, the second
+/// above a threshold (codes are monotone in the value; built from the
+/// reference search [`nearest_reference`] at each group's ends, the
+/// threshold by bisection, and checked when building). `lut[k]` packs the
+/// group's least code (bits 16..24), whether it splits (bit 24) and the
+/// threshold's rank within the group in value order (bits 0..16): a code is
+/// one load and an integer comparison.
 pub struct Quantizer {
     /// The 256 codes, ascending.
     pub map: [f32; 256],
-    lut: Vec<u16>,
-    thresholds: Vec<f32>,
+    lut: Box<[u32; 1 << 16]>,
 }
 
 /// The nearest code to `s` by exhaustive search, bitsandbytes' definition:
@@ -283,17 +285,33 @@ pub fn nearest_reference(map: &[f32; 256], s: f32) -> u8 {
     best as u8
 }
 
-/// The f32 with bits `k << 16 | low`, in value order within the group.
-fn group_value(k: u32, low: u32) -> f32 {
-    // Negative groups run downwards in value as the bits increase.
-    let low = if k & 0x8000 != 0 { 0xffff - low } else { low };
+/// Rank of the low 16 bits in value order within their group (negative
+/// groups run downwards in value as the bits increase).
+#[inline(always)]
+fn rank(bits: u32) -> u32 {
+    let low = bits & 0xffff;
+    if bits & 0x8000_0000 != 0 {
+        0xffff - low
+    } else {
+        low
+    }
+}
+
+/// The f32 of group `k` at `rank` in value order.
+fn group_value(k: u32, rank: u32) -> f32 {
+    let low = if k & 0x8000 != 0 { 0xffff - rank } else { rank };
     f32::from_bits(k << 16 | low)
 }
 
+const SPLIT: u32 = 1 << 24;
+const SLOW: u32 = 1 << 25;
+
 impl Quantizer {
     fn build(map: [f32; 256]) -> Quantizer {
-        let mut lut = vec![0u16; 1 << 16];
-        let mut thresholds = vec![f32::INFINITY];
+        let mut lut: Box<[u32; 1 << 16]> = vec![0u32; 1 << 16]
+            .into_boxed_slice()
+            .try_into()
+            .expect("65,536 entries");
         for k in 0..1u32 << 16 {
             let lo_v = group_value(k, 0);
             let hi_v = group_value(k, 0xffff);
@@ -302,9 +320,9 @@ impl Quantizer {
             }
             let a = nearest_reference(&map, lo_v);
             let b = nearest_reference(&map, hi_v);
-            let mut entry = u16::from(a);
+            let mut entry = u32::from(a) << 16;
             if b != a {
-                // Bisect for the last value that still takes `a`.
+                // Bisect for the last rank that still takes `a`.
                 let (mut l, mut h) = (0u32, 0xffffu32);
                 while h - l > 1 {
                     let mid = (l + h) / 2;
@@ -314,36 +332,30 @@ impl Quantizer {
                         h = mid;
                     }
                 }
-                let t = group_value(k, l);
-                let above = nearest_reference(&map, group_value(k, h));
-                if above != b || b != a + 1 || thresholds.len() > 255 {
-                    // More than two codes in one group: never for bitsandbytes'
-                    // maps; the slow search stays exact.
-                    entry = 0xffff;
+                if b == a + 1 && nearest_reference(&map, group_value(k, h)) == b {
+                    entry |= SPLIT | l;
                 } else {
-                    thresholds.push(t);
-                    entry |= ((thresholds.len() - 1) as u16) << 8;
+                    // More than two codes in the group: only groups of
+                    // magnitudes far above 1, which clamped values never
+                    // reach (f32 distances there lose monotonicity).
+                    entry = SLOW;
                 }
             }
             lut[k as usize] = entry;
         }
-        Quantizer {
-            map,
-            lut,
-            thresholds,
-        }
+        Quantizer { map, lut }
     }
 
     /// The nearest code to `s` (a value in `[-1, 1]`, or NaN).
     #[inline(always)]
     pub fn code(&self, s: f32) -> u8 {
-        let e = self.lut[(s.to_bits() >> 16) as usize];
-        if e == 0xffff {
+        let bits = s.to_bits();
+        let e = self.lut[(bits >> 16) as usize];
+        if e == SLOW {
             return nearest_reference(&self.map, s);
         }
-        let base = e as u8;
-        let split = (e >> 8) as usize;
-        base + u8::from(s > self.thresholds[split])
+        let above = (e & SPLIT != 0) && rank(bits) > (e & 0xffff);
+        ((e >> 16) as u8).wrapping_add(u8::from(above))
     }
 
     /// Quantizes one block: returns its absmax and writes each element's
@@ -441,7 +453,9 @@ mod tests {
             }
             let mut s = 0x1234_5678u64;
             for _ in 0..200_000 {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 probes.push(((s >> 40) as f32 / (1u64 << 23) as f32) * 2.0 - 1.0);
             }
             probes.extend([0.0, -0.0, 1.0, -1.0, f32::NAN, 1e-30, -1e-30]);

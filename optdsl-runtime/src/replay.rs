@@ -371,7 +371,10 @@ pub fn replay_as<F: DynFloat>(rule: &dyn DynRule, fixture: &Fixture) -> Result<O
 /// For an 8-bit fixture: the first difference between its maps and final
 /// state and ours (`None` when they agree bit for bit, or the fixture has
 /// none), or an error if the fixture's block size is not ours.
-fn compressed_state_differs<F: Float>(fixture: &Fixture, state: &State<F>) -> Result<Option<String>> {
+fn compressed_state_differs<F: Float>(
+    fixture: &Fixture,
+    state: &State<F>,
+) -> Result<Option<String>> {
     if let Some(b) = fixture.block_size {
         if b != QBLOCK {
             return Err(Error::Data {
@@ -387,7 +390,9 @@ fn compressed_state_differs<F: Float>(fixture: &Fixture, state: &State<F>) -> Re
         if let Some(map) = map {
             let ours = &quantizer(signed).map;
             if map.len() != 256 || map.iter().zip(ours).any(|(a, b)| *a as f32 != *b) {
-                return Ok(Some(format!("the fixture's {name} is not bitsandbytes' map optdsl uses")));
+                return Ok(Some(format!(
+                    "the fixture's {name} is not bitsandbytes' map optdsl uses"
+                )));
             }
         }
     }

@@ -263,15 +263,8 @@ impl<F: Float> State<F> {
     /// its declaration). `stochastic`: a seed, to round to bfloat16
     /// stochastically. The values held are converted.
     pub fn set_format(&mut self, info: &RuleInfo, format: StateFormat, stochastic: Option<u64>) {
-        let p = info.program();
-        let proven = optdsl_lang::bounds::never_negative_buffers(p);
-        for i in 0..self.buffers.len() {
-            let declared = p.storage.get(i).copied().unwrap_or_default();
-            let st = if declared != Storage::Full {
-                declared
-            } else {
-                Storage::for_format(format, proven.get(i).copied().unwrap_or(false))
-            };
+        let plan = optdsl_lang::storage::storage_for(info.program(), format);
+        for (i, &st) in plan.iter().enumerate() {
             let seed = (st == Storage::Bf16).then_some(stochastic).flatten();
             self.store(i, st, seed);
         }
@@ -316,9 +309,19 @@ impl<F: Float> State<F> {
     /// cut them): it must be of the same rule, step count, scalars and
     /// storage.
     pub fn append(&mut self, next: State<F>) -> Result<()> {
-        if (&self.rule, self.t, &self.scalars, self.buffers.len(), self.storage())
-            != (&next.rule, next.t, &next.scalars, next.buffers.len(), next.storage())
-        {
+        if (
+            &self.rule,
+            self.t,
+            &self.scalars,
+            self.buffers.len(),
+            self.storage(),
+        ) != (
+            &next.rule,
+            next.t,
+            &next.scalars,
+            next.buffers.len(),
+            next.storage(),
+        ) {
             return Err(Error::StateMismatch(
                 "joining pieces of a state: they differ in rule, step count, scalars or storage"
                     .into(),
@@ -447,7 +450,9 @@ impl<F: Float> State<F> {
         let packed = |i: usize| self.packed.get(i).and_then(Option::as_ref);
         if let Some((i, p)) = (0..self.buffers.len())
             .filter_map(|i| packed(i).map(|p| (i, p)))
-            .find(|(i, p)| p.len() != self.len || !p.is_consistent() || !self.buffers[*i].is_empty())
+            .find(|(i, p)| {
+                p.len() != self.len || !p.is_consistent() || !self.buffers[*i].is_empty()
+            })
         {
             return Err(Error::LengthMismatch {
                 what: format!("compressed state buffer `{}`", info.buffers[i]),

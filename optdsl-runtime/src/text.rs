@@ -14,11 +14,11 @@
 //! ```
 
 use crate::driver::run_pass_packed;
-use crate::quant::Packed;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::interp::{Interp, Tape};
 use crate::ir::scalars_of;
+use crate::quant::Packed;
 use crate::rule::{DynRule, HyperSpec, HyperValue, ProgramRef, RuleInfo, State};
 use optdsl_lang::eval::{scalar, Leaves, Scalar};
 use optdsl_lang::ir::{Program, Slot};
@@ -256,7 +256,8 @@ fn run<F: Float>(
     let step = state.t;
     let mut w_slot: Option<&mut [F]> = Some(w);
     let mut buffers: Vec<Option<&mut Vec<F>>> = state.buffers.iter_mut().map(Some).collect();
-    let mut packed: Vec<Option<&mut Packed>> = state.packed.iter_mut().map(Option::as_mut).collect();
+    let mut packed: Vec<Option<&mut Packed>> =
+        state.packed.iter_mut().map(Option::as_mut).collect();
     let mut reads: Vec<&[F]> = Vec::new();
     let mut writes: Vec<&mut [F]> = Vec::new();
     let mut packed_reads: Vec<Option<&Packed>> = Vec::new();

@@ -9,6 +9,7 @@ pub mod paths;
 pub mod progress;
 pub mod replay;
 pub mod rules;
+pub mod state;
 pub mod train;
 
 /// What a subcommand returns: an exit code, or an error printed as `error: ...`.

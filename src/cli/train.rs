@@ -55,6 +55,9 @@ pub struct Args {
     /// text by the interpreter).
     #[command(flatten)]
     pub rules: super::rules::RuleFiles,
+    /// How the optimizer keeps its state.
+    #[command(flatten)]
+    pub state: super::state::StateArgs,
     /// A hyperparameter, by name (repeatable): --set lr=0.1 --set nesterov=true.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -408,6 +411,7 @@ fn train<F: NetFloat>(
     };
     let net = Network::<F>::new_with(spec, args.seed, config.generator)?;
     let mut trainer = Trainer::new(net, rule, config)?;
+    trainer.set_compression(args.state.compression(args.seed));
     for kv in &args.bias_set {
         let (k, v) = parse_set(kv)?;
         trainer.set_bias_hyper(&k, v)?;

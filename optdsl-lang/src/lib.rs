@@ -51,12 +51,7 @@ pub fn compile(text: &str) -> Result<Vec<Program>, Vec<Diagnostic>> {
     let mut errors = check::check_names(&defs);
     let mut programs = Vec::new();
     for def in &defs {
-        let program = check::check(def).and_then(|typed| {
-            let p = lower::lower(&typed);
-            check_storage(&typed, &p)?;
-            Ok(p)
-        });
-        match program.and_then(|p| passes::check_limits(&p).map(|()| p)) {
+        match compile_rule(def) {
             Ok(p) => programs.push(p),
             Err(e) => errors.extend(e),
         }
@@ -67,6 +62,17 @@ pub fn compile(text: &str) -> Result<Vec<Program>, Vec<Diagnostic>> {
         errors.sort_by_key(|d| d.span.start);
         Err(errors)
     }
+}
+
+/// Checks and lowers one parsed rule: the typed tree, the IR, the storage
+/// declarations and the driver's limits (what [`compile`] and the
+/// `optimizer!` macro both run on each rule).
+pub fn compile_rule(def: &ast::RuleDef) -> Result<Program, Vec<Diagnostic>> {
+    let typed = check::check(def)?;
+    let p = lower::lower(&typed);
+    check_storage(&typed, &p)?;
+    passes::check_limits(&p)?;
+    Ok(p)
 }
 
 /// Every buffer declared `uq8` (the unsigned map) must be provably never

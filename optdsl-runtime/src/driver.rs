@@ -276,9 +276,7 @@ impl RawPacked {
                             std::slice::from_raw_parts(codes.add(i), b - a),
                         )
                     };
-                    for (o, &c) in out[a..b].iter_mut().zip(src) {
-                        *o = F::from_f64((q.map[c as usize] * scale) as f64);
-                    }
+                    q.dequantize(src, scale, &mut out[a..b]);
                     a = b;
                 }
             }

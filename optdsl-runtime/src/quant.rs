@@ -286,15 +286,11 @@ pub fn nearest_reference(map: &[f32; 256], s: f32) -> u8 {
 }
 
 /// Rank of the low 16 bits in value order within their group (negative
-/// groups run downwards in value as the bits increase).
+/// groups run downwards in value as the bits increase), without a branch.
 #[inline(always)]
 fn rank(bits: u32) -> u32 {
-    let low = bits & 0xffff;
-    if bits & 0x8000_0000 != 0 {
-        0xffff - low
-    } else {
-        low
-    }
+    let negative = ((bits as i32) >> 31) as u32;
+    (bits ^ negative) & 0xffff
 }
 
 /// The f32 of group `k` at `rank` in value order.
@@ -304,7 +300,6 @@ fn group_value(k: u32, rank: u32) -> f32 {
 }
 
 const SPLIT: u32 = 1 << 24;
-const SLOW: u32 = 1 << 25;
 
 impl Quantizer {
     fn build(map: [f32; 256]) -> Quantizer {
@@ -335,10 +330,12 @@ impl Quantizer {
                 if b == a + 1 && nearest_reference(&map, group_value(k, h)) == b {
                     entry |= SPLIT | l;
                 } else {
-                    // More than two codes in the group: only groups of
-                    // magnitudes far above 1, which clamped values never
-                    // reach (f32 distances there lose monotonicity).
-                    entry = SLOW;
+                    // More than two codes in one group happens only for
+                    // magnitudes far above 1 (where f32 distances lose
+                    // monotonicity), which the clamp to [-1, 1] never lets
+                    // through: those groups take the code of ±1.
+                    assert!(lo_v.abs() > 1.0, "the map splits a group below 1");
+                    entry = u32::from(nearest_reference(&map, lo_v.signum())) << 16;
                 }
             }
             lut[k as usize] = entry;
@@ -346,27 +343,106 @@ impl Quantizer {
         Quantizer { map, lut }
     }
 
-    /// The nearest code to `s` (a value in `[-1, 1]`, or NaN).
+    /// The nearest code to `s` (a value in `[-1, 1]`, or NaN; larger
+    /// magnitudes take the code of ±1): one load, no branch.
     #[inline(always)]
     pub fn code(&self, s: f32) -> u8 {
         let bits = s.to_bits();
         let e = self.lut[(bits >> 16) as usize];
-        if e == SLOW {
-            return nearest_reference(&self.map, s);
-        }
-        let above = (e & SPLIT != 0) && rank(bits) > (e & 0xffff);
-        ((e >> 16) as u8).wrapping_add(u8::from(above))
+        let above = ((e >> 24) & 1) & u32::from(rank(bits) > (e & 0xffff));
+        ((e >> 16) as u8).wrapping_add(above as u8)
     }
 
     /// Quantizes one block: returns its absmax and writes each element's
-    /// code (`xs` and `codes` of one length, at most [`QBLOCK`]).
+    /// code (`xs` and `codes` of one length, at most [`QBLOCK`]). Compiled
+    /// for AVX-512 and AVX2 too (table loads become gathers), the copy
+    /// chosen by the CPU.
     pub fn quantize(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
-        // Two loops the compiler vectorizes: the largest magnitude, and
-        // whether any is NaN (then the block's scale is NaN, as torch's max).
-        let largest = xs
-            .iter()
-            .fold(0.0f32, |m, &x| if x.abs() > m { x.abs() } else { m });
-        let absmax = if xs.iter().any(|x| x.is_nan()) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::exec::Simd;
+            match crate::exec::level_for(true) {
+                // SAFETY: the level is one this CPU has.
+                Simd::Avx512 => return unsafe { self.quantize_avx512(xs, codes) },
+                // SAFETY: as above.
+                Simd::Avx2 => return unsafe { self.quantize_avx2(xs, codes) },
+                Simd::Portable => {}
+            }
+        }
+        self.quantize_any(xs, codes)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+    unsafe fn quantize_avx512(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
+        self.quantize_any(xs, codes)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn quantize_avx2(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
+        self.quantize_any(xs, codes)
+    }
+
+    /// `out[i] = map[codes[i]] * scale`, in f32, converted to `F` (the
+    /// same copies per SIMD level as [`Quantizer::quantize`]).
+    pub fn dequantize<F: Float>(&self, codes: &[u8], scale: f32, out: &mut [F]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::exec::Simd;
+            match crate::exec::level_for(true) {
+                // SAFETY: the level is one this CPU has.
+                Simd::Avx512 => return unsafe { self.dequantize_avx512(codes, scale, out) },
+                // SAFETY: as above.
+                Simd::Avx2 => return unsafe { self.dequantize_avx2(codes, scale, out) },
+                Simd::Portable => {}
+            }
+        }
+        self.dequantize_any(codes, scale, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+    unsafe fn dequantize_avx512<F: Float>(&self, codes: &[u8], scale: f32, out: &mut [F]) {
+        self.dequantize_any(codes, scale, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dequantize_avx2<F: Float>(&self, codes: &[u8], scale: f32, out: &mut [F]) {
+        self.dequantize_any(codes, scale, out)
+    }
+
+    #[inline(always)]
+    fn dequantize_any<F: Float>(&self, codes: &[u8], scale: f32, out: &mut [F]) {
+        for (o, &c) in out.iter_mut().zip(codes) {
+            *o = F::from_f64((self.map[c as usize] * scale) as f64);
+        }
+    }
+
+    #[inline(always)]
+    fn quantize_any(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
+        // The largest magnitude and whether any is NaN (then the block's
+        // scale is NaN, as torch's max), per lane so that the compiler
+        // vectorizes it (max is exact in any order).
+        const L: usize = 16;
+        let mut most = [0.0f32; L];
+        let mut nan = [false; L];
+        let mut chunks = xs.chunks_exact(L);
+        for c in &mut chunks {
+            for j in 0..L {
+                let a = c[j].abs();
+                most[j] = if a > most[j] { a } else { most[j] };
+                nan[j] |= c[j].is_nan();
+            }
+        }
+        for (j, &x) in chunks.remainder().iter().enumerate() {
+            let a = x.abs();
+            most[j] = if a > most[j] { a } else { most[j] };
+            nan[j] |= x.is_nan();
+        }
+        let largest = most.iter().fold(0.0f32, |m, &a| if a > m { a } else { m });
+        let absmax = if nan.iter().any(|&b| b) {
             f32::NAN
         } else {
             largest

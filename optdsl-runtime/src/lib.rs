@@ -17,6 +17,7 @@ pub mod float;
 pub mod interp;
 pub mod ir;
 pub mod lbfgs;
+pub mod lbfgs_train;
 pub mod memory;
 pub mod net;
 pub mod optim;

@@ -10,6 +10,7 @@ pub mod progress;
 pub mod replay;
 pub mod rules;
 pub mod train;
+pub mod train_lbfgs;
 
 /// What a subcommand returns: an exit code, or an error printed as `error: ...`.
 pub type CliResult = Result<std::process::ExitCode, Box<dyn std::error::Error>>;

@@ -72,7 +72,8 @@ pub struct Fixture {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Objective {
     /// `quadratic-rosenbrock-12`: 1/2 Σᵢ sᵢ (wᵢ − 1)² + (1 − w₈)² + 10 (w₉ − w₈²)²
-    /// over 12 parameters (0-based indices).
+    /// over 12 parameters (0-based indices); `neg-quadratic-rosenbrock-12`:
+    /// its negation (for `maximize`).
     pub kind: String,
     /// The 12 scales sᵢ.
     #[serde(default)]
@@ -85,9 +86,12 @@ pub struct Objective {
 impl Objective {
     /// Checks the kind and the scales.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.kind != "quadratic-rosenbrock-12" {
+        if !matches!(
+            self.kind.as_str(),
+            "quadratic-rosenbrock-12" | "neg-quadratic-rosenbrock-12"
+        ) {
             return Err(format!(
-                "objective kind `{}`: the known kind is quadratic-rosenbrock-12",
+                "objective kind `{}`: the known kinds are quadratic-rosenbrock-12 and neg-quadratic-rosenbrock-12 (its negation, for maximize)",
                 self.kind
             ));
         }
@@ -111,7 +115,13 @@ impl Objective {
         let r = b - a * a;
         g[8] += -2.0 * (1.0 - a) - 40.0 * a * r;
         g[9] += 20.0 * r;
-        0.5 * quad + (1.0 - a) * (1.0 - a) + 10.0 * r * r
+        let f = 0.5 * quad + (1.0 - a) * (1.0 - a) + 10.0 * r * r;
+        if self.kind.starts_with("neg-") {
+            g.iter_mut().for_each(|x| *x = -*x);
+            -f
+        } else {
+            f
+        }
     }
 }
 

@@ -22,7 +22,9 @@ fn fixtures(dir: &str) -> Vec<PathBuf> {
 }
 
 fn load(name: &str) -> Fixture {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/last-rows").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/last-rows")
+        .join(name);
     Fixture::load(&path).unwrap()
 }
 
@@ -37,7 +39,13 @@ fn every_last_rows_fixture_replays_with_its_evaluation_counts() {
         }
     }
     assert_eq!(names.len(), 10, "{names:?}");
-    for want in ["lbfgs", "lbfgs-short", "lbfgs-strong-wolfe", "sparse-adam", "sparse-adam-f32"] {
+    for want in [
+        "lbfgs",
+        "lbfgs-short",
+        "lbfgs-strong-wolfe",
+        "sparse-adam",
+        "sparse-adam-f32",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
     }
 }
@@ -59,20 +67,33 @@ fn a_wrong_evaluation_count_loss_or_parameter_fails_at_its_step() {
             reference: 8.0
         }
     );
-    assert!(out.line("x").starts_with("FAIL x step=3 evaluations ours=7"), "{}", out.line("x"));
+    assert!(
+        out.line("x")
+            .starts_with("FAIL x step=3 evaluations ours=7"),
+        "{}",
+        out.line("x")
+    );
 
     let mut wrong = f.clone();
     wrong.losses[1] *= 1.0 + 1e-7;
     assert!(matches!(
         replay(&wrong).unwrap(),
-        Outcome::Mismatch { step: 2, what: "loss", .. }
+        Outcome::Mismatch {
+            step: 2,
+            what: "loss",
+            ..
+        }
     ));
 
     let mut wrong = f.clone();
     wrong.params[4][7] += 1e-6;
     assert!(matches!(
         replay(&wrong).unwrap(),
-        Outcome::Fail { step: 5, coord: 7, .. }
+        Outcome::Fail {
+            step: 5,
+            coord: 7,
+            ..
+        }
     ));
 
     // Without the line search the same start takes other steps.
@@ -155,7 +176,12 @@ fn run(lbfgs: &Lbfgs, steps: usize) -> (Vec<f64>, Vec<usize>) {
     let mut state = lbfgs.init(w.len());
     let mut evals = Vec::new();
     for _ in 0..steps {
-        evals.push(lbfgs.step(&mut state, &mut w, objective).unwrap().evaluations);
+        evals.push(
+            lbfgs
+                .step(&mut state, &mut w, objective)
+                .unwrap()
+                .evaluations,
+        );
     }
     (w, evals)
 }
@@ -176,35 +202,65 @@ fn the_options_do_what_pytorch_documents() {
     assert!(evals[0] > 1 && evals[0] <= base.max_eval(), "{evals:?}");
     assert_eq!(&evals[1..], [1, 1, 1], "{evals:?}");
     // A tighter tolerance_change goes on to the gradient tolerance.
-    let tight = Lbfgs { tolerance_change: 1e-20, ..base };
+    let tight = Lbfgs {
+        tolerance_change: 1e-20,
+        ..base
+    };
     let (w, evals) = run(&tight, 4);
     assert!(grad_max(&w) <= 1e-7, "{w:?} after {evals:?}");
     assert_eq!(evals.last(), Some(&1), "{evals:?}");
 
     // max_iter = 1: one evaluation (the last iteration does not re-evaluate).
-    let one = Lbfgs { max_iter: 1, ..base };
+    let one = Lbfgs {
+        max_iter: 1,
+        ..base
+    };
     assert_eq!(run(&one, 4).1, [1, 1, 1, 1]);
     // max_eval caps the evaluations of a step.
-    let capped = Lbfgs { max_eval: Some(3), ..base };
+    let capped = Lbfgs {
+        max_eval: Some(3),
+        ..base
+    };
     assert!(run(&capped, 3).1.iter().all(|&e| e == 3));
-    let capped_sw = Lbfgs { max_eval: Some(4), strong_wolfe: true, ..base };
+    let capped_sw = Lbfgs {
+        max_eval: Some(4),
+        strong_wolfe: true,
+        ..base
+    };
     assert!(run(&capped_sw, 3).1.iter().all(|&e| e <= 5));
     // A loose gradient tolerance: done at the first evaluation, nothing moves.
-    let loose = Lbfgs { tolerance_grad: 1e3, ..base };
+    let loose = Lbfgs {
+        tolerance_grad: 1e3,
+        ..base
+    };
     let (w, evals) = run(&loose, 2);
     assert_eq!((w, evals), (vec![-1.0, 2.0, 0.5, -0.3, 3.0], vec![1, 1]));
     // history_size and the line search change the trajectory.
-    let short = Lbfgs { history_size: 1, max_iter: 4, ..base };
-    let long = Lbfgs { max_iter: 4, ..base };
+    let short = Lbfgs {
+        history_size: 1,
+        max_iter: 4,
+        ..base
+    };
+    let long = Lbfgs {
+        max_iter: 4,
+        ..base
+    };
     assert_ne!(run(&short, 1).0, run(&long, 1).0);
     // With lr 1 the line search accepts every first trial step here (the
     // same points as the fixed step, and one more evaluation: the last
     // iteration's); with lr 3 it shortens the overshooting ones.
-    let sw = Lbfgs { strong_wolfe: true, max_iter: 4, ..base };
+    let sw = Lbfgs {
+        strong_wolfe: true,
+        max_iter: 4,
+        ..base
+    };
     let (w_sw, e_sw) = run(&sw, 1);
     assert_eq!((w_sw, e_sw), (run(&long, 1).0, vec![5]));
     let far = Lbfgs { lr: 3.0, ..long };
-    let far_sw = Lbfgs { strong_wolfe: true, ..far };
+    let far_sw = Lbfgs {
+        strong_wolfe: true,
+        ..far
+    };
     assert_ne!(run(&far_sw, 1).0, run(&far, 1).0);
     // lr = 0: no step at all, and the step ends on the lack of progress.
     let still = Lbfgs { lr: 0.0, ..base };
@@ -213,8 +269,15 @@ fn the_options_do_what_pytorch_documents() {
 
 #[test]
 fn maximizing_the_negation_is_minimizing_bit_for_bit() {
-    let min = Lbfgs { strong_wolfe: true, max_iter: 6, ..Lbfgs::default() };
-    let max = Lbfgs { maximize: true, ..min };
+    let min = Lbfgs {
+        strong_wolfe: true,
+        max_iter: 6,
+        ..Lbfgs::default()
+    };
+    let max = Lbfgs {
+        maximize: true,
+        ..min
+    };
     let (w_min, e_min) = run(&min, 3);
     let mut w = vec![-1.0, 2.0, 0.5, -0.3, 3.0];
     let mut state = max.init(w.len());
@@ -243,7 +306,10 @@ fn a_non_finite_objective_or_bad_lengths_are_typed_errors() {
     let e = lbfgs
         .step(&mut state, &mut w, |_, _| Ok(f64::NAN))
         .unwrap_err();
-    assert!(matches!(e, Error::NonFiniteObjective { evaluation: 1, .. }), "{e}");
+    assert!(
+        matches!(e, Error::NonFiniteObjective { evaluation: 1, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("non-finite loss"), "{e}");
     assert_eq!(w, [1.0, 2.0]);
 
@@ -253,7 +319,11 @@ fn a_non_finite_objective_or_bad_lengths_are_typed_errors() {
         .step(&mut state, &mut w, |w, g| {
             calls += 1;
             g[0] = 2.0 * w[0];
-            g[1] = if calls == 2 { f64::INFINITY } else { 2.0 * w[1] };
+            g[1] = if calls == 2 {
+                f64::INFINITY
+            } else {
+                2.0 * w[1]
+            };
             Ok(w[0] * w[0] + w[1] * w[1])
         })
         .unwrap_err();
@@ -267,7 +337,17 @@ fn a_non_finite_objective_or_bad_lengths_are_typed_errors() {
     let e = lbfgs
         .step(&mut state, &mut three, |_, _| Ok(0.0))
         .unwrap_err();
-    assert!(matches!(e, Error::LengthMismatch { expected: 3, got: 2, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::LengthMismatch {
+                expected: 3,
+                got: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     // A closure's own error is passed on.
     let e = lbfgs
@@ -281,7 +361,11 @@ fn a_non_finite_objective_or_bad_lengths_are_typed_errors() {
     assert!(e.to_string().contains("out of data"), "{e}");
 
     // strong_wolfe with max_eval 0, where PyTorch's line search fails.
-    let bad = Lbfgs { strong_wolfe: true, max_eval: Some(0), ..lbfgs };
+    let bad = Lbfgs {
+        strong_wolfe: true,
+        max_eval: Some(0),
+        ..lbfgs
+    };
     let e = bad.step(&mut bad.init(2), &mut w, objective2).unwrap_err();
     assert!(e.to_string().contains("max_eval >= 1"), "{e}");
 }
@@ -346,7 +430,11 @@ fn the_train_command_trains_full_batch_and_refuses_mini_batches() {
         dir.to_str().unwrap(),
     ]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let acc: f64 = text
         .lines()
         .last()
@@ -362,9 +450,18 @@ fn the_train_command_trains_full_batch_and_refuses_mini_batches() {
 
     for (flags, says) in [
         (vec!["--batch", "32"], "--batch all"),
-        (vec!["--batch", "all", "--schedule", "cosine"], "--schedule constant"),
-        (vec!["--batch", "all", "--set", "history_size=0"], "history_size"),
-        (vec!["--batch", "all", "--set", "line_search=1"], "strong_wolfe"),
+        (
+            vec!["--batch", "all", "--schedule", "cosine"],
+            "--schedule constant",
+        ),
+        (
+            vec!["--batch", "all", "--set", "history_size=0"],
+            "history_size",
+        ),
+        (
+            vec!["--batch", "all", "--set", "line_search=1"],
+            "strong_wolfe",
+        ),
     ] {
         let args: Vec<&str> = ["train", "--optimizer", "lbfgs", "--epochs", "1"]
             .into_iter()
@@ -372,6 +469,9 @@ fn the_train_command_trains_full_batch_and_refuses_mini_batches() {
             .collect();
         let out = optdsl(&args);
         let err = String::from_utf8(out.stderr).unwrap();
-        assert!(!out.status.success() && err.contains(says), "{flags:?}: {err}");
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{flags:?}: {err}"
+        );
     }
 }

@@ -11,7 +11,9 @@ use optdsl::{builtin_rule, DynFloat, DynRule, HyperValue, Optimizer, State};
 const COLS: usize = 3;
 
 fn table(rows: usize) -> Vec<f64> {
-    (0..rows * COLS).map(|i| ((i * 37 % 11) as f64 - 5.0) / 4.0).collect()
+    (0..rows * COLS)
+        .map(|i| ((i * 37 % 11) as f64 - 5.0) / 4.0)
+        .collect()
 }
 
 fn adam_like(name: &str) -> Box<dyn DynRule> {
@@ -33,7 +35,10 @@ fn only_touched_rows_and_their_state_change() {
     step_rows(rule.as_ref(), &mut state, &mut w, &g).unwrap();
     let before = table(5);
     for r in [0, 2, 4] {
-        assert_eq!(w[r * COLS..(r + 1) * COLS], before[r * COLS..(r + 1) * COLS]);
+        assert_eq!(
+            w[r * COLS..(r + 1) * COLS],
+            before[r * COLS..(r + 1) * COLS]
+        );
         for b in &state.buffers {
             assert!(b[r * COLS..(r + 1) * COLS].iter().all(|&x| x == 0.0));
         }
@@ -177,11 +182,16 @@ fn bad_rows_and_lengths_are_typed_errors_and_change_nothing() {
         assert!(e.to_string().contains(says), "{e}");
         assert_eq!((&w, &state), (&table(3), &fresh));
     }
-    let e = step_rows(rule.as_ref(), &mut state, &mut w[..6], &SparseGrad {
-        cols: COLS,
-        rows: &[0],
-        values: &[0.0; 3],
-    })
+    let e = step_rows(
+        rule.as_ref(),
+        &mut state,
+        &mut w[..6],
+        &SparseGrad {
+            cols: COLS,
+            rows: &[0],
+            values: &[0.0; 3],
+        },
+    )
     .unwrap_err();
     assert!(matches!(e, Error::LengthMismatch { .. }), "{e}");
 }
@@ -207,7 +217,15 @@ fn rules_that_are_not_row_local_are_refused() {
         assert!(step_rows(rule.as_ref(), &mut state, &mut w, &g).is_err());
         assert_eq!(w, [1.0; 6]);
     }
-    for name in ["sparse_adam", "adam", "sgd", "adagrad", "rmsprop", "asgd", "nadam"] {
+    for name in [
+        "sparse_adam",
+        "adam",
+        "sgd",
+        "adagrad",
+        "rmsprop",
+        "asgd",
+        "nadam",
+    ] {
         check_row_local(builtin_rule(name).unwrap().info()).unwrap();
     }
 }
@@ -272,5 +290,8 @@ fn a_non_finite_sparse_gradient_is_skipped_when_asked() {
         values: &[f64::NAN, 1.0],
     };
     opt.step_sparse(&mut [&mut w], &[g]).unwrap();
-    assert_eq!((w.clone(), opt.skipped_steps(), opt.steps()), (vec![0.5; 4], 1, 0));
+    assert_eq!(
+        (w.clone(), opt.skipped_steps(), opt.steps()),
+        (vec![0.5; 4], 1, 0)
+    );
 }

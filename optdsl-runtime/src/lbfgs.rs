@@ -334,10 +334,10 @@ impl Lbfgs {
                     axpy(&mut q, -al[i], &state.old_dirs[i]);
                 }
                 let h = F::from_f64(state.h_diag);
-                q.iter_mut().for_each(|x| *x = *x * h);
-                for i in 0..num_old {
+                q.iter_mut().for_each(|x| *x *= h);
+                for (i, al_i) in al.iter().enumerate() {
                     let be_i = dot(&state.old_dirs[i], &q) * state.ro[i];
-                    axpy(&mut q, al[i] - be_i, &state.old_stps[i]);
+                    axpy(&mut q, al_i - be_i, &state.old_stps[i]);
                 }
                 state.d = q;
             }
@@ -461,10 +461,7 @@ impl<F: Float, C: FnMut(&[F], &mut [F]) -> Result<f64>> Evaluator<'_, F, C> {
         let loss = self.at(w);
         w.copy_from_slice(x);
         let loss = loss?;
-        Ok((
-            if self.maximize { -loss } else { loss },
-            self.grad.clone(),
-        ))
+        Ok((if self.maximize { -loss } else { loss }, self.grad.clone()))
     }
 }
 
@@ -478,7 +475,7 @@ fn dot<F: Float>(a: &[F], b: &[F]) -> f64 {
 /// `y += alpha * x` (PyTorch's `y.add_(x, alpha=alpha)`).
 fn axpy<F: Float>(y: &mut [F], alpha: f64, x: &[F]) {
     let a = F::from_f64(alpha);
-    y.iter_mut().zip(x).for_each(|(y, &x)| *y = *y + a * x);
+    y.iter_mut().zip(x).for_each(|(y, &x)| *y += a * x);
 }
 
 /// `w += t * d` (PyTorch's `_add_grad(t, d)`).

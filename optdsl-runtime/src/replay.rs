@@ -289,7 +289,11 @@ pub fn builtin_name(reference: &str) -> Result<&'static str> {
     builtins()
         .iter()
         .find(|b| b.name == key)
-        .or_else(|| builtins().iter().find(|b| name_key(b.name) == name_key(&key)))
+        .or_else(|| {
+            builtins()
+                .iter()
+                .find(|b| name_key(b.name) == name_key(&key))
+        })
         .map(|b| b.name)
         .ok_or_else(|| Error::UnknownOptimizer {
             name: reference.to_string(),
@@ -535,7 +539,12 @@ fn replay_sparse_as<F: DynFloat>(rule: &dyn DynRule, fixture: &Fixture) -> Resul
     let mut state = F::dyn_init(rule, w.len());
     let mut check = Checker::new(fixture.tolerance);
     for (k, (step, want)) in fixture.sparse_grads.iter().zip(&fixture.params).enumerate() {
-        let values: Vec<F> = step.values.iter().flatten().map(|&x| F::from_f64(x)).collect();
+        let values: Vec<F> = step
+            .values
+            .iter()
+            .flatten()
+            .map(|&x| F::from_f64(x))
+            .collect();
         let grad = crate::sparse::SparseGrad {
             cols,
             rows: &step.rows,
@@ -594,7 +603,9 @@ pub fn replay_closure_as<F: DynFloat>(fixture: &Fixture) -> Result<Outcome> {
         let report = lbfgs.step(&mut state, &mut w, |w, g| {
             w64.iter_mut().zip(w).for_each(|(a, &b)| *a = b.to_f64());
             let loss = objective.eval(&w64, &mut g64);
-            g.iter_mut().zip(&g64).for_each(|(a, &b)| *a = F::from_f64(b));
+            g.iter_mut()
+                .zip(&g64)
+                .for_each(|(a, &b)| *a = F::from_f64(b));
             Ok(loss)
         })?;
         let step = k + 1;

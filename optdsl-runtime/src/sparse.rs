@@ -129,7 +129,7 @@ pub fn coalesce<F: DynFloat>(len: usize, grad: &SparseGrad<'_, F>) -> Result<(Ve
         if rows.last() == Some(&grad.rows[i]) {
             let start = values.len() - cols;
             for (acc, &v) in values[start..].iter_mut().zip(src) {
-                *acc = *acc + v;
+                *acc += v;
             }
         } else {
             rows.push(grad.rows[i]);

@@ -65,12 +65,12 @@ pub fn run(args: Args) -> CliResult {
             .iter()
             .map(|(name, default)| format!("{name}={default}"))
             .collect();
+        let reference = "torch.optim.LBFGS (closure-driven; train with --batch all); Nocedal 1980, Liu & Nocedal 1989";
         println!(
-            "{:<22} {:<10} {:<60} {}",
+            "{:<22} {:<10} {:<60} {reference}",
             "lbfgs",
             "curvature",
             options.join(" "),
-            "torch.optim.LBFGS (closure-driven; train with --batch all); Nocedal 1980, Liu & Nocedal 1989"
         );
     }
     if args.family.as_deref().map_or(true, |f| f == "file") {

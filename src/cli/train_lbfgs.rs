@@ -50,7 +50,10 @@ fn check(args: &Args) -> Result<(), Error> {
         );
     }
     if args.distributed || args.shard_state {
-        return refuse("--distributed", "L-BFGS trains on one process; leave it out");
+        return refuse(
+            "--distributed",
+            "L-BFGS trains on one process; leave it out",
+        );
     }
     if args.save.is_some() || args.resume.is_some() {
         return refuse(

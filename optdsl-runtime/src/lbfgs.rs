@@ -239,12 +239,14 @@ impl Lbfgs {
     /// at `w`, writes its gradient into `g` (as long as `w`) and returns the
     /// loss. Returns the loss at the start and the number of evaluations.
     ///
-    /// Errors (typed, nothing of `params` changed by the failing
-    /// evaluation's step): `params` not of the state's length; a closure
-    /// error, passed on; a loss or gradient that is NaN or infinite
-    /// ([`Error::NonFiniteObjective`]), where PyTorch would go on with NaN;
-    /// `strong_wolfe` with `max_eval` 0, on which PyTorch's line search
-    /// fails.
+    /// Errors, typed: `params` not of the state's length, or `strong_wolfe`
+    /// with `max_eval` 0 (on which PyTorch's line search fails), before
+    /// anything is evaluated; a closure error, passed on, and a loss or
+    /// gradient that is NaN or infinite ([`Error::NonFiniteObjective`],
+    /// where PyTorch would go on with NaN), which end the step: `params`
+    /// hold the point of the failing evaluation without line search, the
+    /// last accepted point with it (the start, after an error at the first
+    /// evaluation).
     pub fn step<F: Float, C>(
         &self,
         state: &mut LbfgsState<F>,
@@ -723,8 +725,9 @@ mod tests {
         // clamped to the bounds
         let x = cubic_interpolate((0.0, 4.0, -4.0), (3.0, 1.0, 2.0), Some((2.5, 5.0)));
         assert_eq!(x, 2.5);
-        // no real minimizer: the midpoint of the bounds
-        let x = cubic_interpolate((0.0, 0.0, 1.0), (1.0, 0.0, 1.0), Some((0.0, 4.0)));
+        // rising with slope 1 at both ends by less than 1: no minimizer,
+        // the midpoint of the bounds
+        let x = cubic_interpolate((0.0, 0.0, 1.0), (1.0, 0.5, 1.0), Some((0.0, 4.0)));
         assert_eq!(x, 2.0);
     }
 

@@ -202,6 +202,7 @@ fn rules_that_are_not_row_local_are_refused() {
         ("lamb", "reduces over the whole tensor"),
         ("seed-rmsprop-sigma", "starts from per-element values"),
         ("vsgd", "takes inputs [h]"),
+        ("adam8bit", "declared compressed"),
     ] {
         let rule = builtin_rule(name).unwrap();
         let e = check_row_local(rule.info()).unwrap_err();

@@ -23,6 +23,8 @@ pub mod net;
 pub mod optim;
 pub mod parallel;
 pub mod plot;
+pub mod qmaps;
+pub mod quant;
 pub mod replay;
 pub mod rng;
 pub mod rule;
@@ -44,11 +46,12 @@ pub use text::{RuleErrors, Rules, TextRule};
 /// What generated code names, by absolute path; not a public interface.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::driver::{run_pass, FnKernel, KernelFn, Walk};
+    pub use crate::driver::{packed_views, run_pass, run_pass_packed, FnKernel, KernelFn, Walk};
     pub use crate::error::Result;
     pub use crate::exec::Simd;
     pub use crate::float::{Float, Real};
     pub use crate::net;
+    pub use crate::quant::Packed;
     pub use crate::rng;
     pub use crate::rule::{
         check_range, compile_one, hyper_type, unknown_hyper, Bound, HyperRange, HyperSpec,

@@ -462,19 +462,7 @@ impl<F: DynFloat> OptimizerState<F> {
                 }
                 let (lo, hi) = (range.start.max(offset), range.end.min(offset + s.len));
                 if lo < hi {
-                    let piece = (lo - offset)..(hi - offset);
-                    states.push(State {
-                        rule: s.rule.clone(),
-                        fingerprint: s.fingerprint,
-                        t: s.t,
-                        len: piece.len(),
-                        buffers: s
-                            .buffers
-                            .iter()
-                            .map(|b| b[piece.clone()].to_vec())
-                            .collect(),
-                        scalars: s.scalars.clone(),
-                    });
+                    states.push(s.slice((lo - offset)..(hi - offset))?);
                 }
                 offset += s.len;
             }
@@ -541,10 +529,7 @@ impl<F: DynFloat> OptimizerState<F> {
                             "group {gi}, tensor {ti}: its pieces differ in step count or scalars"
                         )));
                     }
-                    for (b, p) in whole.buffers.iter_mut().zip(piece.buffers) {
-                        b.extend(p);
-                    }
-                    whole.len += piece.len;
+                    whole.append(piece)?;
                 }
                 if whole.len != len {
                     return Err(mismatch(format!(
@@ -658,6 +643,11 @@ impl<F: DynFloat> Optimizer<F> {
         for (i, ((p, g), state)) in params.iter().zip(grads).zip(states).enumerate() {
             check_len(&format!("parameter tensor {i}"), state.len, p.len())?;
             coalesced.push(crate::sparse::coalesce(state.len, g)?);
+        }
+        for g in &self.groups {
+            for state in &g.states {
+                crate::sparse::check_uncompressed(g.rule.info(), state)?;
+            }
         }
         if self.skip(coalesced.iter().map(|c| c.1.as_slice()))? {
             return Ok(());

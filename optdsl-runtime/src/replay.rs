@@ -5,7 +5,10 @@
 
 use crate::builtin::{builtin_rule, builtins};
 use crate::error::{Error, Result};
-use crate::rule::{DynFloat, DynRule, HyperValue};
+use crate::float::Float;
+use crate::quant::{quantizer, Packed};
+use crate::rule::{DynFloat, DynRule, HyperValue, State};
+use optdsl_lang::QBLOCK;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -66,6 +69,20 @@ pub struct Fixture {
     /// `sparse_grads[k]`: the row-sparse gradient of step k + 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sparse_grads: Vec<SparseStep>,
+    /// 8-bit fixtures: elements per quantization block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<usize>,
+    /// 8-bit fixtures: the signed map the reference used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qmap_signed: Option<Vec<f64>>,
+    /// 8-bit fixtures: the unsigned map the reference used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qmap_unsigned: Option<Vec<f64>>,
+    /// 8-bit fixtures: the compressed state after the last step
+    /// (`state1`/`absmax1` for the rule's first buffer, `state2`/`absmax2`
+    /// for its second), which a replay must reproduce exactly.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub final_state: BTreeMap<String, Vec<f64>>,
 }
 
 /// A closure-driven fixture's objective, by kind.
@@ -428,6 +445,12 @@ pub enum Outcome {
         /// The largest relative error.
         max_rel_err: f64,
     },
+    /// The parameters passed, but the final compressed state differs from
+    /// the reference's.
+    StateFail {
+        /// What differs, first.
+        what: String,
+    },
     /// The first value out of tolerance.
     Fail {
         /// The step (from 1).
@@ -465,6 +488,7 @@ impl Outcome {
     pub fn line(&self, name: &str) -> String {
         match self {
             Outcome::Pass { max_rel_err } => format!("PASS {name} max_rel_err={max_rel_err:.3e}"),
+            Outcome::StateFail { what } => format!("FAIL {name} final state: {what}"),
             Outcome::Fail {
                 step,
                 coord,
@@ -679,9 +703,75 @@ pub fn replay_as<F: DynFloat>(rule: &dyn DynRule, fixture: &Fixture) -> Result<O
             return Ok(fail);
         }
     }
+    if let Some(what) = compressed_state_differs(fixture, &state)? {
+        return Ok(Outcome::StateFail { what });
+    }
     Ok(Outcome::Pass {
         max_rel_err: check.max_rel_err,
     })
+}
+
+/// For an 8-bit fixture: the first difference between its maps and final
+/// state and ours (`None` when they agree bit for bit, or the fixture has
+/// none), or an error if the fixture's block size is not ours.
+fn compressed_state_differs<F: Float>(
+    fixture: &Fixture,
+    state: &State<F>,
+) -> Result<Option<String>> {
+    if let Some(b) = fixture.block_size {
+        if b != QBLOCK {
+            return Err(Error::Data {
+                source_name: fixture.name.clone(),
+                reason: format!("block_size {b}: optdsl quantizes in blocks of {QBLOCK}"),
+            });
+        }
+    }
+    for (name, map, signed) in [
+        ("qmap_signed", &fixture.qmap_signed, true),
+        ("qmap_unsigned", &fixture.qmap_unsigned, false),
+    ] {
+        if let Some(map) = map {
+            let ours = &quantizer(signed).map;
+            if map.len() != 256 || map.iter().zip(ours).any(|(a, b)| *a as f32 != *b) {
+                return Ok(Some(format!(
+                    "the fixture's {name} is not bitsandbytes' map optdsl uses"
+                )));
+            }
+        }
+    }
+    for k in 1..=2usize {
+        let (codes_key, absmax_key) = (format!("state{k}"), format!("absmax{k}"));
+        let (Some(want_codes), Some(want_absmax)) = (
+            fixture.final_state.get(&codes_key),
+            fixture.final_state.get(&absmax_key),
+        ) else {
+            continue;
+        };
+        let Some(Some(Packed::Q8 { codes, absmax, .. })) = state.packed.get(k - 1) else {
+            return Ok(Some(format!(
+                "the fixture has an 8-bit {codes_key}; the rule's buffer {k} is not 8-bit"
+            )));
+        };
+        if let Some(i) = (0..want_codes.len().max(codes.len()))
+            .find(|&i| want_codes.get(i).map(|&c| c as u8) != codes.get(i).copied())
+        {
+            return Ok(Some(format!(
+                "{codes_key}[{i}]: ours {:?}, reference {:?}",
+                codes.get(i),
+                want_codes.get(i)
+            )));
+        }
+        if let Some(i) = (0..want_absmax.len().max(absmax.len()))
+            .find(|&i| want_absmax.get(i).map(|&a| a as f32) != absmax.get(i).copied())
+        {
+            return Ok(Some(format!(
+                "{absmax_key}[{i}]: ours {:?}, reference {:?}",
+                absmax.get(i),
+                want_absmax.get(i)
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Replays `fixture` through the built-in it names, in its dtype (a
@@ -738,6 +828,10 @@ mod tests {
             evaluations: vec![],
             shape: None,
             sparse_grads: vec![],
+            block_size: None,
+            qmap_signed: None,
+            qmap_unsigned: None,
+            final_state: BTreeMap::new(),
         }
     }
 

@@ -16,8 +16,9 @@
 //! Refused with [`Error::NotRowLocal`]: rules with a reduction over the
 //! tensor (`sum`, `norm`, ...: their update of one row reads every row),
 //! rules whose state starts from per-element values of the first step (such
-//! a buffer would start from the first-touched rows only) and rules that
-//! take `input`s beside the gradient.
+//! a buffer would start from the first-touched rows only), rules that take
+//! `input`s beside the gradient, and compressed state (8-bit blocks span
+//! rows).
 //!
 //! ```
 //! # extern crate optdsl_runtime as optdsl;
@@ -76,6 +77,16 @@ pub fn check_row_local(info: &RuleInfo) -> Result<()> {
     {
         return refuse(format!(
             "its state `{}` starts from per-element values of the first step, which a sparse step would give only the rows it touches",
+            info.buffers.get(k).copied().unwrap_or("?")
+        ));
+    }
+    if let Some(k) = p
+        .storage
+        .iter()
+        .position(|s| *s != optdsl_lang::Storage::Full)
+    {
+        return refuse(format!(
+            "its state `{}` is declared compressed (8-bit blocks span rows; bf16 is not kept per row here)",
             info.buffers.get(k).copied().unwrap_or("?")
         ));
     }
@@ -153,8 +164,22 @@ pub fn step_rows<F: DynFloat>(
     let info = rule.info();
     check_row_local(info)?;
     state.check(info, w.len(), w.len())?;
+    check_uncompressed(info, state)?;
     let (rows, g) = coalesce(w.len(), grad)?;
     step_coalesced(rule, state, w, grad.cols, &rows, &g)
+}
+
+/// Refuses a state whose buffers are kept compressed ([`State::set_format`]:
+/// 8-bit blocks of 256 elements span rows, so a row's codes cannot change
+/// alone).
+pub fn check_uncompressed<F: DynFloat>(info: &RuleInfo, state: &State<F>) -> Result<()> {
+    if state.packed.iter().any(Option::is_some) {
+        return Err(Error::NotRowLocal {
+            rule: info.name.to_string(),
+            reason: "its state is kept compressed (8-bit or bf16), whose blocks span rows; keep the state in the element type".into(),
+        });
+    }
+    Ok(())
 }
 
 /// [`step_rows`] after the checks, on a coalesced gradient.
@@ -181,6 +206,7 @@ pub(crate) fn step_coalesced<F: DynFloat>(
         len: n,
         buffers: state.buffers.iter().map(|b| gather(b)).collect(),
         scalars: state.scalars.clone(),
+        packed: Vec::new(),
     };
     let mut ws = gather(w);
     F::dyn_step(rule, &mut sub, &mut ws, g, &[])?;
@@ -196,4 +222,29 @@ pub(crate) fn step_coalesced<F: DynFloat>(
     state.t = sub.t;
     state.scalars = sub.scalars;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builtin_rule;
+
+    #[test]
+    fn a_compressed_state_is_refused_and_unchanged() {
+        let rule = builtin_rule("sparse_adam").unwrap();
+        let mut w = vec![1.0f32; 512];
+        let mut state: State<f32> = f32::dyn_init(rule.as_ref(), w.len());
+        state.set_format(rule.info(), optdsl_lang::StateFormat::Q8, None);
+        assert!(state.packed.iter().any(Option::is_some));
+        let before = state.clone();
+        let g = SparseGrad {
+            cols: 2,
+            rows: &[7],
+            values: &[1.0f32, 1.0],
+        };
+        let e = step_rows(rule.as_ref(), &mut state, &mut w, &g).unwrap_err();
+        assert!(matches!(e, Error::NotRowLocal { .. }), "{e}");
+        assert!(e.to_string().contains("compressed"), "{e}");
+        assert_eq!((state, w), (before, vec![1.0f32; 512]));
+    }
 }

@@ -13,11 +13,12 @@
 //! assert_eq!(w, [0.5, 2.5]);
 //! ```
 
-use crate::driver::run_pass;
+use crate::driver::run_pass_packed;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::interp::{Interp, Tape};
 use crate::ir::scalars_of;
+use crate::quant::Packed;
 use crate::rule::{DynRule, HyperSpec, HyperValue, ProgramRef, RuleInfo, State};
 use optdsl_lang::eval::{scalar, Leaves, Scalar};
 use optdsl_lang::ir::{Program, Slot};
@@ -251,41 +252,58 @@ fn run<F: Float>(
     inputs: &[&[F]],
 ) -> Result<Vec<f64>> {
     let tape = Tape::<F>::new(p, pass, known);
+    let n = w.len();
+    let step = state.t;
     let mut w_slot: Option<&mut [F]> = Some(w);
     let mut buffers: Vec<Option<&mut Vec<F>>> = state.buffers.iter_mut().map(Some).collect();
+    let mut packed: Vec<Option<&mut Packed>> =
+        state.packed.iter_mut().map(Option::as_mut).collect();
     let mut reads: Vec<&[F]> = Vec::new();
     let mut writes: Vec<&mut [F]> = Vec::new();
+    let mut packed_reads: Vec<Option<&Packed>> = Vec::new();
+    let mut packed_writes: Vec<Option<&mut Packed>> = Vec::new();
     // Slots in order; each is read or written, never both.
     for &(slot, written) in &pass.slots {
-        let taken: Option<&mut [F]> = match slot {
-            Slot::W => w_slot.take(),
-            Slot::Buffer(i) => buffers
-                .get_mut(i)
-                .and_then(Option::take)
-                .map(Vec::as_mut_slice),
+        let (taken, pk): (Option<&mut [F]>, Option<&mut Packed>) = match slot {
+            Slot::W => (w_slot.take(), None),
+            Slot::Buffer(i) => (
+                buffers
+                    .get_mut(i)
+                    .and_then(Option::take)
+                    .map(Vec::as_mut_slice),
+                packed.get_mut(i).and_then(Option::take),
+            ),
             Slot::G => {
                 reads.push(g);
+                packed_reads.push(None);
                 continue;
             }
             Slot::Input(i) => {
                 reads.push(inputs[i]);
+                packed_reads.push(None);
                 continue;
             }
         };
         let Some(x) = taken else { continue };
         if written {
             writes.push(x);
+            packed_writes.push(pk);
         } else {
             reads.push(x);
+            packed_reads.push(pk.map(|p| &*p));
         }
     }
     let kinds: Vec<optdsl_lang::Reduction> = pass.reductions.iter().map(|r| r.0).collect();
     let mut out = vec![0.0; kinds.len()];
-    run_pass(
+    run_pass_packed(
         |simd| Interp::new(&tape, simd),
         pass.heavy,
+        n,
+        step,
         &reads,
         &mut writes,
+        &packed_reads,
+        &mut packed_writes,
         &kinds,
         &mut out,
     )

@@ -648,3 +648,113 @@ fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
         })
     }
 }
+
+/// Closure-driven and row-sparse steps.
+impl<F: DynFloat> Optimizer<F> {
+    /// A step driven by a closure, as PyTorch's `optimizer.step(closure)`:
+    /// `closure(params, grads)` evaluates the objective at `params` (the flat
+    /// buffer of every tensor), writes its gradient into `grads` (zeroed
+    /// before, as long as `params`) and returns the loss; then the rules step
+    /// `params` from that gradient ([`Optimizer::step_flat`]). Returns the
+    /// loss. For L-BFGS, which evaluates the closure several times a step,
+    /// see [`crate::lbfgs::Lbfgs::step`].
+    ///
+    /// A NaN or infinite loss is [`Error::NonFiniteObjective`] and nothing
+    /// changes; a non-finite gradient is stepped or skipped as `step_flat`
+    /// does.
+    ///
+    /// ```
+    /// # extern crate optdsl_runtime as optdsl;
+    /// use optdsl::{builtin_rule, Optimizer, HyperValue};
+    /// let mut sgd = builtin_rule("sgd").unwrap();
+    /// sgd.set_hyper("lr", HyperValue::Num(0.25)).unwrap();
+    /// let mut opt = Optimizer::<f64>::with_rule(sgd, &[1]);
+    /// let mut w = vec![3.0];
+    /// // f(w) = w^2
+    /// let loss = opt.step_with_closure(&mut w, |w, g| { g[0] = 2.0 * w[0]; Ok(w[0] * w[0]) }).unwrap();
+    /// assert_eq!((loss, w[0]), (9.0, 1.5));
+    /// ```
+    pub fn step_with_closure<C>(&mut self, params: &mut [F], mut closure: C) -> Result<f64>
+    where
+        C: FnMut(&[F], &mut [F]) -> Result<f64>,
+    {
+        let total = self.param_count();
+        check_len("the parameter buffer", total, params.len())?;
+        let mut grads = vec![F::ZERO; total];
+        let loss = closure(params, &mut grads)?;
+        if !loss.is_finite() {
+            return Err(Error::NonFiniteObjective {
+                what: "loss".into(),
+                evaluation: 1,
+                value: loss.to_string(),
+            });
+        }
+        self.step_flat(params, &grads)?;
+        Ok(loss)
+    }
+
+    /// One step from row-sparse gradients (see [`crate::sparse`]):
+    /// `params[i]` is tensor i (row-major), `grads[i]` its touched rows and
+    /// their values. Only those rows of the tensor and of its state change;
+    /// every tensor's step count advances, as PyTorch's SparseAdam counts a
+    /// step for every parameter with a gradient. Every check comes first
+    /// (the rules are row-local, the lengths, the rows in range); on an
+    /// error nothing has changed.
+    ///
+    /// ```
+    /// # extern crate optdsl_runtime as optdsl;
+    /// use optdsl::sparse::SparseGrad;
+    /// use optdsl::{builtin_rule, Optimizer};
+    /// let mut opt = Optimizer::<f32>::with_rule(builtin_rule("sparse_adam").unwrap(), &[8]);
+    /// let mut table = vec![1.0f32; 8]; // 4 rows of 2
+    /// let g = SparseGrad { cols: 2, rows: &[3], values: &[0.5, -0.5] };
+    /// opt.step_sparse(&mut [&mut table], &[g]).unwrap();
+    /// assert_eq!(&table[..6], &[1.0; 6]);
+    /// assert!(table[6] < 1.0 && table[7] > 1.0);
+    /// let bad = SparseGrad { cols: 2, rows: &[4], values: &[0.5, -0.5] };
+    /// assert!(opt.step_sparse(&mut [&mut table], &[bad]).is_err());
+    /// ```
+    pub fn step_sparse(
+        &mut self,
+        params: &mut [&mut [F]],
+        grads: &[crate::sparse::SparseGrad<'_, F>],
+    ) -> Result<()> {
+        let n = self.tensor_count();
+        check_len("the list of parameter tensors", n, params.len())?;
+        check_len("the list of sparse gradients", n, grads.len())?;
+        for g in &self.groups {
+            crate::sparse::check_row_local(g.rule.info())?;
+        }
+        let states = self.groups.iter().flat_map(|g| g.states.iter());
+        let mut coalesced = Vec::with_capacity(n);
+        for (i, ((p, g), state)) in params.iter().zip(grads).zip(states).enumerate() {
+            check_len(&format!("parameter tensor {i}"), state.len, p.len())?;
+            coalesced.push(crate::sparse::coalesce(state.len, g)?);
+        }
+        for g in &self.groups {
+            for state in &g.states {
+                crate::sparse::check_uncompressed(g.rule.info(), state)?;
+            }
+        }
+        if self.skip(coalesced.iter().map(|c| c.1.as_slice()))? {
+            return Ok(());
+        }
+        let mut i = 0;
+        for group in &mut self.groups {
+            for state in &mut group.states {
+                let (rows, values) = &coalesced[i];
+                crate::sparse::step_coalesced(
+                    group.rule.as_ref(),
+                    state,
+                    params[i],
+                    grads[i].cols,
+                    rows,
+                    values,
+                )?;
+                i += 1;
+            }
+        }
+        self.steps += 1;
+        Ok(())
+    }
+}

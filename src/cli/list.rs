@@ -1,4 +1,5 @@
-//! `optdsl list`: every built-in with its family, hyperparameters and reference.
+//! `optdsl list`: every built-in with its family, hyperparameters and
+//! reference, and L-BFGS with its options.
 
 use super::rules::RuleFiles;
 use super::CliResult;
@@ -71,6 +72,21 @@ pub fn run(args: Args) -> CliResult {
             b.family,
             hypers_of(rule.as_ref(), args.state),
             b.reference
+        );
+    }
+    // L-BFGS is no rule (it drives a closure: `optdsl::lbfgs`), listed
+    // with the curvature-based rules.
+    if args.family.as_deref().map_or(true, |f| f == "curvature") {
+        let options: Vec<String> = optdsl::lbfgs::HYPERS
+            .iter()
+            .map(|(name, default)| format!("{name}={default}"))
+            .collect();
+        let reference = "torch.optim.LBFGS (closure-driven; train with --batch all); Nocedal 1980, Liu & Nocedal 1989";
+        println!(
+            "{:<22} {:<10} {:<60} {reference}",
+            "lbfgs",
+            "curvature",
+            options.join(" "),
         );
     }
     if args.family.as_deref().map_or(true, |f| f == "file") {

@@ -11,6 +11,7 @@ pub mod replay;
 pub mod rules;
 pub mod state;
 pub mod train;
+pub mod train_lbfgs;
 
 /// What a subcommand returns: an exit code, or an error printed as `error: ...`.
 pub type CliResult = Result<std::process::ExitCode, Box<dyn std::error::Error>>;

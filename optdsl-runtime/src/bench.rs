@@ -240,8 +240,7 @@ pub fn bench_rule<F: DynFloat>(
 }
 
 /// [`bench_rule`] with the state kept in `format` (the bound moves the
-/// compressed buffers' bytes; the reference interpreter is skipped for a
-/// compressed state, which it does not read).
+/// compressed buffers' bytes).
 pub fn bench_rule_with<F: DynFloat>(
     rule: &dyn DynRule,
     n: usize,
@@ -408,7 +407,7 @@ pub fn bench_rule_with<F: DynFloat>(
         }
         std::hint::black_box(sink);
         std::hint::black_box((&bw, &bufs, &bin, &bg, &stream.a, &byte_bufs));
-        let naive_ms = (naive_reps > 0 && state.packed.is_empty()).then(|| {
+        let naive_ms = (naive_reps > 0).then(|| {
             let mut s = state.clone();
             let times: Vec<f64> = (0..naive_reps)
                 .map(|_| {

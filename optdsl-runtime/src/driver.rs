@@ -507,13 +507,13 @@ unsafe fn staged_super<F: Float, K: Kernel<F>>(
                 let (mut r, mut w) = unsafe { slices.range(a, b) };
                 let mut parts = area.chunks_mut(STAGE);
                 let mut staged_writes: [Option<(RawPacked, usize)>; MAX_SLOTS] = [None; MAX_SLOTS];
-                for k in 0..nr {
-                    if let Some(p) = packs.reads[k] {
+                for (slot, p) in r[..nr].iter_mut().zip(&packs.reads[..nr]) {
+                    if let Some(p) = p {
                         let part =
                             &mut parts.next().expect("staging sized for every buffer")[..len];
                         // SAFETY: in bounds; no task writes a read buffer.
                         unsafe { p.decode(a, part) };
-                        r[k] = part;
+                        *slot = part;
                     }
                 }
                 for k in 0..nw {

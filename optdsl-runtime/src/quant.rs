@@ -110,6 +110,41 @@ impl Packed {
         }
     }
 
+    /// Stores `values` (as long as the buffer) in place of what it holds, as
+    /// a step's encoding does at step `step` (which keys stochastic
+    /// rounding).
+    pub fn encode_from<F: Float>(&mut self, values: &[F], step: u64) {
+        match self {
+            Packed::Bf16 { bits, stochastic } => {
+                for (i, (b, x)) in bits.iter_mut().zip(values).enumerate() {
+                    let x = x.to_f64() as f32;
+                    *b = match stochastic {
+                        None => bf16_nearest(x),
+                        Some(seed) => bf16_stochastic(x, round_bits(*seed, step, i)),
+                    };
+                }
+            }
+            Packed::Q8 {
+                signed,
+                codes,
+                absmax,
+            } => {
+                let q = quantizer(*signed);
+                let mut block = [0.0f32; QBLOCK];
+                for ((x, c), a) in values
+                    .chunks(QBLOCK)
+                    .zip(codes.chunks_mut(QBLOCK))
+                    .zip(absmax.iter_mut())
+                {
+                    for (b, v) in block.iter_mut().zip(x) {
+                        *b = v.to_f64() as f32;
+                    }
+                    *a = q.quantize(&block[..x.len()], c);
+                }
+            }
+        }
+    }
+
     /// The storage this buffer has.
     pub fn storage(&self) -> Storage {
         match self {
@@ -162,11 +197,9 @@ impl Packed {
                 absmax,
             } => {
                 let map = &quantizer(*signed).map;
-                let mut i = lo;
-                for o in out.iter_mut() {
+                for (i, o) in (lo..).zip(out.iter_mut()) {
                     let scale = absmax[i / QBLOCK];
                     *o = F::from_f64((map[codes[i] as usize] * scale) as f64);
-                    i += 1;
                 }
             }
         }

@@ -34,8 +34,7 @@ pub struct Args {
     /// Timed steps (the median is reported).
     #[arg(long, default_value_t = 21)]
     pub reps: usize,
-    /// Timed interpreted steps (0 skips the interpreter; a compressed state
-    /// skips it too).
+    /// Timed interpreted steps (0 skips the interpreter).
     #[arg(long, default_value_t = 3)]
     pub naive_reps: usize,
     /// The state's format: f32, bf16 or q8 (the bound then moves the

@@ -68,6 +68,7 @@ fn batch(data: &optdsl::data::Dataset, rows: &[usize], device: &Device) -> (Tens
 /// the test accuracy.
 fn train(rule: Box<dyn DynRule>, epochs: usize) -> Result<f64, Box<dyn std::error::Error>> {
     let data = optdsl::data::usps()?;
+    #[allow(deprecated)] // burn 0.22 deprecates ndarray for `flex`
     let device = Device::ndarray().autodiff();
     let lr = rule.hyper("lr").and_then(HyperValue::as_f64).unwrap_or(0.0);
     let opt = BurnOptimizer::new(rule)?;
@@ -117,6 +118,7 @@ struct Flat {
 /// one), the median of each.
 fn bench() -> Result<(), Box<dyn std::error::Error>> {
     let n = 10_000_000;
+    #[allow(deprecated)]
     let device = Device::ndarray();
     let values: Vec<f32> = (0..n).map(|i| ((i % 1000) as f32 - 500.0) / 500.0).collect();
     let grad: Vec<f32> = (0..n).map(|i| ((i * 7 % 1000) as f32 - 500.0) / 5e4).collect();

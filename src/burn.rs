@@ -28,6 +28,7 @@
 //! use burn::tensor::{Device, Tensor};
 //! use optdsl::burn::BurnOptimizer;
 //!
+//! # #[allow(deprecated)]
 //! let device = Device::ndarray().autodiff();
 //! let layer = LinearConfig::new(3, 2).init(&device);
 //! let opt = BurnOptimizer::new(optdsl::builtin_rule("adam").unwrap()).unwrap();

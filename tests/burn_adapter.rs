@@ -36,6 +36,8 @@ struct Affine {
     b: Param<Tensor<1>>,
 }
 
+/// The ndarray backend, as the issue asks (burn 0.22 deprecates it for `flex`).
+#[allow(deprecated)]
 fn device() -> Device {
     Device::ndarray().autodiff()
 }

@@ -7,7 +7,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer;
 use optdsl::candle::{CandleAdapterError, CandleOptimizer, VarState};
-use optdsl::{builtin_rule, optimizer, DynFloat, DynRule, HyperValue, Rules, State, UpdateRule};
+use optdsl::{builtin_rule, optimizer, DynFloat, DynRule, HyperValue, Rules, State};
 
 optimizer! {
     /// Heavy-ball momentum with a decaying step size kept as a per-tensor scalar.

@@ -53,10 +53,18 @@ impl Net {
 }
 
 /// Rows `rows` of a data set: inputs (f32) and labels, as burn tensors.
-fn batch(data: &optdsl::data::Dataset, rows: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+fn batch(
+    data: &optdsl::data::Dataset,
+    rows: &[usize],
+    device: &Device,
+) -> (Tensor<2>, Tensor<1, Int>) {
     let dim = data.dim();
     let inputs = data.inputs_f32();
-    let x: Vec<f32> = rows.iter().flat_map(|&r| &inputs[r * dim..(r + 1) * dim]).copied().collect();
+    let x: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| &inputs[r * dim..(r + 1) * dim])
+        .copied()
+        .collect();
     let y: Vec<i64> = rows.iter().map(|&r| data.labels()[r] as i64).collect();
     (
         Tensor::from_data(TensorData::new(x, [rows.len(), dim]), device),
@@ -99,7 +107,11 @@ fn train(rule: Box<dyn DynRule>, epochs: usize) -> Result<f64, Box<dyn std::erro
     }
     let all: Vec<usize> = (0..data.test.len()).collect();
     let (x, _) = batch(&data.test, &all, &device);
-    let predicted = net.forward(x).argmax(1).into_data().try_into_vec_as::<i64>()?;
+    let predicted = net
+        .forward(x)
+        .argmax(1)
+        .into_data()
+        .try_into_vec_as::<i64>()?;
     let right = predicted
         .iter()
         .zip(data.test.labels())
@@ -120,14 +132,25 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
     let n = 10_000_000;
     #[allow(deprecated)]
     let device = Device::ndarray();
-    let values: Vec<f32> = (0..n).map(|i| ((i % 1000) as f32 - 500.0) / 500.0).collect();
-    let grad: Vec<f32> = (0..n).map(|i| ((i * 7 % 1000) as f32 - 500.0) / 5e4).collect();
+    let autodiff = device.clone().autodiff();
+    let values: Vec<f32> = (0..n)
+        .map(|i| ((i % 1000) as f32 - 500.0) / 500.0)
+        .collect();
+    let grad: Vec<f32> = (0..n)
+        .map(|i| ((i * 7 % 1000) as f32 - 500.0) / 5e4)
+        .collect();
     let flat = || Flat {
-        w: Param::from_tensor(Tensor::from_data(TensorData::new(values.clone(), [n]), &device)),
+        w: Param::from_tensor(Tensor::from_data(
+            TensorData::new(values.clone(), [n]),
+            &autodiff,
+        )),
     };
-    let mut time = |optim: &mut ModuleOptimizer, model: Flat| {
+    let time = |optim: &mut ModuleOptimizer, model: Flat| {
         let mut grads = GradientsParams::new();
-        grads.register(model.w.id, Tensor::<1>::from_data(TensorData::new(grad.clone(), [n]), &device));
+        grads.register(
+            model.w.id,
+            Tensor::<1>::from_data(TensorData::new(grad.clone(), [n]), &device),
+        );
         let t = Instant::now();
         let model = optim.step(1e-3, model, grads);
         (model, t.elapsed().as_secs_f64())
@@ -135,8 +158,16 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
     let mut ours = BurnOptimizer::new(builtin_rule("adam")?)?.init();
     let mut theirs = AdamConfig::new().init();
     let (mut a, mut b) = (flat(), flat());
-    let (mut t_ours, mut t_theirs) = (Vec::new(), Vec::new());
+    // The rule alone on plain slices, for the adapter's own cost.
+    let rule = builtin_rule("adam")?;
+    let mut w = vec![0.5f32; n];
+    let g = vec![0.01f32; n];
+    let mut state = rule.init_f32(n);
+    let (mut t_ours, mut t_theirs, mut t_bare) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..12 {
+        let t = Instant::now();
+        rule.step_f32(&mut state, &mut w, &g, &[])?;
+        t_bare.push(t.elapsed().as_secs_f64());
         let (m, t) = time(&mut ours, a);
         a = m;
         t_ours.push(t);
@@ -148,11 +179,16 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2] * 1e3
     };
-    let (o, c) = (median(&mut t_ours), median(&mut t_theirs));
+    let (o, c, r) = (
+        median(&mut t_ours),
+        median(&mut t_theirs),
+        median(&mut t_bare),
+    );
     println!("one step, 10^7 f32 parameters, ndarray backend (median of 12, alternated):");
-    println!("  optdsl adam via BurnOptimizer  {o:8.2} ms");
-    println!("  burn::optim::Adam              {c:8.2} ms");
-    println!("  ratio Adam / optdsl            {:8.1}x", c / o);
+    println!("  optdsl adam via BurnOptimizer      {o:8.2} ms");
+    println!("  burn::optim::Adam                  {c:8.2} ms");
+    println!("  optdsl adam on a plain slice       {r:8.2} ms");
+    println!("  ratio Adam / optdsl                {:8.1}x", c / o);
     Ok(())
 }
 
@@ -168,7 +204,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut adam = builtin_rule("adam")?;
     adam.set_hyper("lr", HyperValue::Num(1e-3))?;
     for (name, rule) in [
-        ("Nesterov (optimizer! above)", Box::new(Nesterov::default()) as Box<dyn DynRule>),
+        (
+            "Nesterov (optimizer! above)",
+            Box::new(Nesterov::default()) as Box<dyn DynRule>,
+        ),
         ("adam (built-in)", adam),
     ] {
         let start = Instant::now();

@@ -220,14 +220,21 @@ impl BurnOptimizer {
         };
         if g.dtype() != w.dtype() {
             return Err(BurnAdapterError::DType {
-                dtype: format!("{:?} (a gradient of a {:?} parameter)", g.dtype(), w.dtype()),
+                dtype: format!(
+                    "{:?} (a gradient of a {:?} parameter)",
+                    g.dtype(),
+                    w.dtype()
+                ),
             });
         }
         let len = w.num_elements();
         let read = |e: burn::tensor::DataError| BurnAdapterError::Read(format!("{e:?}"));
         match w.dtype() {
             DType::F32 => {
-                let (w, g) = (w.as_mut_slice::<f32>().map_err(read)?, g.as_slice::<f32>().map_err(read)?);
+                let (w, g) = (
+                    w.as_mut_slice::<f32>().map_err(read)?,
+                    g.as_slice::<f32>().map_err(read)?,
+                );
                 match state {
                     Some(ParamState::F32(s)) => rule.step_f32(s, w, g, &[])?,
                     Some(ParamState::F64(_)) => return Err(state_dtype("f64", "f32")),
@@ -239,7 +246,10 @@ impl BurnOptimizer {
                 }
             }
             DType::F64 => {
-                let (w, g) = (w.as_mut_slice::<f64>().map_err(read)?, g.as_slice::<f64>().map_err(read)?);
+                let (w, g) = (
+                    w.as_mut_slice::<f64>().map_err(read)?,
+                    g.as_slice::<f64>().map_err(read)?,
+                );
                 match state {
                     Some(ParamState::F64(s)) => rule.step_f64(s, w, g, &[])?,
                     Some(ParamState::F32(_)) => return Err(state_dtype("f32", "f64")),
@@ -316,7 +326,11 @@ impl<const D: usize> RecordState for BurnState<D> {
                 out.push_scalar(prefix, &format!("s{i}"), (*x).into());
             }
             for (i, b) in s.buffers.iter().enumerate() {
-                out.push_tensor(prefix, &format!("b{i}"), TensorData::new(b.clone(), [s.len]));
+                out.push_tensor(
+                    prefix,
+                    &format!("b{i}"),
+                    TensorData::new(b.clone(), [s.len]),
+                );
             }
         }
         match &self.state {
@@ -387,7 +401,10 @@ impl Optimizer for BurnOptimizer {
         if let Err(e) = self.step_data(lr, &mut w, &g, &mut state) {
             self.log.push(e);
         }
-        (Tensor::from_data(w, (&device, dtype)), state.map(BurnState::new))
+        (
+            Tensor::from_data(w, (&device, dtype)),
+            state.map(BurnState::new),
+        )
     }
 
     /// The state lives in host memory whatever the device.

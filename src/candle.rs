@@ -450,12 +450,17 @@ impl CandleOptimizer {
             }
             let len = var.elem_count();
             let state = match var.dtype() {
-                DType::F32 => VarState::F32(loaded_state(self.rule.as_ref(), t, len, &buffers, scalars)?),
+                DType::F32 => {
+                    VarState::F32(loaded_state(self.rule.as_ref(), t, len, &buffers, scalars)?)
+                }
                 _ => VarState::F64(loaded_state(self.rule.as_ref(), t, len, &buffers, scalars)?),
             };
             states.push(state);
         }
-        if map.keys().any(|k| k.starts_with(&format!("var{}.", self.vars.len()))) {
+        if map
+            .keys()
+            .any(|k| k.starts_with(&format!("var{}.", self.vars.len())))
+        {
             return Err(fail(format!(
                 "it holds more vars than the {} of this optimizer",
                 self.vars.len()
@@ -470,9 +475,9 @@ impl CandleOptimizer {
 fn scalar_i64(t: &Tensor) -> Result<u64, CandleAdapterError> {
     match t.to_vec1::<i64>()?.as_slice() {
         [x] if *x >= 0 => Ok(*x as u64),
-        other => Err(CandleAdapterError::Candle(candle_core::Error::msg(format!(
-            "expected one count, found {other:?}"
-        )))),
+        other => Err(CandleAdapterError::Candle(candle_core::Error::msg(
+            format!("expected one count, found {other:?}"),
+        ))),
     }
 }
 

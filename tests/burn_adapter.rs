@@ -101,7 +101,12 @@ fn step_any(optim: &mut ModuleOptimizer, model: Affine, lr: f64, dtype: DType) -
 
 /// `steps` steps of `rule` through the adapter and, beside them, on slices
 /// holding the same numbers with the same gradients: the same bits every step.
-fn same_as_slices<F: DynFloat + burn::tensor::Element>(rule: Box<dyn DynRule>, dtype: DType, lr: f64, steps: usize) {
+fn same_as_slices<F: DynFloat + burn::tensor::Element>(
+    rule: Box<dyn DynRule>,
+    dtype: DType,
+    lr: f64,
+    steps: usize,
+) {
     let opt = BurnOptimizer::new(rule.clone()).unwrap();
     let errors = opt.errors();
     let mut optim = opt.init();
@@ -119,8 +124,18 @@ fn same_as_slices<F: DynFloat + burn::tensor::Element>(rule: Box<dyn DynRule>, d
         F::dyn_step(rule.as_ref(), &mut sw, &mut w, &gw, &[]).unwrap();
         F::dyn_step(rule.as_ref(), &mut sb, &mut b, &gb, &[]).unwrap();
         let name = rule.info().name;
-        assert_eq!(bits(&values::<F>(model.w.val())), bits(&w), "{name} w, step {}", k + 1);
-        assert_eq!(bits(&values1::<F>(model.b.val())), bits(&b), "{name} b, step {}", k + 1);
+        assert_eq!(
+            bits(&values::<F>(model.w.val())),
+            bits(&w),
+            "{name} w, step {}",
+            k + 1
+        );
+        assert_eq!(
+            bits(&values1::<F>(model.b.val())),
+            bits(&b),
+            "{name} b, step {}",
+            k + 1
+        );
         assert_eq!(model.w.val().dtype(), dtype);
     }
     assert!(errors.take().is_none());
@@ -178,7 +193,13 @@ fn a_refused_learning_rate_is_logged_and_changes_nothing() {
     assert_eq!(values::<f32>(model.w.val()), before);
     assert_eq!(errors.count(), 2, "both parameters refused");
     let err = errors.take().unwrap();
-    assert!(matches!(err, BurnAdapterError::Rule(optdsl::Error::HyperRange { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            BurnAdapterError::Rule(optdsl::Error::HyperRange { .. })
+        ),
+        "{err}"
+    );
     assert!(optim.to_record().is_empty(), "no state was made");
     let (model, _, _) = step::<f32>(&mut optim, model, 0.01, DType::F32);
     assert_ne!(values::<f32>(model.w.val()), before);
@@ -208,14 +229,20 @@ fn records_round_trip_and_the_run_continues_bit_identically() {
             c = step_any(&mut optim_c, c, 0.05, dtype);
         }
         let w = |m: &Affine| bits(&values::<f64>(m.w.val().cast(DType::F64)));
-        assert_eq!(w(&a), w(&b), "{dtype:?}: the loaded state continues the run");
+        assert_eq!(
+            w(&a),
+            w(&b),
+            "{dtype:?}: the loaded state continues the run"
+        );
         assert_ne!(w(&a), w(&c), "{dtype:?}: the state mattered");
     }
 }
 
 #[test]
 fn a_record_of_another_rule_is_refused_at_its_step_and_logged() {
-    let mut optim = BurnOptimizer::new(builtin_rule("adam").unwrap()).unwrap().init();
+    let mut optim = BurnOptimizer::new(builtin_rule("adam").unwrap())
+        .unwrap()
+        .init();
     let model = step::<f32>(&mut optim, Affine::new(DType::F32), 0.01, DType::F32).0;
     let record = optim.to_record();
 

@@ -83,11 +83,18 @@ fn bits<F: optdsl::Float>(v: &[F]) -> Vec<u64> {
 
 /// `steps` steps of `rule` through the adapter and, beside them, on slices
 /// holding the same numbers with the same gradients: the same bits every step.
-fn same_as_slices<F: DynFloat + candle_core::WithDType>(rule: Box<dyn DynRule>, dtype: DType, steps: usize) {
+fn same_as_slices<F: DynFloat + candle_core::WithDType>(
+    rule: Box<dyn DynRule>,
+    dtype: DType,
+    steps: usize,
+) {
     let model = Model::new(dtype);
     let mut opt = CandleOptimizer::new(model.vars(), rule.clone()).unwrap();
     let mut ws: Vec<Vec<F>> = model.vars().iter().map(|v| flat(v.as_tensor())).collect();
-    let mut states: Vec<State<F>> = ws.iter().map(|w| F::dyn_init(rule.as_ref(), w.len())).collect();
+    let mut states: Vec<State<F>> = ws
+        .iter()
+        .map(|w| F::dyn_init(rule.as_ref(), w.len()))
+        .collect();
     for step in 0..steps {
         let grads = model.loss().backward().unwrap();
         for (i, var) in model.vars().iter().enumerate() {
@@ -113,7 +120,10 @@ fn same_as_slices<F: DynFloat + candle_core::WithDType>(rule: Box<dyn DynRule>, 
         assert_eq!(t, steps as u64, "var {i}'s state counts the steps");
     }
     // The parameters moved.
-    assert_ne!(bits(&ws[0]), bits(&flat::<F>(Model::new(dtype).w.as_tensor())));
+    assert_ne!(
+        bits(&ws[0]),
+        bits(&flat::<F>(Model::new(dtype).w.as_tensor()))
+    );
 }
 
 #[test]
@@ -147,7 +157,8 @@ fn a_text_rule_steps_vars_as_it_steps_slices() {
 #[test]
 fn the_learning_rate_is_the_rules_lr() {
     let model = Model::new(DType::F32);
-    let mut opt = CandleOptimizer::new(model.vars(), Box::new(DecayingHeavyBall::default())).unwrap();
+    let mut opt =
+        CandleOptimizer::new(model.vars(), Box::new(DecayingHeavyBall::default())).unwrap();
     assert_eq!(opt.learning_rate(), 0.05);
     opt.set_learning_rate(0.2);
     assert_eq!(opt.learning_rate(), 0.2);
@@ -221,9 +232,18 @@ fn a_gradient_of_another_length_is_refused_and_nothing_changes() {
     let before: Vec<Vec<f32>> = model.vars().iter().map(|v| flat(v.as_tensor())).collect();
     // The bias's gradient replaced by one of 4 elements; the matrix's is fine
     // and comes first, yet must not be stepped either.
-    grads.insert(model.b.as_tensor(), Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap());
+    grads.insert(
+        model.b.as_tensor(),
+        Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap(),
+    );
     let err = opt.try_step(&grads).unwrap_err();
-    assert!(matches!(err, CandleAdapterError::Rule(optdsl::Error::LengthMismatch { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            CandleAdapterError::Rule(optdsl::Error::LengthMismatch { .. })
+        ),
+        "{err}"
+    );
     let after: Vec<Vec<f32>> = model.vars().iter().map(|v| flat(v.as_tensor())).collect();
     assert_eq!(before, after);
     assert_eq!(opt.steps(), 0);
@@ -288,12 +308,19 @@ fn a_state_of_another_rule_or_shape_is_refused() {
 
     let only_w = vec![model.w.clone()];
     let mut fewer = CandleOptimizer::new(only_w, builtin_rule("adam").unwrap()).unwrap();
-    assert!(matches!(fewer.load_state(&path), Err(CandleAdapterError::StateFile { .. })));
+    assert!(matches!(
+        fewer.load_state(&path),
+        Err(CandleAdapterError::StateFile { .. })
+    ));
 
     let f64_model = Model::new(DType::F64);
-    let mut other_dtype = CandleOptimizer::new(f64_model.vars(), builtin_rule("adam").unwrap()).unwrap();
+    let mut other_dtype =
+        CandleOptimizer::new(f64_model.vars(), builtin_rule("adam").unwrap()).unwrap();
     let before = other_dtype.states().to_vec();
-    assert!(matches!(other_dtype.load_state(&path), Err(CandleAdapterError::StateFile { .. })));
+    assert!(matches!(
+        other_dtype.load_state(&path),
+        Err(CandleAdapterError::StateFile { .. })
+    ));
     assert_eq!(other_dtype.states(), before.as_slice(), "nothing changed");
 }
 

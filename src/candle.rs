@@ -274,7 +274,7 @@ impl CandleOptimizer {
         &self.states
     }
 
-    /// Steps taken (calls of `step` that changed something or found no gradient).
+    /// Steps taken: the calls of `step` that succeeded (saved and loaded with the state).
     pub fn steps(&self) -> u64 {
         self.steps
     }

@@ -12,9 +12,11 @@
 //! to their buffers, so each step reads both with `into_data` and writes the
 //! parameter back with `from_data`: one copy out and one copy in at most. On the
 //! ndarray backend neither is a copy when burn holds the parameter's buffer
-//! uniquely (its `into_data` moves the vector out, `from_data` adopts it), so
-//! the rule's fused loop runs on the parameter's own memory; on another device
-//! they are the transfers to and from the host.
+//! alone, as it does in `ModuleOptimizer::step` after `backward` (its
+//! `into_data` moves the vector out, `from_data` adopts it; a test checks the
+//! buffer's address stays the same from step to step), so the rule's fused loop
+//! runs on the parameter's own memory; on another device they are the
+//! transfers to and from the host.
 //!
 //! The learning rate burn passes to `step` is set as the rule's `lr`. burn's
 //! `Optimizer::step` cannot return an error: a step that cannot be taken (a

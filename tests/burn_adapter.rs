@@ -255,3 +255,71 @@ fn a_record_of_another_rule_is_refused_at_its_step_and_logged() {
     let err = errors.take().unwrap();
     assert!(err.to_string().contains("made by `Adam`"), "{err}");
 }
+
+/// A rule that records where the parameters it steps live.
+#[derive(Debug, Clone)]
+struct Where(
+    Box<dyn DynRule>,
+    std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+);
+
+impl DynRule for Where {
+    fn info(&self) -> &'static optdsl::RuleInfo {
+        self.0.info()
+    }
+    fn hyper(&self, name: &str) -> Option<HyperValue> {
+        self.0.hyper(name)
+    }
+    fn set_hyper(&mut self, name: &str, value: HyperValue) -> optdsl::Result<()> {
+        self.0.set_hyper(name, value)
+    }
+    fn init_f32(&self, len: usize) -> State<f32> {
+        self.0.init_f32(len)
+    }
+    fn init_f64(&self, len: usize) -> State<f64> {
+        self.0.init_f64(len)
+    }
+    fn step_f32(
+        &self,
+        s: &mut State<f32>,
+        w: &mut [f32],
+        g: &[f32],
+        i: &[&[f32]],
+    ) -> optdsl::Result<()> {
+        self.1.lock().unwrap().push(w.as_ptr() as usize);
+        self.0.step_f32(s, w, g, i)
+    }
+    fn step_f64(
+        &self,
+        s: &mut State<f64>,
+        w: &mut [f64],
+        g: &[f64],
+        i: &[&[f64]],
+    ) -> optdsl::Result<()> {
+        self.0.step_f64(s, w, g, i)
+    }
+    fn clone_box(&self) -> Box<dyn DynRule> {
+        Box::new(self.clone())
+    }
+}
+
+/// On the ndarray backend, after `backward`, the rule steps each parameter's
+/// own buffer: the same address every step, which a copy out of or into
+/// burn's tensor would change (the copy is made while the original lives).
+#[test]
+fn on_ndarray_each_step_runs_on_the_parameters_own_buffer() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rule = Where(builtin_rule("adam").unwrap(), seen.clone());
+    let mut optim = BurnOptimizer::new(Box::new(rule)).unwrap().init();
+    let mut model = Affine::new(DType::F32);
+    for _ in 0..4 {
+        model = step_any(&mut optim, model, 0.01, DType::F32);
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 8, "two parameters, four steps");
+    let (w, b) = (seen[0], seen[1]);
+    assert_ne!(w, b);
+    for step in seen.chunks(2) {
+        assert_eq!(step, [w, b], "{seen:x?}");
+    }
+}

@@ -70,9 +70,10 @@ pub struct Optimizer<F: DynFloat> {
 /// let mut opt = Optimizer::<f32>::new().with_state_format(StateFormat::Q8);
 /// opt.add_group(builtin_rule("adam").unwrap(), &[10_000, 100]);
 /// let states = opt.groups()[0].states();
-/// // Adam's moments in 8 bits (the second on the unsigned map) for the large
+/// // Adam's three buffers (the moments and AMSGrad's maximum) in 8 bits,
+/// // the second moment and the maximum on the unsigned map, for the large
 /// // tensor; the small one keeps f32, as bitsandbytes does under 4,096.
-/// assert_eq!(states[0].bytes_per_element(), 2.0 * (1.0 + 4.0 / 256.0) + 4.0);
+/// assert_eq!(states[0].bytes_per_element(), 3.0 * (1.0 + 4.0 / 256.0));
 /// assert_eq!(states[1].bytes_per_element(), 3.0 * 4.0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

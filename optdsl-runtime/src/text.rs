@@ -242,7 +242,7 @@ impl TextRule {
 /// Runs one pass of a text rule through the driver; the reductions' combined
 /// partial results.
 fn run<F: Float>(
-    p: &Program,
+    p: &'static Program,
     pass: &Pass,
     known: &[Option<Scalar>],
     state: &mut State<F>,
@@ -250,7 +250,6 @@ fn run<F: Float>(
     g: &[F],
     inputs: &[&[F]],
 ) -> Result<Vec<f64>> {
-    let tape = Tape::<F>::new(p, pass, known);
     let mut w_slot: Option<&mut [F]> = Some(w);
     let mut buffers: Vec<Option<&mut Vec<F>>> = state.buffers.iter_mut().map(Some).collect();
     let mut reads: Vec<&[F]> = Vec::new();
@@ -281,15 +280,36 @@ fn run<F: Float>(
     }
     let kinds: Vec<optdsl_lang::Reduction> = pass.reductions.iter().map(|r| r.0).collect();
     let mut out = vec![0.0; kinds.len()];
-    run_pass(
-        |simd| Interp::new(&tape, simd),
-        pass.heavy,
-        &reads,
-        &mut writes,
-        &kinds,
-        &mut out,
-    )
-    .map_err(|e| Error::Invalid {
+    // The pass compiled to machine code, or else interpreted.
+    #[cfg(feature = "jit")]
+    let jit = crate::jit::JitPass::<F>::new(p, pass, known);
+    #[cfg(not(feature = "jit"))]
+    let jit: Option<std::convert::Infallible> = None;
+    let done = match &jit {
+        #[cfg(feature = "jit")]
+        Some(jit) => run_pass(
+            |_| jit.kernel(),
+            pass.heavy,
+            &reads,
+            &mut writes,
+            &kinds,
+            &mut out,
+        ),
+        #[cfg(not(feature = "jit"))]
+        Some(never) => match *never {},
+        None => {
+            let tape = Tape::<F>::new(p, pass, known);
+            run_pass(
+                |simd| Interp::new(&tape, simd),
+                pass.heavy,
+                &reads,
+                &mut writes,
+                &kinds,
+                &mut out,
+            )
+        }
+    };
+    done.map_err(|e| Error::Invalid {
         what: format!("rule {}", p.name.text),
         reason: e.0,
     })?;

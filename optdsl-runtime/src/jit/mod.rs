@@ -1,0 +1,162 @@
+//! The JIT of text rules: each pass compiled to machine code by Cranelift
+//! ([`codegen`]) the first time it runs with a given choice of per-step
+//! booleans, then run by the driver like a compiled rule's kernel (same
+//! blocks, peel, thread split and reduction order, so the same bits). A pass
+//! that cannot be compiled, or any pass when `OPTDSL_JIT=0`, runs on the
+//! block interpreter ([`crate::interp`]) instead.
+
+mod codegen;
+
+use crate::driver::{Kernel, Walk, LANES, MAX_SLOTS};
+use crate::float::Float;
+use codegen::{Compiled, Entry};
+use optdsl_lang::eval::Scalar;
+use optdsl_lang::ir::{Kind, Program, Ty};
+use optdsl_lang::passes::{Pass, PassKind};
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Whether text rules are compiled: unless `OPTDSL_JIT` is `0` (read once).
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("OPTDSL_JIT").map_or(true, |v| v.trim() != "0"))
+}
+
+/// What a compiled pass is cached under: the program (text rules' programs
+/// live as long as the process, so the address names one), the pass, the
+/// per-step booleans the code was specialized for, and the element type.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    program: usize,
+    pass: (u8, usize),
+    bools: Vec<bool>,
+    f64: bool,
+}
+
+type Cache = Mutex<HashMap<Key, Option<Arc<Compiled>>>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// A pass compiled for this step: the code and the per-step numbers it reads.
+pub struct JitPass<F> {
+    code: Arc<Compiled>,
+    cf: Vec<F>,
+}
+
+impl<F: Float> JitPass<F> {
+    /// `pass` of `p` compiled for this step's per-step values `known`
+    /// (compiled on first use and cached), or `None` when the JIT is off, the
+    /// element type is neither f32 nor f64, or compilation failed (the
+    /// interpreter then runs the pass).
+    pub fn new(p: &'static Program, pass: &Pass, known: &[Option<Scalar>]) -> Option<JitPass<F>> {
+        if !enabled() {
+            return None;
+        }
+        let f64 = if TypeId::of::<F>() == TypeId::of::<f64>() {
+            true
+        } else if TypeId::of::<F>() == TypeId::of::<f32>() {
+            false
+        } else {
+            return None;
+        };
+        let bools: Vec<bool> = p
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.ty == Ty::Bool && v.kind != Kind::Element)
+            .map(|(id, _)| known[id].is_some_and(Scalar::truth))
+            .collect();
+        let key = Key {
+            program: p as *const Program as usize,
+            pass: match pass.kind {
+                PassKind::Init => (0, 0),
+                PassKind::Reduce(k) => (1, k),
+                PassKind::Update => (2, 0),
+            },
+            bools,
+            f64,
+        };
+        let code = {
+            let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .entry(key)
+                .or_insert_with(|| {
+                    let compiled = codegen::compile(p, pass, known, f64);
+                    if std::env::var_os("OPTDSL_JIT_LOG").is_some() {
+                        match &compiled {
+                            Ok(_) => eprintln!("jit: {} {:?} compiled", p.name.text, pass.kind),
+                            Err(e) => eprintln!(
+                                "jit: {} {:?} interpreted: {}",
+                                p.name.text, pass.kind, e.0
+                            ),
+                        }
+                    }
+                    compiled.ok().map(Arc::new)
+                })
+                .clone()?
+        };
+        let cf = code
+            .nums
+            .iter()
+            .map(|&id| F::from_f64(known[id].map_or(f64::NAN, Scalar::num)))
+            .collect();
+        Some(JitPass { code, cf })
+    }
+
+    /// The pass as a driver kernel.
+    pub fn kernel(&self) -> JitKernel<'_, F> {
+        JitKernel {
+            entry: self.code.entry,
+            cf: &self.cf,
+        }
+    }
+}
+
+/// A compiled pass as a driver kernel (the same code at every SIMD level:
+/// 128-bit vectors).
+pub struct JitKernel<'a, F> {
+    entry: Entry,
+    cf: &'a [F],
+}
+
+impl<F: Float> Kernel<F> for JitKernel<'_, F> {
+    fn run(&self, reads: &[&[F]], writes: &mut [&mut [F]], acc: &mut [[F; LANES]], walk: Walk) {
+        let n = writes
+            .first()
+            .map(|w| w.len())
+            .or_else(|| reads.first().map(|r| r.len()))
+            .unwrap_or(0);
+        let mut r = [std::ptr::null::<u8>(); MAX_SLOTS];
+        let mut w = [std::ptr::null_mut::<u8>(); MAX_SLOTS];
+        for (dst, s) in r.iter_mut().zip(reads) {
+            *dst = s.as_ptr().cast();
+        }
+        for (dst, s) in w.iter_mut().zip(writes.iter_mut()) {
+            *dst = s.as_mut_ptr().cast();
+        }
+        let (nvec, lane0) = match walk {
+            Walk::Chunks => (n / LANES * LANES, 0),
+            Walk::Single { lane0 } => (0, lane0),
+        };
+        // SAFETY: the code reads `cf` (one F per per-step number it was
+        // compiled for), the slices' first `n` elements through the pointer
+        // arrays (as many as the pass reads and writes: the driver checked
+        // their lengths), and `acc`'s lanes `(lane0 + i) mod 64` of each
+        // reduction; the slices written are disjoint from all others.
+        unsafe {
+            (self.entry)(
+                self.cf.as_ptr().cast(),
+                r.as_ptr(),
+                w.as_ptr(),
+                acc.as_mut_ptr().cast(),
+                n,
+                nvec,
+                lane0,
+            )
+        }
+    }
+}

@@ -36,6 +36,8 @@ pub struct TextRule {
     info: &'static RuleInfo,
     plan: Arc<StepPlan>,
     hypers: Vec<HyperValue>,
+    /// Whether its passes may run as machine code ([`crate::jit`]).
+    jit: bool,
 }
 
 impl fmt::Debug for TextRule {
@@ -157,7 +159,21 @@ impl TextRule {
             info,
             plan: Arc::new(plan(info.program())),
             hypers: info.hypers.iter().map(|h| h.default).collect(),
+            jit: true,
         }
+    }
+
+    /// The rule with its passes compiled to machine code (`on`, the default
+    /// where the `jit` feature is built and `OPTDSL_JIT` is not `0`) or run
+    /// by the block interpreter; the bits are the same either way.
+    pub fn with_jit(mut self, on: bool) -> TextRule {
+        self.jit = on;
+        self
+    }
+
+    /// Whether its passes run as machine code (see [`TextRule::with_jit`]).
+    pub fn jit(&self) -> bool {
+        self.jit && jit_enabled()
     }
 
     /// The rule's name.
@@ -217,18 +233,18 @@ impl TextRule {
         compute(&mut known, 0);
         if first {
             if let Some(pass) = &self.plan.init {
-                run(p, pass, &known, state, w, g, inputs)?;
+                run(p, pass, &known, state, w, g, inputs, self.jit())?;
             }
         }
         for (k, pass) in self.plan.reduces.iter().enumerate() {
-            let red = run(p, pass, &known, state, w, g, inputs)?;
+            let red = run(p, pass, &known, state, w, g, inputs, self.jit())?;
             for (j, &(r, id, _)) in pass.reductions.iter().enumerate() {
                 known[id] = Some(Scalar::Num(r.finish(red[j], n)));
             }
             compute(&mut known, k + 1);
         }
         if let Some(pass) = &self.plan.update {
-            run(p, pass, &known, state, w, g, inputs)?;
+            run(p, pass, &known, state, w, g, inputs, self.jit())?;
         }
         for (i, out) in p.scalar_out.iter().enumerate() {
             if let Some(x) = out.and_then(|id| known[id]) {
@@ -239,8 +255,17 @@ impl TextRule {
     }
 }
 
+/// Whether the JIT is built and on for this process (`OPTDSL_JIT` is not `0`).
+fn jit_enabled() -> bool {
+    #[cfg(feature = "jit")]
+    return crate::jit::enabled();
+    #[cfg(not(feature = "jit"))]
+    false
+}
+
 /// Runs one pass of a text rule through the driver; the reductions' combined
 /// partial results.
+#[allow(clippy::too_many_arguments)]
 fn run<F: Float>(
     p: &'static Program,
     pass: &Pass,
@@ -249,6 +274,7 @@ fn run<F: Float>(
     w: &mut [F],
     g: &[F],
     inputs: &[&[F]],
+    jit: bool,
 ) -> Result<Vec<f64>> {
     let mut w_slot: Option<&mut [F]> = Some(w);
     let mut buffers: Vec<Option<&mut Vec<F>>> = state.buffers.iter_mut().map(Some).collect();
@@ -282,9 +308,11 @@ fn run<F: Float>(
     let mut out = vec![0.0; kinds.len()];
     // The pass compiled to machine code, or else interpreted.
     #[cfg(feature = "jit")]
-    let jit = crate::jit::JitPass::<F>::new(p, pass, known);
+    let jit = jit
+        .then(|| crate::jit::JitPass::<F>::new(p, pass, known))
+        .flatten();
     #[cfg(not(feature = "jit"))]
-    let jit: Option<std::convert::Infallible> = None;
+    let jit: Option<std::convert::Infallible> = jit.then(|| None).flatten();
     let done = match &jit {
         #[cfg(feature = "jit")]
         Some(jit) => run_pass(

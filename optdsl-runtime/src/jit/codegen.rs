@@ -655,7 +655,14 @@ pub(crate) fn compile(
     let id = module
         .declare_function("pass", Linkage::Export, &ctx.func.signature)
         .map_err(err)?;
+    let disasm = std::env::var("OPTDSL_JIT_LOG").is_ok_and(|v| v == "asm");
+    ctx.set_disasm(disasm);
     module.define_function(id, &mut ctx).map_err(err)?;
+    if disasm {
+        if let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.clone()) {
+            eprintln!("{code}");
+        }
+    }
     module.clear_context(&mut ctx);
     module.finalize_definitions().map_err(err)?;
     let code = module.get_finalized_function(id);

@@ -15,7 +15,17 @@ use optdsl_lang::ir::{Kind, Program, Ty};
 use optdsl_lang::passes::{Pass, PassKind};
 use std::any::TypeId;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+
+static COMPILED: AtomicUsize = AtomicUsize::new(0);
+static FAILED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many passes this process has compiled, and how many it could not
+/// compile (those run on the interpreter).
+pub fn counts() -> (usize, usize) {
+    (COMPILED.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed))
+}
 
 /// Whether text rules are compiled: unless `OPTDSL_JIT` is `0` (read once).
 pub fn enabled() -> bool {
@@ -86,6 +96,10 @@ impl<F: Float> JitPass<F> {
                 .entry(key)
                 .or_insert_with(|| {
                     let compiled = codegen::compile(p, pass, known, f64);
+                    match &compiled {
+                        Ok(_) => COMPILED.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => FAILED.fetch_add(1, Ordering::Relaxed),
+                    };
                     if std::env::var_os("OPTDSL_JIT_LOG").is_some() {
                         match &compiled {
                             Ok(_) => eprintln!("jit: {} {:?} compiled", p.name.text, pass.kind),

@@ -116,10 +116,7 @@ fn same<F: DynFloat>(a: &dyn DynRule, b: &dyn DynRule, n: usize, special: bool, 
         let g: Vec<F> = data(n, step + 7, special);
         F::dyn_step(a, &mut s1, &mut w1, &g, &refs).unwrap();
         F::dyn_step(b, &mut s2, &mut w2, &g, &refs).unwrap();
-        let first = bits(&w1)
-            .iter()
-            .zip(bits(&w2))
-            .position(|(x, y)| *x != y);
+        let first = bits(&w1).iter().zip(bits(&w2)).position(|(x, y)| *x != y);
         assert!(
             first.is_none(),
             "{what}: w differs at step {step}, element {first:?}: {:?} vs {:?}",
@@ -158,7 +155,13 @@ fn check(threads: usize, lengths: &[usize]) {
             for &n in lengths {
                 for special in [false, true] {
                     let what = format!("{} n={n} threads={threads} special={special}", t.name());
-                    same::<f32>(&**c, &interp, n, special, &format!("{what} f32 interp vs compiled"));
+                    same::<f32>(
+                        &**c,
+                        &interp,
+                        n,
+                        special,
+                        &format!("{what} f32 interp vs compiled"),
+                    );
                     same::<f32>(&**c, &jit, n, special, &format!("{what} f32 jit"));
                     same::<f64>(&**c, &jit, n, special, &format!("{what} f64 jit"));
                     same::<f32>(&jit, &interp, n, special, &format!("{what} f32 interp"));

@@ -49,7 +49,8 @@ pub(crate) type Entry = unsafe extern "C" fn(
 pub(crate) struct Compiled {
     /// The function.
     pub entry: Entry,
-    /// The per-step values it reads, in the order of its `cf` array.
+    /// The per-step values it reads, in the order of its `cf` array (each
+    /// repeated to fill 16 bytes).
     pub nums: Vec<Id>,
 }
 
@@ -246,10 +247,10 @@ struct Gen<'g, 'a> {
     e: Elem,
     f64: bool,
     ptr: Type,
-    /// Per-step numbers read from `cf`, in order, and their loaded scalars.
-    nums: Vec<Id>,
-    num_scalar: HashMap<Id, cranelift_codegen::ir::Value>,
-    num_vector: HashMap<Id, cranelift_codegen::ir::Value>,
+    /// The per-step numbers' places in `cf` (each a 16-byte vector of
+    /// copies), and `cf` itself.
+    num_at: HashMap<Id, i32>,
+    cf: cranelift_codegen::ir::Value,
     read_ptrs: Vec<cranelift_codegen::ir::Value>,
     write_ptrs: Vec<cranelift_codegen::ir::Value>,
     acc: cranelift_codegen::ir::Value,
@@ -397,12 +398,13 @@ impl Gen<'_, '_> {
             let x = self.g.known[id].is_some_and(Scalar::truth);
             return self.truth(b, s, x);
         }
-        let map = match s {
-            Shape::Vector => &self.num_vector,
-            Shape::Scalar => &self.num_scalar,
-        };
-        match map.get(&id) {
-            Some(&v) => v,
+        match self.num_at.get(&id) {
+            // Loaded where it is used: x86 folds the load into the
+            // operation, with no register held across the loop.
+            Some(&at) => {
+                let flags = MemFlags::new().with_notrap().with_readonly();
+                b.ins().load(self.fty(s), flags, self.cf, at)
+            }
             // Not a per-step input of the pass (never happens for a planned
             // pass): NaN, as the interpreter reads an unknown value.
             None => self.splat(b, s, f64::NAN),
@@ -572,10 +574,9 @@ pub(crate) fn compile(
     let write_ptrs: Vec<_> = (0..nw)
         .map(|k| b.ins().load(ptr, flags, wp, (k * 8) as i32))
         .collect();
-    // The per-step numbers the graph reads, loaded once.
+    // The per-step numbers the graph reads, each as a vector of copies.
     let mut nums = Vec::new();
-    let mut num_scalar = HashMap::new();
-    let mut num_vector = HashMap::new();
+    let mut num_at = HashMap::new();
     let mut operands: Vec<Id> = graph
         .order
         .iter()
@@ -588,12 +589,8 @@ pub(crate) fn compile(
     operands.sort_unstable();
     operands.dedup();
     for id in operands {
-        let x = b
-            .ins()
-            .load(e.scalar, flags, cf, (nums.len() as i64 * e.size) as i32);
-        let v = b.ins().splat(e.vector, x);
-        num_scalar.insert(id, x);
-        num_vector.insert(id, v);
+        let at = i32::try_from(nums.len() * 16).map_err(err)?;
+        num_at.insert(id, at);
         nums.push(id);
     }
     let mut gen = Gen {
@@ -601,9 +598,8 @@ pub(crate) fn compile(
         e,
         f64,
         ptr,
-        nums: Vec::new(),
-        num_scalar,
-        num_vector,
+        num_at,
+        cf,
         read_ptrs,
         write_ptrs,
         acc,
@@ -651,7 +647,6 @@ pub(crate) fn compile(
     b.ins().return_(&[]);
     b.seal_all_blocks();
     b.finalize();
-    let _ = &gen.nums;
     let id = module
         .declare_function("pass", Linkage::Export, &ctx.func.signature)
         .map_err(err)?;

@@ -15,6 +15,7 @@ use optdsl_lang::ir::{Kind, Program, Ty};
 use optdsl_lang::passes::{Pass, PassKind};
 use std::any::TypeId;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -24,13 +25,20 @@ static FAILED: AtomicUsize = AtomicUsize::new(0);
 /// How many passes this process has compiled, and how many it could not
 /// compile (those run on the interpreter).
 pub fn counts() -> (usize, usize) {
-    (COMPILED.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed))
+    (
+        COMPILED.load(Ordering::Relaxed),
+        FAILED.load(Ordering::Relaxed),
+    )
 }
 
-/// Whether text rules are compiled: unless `OPTDSL_JIT` is `0` (read once).
+/// Whether text rules are compiled: on x86-64 (the target the JIT's code is
+/// tested on), unless `OPTDSL_JIT` is `0` (read once).
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("OPTDSL_JIT").map_or(true, |v| v.trim() != "0"))
+    *ON.get_or_init(|| {
+        cfg!(target_arch = "x86_64")
+            && std::env::var("OPTDSL_JIT").map_or(true, |v| v.trim() != "0")
+    })
 }
 
 /// What a compiled pass is cached under: the program (text rules' programs
@@ -95,7 +103,12 @@ impl<F: Float> JitPass<F> {
             cache
                 .entry(key)
                 .or_insert_with(|| {
-                    let compiled = codegen::compile(p, pass, known, f64);
+                    // Cranelift reports what it cannot compile as errors; a
+                    // panic inside it is caught too, and the pass interpreted.
+                    let compiled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        codegen::compile(p, pass, known, f64)
+                    }))
+                    .unwrap_or_else(|_| Err(codegen::JitError("Cranelift panicked".into())));
                     match &compiled {
                         Ok(_) => COMPILED.fetch_add(1, Ordering::Relaxed),
                         Err(_) => FAILED.fetch_add(1, Ordering::Relaxed),
@@ -113,10 +126,13 @@ impl<F: Float> JitPass<F> {
                 })
                 .clone()?
         };
+        let copies = 16 / std::mem::size_of::<F>();
         let cf = code
             .nums
             .iter()
-            .map(|&id| F::from_f64(known[id].map_or(f64::NAN, Scalar::num)))
+            .flat_map(|&id| {
+                std::iter::repeat(F::from_f64(known[id].map_or(f64::NAN, Scalar::num))).take(copies)
+            })
             .collect();
         Some(JitPass { code, cf })
     }
@@ -156,7 +172,7 @@ impl<F: Float> Kernel<F> for JitKernel<'_, F> {
             Walk::Chunks => (n / LANES * LANES, 0),
             Walk::Single { lane0 } => (0, lane0),
         };
-        // SAFETY: the code reads `cf` (one F per per-step number it was
+        // SAFETY: the code reads `cf` (16 bytes per per-step number it was
         // compiled for), the slices' first `n` elements through the pointer
         // arrays (as many as the pass reads and writes: the driver checked
         // their lengths), and `acc`'s lanes `(lane0 + i) mod 64` of each

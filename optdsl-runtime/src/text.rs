@@ -308,40 +308,54 @@ fn run<F: Float>(
     let mut out = vec![0.0; kinds.len()];
     // The pass compiled to machine code, or else interpreted.
     #[cfg(feature = "jit")]
-    let jit = jit
+    let compiled = jit
         .then(|| crate::jit::JitPass::<F>::new(p, pass, known))
         .flatten();
     #[cfg(not(feature = "jit"))]
-    let jit: Option<std::convert::Infallible> = jit.then(|| None).flatten();
-    let done = match &jit {
+    let _ = jit;
+    let done = {
         #[cfg(feature = "jit")]
-        Some(jit) => run_pass(
-            |_| jit.kernel(),
-            pass.heavy,
-            &reads,
-            &mut writes,
-            &kinds,
-            &mut out,
-        ),
-        #[cfg(not(feature = "jit"))]
-        Some(never) => match *never {},
-        None => {
-            let tape = Tape::<F>::new(p, pass, known);
+        if let Some(code) = &compiled {
             run_pass(
-                |simd| Interp::new(&tape, simd),
+                |_| code.kernel(),
                 pass.heavy,
                 &reads,
                 &mut writes,
                 &kinds,
                 &mut out,
             )
+        } else {
+            interpret(p, pass, known, &reads, &mut writes, &kinds, &mut out)
         }
+        #[cfg(not(feature = "jit"))]
+        interpret(p, pass, known, &reads, &mut writes, &kinds, &mut out)
     };
     done.map_err(|e| Error::Invalid {
         what: format!("rule {}", p.name.text),
         reason: e.0,
     })?;
     Ok(out)
+}
+
+/// Runs one pass on the block interpreter.
+fn interpret<F: Float>(
+    p: &Program,
+    pass: &Pass,
+    known: &[Option<Scalar>],
+    reads: &[&[F]],
+    writes: &mut [&mut [F]],
+    kinds: &[optdsl_lang::Reduction],
+    out: &mut [f64],
+) -> std::result::Result<(), crate::driver::PassShapeError> {
+    let tape = Tape::<F>::new(p, pass, known);
+    run_pass(
+        |simd| Interp::new(&tape, simd),
+        pass.heavy,
+        reads,
+        writes,
+        kinds,
+        out,
+    )
 }
 
 impl DynRule for TextRule {

@@ -1,6 +1,7 @@
 //! Rules from text at run time: a file of rules in the syntax that goes
-//! inside `optimizer! { ... }`, compiled by `optdsl_lang` and run by the
-//! block interpreter ([`crate::interp`]) on the same driver as compiled
+//! inside `optimizer! { ... }`, compiled by `optdsl_lang`, each pass turned
+//! into machine code by the JIT (`crate::jit`, the `jit` feature) or run by
+//! the block interpreter ([`crate::interp`]), on the same driver as compiled
 //! rules, so a text rule gives the same bits as the same rule compiled.
 //!
 //! ```

@@ -1,9 +1,12 @@
 //! The JIT of text rules: each pass compiled to machine code by Cranelift
-//! ([`codegen`]) the first time it runs with a given choice of per-step
+//! (`codegen.rs`) the first time it runs with a given choice of per-step
 //! booleans, then run by the driver like a compiled rule's kernel (same
 //! blocks, peel, thread split and reduction order, so the same bits). A pass
 //! that cannot be compiled, or any pass when `OPTDSL_JIT=0`, runs on the
 //! block interpreter ([`crate::interp`]) instead.
+//!
+//! `OPTDSL_JIT_LOG=1` prints each compilation (pass, element type, time, or
+//! why it fell back) to stderr; `OPTDSL_JIT_LOG=asm` also the machine code.
 
 mod codegen;
 
@@ -105,6 +108,7 @@ impl<F: Float> JitPass<F> {
                 .or_insert_with(|| {
                     // Cranelift reports what it cannot compile as errors; a
                     // panic inside it is caught too, and the pass interpreted.
+                    let started = std::time::Instant::now();
                     let compiled = std::panic::catch_unwind(AssertUnwindSafe(|| {
                         codegen::compile(p, pass, known, f64)
                     }))
@@ -115,7 +119,13 @@ impl<F: Float> JitPass<F> {
                     };
                     if std::env::var_os("OPTDSL_JIT_LOG").is_some() {
                         match &compiled {
-                            Ok(_) => eprintln!("jit: {} {:?} compiled", p.name.text, pass.kind),
+                            Ok(_) => eprintln!(
+                                "jit: {} {:?} {} compiled in {:.2} ms",
+                                p.name.text,
+                                pass.kind,
+                                if f64 { "f64" } else { "f32" },
+                                started.elapsed().as_secs_f64() * 1e3
+                            ),
                             Err(e) => eprintln!(
                                 "jit: {} {:?} interpreted: {}",
                                 p.name.text, pass.kind, e.0

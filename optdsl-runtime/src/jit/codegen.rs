@@ -569,10 +569,16 @@ pub(crate) fn compile(
     let nr = pass.reads().count();
     let nw = pass.written().count();
     let read_ptrs: Vec<_> = (0..nr)
-        .map(|k| b.ins().load(ptr, flags, rp, (k * 8) as i32))
+        .map(|k| {
+            b.ins()
+                .load(ptr, flags, rp, (k * ptr.bytes() as usize) as i32)
+        })
         .collect();
     let write_ptrs: Vec<_> = (0..nw)
-        .map(|k| b.ins().load(ptr, flags, wp, (k * 8) as i32))
+        .map(|k| {
+            b.ins()
+                .load(ptr, flags, wp, (k * ptr.bytes() as usize) as i32)
+        })
         .collect();
     // The per-step numbers the graph reads, each as a vector of copies.
     let mut nums = Vec::new();

@@ -4,6 +4,12 @@
 
 pub use optdsl_runtime::*;
 
+#[cfg(feature = "candle")]
+pub mod candle;
+
+#[cfg(feature = "burn")]
+pub mod burn;
+
 /// The README's Rust examples, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

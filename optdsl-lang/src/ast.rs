@@ -79,6 +79,8 @@ pub struct Decl {
     pub value: Expr,
     /// `where lo <= name < hi`: the values a hyperparameter accepts.
     pub range: Option<RangeDecl>,
+    /// `name: q8`: how a state buffer is stored, as written.
+    pub storage: Option<Name>,
 }
 
 /// One side of a range: the bound and whether it is included.

@@ -9,6 +9,7 @@ use crate::ast::{
 use crate::diag::Diagnostic;
 use crate::functions::{Callee, ALIASES, CALLEES};
 use crate::span::Span;
+use crate::storage::{Storage, STORAGE_NAMES};
 use crate::typed::{Default, Kind, TExpr, THyper, TNode, TState, TStmt, Ty, TypedRule, Var};
 use std::collections::{HashMap, HashSet};
 
@@ -319,6 +320,12 @@ impl Checker {
     fn hyper(&mut self, h: &Decl) -> Option<THyper> {
         let free = self.declare_ok(&h.name);
         let n = h.name.text.as_str();
+        if let Some(st) = &h.storage {
+            self.error(
+                st.span,
+                format!("only state buffers take a storage type; `{n}` is a hyperparameter"),
+            );
+        }
         if is_rust_keyword(n) {
             self.error(
                 h.name.span,
@@ -462,9 +469,39 @@ impl Checker {
         if free {
             self.globals.insert(d.name.text.clone(), Binding::Var(var));
         }
+        let storage = match &d.storage {
+            None => (Storage::Full, None),
+            Some(n) if !buffer => {
+                self.error(
+                    n.span,
+                    format!(
+                        "only state buffers take a storage type; `{}` is a scalar",
+                        d.name.text
+                    ),
+                );
+                (Storage::Full, None)
+            }
+            Some(n) => match Storage::from_name(&n.text) {
+                Some(st) => (st, Some(n.span)),
+                None => {
+                    let hint = suggest(&n.text, STORAGE_NAMES.iter().copied())
+                        .map(|s| format!("did you mean `{s}`? "))
+                        .unwrap_or_default();
+                    self.error(
+                        n.span,
+                        format!(
+                            "unknown storage `{}`; {hint}a state buffer is stored as `q8` (8-bit, signed map), `uq8` (8-bit, for values never negative) or `bf16`",
+                            n.text
+                        ),
+                    );
+                    (Storage::Full, None)
+                }
+            },
+        };
         Some(TState {
             name: d.name.clone(),
             init: init?,
+            storage,
         })
     }
 

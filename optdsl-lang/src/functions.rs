@@ -25,6 +25,10 @@ pub enum Func {
     Max,
     /// `clamp(x, lo, hi)`
     Clamp,
+    /// `fma(a, b, c)`: `a * b + c` rounded once, as PyTorch's vectorized CPU
+    /// kernels compute `add_(x, alpha=)`, `addcmul_` and `lerp_` (the one
+    /// place a rule asks for fused multiply-add; nothing else is contracted).
+    Fma,
     /// `float(x)`: a per-step scalar rounded to the element type (per element
     /// it is the value itself).
     Float,
@@ -64,6 +68,7 @@ pub const CALLEES: &[Callee] = &[
     Callee::Func(Func::Min),
     Callee::Func(Func::Max),
     Callee::Func(Func::Clamp),
+    Callee::Func(Func::Fma),
     Callee::Func(Func::Float),
     Callee::Select,
     Callee::Reduce(Reduction::Sum),
@@ -124,6 +129,7 @@ impl Func {
             Func::Min => "min",
             Func::Max => "max",
             Func::Clamp => "clamp",
+            Func::Fma => "fma",
             Func::Float => "float",
         }
     }
@@ -132,7 +138,7 @@ impl Func {
     pub fn arity(self) -> usize {
         match self {
             Func::Min | Func::Max => 2,
-            Func::Clamp => 3,
+            Func::Clamp | Func::Fma => 3,
             _ => 1,
         }
     }
@@ -156,6 +162,7 @@ impl Func {
             Func::Min => a.minimum(b),
             Func::Max => a.maximum(b),
             Func::Clamp => a.clip(b, c),
+            Func::Fma => a.mul_add(b, c),
             Func::Float => a,
         }
     }

@@ -129,6 +129,9 @@ pub struct Program {
     pub hypers: Vec<Hyper>,
     /// Per-element state buffers in order.
     pub buffers: Vec<StateSlot>,
+    /// How each buffer is stored, as declared (not part of the fingerprint:
+    /// a state records its own layout).
+    pub storage: Vec<crate::storage::Storage>,
     /// Per-tensor scalar states in order.
     pub scalars: Vec<StateSlot>,
     /// Input names in order.

@@ -21,6 +21,7 @@
 //! ```
 
 pub mod ast;
+pub mod bounds;
 pub mod check;
 pub mod diag;
 pub mod eval;
@@ -31,6 +32,7 @@ pub mod parse;
 pub mod passes;
 pub mod real;
 pub mod span;
+pub mod storage;
 pub mod traffic;
 pub mod typed;
 
@@ -39,6 +41,7 @@ pub use functions::{Callee, Func, Reduction};
 pub use ir::{Program, Slot};
 pub use real::Real;
 pub use span::Span;
+pub use storage::{StateFormat, Storage, QBLOCK};
 
 /// Parses, checks and lowers every rule of `text` (a rule file, or the text
 /// of an `optimizer!` call). Every error of every rule comes back together,
@@ -48,8 +51,7 @@ pub fn compile(text: &str) -> Result<Vec<Program>, Vec<Diagnostic>> {
     let mut errors = check::check_names(&defs);
     let mut programs = Vec::new();
     for def in &defs {
-        let program = check::check(def).map(|typed| lower::lower(&typed));
-        match program.and_then(|p| passes::check_limits(&p).map(|()| p)) {
+        match compile_rule(def) {
             Ok(p) => programs.push(p),
             Err(e) => errors.extend(e),
         }
@@ -58,6 +60,44 @@ pub fn compile(text: &str) -> Result<Vec<Program>, Vec<Diagnostic>> {
         Ok(programs)
     } else {
         errors.sort_by_key(|d| d.span.start);
+        Err(errors)
+    }
+}
+
+/// Checks and lowers one parsed rule: the typed tree, the IR, the storage
+/// declarations and the driver's limits (what [`compile`] and the
+/// `optimizer!` macro both run on each rule).
+pub fn compile_rule(def: &ast::RuleDef) -> Result<Program, Vec<Diagnostic>> {
+    let typed = check::check(def)?;
+    let p = lower::lower(&typed);
+    check_storage(&typed, &p)?;
+    passes::check_limits(&p)?;
+    Ok(p)
+}
+
+/// Every buffer declared `uq8` (the unsigned map) must be provably never
+/// negative ([`bounds::never_negative_buffers`]); the error is at the
+/// declaration's `uq8`.
+fn check_storage(typed: &typed::TypedRule, p: &Program) -> Result<(), Vec<Diagnostic>> {
+    let proven = bounds::never_negative_buffers(p);
+    let errors: Vec<Diagnostic> = typed
+        .buffers
+        .iter()
+        .zip(&proven)
+        .filter_map(|(b, &ok)| match b.storage {
+            (Storage::Q8 { signed: false }, Some(span)) if !ok => Some(Diagnostic::new(
+                span,
+                format!(
+                    "`{}` is declared `uq8`, the map for values that are never negative, but it can be negative here; declare it `q8` (the signed map)",
+                    b.name.text
+                ),
+            )),
+            _ => None,
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
         Err(errors)
     }
 }

@@ -92,6 +92,7 @@ pub fn lower(rule: &TypedRule) -> Program {
         source: rule.source.clone(),
         hypers,
         buffers,
+        storage: rule.buffers.iter().map(|b| b.storage.0).collect(),
         scalars,
         inputs: rule.inputs.iter().map(|n| n.text.clone()).collect(),
         values: l.values,

@@ -100,6 +100,7 @@ fn describe(rule: &Rule) -> String {
         Rule::assign_op => "`=`, `+=`, `-=`, `*=` or `/=`".into(),
         Rule::expr => "an expression".into(),
         Rule::init_item => "`name = value`".into(),
+        Rule::storage => "`: q8`, `: uq8` or `: bf16`".into(),
         Rule::hyper_range | Rule::k_where => "`where lo <= name < hi`".into(),
         Rule::bound | Rule::k_inf => "a number or `inf`".into(),
         Rule::cmp => "`<`, `<=`, `>` or `>=`".into(),
@@ -484,9 +485,20 @@ impl Builder {
             .map(|item| {
                 let mut it = inner(item);
                 let name = self.name(it.next().expect("name"));
-                let value = self.expr(it.next().expect("value"))?;
+                let mut next = it.next().expect("value");
+                let mut storage = None;
+                if next.as_rule() == Rule::storage {
+                    storage = inner(next).next().map(|n| self.name(n));
+                    next = it.next().expect("value");
+                }
+                let value = self.expr(next)?;
                 let range = it.next().map(|r| self.range(r)).transpose()?;
-                Ok(Decl { name, value, range })
+                Ok(Decl {
+                    name,
+                    value,
+                    range,
+                    storage,
+                })
             })
             .collect()
     }

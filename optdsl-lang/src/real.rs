@@ -46,6 +46,8 @@ pub trait Real:
     fn ln(self) -> Self;
     /// self^p.
     fn powf(self, p: Self) -> Self;
+    /// `self * a + b` rounded once (IEEE fused multiply-add).
+    fn mul_add(self, a: Self, b: Self) -> Self;
     /// numpy's sign: -1, 0 or 1 (and NaN for NaN); `sign(0) = 0`.
     #[inline(always)]
     fn sign(self) -> Self {
@@ -120,6 +122,10 @@ macro_rules! impl_real {
             #[inline(always)]
             fn powf(self, p: Self) -> Self {
                 $t::powf(self, p)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                $t::mul_add(self, a, b)
             }
         }
     };

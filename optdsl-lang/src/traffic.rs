@@ -20,13 +20,16 @@ impl PassTraffic {
     /// Bytes moved per element with `elem` bytes per value: each slice read
     /// once, each written slice written once.
     pub fn bytes_per_element(&self, elem: usize) -> usize {
-        let reads = self
-            .reads
-            .iter()
-            .chain(&self.writes)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
-        (reads + self.writes.len()) * elem
+        self.bytes_with(|_| elem)
+    }
+
+    /// Bytes moved per element when slot `s` keeps `width(s)` bytes per
+    /// element (compressed state buffers keep fewer).
+    pub fn bytes_with(&self, width: impl Fn(Slot) -> usize) -> usize {
+        let touched: std::collections::BTreeSet<Slot> =
+            self.reads.iter().chain(&self.writes).copied().collect();
+        touched.iter().map(|&s| width(s)).sum::<usize>()
+            + self.writes.iter().map(|&s| width(s)).sum::<usize>()
     }
 }
 

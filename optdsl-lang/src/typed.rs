@@ -138,6 +138,8 @@ pub struct TState {
     pub name: Name,
     /// The value it starts with.
     pub init: TExpr,
+    /// How it is stored (buffers only), and where the declaration says so.
+    pub storage: (crate::storage::Storage, Option<crate::span::Span>),
 }
 
 /// A checked rule.

@@ -19,10 +19,7 @@ pub fn rules(input: TokenStream) -> TokenStream {
         if !seen.insert(def.name.text.clone()) {
             continue;
         }
-        let program = optdsl_lang::check::check(def)
-            .map(|typed| optdsl_lang::lower::lower(&typed))
-            .and_then(|p| optdsl_lang::passes::check_limits(&p).map(|()| p));
-        match program {
+        match optdsl_lang::compile_rule(def) {
             Ok(p) => {
                 let plan = optdsl_lang::passes::plan(&p);
                 let sh = rule_type::Shell::of(&p, &src);

@@ -331,14 +331,14 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
             #(*#acc_refs = #accs;)*
         }
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         #[inline(never)]
         #[allow(unused, clippy::all)]
         unsafe fn #inner_avx2 #generics(#loop_params) {
             #inner #turbofish(#loop_args)
         }
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f")]
+        #[target_feature(enable = "avx512f,fma")]
         #[inline(never)]
         #[allow(unused, clippy::all)]
         unsafe fn #inner_avx512 #generics(#loop_params) {

@@ -77,6 +77,20 @@ fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
         let x = all(slot);
         quote!(&mut #x[..])
     });
+    let packed_reads = pass.reads().map(|slot| match slot {
+        Slot::Buffer(i) => {
+            let x = format_ident!("__pk{}", i);
+            quote!(#x.as_deref())
+        }
+        _ => quote!(::core::option::Option::None),
+    });
+    let packed_writes = pass.written().map(|slot| match slot {
+        Slot::Buffer(i) => {
+            let x = format_ident!("__pk{}", i);
+            quote!(#x.as_deref_mut())
+        }
+        _ => quote!(::core::option::Option::None),
+    });
     let nr = pass.reductions.len();
     let kinds = pass.reductions.iter().map(|r| reduction_path(r.0));
     let heavy = pass.heavy;
@@ -90,12 +104,16 @@ fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
         let __cf: [F; #nn] = [#(<F as #pr::Real>::from_f64(#nums)),*];
         let __cb: [bool; #nb] = [#(#bools),*];
         let mut __red = [0.0f64; #nr];
-        let __ran = #pr::run_pass(
+        let __ran = #pr::run_pass_packed(
             // SAFETY: the driver hands the chooser only levels this CPU has.
             |__simd| unsafe { #pr::FnKernel::new(#pick::<F>(__simd, &__cb), &__cf, &__cb) },
             #heavy,
+            __n,
+            __step,
             &[#(#reads),*],
             &mut [#(#writes),*],
+            &[#(#packed_reads),*],
+            &mut [#(#packed_writes),*],
             &[#(#kinds),*],
             &mut __red,
         );
@@ -148,6 +166,10 @@ pub fn apply(p: &Program, plan: &StepPlan) -> TokenStream {
         }
     }
     let bufs: Vec<Ident> = (0..p.buffers.len()).map(|i| all(Slot::Buffer(i))).collect();
+    let pks: Vec<Ident> = (0..p.buffers.len())
+        .map(|i| format_ident!("__pk{}", i))
+        .collect();
+    let nb = p.buffers.len();
     let inputs: Vec<Ident> = (0..p.inputs.len()).map(|i| all(Slot::Input(i))).collect();
     quote! {
         #[allow(unused, clippy::all)]
@@ -158,11 +180,13 @@ pub fn apply(p: &Program, plan: &StepPlan) -> TokenStream {
             };
             let __first = __state.t == 0;
             __state.t += 1;
-            let __t = __state.t as f64;
+            let __step = __state.t;
+            let __t = __step as f64;
             let __n = __wa.len();
             let [#(#bufs),*] = &mut __state.buffers[..] else {
                 ::core::unreachable!("the state was checked")
             };
+            let [#(mut #pks),*] = #pr::packed_views::<#nb>(&mut __state.packed);
             #(#body)*
         }
     }

@@ -11,6 +11,7 @@ use crate::exec::Plan;
 use crate::ir::{naive_step_dyn, traffic, Slot};
 use crate::rule::{DynFloat, DynRule, HyperValue, State};
 use crate::stats::median;
+use optdsl_lang::{StateFormat, Storage};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -34,6 +35,10 @@ pub struct BenchResult {
     pub stream_ms: f64,
     /// Median time of the interpreted step, if measured.
     pub naive_ms: Option<f64>,
+    /// The state's format.
+    pub state: StateFormat,
+    /// Bytes of state per parameter (block maxima included).
+    pub state_bytes: f64,
 }
 
 impl BenchResult {
@@ -59,9 +64,14 @@ impl std::fmt::Display for BenchResult {
             self.ours_ms / self.stream_ms
         )?;
         match self.naive_ms {
-            Some(x) => write!(f, "{x:.3}"),
-            None => write!(f, "-"),
+            Some(x) => write!(f, "{x:.3}")?,
+            None => write!(f, "-")?,
         }
+        write!(
+            f,
+            " state={} state_bytes={:.3}",
+            self.state, self.state_bytes
+        )
     }
 }
 
@@ -71,8 +81,27 @@ fn time_ms(f: impl FnOnce()) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-/// One pass of the bound: the slices it writes and those it only reads.
-type BoundPass<F> = (Vec<Span<F>>, Vec<Span<F>>);
+/// One pass of the bound: the slices it writes and those it only reads, in
+/// the element type and (for compressed buffers) as bytes.
+struct BoundPass<F> {
+    written: Vec<Span<F>>,
+    read: Vec<Span<F>>,
+    written_bytes: Vec<Bytes>,
+    read_bytes: Vec<Bytes>,
+}
+
+/// A compressed buffer in the bound: `width` bytes per element (1 for
+/// 8-bit, 2 for bfloat16; the 8-bit blocks' maxima, 1.6% of its bytes, are
+/// left out, which makes the bound a little faster than the real traffic).
+#[derive(Clone, Copy)]
+struct Bytes {
+    ptr: *mut u8,
+    width: usize,
+}
+// SAFETY: threads touch disjoint ranges (one super-block each).
+unsafe impl Send for Bytes {}
+// SAFETY: as above.
+unsafe impl Sync for Bytes {}
 
 /// Raw pointer to one slice, shared across the bound's threads; each thread
 /// touches a disjoint super-block.
@@ -86,19 +115,33 @@ unsafe impl<F> Sync for Span<F> {}
 /// One pass of the same-traffic loop: `g` is read, every written slice gets
 /// `+= g`, every other read slice is summed, tile by tile in one pass over
 /// memory.
-fn bound_pass<F: DynFloat>(
-    written: &[Span<F>],
-    read: &[Span<F>],
-    g: &[F],
-    lo: usize,
-    hi: usize,
-) -> F {
+fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: &[F], lo: usize, hi: usize) -> F {
     const TILE: usize = 256;
+    let (written, read) = (&pass.written, &pass.read);
     let mut acc = [F::ZERO; 16];
+    let mut byte_sum = 0u32;
     let mut start = lo;
     while start < hi {
         let end = (start + TILE).min(hi);
         let gt = &g[start..end];
+        for b in &pass.written_bytes {
+            // SAFETY: [start, end) elements lie in this thread's super-block.
+            let t = unsafe {
+                std::slice::from_raw_parts_mut(b.ptr.add(start * b.width), (end - start) * b.width)
+            };
+            for x in t.iter_mut() {
+                *x = x.wrapping_add(1);
+            }
+        }
+        for b in &pass.read_bytes {
+            // SAFETY: as above; read only.
+            let t = unsafe {
+                std::slice::from_raw_parts(b.ptr.add(start * b.width), (end - start) * b.width)
+            };
+            byte_sum = t
+                .iter()
+                .fold(byte_sum, |s, &x| s.wrapping_add(u32::from(x)));
+        }
         for s in written {
             // SAFETY: [start, end) lies in this thread's super-block.
             let t = unsafe { std::slice::from_raw_parts_mut(s.0.add(start), end - start) };
@@ -121,27 +164,20 @@ fn bound_pass<F: DynFloat>(
         }
         start = end;
     }
+    std::hint::black_box(byte_sum);
     acc.iter().fold(F::ZERO, |a, &b| a + b)
 }
 
-fn bound_step<F: DynFloat>(written: &[Span<F>], read: &[Span<F>], g: &[F]) -> F {
+fn bound_step<F: DynFloat>(pass: &BoundPass<F>, g: &[F]) -> F {
     let n = g.len();
     let plan = Plan::new(n);
     if plan.parallel {
         (0..plan.count)
             .into_par_iter()
-            .map(|k| {
-                bound_pass(
-                    written,
-                    read,
-                    g,
-                    k * plan.size,
-                    ((k + 1) * plan.size).min(n),
-                )
-            })
+            .map(|k| bound_pass(pass, g, k * plan.size, ((k + 1) * plan.size).min(n)))
             .reduce(|| F::ZERO, |a, b| a + b)
     } else {
-        bound_pass(written, read, g, 0, n)
+        bound_pass(pass, g, 0, n)
     }
 }
 
@@ -200,6 +236,19 @@ pub fn bench_rule<F: DynFloat>(
     reps: usize,
     naive_reps: usize,
 ) -> Result<BenchResult> {
+    bench_rule_with::<F>(rule, n, threads, reps, naive_reps, StateFormat::Full)
+}
+
+/// [`bench_rule`] with the state kept in `format` (the bound moves the
+/// compressed buffers' bytes).
+pub fn bench_rule_with<F: DynFloat>(
+    rule: &dyn DynRule,
+    n: usize,
+    threads: usize,
+    reps: usize,
+    naive_reps: usize,
+    format: StateFormat,
+) -> Result<BenchResult> {
     if n == 0 || reps == 0 {
         return Err(Error::Invalid {
             what: "benchmark size".into(),
@@ -241,6 +290,8 @@ pub fn bench_rule<F: DynFloat>(
             .collect();
         let input_refs: Vec<&[F]> = inputs.iter().map(|v| v.as_slice()).collect();
         let mut state: State<F> = F::dyn_init(rule, n);
+        state.set_format(info, format, None);
+        let storage = state.storage();
         // The bound's slices: as many as the rule's, touched pass by pass as
         // the rule's step touches them with these hyperparameters.
         let hypers: Vec<HyperValue> = info
@@ -251,6 +302,25 @@ pub fn bench_rule<F: DynFloat>(
         let passes = traffic(info, &hypers, 2);
         let mut bw = fill(1);
         let mut bufs: Vec<Vec<F>> = info.buffers.iter().map(|_| fill(4)).collect();
+        let mut byte_bufs: Vec<Vec<u8>> = storage
+            .iter()
+            .map(|s| match s {
+                Storage::Full => Vec::new(),
+                Storage::Bf16 => vec![1u8; 2 * n],
+                Storage::Q8 { .. } => vec![1u8; n],
+            })
+            .collect();
+        let byte_spans: Vec<Bytes> = byte_bufs
+            .iter_mut()
+            .map(|b| Bytes {
+                ptr: b.as_mut_ptr(),
+                width: b.len() / n,
+            })
+            .collect();
+        let compressed = |slot: Slot| match slot {
+            Slot::Buffer(b) => byte_spans[b].width > 0,
+            _ => false,
+        };
         let mut bin = inputs.clone();
         let mut bg = g.clone();
         let ptr = |slot: Slot,
@@ -263,28 +333,53 @@ pub fn bench_rule<F: DynFloat>(
             Slot::Buffer(b) => Span(bufs[b].as_mut_ptr()),
             Slot::Input(k) => Span(bin[k].as_mut_ptr()),
         };
+        let byte_span = |s: Slot| match s {
+            Slot::Buffer(b) => byte_spans[b],
+            _ => unreachable!("only buffers are compressed"),
+        };
         let plans: Vec<BoundPass<F>> = passes
             .iter()
             .map(|p| {
-                let written = p
-                    .writes
-                    .iter()
-                    .map(|&s| ptr(s, &mut bw, &mut bufs, &mut bin, &mut bg))
-                    .collect();
-                let read = p
-                    .reads
-                    .iter()
-                    .filter(|s| !p.writes.contains(s) && **s != Slot::G)
-                    .map(|&s| ptr(s, &mut bw, &mut bufs, &mut bin, &mut bg))
-                    .collect();
-                (written, read)
+                let only_read = |s: &&Slot| !p.writes.contains(s) && **s != Slot::G;
+                BoundPass {
+                    written: p
+                        .writes
+                        .iter()
+                        .filter(|s| !compressed(**s))
+                        .map(|&s| ptr(s, &mut bw, &mut bufs, &mut bin, &mut bg))
+                        .collect(),
+                    read: p
+                        .reads
+                        .iter()
+                        .filter(only_read)
+                        .filter(|s| !compressed(**s))
+                        .map(|&s| ptr(s, &mut bw, &mut bufs, &mut bin, &mut bg))
+                        .collect(),
+                    written_bytes: p
+                        .writes
+                        .iter()
+                        .filter(|s| compressed(**s))
+                        .map(|&s| byte_span(s))
+                        .collect(),
+                    read_bytes: p
+                        .reads
+                        .iter()
+                        .filter(only_read)
+                        .filter(|s| compressed(**s))
+                        .map(|&s| byte_span(s))
+                        .collect(),
+                }
             })
             .collect();
-        let slots_moved: usize = passes
-            .iter()
-            .map(|p| p.bytes_per_element(std::mem::size_of::<F>()))
-            .sum();
-        let mut stream = Stream::<F>::new(slots_moved.max(1) * n);
+        // Bytes one step moves per element, the compressed buffers at their
+        // own width.
+        let elem = std::mem::size_of::<F>();
+        let width = |s: &Slot| match s {
+            Slot::Buffer(b) if compressed(*s) => byte_spans[*b].width,
+            _ => elem,
+        };
+        let bytes_moved: usize = passes.iter().map(|p| p.bytes_with(|s| width(&s))).sum();
+        let mut stream = Stream::<F>::new(bytes_moved.max(1) * n);
         let mut ours = Vec::with_capacity(reps);
         let mut bound = Vec::with_capacity(reps);
         let mut copy = Vec::with_capacity(reps);
@@ -301,8 +396,8 @@ pub fn bench_rule<F: DynFloat>(
                 F::dyn_step(rule, &mut state, &mut w, &g, &input_refs).expect("lengths match");
             });
             let b = time_ms(|| {
-                for (written, read) in &plans {
-                    sink += bound_step(written, read, &g);
+                for pass in &plans {
+                    sink += bound_step(pass, &g);
                 }
             });
             if rep >= 2 {
@@ -311,7 +406,7 @@ pub fn bench_rule<F: DynFloat>(
             }
         }
         std::hint::black_box(sink);
-        std::hint::black_box((&bw, &bufs, &bin, &bg, &stream.a));
+        std::hint::black_box((&bw, &bufs, &bin, &bg, &stream.a, &byte_bufs));
         let naive_ms = (naive_reps > 0).then(|| {
             let mut s = state.clone();
             let times: Vec<f64> = (0..naive_reps)
@@ -333,6 +428,8 @@ pub fn bench_rule<F: DynFloat>(
             bound_ms: median(bound),
             stream_ms: median(copy).min(median(triad)),
             naive_ms,
+            state: format,
+            state_bytes: state.bytes_per_element(),
         })
     })
 }

@@ -11,7 +11,9 @@
 
 use crate::exec::{level_for, Plan, Simd, BLOCK};
 use crate::float::Float;
-use optdsl_lang::Reduction;
+use crate::quant::{bf16_nearest, bf16_stochastic, quantizer, round_bits, Packed, Quantizer};
+use optdsl_lang::{Reduction, QBLOCK};
+use std::cell::RefCell;
 
 /// Elements per chunk of a kernel's vector loop (one AVX-512 register of f32
 /// four times over).
@@ -207,6 +209,360 @@ fn combine(reductions: &[Reduction], into: &mut [f64], part: &[f64; MAX_REDUCTIO
     for (j, r) in reductions.iter().enumerate() {
         into[j] = r.combine(into[j], part[j]);
     }
+}
+
+/// Elements a staged pass decodes at a time (a multiple of [`QBLOCK`] and of
+/// [`LANES`]; with a few buffers it stays in L1).
+pub const STAGE: usize = 1024;
+
+/// A compressed buffer's parts, shareable across threads; tasks touch
+/// disjoint blocks.
+#[derive(Clone, Copy)]
+enum RawPacked {
+    Bf16 {
+        bits: *mut u16,
+        stochastic: Option<u64>,
+    },
+    Q8 {
+        codes: *mut u8,
+        absmax: *mut f32,
+        q: &'static Quantizer,
+    },
+}
+
+impl RawPacked {
+    fn of(p: &Packed) -> RawPacked {
+        // Only `encode` writes through the pointers, and only for buffers
+        // the pass holds as `&mut Packed` (see `run_pass_packed`).
+        match p {
+            Packed::Bf16 { bits, stochastic } => RawPacked::Bf16 {
+                bits: bits.as_ptr().cast_mut(),
+                stochastic: *stochastic,
+            },
+            Packed::Q8 {
+                signed,
+                codes,
+                absmax,
+            } => RawPacked::Q8 {
+                codes: codes.as_ptr().cast_mut(),
+                absmax: absmax.as_ptr().cast_mut(),
+                q: quantizer(*signed),
+            },
+        }
+    }
+
+    /// Elements `lo..lo + out.len()` decoded.
+    ///
+    /// # Safety
+    /// In bounds, and no task writes them meanwhile.
+    unsafe fn decode<F: Float>(self, lo: usize, out: &mut [F]) {
+        match self {
+            RawPacked::Bf16 { bits, .. } => {
+                // SAFETY: the caller's contract.
+                let src = unsafe { std::slice::from_raw_parts(bits.add(lo), out.len()) };
+                for (o, &b) in out.iter_mut().zip(src) {
+                    *o = F::from_f64(f32::from_bits(u32::from(b) << 16) as f64);
+                }
+            }
+            RawPacked::Q8 { codes, absmax, q } => {
+                let mut a = 0;
+                while a < out.len() {
+                    let i = lo + a;
+                    let b = (a + QBLOCK - i % QBLOCK).min(out.len());
+                    // SAFETY: the caller's contract.
+                    let (scale, src) = unsafe {
+                        (
+                            *absmax.add(i / QBLOCK),
+                            std::slice::from_raw_parts(codes.add(i), b - a),
+                        )
+                    };
+                    q.dequantize(src, scale, &mut out[a..b]);
+                    a = b;
+                }
+            }
+        }
+    }
+
+    /// Stores `xs` as elements `lo..lo + xs.len()` (whole blocks for 8-bit:
+    /// `lo` at a block boundary, `xs` ending at one or at the buffer's end).
+    ///
+    /// # Safety
+    /// In bounds, and no other task touches those blocks.
+    unsafe fn encode<F: Float>(self, lo: usize, xs: &[F], step: u64) {
+        match self {
+            RawPacked::Bf16 { bits, stochastic } => {
+                // SAFETY: the caller's contract.
+                let dst = unsafe { std::slice::from_raw_parts_mut(bits.add(lo), xs.len()) };
+                match stochastic {
+                    None => {
+                        for (d, x) in dst.iter_mut().zip(xs) {
+                            *d = bf16_nearest(x.to_f64() as f32);
+                        }
+                    }
+                    Some(seed) => {
+                        for (k, (d, x)) in dst.iter_mut().zip(xs).enumerate() {
+                            *d = bf16_stochastic(x.to_f64() as f32, round_bits(seed, step, lo + k));
+                        }
+                    }
+                }
+            }
+            RawPacked::Q8 { codes, absmax, q } => {
+                let mut block = [0.0f32; QBLOCK];
+                for (k, chunk) in xs.chunks(QBLOCK).enumerate() {
+                    let at = lo + k * QBLOCK;
+                    for (b, x) in block.iter_mut().zip(chunk) {
+                        *b = x.to_f64() as f32;
+                    }
+                    // SAFETY: the caller's contract.
+                    unsafe {
+                        let dst = std::slice::from_raw_parts_mut(codes.add(at), chunk.len());
+                        *absmax.add(at / QBLOCK) = q.quantize(&block[..chunk.len()], dst);
+                    }
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's staging area for decoded buffers (as f64 words, so that
+    /// f32 and f64 elements are both aligned).
+    static STAGING: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with `len` elements of this thread's staging area.
+fn with_staging<F: Float, R>(len: usize, f: impl FnOnce(&mut [F]) -> R) -> R {
+    const { assert!(std::mem::align_of::<F>() <= std::mem::align_of::<f64>()) };
+    STAGING.with(|cell| {
+        let mut v = cell.borrow_mut();
+        let words = (len * std::mem::size_of::<F>()).div_ceil(8);
+        if v.len() < words {
+            v.resize(words, 0.0);
+        }
+        // SAFETY: `F` is f32 or f64 (plain data, any bits valid), the area
+        // holds `len` of them and is aligned for them (checked above).
+        let area = unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<F>(), len) };
+        f(area)
+    })
+}
+
+/// A state's compressed buffers one by one (`None` for a buffer kept in the
+/// element type, and for every buffer when `packed` is empty), for generated
+/// steps to hand [`run_pass_packed`].
+pub fn packed_views<const N: usize>(packed: &mut [Option<Packed>]) -> [Option<&mut Packed>; N] {
+    let mut it = packed.iter_mut();
+    std::array::from_fn(|_| it.next().and_then(Option::as_mut))
+}
+
+/// [`run_pass`] for a pass that may touch compressed buffers: `packed_reads[k]`
+/// (`packed_writes[k]`) stands for `reads[k]` (`writes[k]`) when it is
+/// `Some`, and that plain slice is then empty. With none compressed, this is
+/// [`run_pass`]. Otherwise every block of [`STAGE`] elements is decoded into
+/// the thread's staging area, the kernel runs over it, and the written
+/// buffers are encoded back from it: one pass over memory. `n` is the
+/// tensor's length; `step` keys stochastic rounding. Reductions sum in the
+/// same order as [`run_pass`]'s (per lane by the element's position in its
+/// block), so a compressed state changes results only by its rounding.
+#[allow(clippy::too_many_arguments)]
+pub fn run_pass_packed<F: Float, K: Kernel<F>>(
+    select: impl Fn(Simd) -> K,
+    heavy: bool,
+    n: usize,
+    step: u64,
+    reads: &[&[F]],
+    writes: &mut [&mut [F]],
+    packed_reads: &[Option<&Packed>],
+    packed_writes: &mut [Option<&mut Packed>],
+    reductions: &[Reduction],
+    out: &mut [f64],
+) -> Result<(), PassShapeError> {
+    if packed_reads.iter().all(Option::is_none) && packed_writes.iter().all(Option::is_none) {
+        return run_pass(select, heavy, reads, writes, reductions, out);
+    }
+    if reads.len() > MAX_SLOTS || writes.len() > MAX_SLOTS || reductions.len() > MAX_REDUCTIONS {
+        return Err(PassShapeError(format!(
+            "a pass touches {} slices and computes {} reductions; the driver holds at most {MAX_SLOTS} and {MAX_REDUCTIONS}",
+            reads.len() + writes.len(),
+            reductions.len()
+        )));
+    }
+    let fits = |len: usize, p: Option<&Packed>| match p {
+        Some(p) => len == 0 && p.len() == n && p.is_consistent(),
+        None => len == n,
+    };
+    let ok = reads.len() == packed_reads.len()
+        && writes.len() == packed_writes.len()
+        && reads
+            .iter()
+            .zip(packed_reads)
+            .all(|(r, p)| fits(r.len(), *p))
+        && writes
+            .iter()
+            .zip(packed_writes.iter())
+            .all(|(w, p)| fits(w.len(), p.as_deref()));
+    if !ok {
+        return Err(PassShapeError(
+            "the slices of a pass differ in length".into(),
+        ));
+    }
+    let nred = reductions.len();
+    if out.len() < nred {
+        return Err(PassShapeError(format!(
+            "{nred} reductions need {nred} results, {} given",
+            out.len()
+        )));
+    }
+    out[..nred].fill(0.0);
+    let kernel = select(level_for(heavy));
+    let mut slices = Slices {
+        reads: [std::ptr::null(); MAX_SLOTS],
+        writes: [std::ptr::null_mut(); MAX_SLOTS],
+        nr: reads.len(),
+        nw: writes.len(),
+    };
+    for (k, r) in reads.iter().enumerate() {
+        slices.reads[k] = r.as_ptr();
+    }
+    for (k, w) in writes.iter_mut().enumerate() {
+        slices.writes[k] = w.as_mut_ptr();
+    }
+    let mut packs = Packs {
+        reads: [None; MAX_SLOTS],
+        writes: [None; MAX_SLOTS],
+    };
+    for (k, p) in packed_reads.iter().enumerate() {
+        packs.reads[k] = p.map(RawPacked::of);
+    }
+    for (k, p) in packed_writes.iter().enumerate() {
+        packs.writes[k] = p.as_deref().map(RawPacked::of);
+    }
+    let plan = Plan::new(n);
+    let run_super = |s: usize| -> [f64; MAX_REDUCTIONS] {
+        let lo = s * plan.size;
+        let hi = (lo + plan.size).min(n);
+        // SAFETY: super-blocks are disjoint ranges (whole 8-bit blocks: the
+        // super-block size is a multiple of BLOCK, itself of QBLOCK).
+        unsafe { staged_super(&kernel, &slices, &packs, lo, hi, step, reductions) }
+    };
+    if plan.parallel {
+        use rayon::prelude::*;
+        let parts: Vec<[f64; MAX_REDUCTIONS]> =
+            (0..plan.count).into_par_iter().map(run_super).collect();
+        for part in &parts {
+            combine(reductions, &mut out[..nred], part);
+        }
+    } else {
+        for s in 0..plan.count {
+            let part = run_super(s);
+            combine(reductions, &mut out[..nred], &part);
+        }
+    }
+    Ok(())
+}
+
+/// The compressed buffers of a pass, by position among its reads and writes.
+struct Packs {
+    reads: [Option<RawPacked>; MAX_SLOTS],
+    writes: [Option<RawPacked>; MAX_SLOTS],
+}
+
+// SAFETY: as for `Slices`: the pointers come from buffers borrowed for the
+// whole pass, and tasks touch disjoint blocks of the written ones.
+unsafe impl Send for Packs {}
+// SAFETY: as above.
+unsafe impl Sync for Packs {}
+
+/// One super-block `lo..hi` of a staged pass: blocks of [`BLOCK`] for the
+/// reductions (as [`super_block`], without a peel), each walked in stages of
+/// [`STAGE`] elements.
+///
+/// # Safety
+/// `lo..hi` is disjoint from every other task's range, and begins at a
+/// multiple of [`BLOCK`].
+unsafe fn staged_super<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    slices: &Slices<F>,
+    packs: &Packs,
+    lo: usize,
+    hi: usize,
+    step: u64,
+    reductions: &[Reduction],
+) -> [f64; MAX_REDUCTIONS] {
+    let (nr, nw) = (slices.nr, slices.nw);
+    let nred = reductions.len();
+    let staged = packs.reads[..nr].iter().filter(|p| p.is_some()).count()
+        + packs.writes[..nw].iter().filter(|p| p.is_some()).count();
+    let mut red = [0.0f64; MAX_REDUCTIONS];
+    with_staging::<F, _>(staged * STAGE, |area| {
+        let mut block = lo;
+        while block < hi {
+            let block_end = (block + BLOCK).min(hi);
+            let mut acc = [[F::ZERO; LANES]; MAX_REDUCTIONS];
+            let acc = &mut acc[..nred];
+            let mut a = block;
+            while a < block_end {
+                let b = (a + STAGE).min(block_end);
+                let len = b - a;
+                // SAFETY: the caller's contract (this task owns a..b).
+                let (mut r, mut w) = unsafe { slices.range(a, b) };
+                let mut parts = area.chunks_mut(STAGE);
+                let mut staged_writes: [Option<(RawPacked, usize)>; MAX_SLOTS] = [None; MAX_SLOTS];
+                for (slot, p) in r[..nr].iter_mut().zip(&packs.reads[..nr]) {
+                    if let Some(p) = p {
+                        let part =
+                            &mut parts.next().expect("staging sized for every buffer")[..len];
+                        // SAFETY: in bounds; no task writes a read buffer.
+                        unsafe { p.decode(a, part) };
+                        *slot = part;
+                    }
+                }
+                for k in 0..nw {
+                    if let Some(p) = packs.writes[k] {
+                        let part =
+                            &mut parts.next().expect("staging sized for every buffer")[..len];
+                        // SAFETY: this task owns a..b of the buffer.
+                        unsafe { p.decode(a, part) };
+                        staged_writes[k] = Some((p, k));
+                        w[k] = part;
+                    }
+                }
+                let m = len / LANES * LANES;
+                if m > 0 {
+                    let mut rc: [&[F]; MAX_SLOTS] = [&[]; MAX_SLOTS];
+                    for (dst, src) in rc.iter_mut().zip(&r[..nr]) {
+                        *dst = &src[..m];
+                    }
+                    let mut wc = empty_writes();
+                    for (dst, src) in wc.iter_mut().zip(w[..nw].iter_mut()) {
+                        *dst = &mut src[..m];
+                    }
+                    kernel.run(&rc[..nr], &mut wc[..nw], acc, Walk::Chunks);
+                }
+                if m < len {
+                    let mut rc: [&[F]; MAX_SLOTS] = [&[]; MAX_SLOTS];
+                    for (dst, src) in rc.iter_mut().zip(&r[..nr]) {
+                        *dst = &src[m..];
+                    }
+                    let mut wc = empty_writes();
+                    for (dst, src) in wc.iter_mut().zip(w[..nw].iter_mut()) {
+                        *dst = &mut src[m..];
+                    }
+                    kernel.run(&rc[..nr], &mut wc[..nw], acc, Walk::Single { lane0: 0 });
+                }
+                for (p, k) in staged_writes.iter().flatten() {
+                    // SAFETY: this task owns a..b, whole 8-bit blocks (a is a
+                    // multiple of STAGE, b one or the tensor's end).
+                    unsafe { p.encode(a, &w[*k][..len], step) };
+                }
+                a = b;
+            }
+            for (j, r) in reductions.iter().enumerate() {
+                red[j] = r.combine(red[j], finish_block(*r, &acc[j], 0));
+            }
+            block = block_end;
+        }
+    });
+    red
 }
 
 /// Where the peel of a block ends: elements before it are walked one by one

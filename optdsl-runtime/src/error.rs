@@ -118,6 +118,27 @@ pub enum Error {
         /// Its value.
         value: f64,
     },
+    /// A closure-driven step's objective returned a NaN or infinite loss
+    /// or gradient (L-BFGS stops instead of stepping on it, where PyTorch
+    /// would go on with NaN).
+    #[error("the objective returned a non-finite {what} ({value}) at evaluation {evaluation} of the step; check the objective at these parameters, or lower lr")]
+    NonFiniteObjective {
+        /// "loss" or "gradient".
+        what: String,
+        /// Which evaluation of the step (from 1).
+        evaluation: usize,
+        /// The value, as text.
+        value: String,
+    },
+    /// A rule that cannot step only some rows of a tensor (row-sparse
+    /// gradients): its update is not row-local.
+    #[error("{rule} cannot take a row-sparse step: {reason}; step it with the dense gradient (Optimizer::step), or use sparse_adam")]
+    NotRowLocal {
+        /// The rule.
+        rule: String,
+        /// Why not.
+        reason: String,
+    },
     /// Too many steps in a row had a NaN or infinite gradient.
     #[error("non-finite gradient at step {step}, {consecutive} steps in a row; lower the learning rate, clip gradients, or check the data")]
     NonFiniteGradient {

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub enum Simd {
     /// Whatever the build targets (SSE2 on generic x86-64).
     Portable,
-    /// AVX2.
+    /// AVX2 (with FMA).
     Avx2,
-    /// AVX-512 (foundation).
+    /// AVX-512 (foundation, with FMA).
     Avx512,
 }
 
@@ -34,6 +34,11 @@ impl Simd {
 pub fn detected() -> Simd {
     #[cfg(target_arch = "x86_64")]
     {
+        // Both levels' copies are compiled with FMA too (for `fma()`, which
+        // rounds once; nothing else is contracted).
+        if !std::arch::is_x86_feature_detected!("fma") {
+            return Simd::Portable;
+        }
         if std::arch::is_x86_feature_detected!("avx512f") {
             return Simd::Avx512;
         }

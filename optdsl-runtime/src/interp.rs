@@ -390,7 +390,7 @@ impl<F: Float> Kernel<F> for Interp<'_, F> {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_avx2<F: Float>(
     tape: &Tape<F>,
@@ -405,7 +405,7 @@ unsafe fn run_avx2<F: Float>(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_avx512<F: Float>(
     tape: &Tape<F>,
@@ -570,6 +570,11 @@ fn func<F: Float>(f: Func, out: &mut [F], a: &[F], b: &[F], c: &[F]) {
         Func::Clamp => {
             for (((o, &x), &lo), &hi) in out.iter_mut().zip(a).zip(b).zip(c) {
                 *o = Func::Clamp.apply(x, lo, hi);
+            }
+        }
+        Func::Fma => {
+            for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
+                *o = x.mul_add(y, z);
             }
         }
         f => map1(out, a, |x| f.apply(x, x, x)),

@@ -81,6 +81,13 @@ pub fn naive_step<F: Float>(
     let n = w.len();
     let first = state.t == 0;
     state.t += 1;
+    // Compressed buffers: decoded for the step, encoded after it, as the
+    // fused step does block by block.
+    for (k, packed) in state.packed.iter().enumerate() {
+        if let Some(packed) = packed {
+            state.buffers[k] = packed.to_vec();
+        }
+    }
     let hyper_scalars = scalars_of(hypers);
     // The last use of each value, so temporaries are dropped as numpy drops them.
     let mut last_use = vec![0usize; p.values.len()];
@@ -234,6 +241,12 @@ pub fn naive_step<F: Float>(
             if let Val::S(x) = vals[*o] {
                 state.scalars[k] = x;
             }
+        }
+    }
+    let step = state.t;
+    for (k, packed) in state.packed.iter_mut().enumerate() {
+        if let Some(packed) = packed {
+            packed.encode_from(&std::mem::take(&mut state.buffers[k]), step);
         }
     }
     Ok(())

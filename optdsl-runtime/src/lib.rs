@@ -18,15 +18,20 @@ pub mod interp;
 pub mod ir;
 #[cfg(feature = "jit")]
 pub mod jit;
+pub mod lbfgs;
+pub mod lbfgs_train;
 pub mod memory;
 pub mod net;
 pub mod optim;
 pub mod parallel;
 pub mod plot;
+pub mod qmaps;
+pub mod quant;
 pub mod replay;
 pub mod rng;
 pub mod rule;
 pub mod schedule;
+pub mod sparse;
 pub mod stats;
 pub mod text;
 pub mod train;
@@ -34,8 +39,11 @@ pub mod train;
 pub use builtin::{builtin_rule, builtins, BuiltinInfo};
 pub use error::{Error, Result};
 pub use float::Float;
+pub use optdsl_lang::storage::storage_for;
+pub use optdsl_lang::{StateFormat, Storage};
 pub use optdsl_macros::{network, optimizer};
-pub use optim::{GroupState, Optimizer, OptimizerState, ParamGroup};
+pub use optim::{Compression, GroupState, Optimizer, OptimizerState, ParamGroup};
+pub use quant::Packed;
 pub use rule::{DynFloat, DynRule, HyperRange, HyperSpec, HyperValue, RuleInfo, State, UpdateRule};
 pub use schedule::{InverseTime, Schedule};
 pub use text::{RuleErrors, Rules, TextRule};
@@ -43,11 +51,12 @@ pub use text::{RuleErrors, Rules, TextRule};
 /// What generated code names, by absolute path; not a public interface.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::driver::{run_pass, FnKernel, KernelFn, Walk};
+    pub use crate::driver::{packed_views, run_pass, run_pass_packed, FnKernel, KernelFn, Walk};
     pub use crate::error::Result;
     pub use crate::exec::Simd;
     pub use crate::float::{Float, Real};
     pub use crate::net;
+    pub use crate::quant::Packed;
     pub use crate::rng;
     pub use crate::rule::{
         check_range, compile_one, hyper_type, unknown_hyper, Bound, HyperRange, HyperSpec,

@@ -3,7 +3,8 @@
 //! every length before it changes anything.
 
 use crate::error::{Error, Result};
-use crate::rule::{DynFloat, DynRule, HyperValue, State};
+use crate::rule::{DynFloat, DynRule, HyperValue, RuleInfo, State};
+use optdsl_lang::StateFormat;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -58,6 +59,43 @@ pub struct Optimizer<F: DynFloat> {
     groups: Vec<ParamGroup<F>>,
     steps: u64,
     guard: Option<FiniteGuard>,
+    compression: Compression,
+}
+
+/// How compressed an [`Optimizer`] keeps its tensors' state.
+///
+/// ```
+/// # extern crate optdsl_runtime as optdsl;
+/// use optdsl::{builtin_rule, Optimizer, StateFormat};
+/// let mut opt = Optimizer::<f32>::new().with_state_format(StateFormat::Q8);
+/// opt.add_group(builtin_rule("adam").unwrap(), &[10_000, 100]);
+/// let states = opt.groups()[0].states();
+/// // Adam's moments in 8 bits (the second on the unsigned map) for the large
+/// // tensor; the small one keeps f32, as bitsandbytes does under 4,096.
+/// assert_eq!(states[0].bytes_per_element(), 2.0 * (1.0 + 4.0 / 256.0) + 4.0);
+/// assert_eq!(states[1].bytes_per_element(), 3.0 * 4.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    /// The format of every buffer (a rule's own declarations win).
+    pub format: StateFormat,
+    /// Tensors with fewer elements keep the element type (bitsandbytes'
+    /// `min_8bit_size`, 4,096).
+    pub min_elements: usize,
+    /// `Some(seed)`: round to bfloat16 stochastically (torchao's
+    /// `bf16_stochastic_round`), each tensor's bits keyed by the seed and
+    /// the tensor's number.
+    pub stochastic_bf16: Option<u64>,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            format: StateFormat::Full,
+            min_elements: 4096,
+            stochastic_bf16: None,
+        }
+    }
 }
 
 /// What [`Optimizer::skip_non_finite`] keeps: how many steps were skipped.
@@ -105,7 +143,37 @@ impl<F: DynFloat> Optimizer<F> {
             groups: Vec::new(),
             steps: 0,
             guard: None,
+            compression: Compression::default(),
         }
+    }
+
+    /// This optimizer, keeping its state in `format` (see
+    /// [`Optimizer::set_compression`]).
+    pub fn with_state_format(mut self, format: StateFormat) -> Self {
+        self.set_compression(Compression {
+            format,
+            ..self.compression
+        });
+        self
+    }
+
+    /// Keeps every tensor's state as `c` says, converting the states there
+    /// are (their values rounded or quantized) and those of groups added
+    /// later.
+    pub fn set_compression(&mut self, c: Compression) {
+        self.compression = c;
+        let mut index = 0u64;
+        for g in &mut self.groups {
+            for s in &mut g.states {
+                apply_compression(&c, g.rule.info(), s, index);
+                index += 1;
+            }
+        }
+    }
+
+    /// How the state is kept.
+    pub fn compression(&self) -> Compression {
+        self.compression
     }
 
     /// An optimizer with one group: `rule` over tensors of the given lengths.
@@ -117,9 +185,15 @@ impl<F: DynFloat> Optimizer<F> {
 
     /// Adds a group: `rule` over tensors of the given lengths; returns its index.
     pub fn add_group(&mut self, rule: Box<dyn DynRule>, lens: &[usize]) -> usize {
+        let mut index = self.tensor_count() as u64;
         let states = lens
             .iter()
-            .map(|&n| F::dyn_init(rule.as_ref(), n))
+            .map(|&n| {
+                let mut s = F::dyn_init(rule.as_ref(), n);
+                apply_compression(&self.compression, rule.info(), &mut s, index);
+                index += 1;
+                s
+            })
             .collect();
         self.groups.push(ParamGroup { rule, states });
         self.groups.len() - 1
@@ -462,19 +536,7 @@ impl<F: DynFloat> OptimizerState<F> {
                 }
                 let (lo, hi) = (range.start.max(offset), range.end.min(offset + s.len));
                 if lo < hi {
-                    let piece = (lo - offset)..(hi - offset);
-                    states.push(State {
-                        rule: s.rule.clone(),
-                        fingerprint: s.fingerprint,
-                        t: s.t,
-                        len: piece.len(),
-                        buffers: s
-                            .buffers
-                            .iter()
-                            .map(|b| b[piece.clone()].to_vec())
-                            .collect(),
-                        scalars: s.scalars.clone(),
-                    });
+                    states.push(s.slice((lo - offset)..(hi - offset))?);
                 }
                 offset += s.len;
             }
@@ -541,10 +603,7 @@ impl<F: DynFloat> OptimizerState<F> {
                             "group {gi}, tensor {ti}: its pieces differ in step count or scalars"
                         )));
                     }
-                    for (b, p) in whole.buffers.iter_mut().zip(piece.buffers) {
-                        b.extend(p);
-                    }
-                    whole.len += piece.len;
+                    whole.append(piece)?;
                 }
                 if whole.len != len {
                     return Err(mismatch(format!(
@@ -565,6 +624,19 @@ impl<F: DynFloat> OptimizerState<F> {
     }
 }
 
+/// Converts tensor `index`'s state `s` as `c` says.
+fn apply_compression<F: DynFloat>(c: &Compression, info: &RuleInfo, s: &mut State<F>, index: u64) {
+    let format = if s.len < c.min_elements {
+        StateFormat::Full
+    } else {
+        c.format
+    };
+    let seed = c
+        .stochastic_bf16
+        .map(|seed| seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    s.set_format(info, format, seed);
+}
+
 fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
     if expected == got {
         Ok(())
@@ -574,5 +646,115 @@ fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
             expected,
             got,
         })
+    }
+}
+
+/// Closure-driven and row-sparse steps.
+impl<F: DynFloat> Optimizer<F> {
+    /// A step driven by a closure, as PyTorch's `optimizer.step(closure)`:
+    /// `closure(params, grads)` evaluates the objective at `params` (the flat
+    /// buffer of every tensor), writes its gradient into `grads` (zeroed
+    /// before, as long as `params`) and returns the loss; then the rules step
+    /// `params` from that gradient ([`Optimizer::step_flat`]). Returns the
+    /// loss. For L-BFGS, which evaluates the closure several times a step,
+    /// see [`crate::lbfgs::Lbfgs::step`].
+    ///
+    /// A NaN or infinite loss is [`Error::NonFiniteObjective`] and nothing
+    /// changes; a non-finite gradient is stepped or skipped as `step_flat`
+    /// does.
+    ///
+    /// ```
+    /// # extern crate optdsl_runtime as optdsl;
+    /// use optdsl::{builtin_rule, Optimizer, HyperValue};
+    /// let mut sgd = builtin_rule("sgd").unwrap();
+    /// sgd.set_hyper("lr", HyperValue::Num(0.25)).unwrap();
+    /// let mut opt = Optimizer::<f64>::with_rule(sgd, &[1]);
+    /// let mut w = vec![3.0];
+    /// // f(w) = w^2
+    /// let loss = opt.step_with_closure(&mut w, |w, g| { g[0] = 2.0 * w[0]; Ok(w[0] * w[0]) }).unwrap();
+    /// assert_eq!((loss, w[0]), (9.0, 1.5));
+    /// ```
+    pub fn step_with_closure<C>(&mut self, params: &mut [F], mut closure: C) -> Result<f64>
+    where
+        C: FnMut(&[F], &mut [F]) -> Result<f64>,
+    {
+        let total = self.param_count();
+        check_len("the parameter buffer", total, params.len())?;
+        let mut grads = vec![F::ZERO; total];
+        let loss = closure(params, &mut grads)?;
+        if !loss.is_finite() {
+            return Err(Error::NonFiniteObjective {
+                what: "loss".into(),
+                evaluation: 1,
+                value: loss.to_string(),
+            });
+        }
+        self.step_flat(params, &grads)?;
+        Ok(loss)
+    }
+
+    /// One step from row-sparse gradients (see [`crate::sparse`]):
+    /// `params[i]` is tensor i (row-major), `grads[i]` its touched rows and
+    /// their values. Only those rows of the tensor and of its state change;
+    /// every tensor's step count advances, as PyTorch's SparseAdam counts a
+    /// step for every parameter with a gradient. Every check comes first
+    /// (the rules are row-local, the lengths, the rows in range); on an
+    /// error nothing has changed.
+    ///
+    /// ```
+    /// # extern crate optdsl_runtime as optdsl;
+    /// use optdsl::sparse::SparseGrad;
+    /// use optdsl::{builtin_rule, Optimizer};
+    /// let mut opt = Optimizer::<f32>::with_rule(builtin_rule("sparse_adam").unwrap(), &[8]);
+    /// let mut table = vec![1.0f32; 8]; // 4 rows of 2
+    /// let g = SparseGrad { cols: 2, rows: &[3], values: &[0.5, -0.5] };
+    /// opt.step_sparse(&mut [&mut table], &[g]).unwrap();
+    /// assert_eq!(&table[..6], &[1.0; 6]);
+    /// assert!(table[6] < 1.0 && table[7] > 1.0);
+    /// let bad = SparseGrad { cols: 2, rows: &[4], values: &[0.5, -0.5] };
+    /// assert!(opt.step_sparse(&mut [&mut table], &[bad]).is_err());
+    /// ```
+    pub fn step_sparse(
+        &mut self,
+        params: &mut [&mut [F]],
+        grads: &[crate::sparse::SparseGrad<'_, F>],
+    ) -> Result<()> {
+        let n = self.tensor_count();
+        check_len("the list of parameter tensors", n, params.len())?;
+        check_len("the list of sparse gradients", n, grads.len())?;
+        for g in &self.groups {
+            crate::sparse::check_row_local(g.rule.info())?;
+        }
+        let states = self.groups.iter().flat_map(|g| g.states.iter());
+        let mut coalesced = Vec::with_capacity(n);
+        for (i, ((p, g), state)) in params.iter().zip(grads).zip(states).enumerate() {
+            check_len(&format!("parameter tensor {i}"), state.len, p.len())?;
+            coalesced.push(crate::sparse::coalesce(state.len, g)?);
+        }
+        for g in &self.groups {
+            for state in &g.states {
+                crate::sparse::check_uncompressed(g.rule.info(), state)?;
+            }
+        }
+        if self.skip(coalesced.iter().map(|c| c.1.as_slice()))? {
+            return Ok(());
+        }
+        let mut i = 0;
+        for group in &mut self.groups {
+            for state in &mut group.states {
+                let (rows, values) = &coalesced[i];
+                crate::sparse::step_coalesced(
+                    group.rule.as_ref(),
+                    state,
+                    params[i],
+                    grads[i].cols,
+                    rows,
+                    values,
+                )?;
+                i += 1;
+            }
+        }
+        self.steps += 1;
+        Ok(())
     }
 }

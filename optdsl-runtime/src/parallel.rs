@@ -174,7 +174,15 @@ impl<'c, F: NetFloat> Replicas<'c, F> {
         if shard {
             let lens: Vec<usize> = trainer.optimizer_lens().concat();
             let rule = trainer.optimizer().rule(0)?.info();
-            let shards = shard_ranges(&lens, size, has_reduction(rule));
+            let mut shards = shard_ranges(&lens, size, has_reduction(rule));
+            let compressed = trainer
+                .optimizer()
+                .groups()
+                .iter()
+                .any(|g| g.states().iter().any(|s| !s.packed.is_empty()));
+            if compressed {
+                shards = align_shards(&shards, &lens, optdsl_lang::QBLOCK);
+            }
             let block = shards.iter().map(|r| r.len()).max().unwrap_or(0);
             trainer.shard_optimizer(shards[rank].clone())?;
             rep.block = block;
@@ -366,6 +374,29 @@ pub fn shard_ranges(lens: &[usize], n: usize, whole_tensors: bool) -> Vec<Range<
         cuts.extend((1..n).map(|k| (k * c).min(total)));
     }
     cuts.push(total);
+    cuts.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+/// `shards` with each cut moved down to the nearest element whose offset in
+/// its tensor is a multiple of `align` (compressed 8-bit state splits only
+/// at its blocks of 256).
+pub fn align_shards(shards: &[Range<usize>], lens: &[usize], align: usize) -> Vec<Range<usize>> {
+    let align = align.max(1);
+    let snap = |p: usize| -> usize {
+        let mut start = 0;
+        for &l in lens {
+            if p < start + l {
+                return start + (p - start) / align * align;
+            }
+            start += l;
+        }
+        p
+    };
+    let mut cuts: Vec<usize> = shards.iter().map(|r| snap(r.start)).collect();
+    cuts.push(shards.last().map_or(0, |r| r.end));
+    for k in 1..cuts.len() {
+        cuts[k] = cuts[k].max(cuts[k - 1]);
+    }
     cuts.windows(2).map(|w| w[0]..w[1]).collect()
 }
 
@@ -648,6 +679,14 @@ mod tests {
                 assert!(d < 1e-11, "{opt} resumed from {size}: {d:e}");
             }
         }
+    }
+
+    #[test]
+    fn aligned_shards_cut_at_blocks_of_each_tensor() {
+        let lens = [1000, 600, 3];
+        let r = align_shards(&shard_ranges(&lens, 3, false), &lens, 256);
+        assert_eq!(r, vec![0..512, 512..1000, 1000..1603]);
+        assert_eq!(r.iter().map(|r| r.len()).sum::<usize>(), 1603);
     }
 
     #[test]

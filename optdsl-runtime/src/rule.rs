@@ -4,6 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::quant::Packed;
+use optdsl_lang::{StateFormat, Storage};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -190,17 +192,26 @@ pub struct State<F> {
     pub t: u64,
     /// The tensor's length.
     pub len: usize,
-    /// The per-element buffers, each `len` long.
+    /// The per-element buffers, each `len` long (empty where the buffer is
+    /// compressed: see `packed`).
     pub buffers: Vec<Vec<F>>,
     /// The per-tensor scalar states.
     pub scalars: Vec<f64>,
+    /// The compressed buffers (8-bit or bfloat16), one entry per buffer
+    /// (`None`: kept in `buffers`); empty when none is compressed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packed: Vec<Option<Packed>>,
 }
 
 impl<F: Float> State<F> {
     /// A state for `info`'s rule over `len` elements, with each buffer filled with
     /// its initial value and each scalar set to its initial value.
+    ///
+    /// Buffers the rule declares compressed (`state m: q8 = 0`) are
+    /// compressed.
     pub fn new(info: &RuleInfo, len: usize, buffer_init: &[f64], scalar_init: &[f64]) -> Self {
-        State {
+        let storage = &info.program().storage;
+        let mut state = State {
             rule: info.name.to_string(),
             fingerprint: info.program().fingerprint,
             t: 0,
@@ -210,13 +221,162 @@ impl<F: Float> State<F> {
                 .map(|&x| vec![F::from_f64(x); len])
                 .collect(),
             scalars: scalar_init.to_vec(),
+            packed: Vec::new(),
+        };
+        for (i, &st) in storage.iter().enumerate() {
+            state.store(i, st, None);
+        }
+        state
+    }
+
+    /// Stores buffer `i` as `storage` (`stochastic`: a seed for stochastic
+    /// rounding to bfloat16), converting what it holds.
+    fn store(&mut self, i: usize, storage: Storage, stochastic: Option<u64>) {
+        if i >= self.buffers.len() {
+            return;
+        }
+        let now = self.packed.get(i).and_then(Option::as_ref);
+        if now.map_or(Storage::Full, Packed::storage) == storage {
+            return;
+        }
+        let values: Vec<F> = match now {
+            Some(p) => p.to_vec(),
+            None => std::mem::take(&mut self.buffers[i]),
+        };
+        if self.packed.len() < self.buffers.len() {
+            self.packed.resize(self.buffers.len(), None);
+        }
+        self.packed[i] = Packed::from_values(storage, &values, stochastic);
+        if self.packed[i].is_none() {
+            self.buffers[i] = values;
+        } else {
+            self.buffers[i] = Vec::new();
+        }
+        if self.packed.iter().all(Option::is_none) {
+            self.packed.clear();
         }
     }
 
-    /// The buffer called `name` in `info`'s declaration order.
+    /// Keeps the buffers in `format` (`Full`: as the rule declares them; `Q8`
+    /// takes the unsigned map for buffers the compiler proves never negative,
+    /// the signed one elsewhere; a buffer the rule declares compressed keeps
+    /// its declaration). `stochastic`: a seed, to round to bfloat16
+    /// stochastically. The values held are converted.
+    pub fn set_format(&mut self, info: &RuleInfo, format: StateFormat, stochastic: Option<u64>) {
+        let plan = optdsl_lang::storage::storage_for(info.program(), format);
+        for (i, &st) in plan.iter().enumerate() {
+            let seed = (st == Storage::Bf16).then_some(stochastic).flatten();
+            self.store(i, st, seed);
+        }
+    }
+
+    /// The state of elements `range` of its tensor: the same step count and
+    /// scalars, the buffers' pieces. A compressed 8-bit buffer splits only at
+    /// its blocks of 256 elements (a typed error elsewhere).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Result<State<F>> {
+        if range.start > range.end || range.end > self.len {
+            return Err(Error::Invalid {
+                what: "a slice of an optimizer state".into(),
+                reason: format!("{range:?} is outside its {} elements", self.len),
+            });
+        }
+        let mut packed = Vec::with_capacity(self.packed.len());
+        for p in &self.packed {
+            packed.push(p.as_ref().map(|p| p.slice(range.clone())).transpose()?);
+        }
+        Ok(State {
+            rule: self.rule.clone(),
+            fingerprint: self.fingerprint,
+            t: self.t,
+            len: range.len(),
+            buffers: self
+                .buffers
+                .iter()
+                .map(|b| {
+                    if b.is_empty() {
+                        Vec::new()
+                    } else {
+                        b[range.clone()].to_vec()
+                    }
+                })
+                .collect(),
+            scalars: self.scalars.clone(),
+            packed,
+        })
+    }
+
+    /// Appends the state of the elements that follow (as [`State::slice`]
+    /// cut them): it must be of the same rule, step count, scalars and
+    /// storage.
+    pub fn append(&mut self, next: State<F>) -> Result<()> {
+        if (
+            &self.rule,
+            self.t,
+            &self.scalars,
+            self.buffers.len(),
+            self.storage(),
+        ) != (
+            &next.rule,
+            next.t,
+            &next.scalars,
+            next.buffers.len(),
+            next.storage(),
+        ) {
+            return Err(Error::StateMismatch(
+                "joining pieces of a state: they differ in rule, step count, scalars or storage"
+                    .into(),
+            ));
+        }
+        for (b, p) in self.buffers.iter_mut().zip(next.buffers) {
+            b.extend(p);
+        }
+        for (b, p) in self.packed.iter_mut().zip(&next.packed) {
+            if let (Some(b), Some(p)) = (b, p) {
+                b.append(p)?;
+            }
+        }
+        self.len += next.len;
+        Ok(())
+    }
+
+    /// How each buffer is stored.
+    pub fn storage(&self) -> Vec<Storage> {
+        (0..self.buffers.len())
+            .map(|i| {
+                self.packed
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .map_or(Storage::Full, Packed::storage)
+            })
+            .collect()
+    }
+
+    /// Bytes the buffers keep per element (block maxima included).
+    pub fn bytes_per_element(&self) -> f64 {
+        self.storage()
+            .iter()
+            .map(|s| s.bytes_per_element(std::mem::size_of::<F>()))
+            .sum()
+    }
+
+    /// The buffer called `name` in `info`'s declaration order, if it is kept
+    /// in the element type (`None` for a compressed one: see
+    /// [`State::buffer_values`]).
     pub fn buffer(&self, info: &RuleInfo, name: &str) -> Option<&[F]> {
         let i = info.buffers.iter().position(|b| *b == name)?;
+        if self.packed.get(i).is_some_and(Option::is_some) {
+            return None;
+        }
         self.buffers.get(i).map(|b| b.as_slice())
+    }
+
+    /// The values of the buffer called `name`, decoded if it is compressed.
+    pub fn buffer_values(&self, info: &RuleInfo, name: &str) -> Option<Vec<F>> {
+        let i = info.buffers.iter().position(|b| *b == name)?;
+        match self.packed.get(i).and_then(Option::as_ref) {
+            Some(p) => Some(p.to_vec()),
+            None => self.buffers.get(i).cloned(),
+        }
     }
 
     /// The scalar state called `name`.
@@ -280,11 +440,31 @@ impl<F: Float> State<F> {
                 self.scalars.len()
             )));
         }
+        if !self.packed.is_empty() && self.packed.len() != self.buffers.len() {
+            return Err(Error::StateMismatch(format!(
+                "the state has {} buffers and {} compressed-buffer entries",
+                self.buffers.len(),
+                self.packed.len()
+            )));
+        }
+        let packed = |i: usize| self.packed.get(i).and_then(Option::as_ref);
+        if let Some((i, p)) = (0..self.buffers.len())
+            .filter_map(|i| packed(i).map(|p| (i, p)))
+            .find(|(i, p)| {
+                p.len() != self.len || !p.is_consistent() || !self.buffers[*i].is_empty()
+            })
+        {
+            return Err(Error::LengthMismatch {
+                what: format!("compressed state buffer `{}`", info.buffers[i]),
+                expected: self.len,
+                got: p.len(),
+            });
+        }
         if let Some((i, b)) = self
             .buffers
             .iter()
             .enumerate()
-            .find(|(_, b)| b.len() != self.len)
+            .find(|(i, b)| packed(*i).is_none() && b.len() != self.len)
         {
             return Err(Error::LengthMismatch {
                 what: format!("state buffer `{}`", info.buffers[i]),

@@ -14,11 +14,12 @@
 //! assert_eq!(w, [0.5, 2.5]);
 //! ```
 
-use crate::driver::run_pass;
+use crate::driver::run_pass_packed;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::interp::{Interp, Tape};
 use crate::ir::scalars_of;
+use crate::quant::Packed;
 use crate::rule::{DynRule, HyperSpec, HyperValue, ProgramRef, RuleInfo, State};
 use optdsl_lang::eval::{scalar, Leaves, Scalar};
 use optdsl_lang::ir::{Program, Slot};
@@ -277,32 +278,45 @@ fn run<F: Float>(
     inputs: &[&[F]],
     jit: bool,
 ) -> Result<Vec<f64>> {
+    let n = w.len();
+    let step = state.t;
     let mut w_slot: Option<&mut [F]> = Some(w);
     let mut buffers: Vec<Option<&mut Vec<F>>> = state.buffers.iter_mut().map(Some).collect();
+    let mut packed: Vec<Option<&mut Packed>> =
+        state.packed.iter_mut().map(Option::as_mut).collect();
     let mut reads: Vec<&[F]> = Vec::new();
     let mut writes: Vec<&mut [F]> = Vec::new();
+    let mut packed_reads: Vec<Option<&Packed>> = Vec::new();
+    let mut packed_writes: Vec<Option<&mut Packed>> = Vec::new();
     // Slots in order; each is read or written, never both.
     for &(slot, written) in &pass.slots {
-        let taken: Option<&mut [F]> = match slot {
-            Slot::W => w_slot.take(),
-            Slot::Buffer(i) => buffers
-                .get_mut(i)
-                .and_then(Option::take)
-                .map(Vec::as_mut_slice),
+        let (taken, pk): (Option<&mut [F]>, Option<&mut Packed>) = match slot {
+            Slot::W => (w_slot.take(), None),
+            Slot::Buffer(i) => (
+                buffers
+                    .get_mut(i)
+                    .and_then(Option::take)
+                    .map(Vec::as_mut_slice),
+                packed.get_mut(i).and_then(Option::take),
+            ),
             Slot::G => {
                 reads.push(g);
+                packed_reads.push(None);
                 continue;
             }
             Slot::Input(i) => {
                 reads.push(inputs[i]);
+                packed_reads.push(None);
                 continue;
             }
         };
         let Some(x) = taken else { continue };
         if written {
             writes.push(x);
+            packed_writes.push(pk);
         } else {
             reads.push(x);
+            packed_reads.push(pk.map(|p| &*p));
         }
     }
     let kinds: Vec<optdsl_lang::Reduction> = pass.reductions.iter().map(|r| r.0).collect();
@@ -317,19 +331,41 @@ fn run<F: Float>(
     let done = {
         #[cfg(feature = "jit")]
         if let Some(code) = &compiled {
-            run_pass(
+            run_pass_packed(
                 |_| code.kernel(),
                 pass.heavy,
+                n,
+                step,
                 &reads,
                 &mut writes,
+                &packed_reads,
+                &mut packed_writes,
                 &kinds,
                 &mut out,
             )
         } else {
-            interpret(p, pass, known, &reads, &mut writes, &kinds, &mut out)
+            interpret(
+                p,
+                pass,
+                known,
+                (n, step),
+                (&reads, &mut writes),
+                (&packed_reads, &mut packed_writes),
+                &kinds,
+                &mut out,
+            )
         }
         #[cfg(not(feature = "jit"))]
-        interpret(p, pass, known, &reads, &mut writes, &kinds, &mut out)
+        interpret(
+            p,
+            pass,
+            known,
+            (n, step),
+            (&reads, &mut writes),
+            (&packed_reads, &mut packed_writes),
+            &kinds,
+            &mut out,
+        )
     };
     done.map_err(|e| Error::Invalid {
         what: format!("rule {}", p.name.text),
@@ -338,22 +374,34 @@ fn run<F: Float>(
     Ok(out)
 }
 
-/// Runs one pass on the block interpreter.
+/// The slices of a pass and the compressed buffers that stand for some.
+type PassSlices<'a, 'b, F> = (&'a [&'b [F]], &'a mut [&'b mut [F]]);
+/// The compressed buffers of a pass, by position among its reads and writes.
+type PassPacked<'a, 'b> = (&'a [Option<&'b Packed>], &'a mut [Option<&'b mut Packed>]);
+
+/// Runs one pass on the block interpreter (`(n, step)`: the tensor's
+/// length and the step, as [`run_pass_packed`] takes them).
+#[allow(clippy::too_many_arguments)]
 fn interpret<F: Float>(
     p: &Program,
     pass: &Pass,
     known: &[Option<Scalar>],
-    reads: &[&[F]],
-    writes: &mut [&mut [F]],
+    (n, step): (usize, u64),
+    (reads, writes): PassSlices<'_, '_, F>,
+    (packed_reads, packed_writes): PassPacked<'_, '_>,
     kinds: &[optdsl_lang::Reduction],
     out: &mut [f64],
 ) -> std::result::Result<(), crate::driver::PassShapeError> {
     let tape = Tape::<F>::new(p, pass, known);
-    run_pass(
+    run_pass_packed(
         |simd| Interp::new(&tape, simd),
         pass.heavy,
+        n,
+        step,
         reads,
         writes,
+        packed_reads,
+        packed_writes,
         kinds,
         out,
     )

@@ -760,6 +760,13 @@ impl<F: NetFloat> Trainer<F> {
     pub fn optimizer(&self) -> &Optimizer<F> {
         &self.opt
     }
+    /// Keeps the optimizer's state as `c` says (8-bit or bfloat16 for
+    /// tensors of at least `c.min_elements`), converting it now; a state
+    /// loaded by [`Trainer::resume`] keeps the layout it was saved with.
+    pub fn set_compression(&mut self, c: crate::Compression) {
+        self.opt.set_compression(c);
+    }
+
     /// The settings.
     pub fn config(&self) -> &TrainConfig {
         &self.config

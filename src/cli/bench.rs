@@ -3,7 +3,7 @@
 
 use super::rules::{interpreted, lookup, RuleFiles};
 use super::CliResult;
-use optdsl::bench::bench_rule;
+use optdsl::bench::bench_rule_with;
 use optdsl::builtins;
 use std::process::ExitCode;
 
@@ -38,6 +38,10 @@ pub struct Args {
     /// Timed interpreted steps (0 skips the interpreter).
     #[arg(long, default_value_t = 3)]
     pub naive_reps: usize,
+    /// The state's format: f32, bf16 or q8 (the bound then moves the
+    /// compressed bytes).
+    #[arg(long = "state", default_value = "f32", value_parser = super::state::parse_format)]
+    pub state: optdsl::StateFormat,
 }
 
 /// Prints `<name> <dtype> n=<n> threads=<t> ours_ms=.. bound_ms=.. ratio=.. naive_ms=..`.
@@ -72,9 +76,23 @@ pub fn run(args: Args) -> CliResult {
         }
         for (label, rule) in rules {
             let result = if args.dtype == "f64" {
-                bench_rule::<f64>(rule.as_ref(), args.n, threads, args.reps, args.naive_reps)?
+                bench_rule_with::<f64>(
+                    rule.as_ref(),
+                    args.n,
+                    threads,
+                    args.reps,
+                    args.naive_reps,
+                    args.state,
+                )?
             } else {
-                bench_rule::<f32>(rule.as_ref(), args.n, threads, args.reps, args.naive_reps)?
+                bench_rule_with::<f32>(
+                    rule.as_ref(),
+                    args.n,
+                    threads,
+                    args.reps,
+                    args.naive_reps,
+                    args.state,
+                )?
             };
             let mut line = result.to_string();
             line.replace_range(..result.name.len(), &label);

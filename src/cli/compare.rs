@@ -198,6 +198,9 @@ pub struct Args {
     /// Rule files: each rule becomes a row (run from text: JIT or interpreter).
     #[command(flatten)]
     pub rules: super::rules::RuleFiles,
+    /// How the optimizers keep their state.
+    #[command(flatten)]
+    pub state: super::state::StateArgs,
     /// Also run the slides' reference formulas (the `seed-*` built-ins) at their defaults.
     #[arg(long)]
     pub all: bool,
@@ -676,6 +679,7 @@ fn run_entry<F: NetFloat>(
         let result = Network::<F>::new_with(spec.clone(), seed, generator)
             .and_then(|net| Trainer::new(net, rule.clone(), config))
             .and_then(|mut t| {
+                t.set_compression(args.state.compression(seed));
                 t.fit(&data.train, &data.test, &mut progress)?;
                 if let Some(warning) = t.divergence() {
                     eprintln!("warning: {} seed {seed}: {warning}", entry.label);

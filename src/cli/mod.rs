@@ -9,7 +9,9 @@ pub mod paths;
 pub mod progress;
 pub mod replay;
 pub mod rules;
+pub mod state;
 pub mod train;
+pub mod train_lbfgs;
 
 /// What a subcommand returns: an exit code, or an error printed as `error: ...`.
 pub type CliResult = Result<std::process::ExitCode, Box<dyn std::error::Error>>;

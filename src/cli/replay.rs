@@ -24,14 +24,16 @@ pub struct Args {
 }
 
 /// Replays one fixture: through a loaded rule when rule files are given (or
-/// `--optimizer` names one), otherwise through the built-in it names.
+/// `--optimizer` names one), otherwise through the built-in it names; a
+/// closure-driven fixture (an objective: L-BFGS) always through L-BFGS.
 fn replay_one(
     args: &Args,
     path: &std::path::Path,
 ) -> optdsl::Result<(Fixture, optdsl::replay::Outcome)> {
     let fixture = Fixture::load(path)?;
     let text: Vec<&dyn DynRule> = loaded().iter().map(|r| r as &dyn DynRule).collect();
-    if text.is_empty() && args.optimizer.is_none() {
+    let closure = fixture.kind() == optdsl::replay::FixtureKind::Closure;
+    if closure || (text.is_empty() && args.optimizer.is_none()) {
         return optdsl::replay::replay(&fixture).map(|o| (fixture, o));
     }
     let rule = if text.is_empty() {

@@ -48,13 +48,17 @@ pub struct Args {
     /// lr=0.05, adam lr=0.001, vsgd c=2 hmin=2 tau0=10, ...; the header line
     /// prints them), the others from their defaults; --set overrides either.
     /// (momentum and nesterov are the course's own rules, at their defaults;
-    /// compare's rows of those names run sgd with momentum=0.9.)
+    /// compare's rows of those names run sgd with momentum=0.9.) `lbfgs`
+    /// trains full-batch (--batch all), one L-BFGS step per epoch.
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
     /// Rule files; `--optimizer NAME` may name one of their rules (run from
     /// text: JIT or interpreter).
     #[command(flatten)]
     pub rules: super::rules::RuleFiles,
+    /// How the optimizer keeps its state.
+    #[command(flatten)]
+    pub state: super::state::StateArgs,
     /// A hyperparameter, by name (repeatable): --set lr=0.1 --set nesterov=true.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -114,6 +118,10 @@ pub fn run(args: Args) -> CliResult {
                 .into(),
         )
         .into());
+    }
+    if super::train_lbfgs::is_lbfgs(&args.optimizer) {
+        refuse_inputs_as_outputs(&args)?;
+        return super::train_lbfgs::run(args);
     }
     check_flags(&args)?;
     refuse_inputs_as_outputs(&args)?;
@@ -296,7 +304,7 @@ fn refuse_inputs_as_outputs(args: &Args) -> Result<(), Error> {
 
 /// Checks before training that the history can be written into `--out`
 /// (see [`History::check_writable`]).
-fn check_outputs(args: &Args) -> Result<(), Error> {
+pub(super) fn check_outputs(args: &Args) -> Result<(), Error> {
     History::check_writable(&args.out, &history_stem(args)).map_err(|e| {
         invalid(
             "--out",
@@ -313,7 +321,7 @@ fn history_stem(args: &Args) -> String {
 /// Writes the history and prints the closing lines, the test accuracy last;
 /// the accuracy is printed even when the history cannot be written (the
 /// error is returned after it).
-fn finish(args: &Args, history: &History) -> Result<(), Error> {
+pub(super) fn finish(args: &Args, history: &History) -> Result<(), Error> {
     let stem = history_stem(args);
     let written = history.write(&args.out, &stem);
     let last = history.epochs.last().expect("at least one epoch");
@@ -408,6 +416,7 @@ fn train<F: NetFloat>(
     };
     let net = Network::<F>::new_with(spec, args.seed, config.generator)?;
     let mut trainer = Trainer::new(net, rule, config)?;
+    trainer.set_compression(args.state.compression(args.seed));
     for kv in &args.bias_set {
         let (k, v) = parse_set(kv)?;
         trainer.set_bias_hyper(&k, v)?;

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::rule::DynRule;
 
+pub mod bnb;
 pub mod course;
 pub mod optax;
 pub mod secant;
@@ -32,6 +33,7 @@ pub fn builtins() -> &'static [BuiltinInfo] {
             course::BUILTINS,
             torch::BUILTINS,
             optax::BUILTINS,
+            bnb::BUILTINS,
             secant::BUILTINS,
             slides::BUILTINS,
         ]

@@ -1,5 +1,5 @@
 //! PyTorch parity: `torch.optim`'s Adagrad, RMSprop, Rprop, Adadelta, Adam,
-//! AdamW, Adamax, NAdam, RAdam and ASGD, transcribed from the single-tensor code
+//! AdamW, Adamax, NAdam, RAdam, SparseAdam and ASGD, transcribed from the single-tensor code
 //! paths of torch 2.15 (`_single_tensor_<name>` in `torch/optim/<name>.py`) with
 //! PyTorch's names and defaults. Tuple options are split: `betas` → `beta1`,
 //! `beta2`; `etas` → `etaminus`, `etaplus`; `step_sizes` → `step_min`, `step_max`.
@@ -304,6 +304,31 @@ optimizer! {
     }
 }
 
+optimizer! {
+    /// SparseAdam, `torch.optim.SparseAdam` (`torch.optim._functional.sparse_adam`):
+    /// Adam on the rows a row-sparse gradient touches, stepped with
+    /// `optdsl::sparse::step_rows` or `Optimizer::step_sparse` (a dense step
+    /// is SparseAdam with every row touched). Per touched element, with t the
+    /// tensor's step count:
+    ///
+    /// d = ±g;  m ← m + (d − m)(1 − β₁);  v ← v + (d² − v)(1 − β₂);
+    /// w ← w − η √(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε).
+    ///
+    /// Ranges: PyTorch's constructor checks (`SparseAdam.__init__`: `0.0 < lr`,
+    /// `0.0 < eps`, `0.0 <= betas[i] < 1.0`).
+    pub SparseAdam {
+        hyper lr = 1e-3 where lr > 0, beta1 = 0.9 where 0 <= beta1 < 1,
+              beta2 = 0.999 where 0 <= beta2 < 1, eps = 1e-8 where eps > 0,
+              maximize = false;
+        state exp_avg = 0, exp_avg_sq = 0;
+        let d = if maximize { -g } else { g };
+        exp_avg = exp_avg + (d - exp_avg) * (1 - beta1);
+        exp_avg_sq = exp_avg_sq + (d * d - exp_avg_sq) * (1 - beta2);
+        let step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t);
+        w += -step_size * (exp_avg / (sqrt(exp_avg_sq) + eps));
+    }
+}
+
 /// PyTorch's rules.
 pub(crate) static BUILTINS: &[BuiltinInfo] = &[
     BuiltinInfo {
@@ -359,6 +384,12 @@ pub(crate) static BUILTINS: &[BuiltinInfo] = &[
         family: "adam",
         reference: "torch.optim.RAdam; Liu et al. 2020 (arXiv 1908.03265)",
         make: || Box::new(RAdam::default()),
+    },
+    BuiltinInfo {
+        name: "sparse_adam",
+        family: "adam",
+        reference: "torch.optim.SparseAdam (row-sparse steps: optdsl::sparse)",
+        make: || Box::new(SparseAdam::default()),
     },
     BuiltinInfo {
         name: "asgd",

@@ -491,6 +491,11 @@ impl Gen<'_, '_> {
                             let lo = self.min_max(b, s, at(0), at(1), false);
                             self.min_max(b, s, lo, at(2), true)
                         }
+                        // One rounding, as `f32::mul_add` (Cranelift lowers
+                        // it to the FMA instruction, which the CPU has when
+                        // the SIMD levels are in use; a failure falls back
+                        // to the interpreter).
+                        Func::Fma => b.ins().fma(at(0), at(1), at(2)),
                         Func::Float => at(0),
                     },
                     Op::Select(..) => self.select(b, s, at(0), at(1), at(2)),

@@ -1,0 +1,622 @@
+//! Compressed state buffers: bitsandbytes' 8-bit block-wise quantization and
+//! bfloat16, as data ([`Packed`]) and as the per-block conversions the
+//! driver runs around a pass's kernel.
+//!
+//! 8-bit, as bitsandbytes' pure-PyTorch kernels compute it: a buffer is cut
+//! into blocks of [`QBLOCK`] elements (the last may be shorter); a block keeps
+//! `absmax = max |x|` (f32) and one byte per element, the index of the code
+//! nearest to `clamp(x * (1 / absmax), -1, 1)` on the map (distances computed
+//! in f32, ties to the lower index; a NaN, as from an all-zero block, takes
+//! code 0, as `torch.argmin` does). Code `q` stands for `map[q] * absmax`.
+//! f64 elements are rounded to f32 first.
+//!
+//! bfloat16: the upper half of the f32 bits, rounded to nearest even, or
+//! stochastically (torchao's `bf16_stochastic_round`: 16 random bits added
+//! below the kept half, then truncated) with bits drawn from a counter-based
+//! hash of the seed, the step and the element's index, so the same on any
+//! number of threads.
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::qmaps;
+use optdsl_lang::{Storage, QBLOCK};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::sync::OnceLock;
+
+/// A compressed state buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Packed {
+    /// bfloat16 bits, one per element.
+    Bf16 {
+        /// The elements' bits.
+        bits: Vec<u16>,
+        /// `Some(seed)`: stochastic rounding keyed by the seed; `None`: to
+        /// nearest even.
+        stochastic: Option<u64>,
+    },
+    /// One code per element and one f32 scale per block of [`QBLOCK`].
+    Q8 {
+        /// Whether the signed map is used (else the unsigned one).
+        signed: bool,
+        /// The codes.
+        codes: Vec<u8>,
+        /// Each block's largest magnitude.
+        absmax: Vec<f32>,
+    },
+}
+
+impl Packed {
+    /// A buffer of `len` elements stored as `storage`, every element `init`
+    /// (rounded or quantized as a step would); `None` for [`Storage::Full`].
+    pub fn new(storage: Storage, len: usize, init: f64) -> Option<Packed> {
+        match storage {
+            Storage::Full => None,
+            Storage::Bf16 => Some(Packed::Bf16 {
+                bits: vec![bf16_nearest(init as f32); len],
+                stochastic: None,
+            }),
+            Storage::Q8 { signed } => {
+                let q = quantizer(signed);
+                let x = init as f32;
+                let mut block = [0u8; QBLOCK];
+                let full = q.quantize(&[x; QBLOCK], &mut block);
+                let blocks = len.div_ceil(QBLOCK);
+                Some(Packed::Q8 {
+                    signed,
+                    codes: vec![block[0]; len],
+                    absmax: vec![full; blocks],
+                })
+            }
+        }
+    }
+
+    /// `values` stored as `storage` (rounded to nearest even for bfloat16,
+    /// or stochastically with bits keyed by `stochastic` at step 0);
+    /// `None` for [`Storage::Full`].
+    pub fn from_values<F: Float>(
+        storage: Storage,
+        values: &[F],
+        stochastic: Option<u64>,
+    ) -> Option<Packed> {
+        let f32s = values.iter().map(|x| x.to_f64() as f32);
+        match storage {
+            Storage::Full => None,
+            Storage::Bf16 => Some(Packed::Bf16 {
+                bits: match stochastic {
+                    None => f32s.map(bf16_nearest).collect(),
+                    Some(seed) => f32s
+                        .enumerate()
+                        .map(|(i, x)| bf16_stochastic(x, round_bits(seed, 0, i)))
+                        .collect(),
+                },
+                stochastic,
+            }),
+            Storage::Q8 { signed } => {
+                let q = quantizer(signed);
+                let xs: Vec<f32> = f32s.collect();
+                let mut codes = vec![0u8; xs.len()];
+                let absmax = xs
+                    .chunks(QBLOCK)
+                    .zip(codes.chunks_mut(QBLOCK))
+                    .map(|(x, c)| q.quantize(x, c))
+                    .collect();
+                Some(Packed::Q8 {
+                    signed,
+                    codes,
+                    absmax,
+                })
+            }
+        }
+    }
+
+    /// Stores `values` (as long as the buffer) in place of what it holds, as
+    /// a step's encoding does at step `step` (which keys stochastic
+    /// rounding).
+    pub fn encode_from<F: Float>(&mut self, values: &[F], step: u64) {
+        match self {
+            Packed::Bf16 { bits, stochastic } => {
+                for (i, (b, x)) in bits.iter_mut().zip(values).enumerate() {
+                    let x = x.to_f64() as f32;
+                    *b = match stochastic {
+                        None => bf16_nearest(x),
+                        Some(seed) => bf16_stochastic(x, round_bits(*seed, step, i)),
+                    };
+                }
+            }
+            Packed::Q8 {
+                signed,
+                codes,
+                absmax,
+            } => {
+                let q = quantizer(*signed);
+                let mut block = [0.0f32; QBLOCK];
+                for ((x, c), a) in values
+                    .chunks(QBLOCK)
+                    .zip(codes.chunks_mut(QBLOCK))
+                    .zip(absmax.iter_mut())
+                {
+                    for (b, v) in block.iter_mut().zip(x) {
+                        *b = v.to_f64() as f32;
+                    }
+                    *a = q.quantize(&block[..x.len()], c);
+                }
+            }
+        }
+    }
+
+    /// The storage this buffer has.
+    pub fn storage(&self) -> Storage {
+        match self {
+            Packed::Bf16 { .. } => Storage::Bf16,
+            Packed::Q8 { signed, .. } => Storage::Q8 { signed: *signed },
+        }
+    }
+
+    /// Its number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Packed::Bf16 { bits, .. } => bits.len(),
+            Packed::Q8 { codes, .. } => codes.len(),
+        }
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether its parts have consistent lengths (as a loaded file may not).
+    pub fn is_consistent(&self) -> bool {
+        match self {
+            Packed::Bf16 { .. } => true,
+            Packed::Q8 { codes, absmax, .. } => absmax.len() == codes.len().div_ceil(QBLOCK),
+        }
+    }
+
+    /// Bytes it keeps.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Packed::Bf16 { bits, .. } => 2 * bits.len(),
+            Packed::Q8 { codes, absmax, .. } => codes.len() + 4 * absmax.len(),
+        }
+    }
+
+    /// Elements `lo..hi` decoded into `out` (`hi - lo` long).
+    pub fn decode<F: Float>(&self, lo: usize, out: &mut [F]) {
+        let hi = lo + out.len();
+        match self {
+            Packed::Bf16 { bits, .. } => {
+                for (o, &b) in out.iter_mut().zip(&bits[lo..hi]) {
+                    *o = F::from_f64(f32::from_bits(u32::from(b) << 16) as f64);
+                }
+            }
+            Packed::Q8 {
+                signed,
+                codes,
+                absmax,
+            } => {
+                let map = &quantizer(*signed).map;
+                for (i, o) in (lo..).zip(out.iter_mut()) {
+                    let scale = absmax[i / QBLOCK];
+                    *o = F::from_f64((map[codes[i] as usize] * scale) as f64);
+                }
+            }
+        }
+    }
+
+    /// Every element decoded.
+    pub fn to_vec<F: Float>(&self) -> Vec<F> {
+        let mut out = vec![F::ZERO; self.len()];
+        self.decode(0, &mut out);
+        out
+    }
+
+    /// Elements `range`, which must start at a block boundary and end at one
+    /// or at the end (typed error otherwise).
+    pub fn slice(&self, range: Range<usize>) -> Result<Packed> {
+        let n = self.len();
+        if range.start > range.end || range.end > n {
+            return Err(Error::Invalid {
+                what: "a slice of a compressed state buffer".into(),
+                reason: format!("{range:?} is outside its {n} elements"),
+            });
+        }
+        Ok(match self {
+            Packed::Bf16 { bits, stochastic } => Packed::Bf16 {
+                bits: bits[range].to_vec(),
+                stochastic: *stochastic,
+            },
+            Packed::Q8 {
+                signed,
+                codes,
+                absmax,
+            } => {
+                if range.start % QBLOCK != 0 || (range.end % QBLOCK != 0 && range.end != n) {
+                    return Err(Error::Invalid {
+                        what: "a slice of an 8-bit state buffer".into(),
+                        reason: format!(
+                            "{range:?} does not fall on its blocks of {QBLOCK} elements; split 8-bit state at multiples of {QBLOCK}"
+                        ),
+                    });
+                }
+                Packed::Q8 {
+                    signed: *signed,
+                    codes: codes[range.clone()].to_vec(),
+                    absmax: absmax[range.start / QBLOCK..range.end.div_ceil(QBLOCK)].to_vec(),
+                }
+            }
+        })
+    }
+
+    /// Appends `other` (of the same storage; for 8-bit, `self` must end at a
+    /// block boundary).
+    pub fn append(&mut self, other: &Packed) -> Result<()> {
+        let n = self.len();
+        match (self, other) {
+            (Packed::Bf16 { bits, .. }, Packed::Bf16 { bits: more, .. }) => {
+                bits.extend_from_slice(more);
+                Ok(())
+            }
+            (
+                Packed::Q8 {
+                    signed,
+                    codes,
+                    absmax,
+                },
+                Packed::Q8 {
+                    signed: s2,
+                    codes: c2,
+                    absmax: a2,
+                },
+            ) if signed == s2 && n % QBLOCK == 0 => {
+                codes.extend_from_slice(c2);
+                absmax.extend_from_slice(a2);
+                Ok(())
+            }
+            _ => Err(Error::Invalid {
+                what: "joining compressed state".into(),
+                reason:
+                    "the parts differ in storage, or an 8-bit part does not end at a block boundary"
+                        .into(),
+            }),
+        }
+    }
+}
+
+/// A map with a table that finds the nearest code in a few operations.
+///
+/// The 65,536 f32 values that share their upper 16 bits `k` (a "group", as
+/// bfloat16 rounds them) take at most two neighbouring codes, the second
+/// above a threshold (codes are monotone in the value; built from the
+/// reference search [`nearest_reference`] at each group's ends, the
+/// threshold by bisection, and checked when building). `lut[k]` packs the
+/// group's least code (bits 16..24), whether it splits (bit 24) and the
+/// threshold's rank within the group in value order (bits 0..16): a code is
+/// one load and an integer comparison.
+pub struct Quantizer {
+    /// The 256 codes, ascending.
+    pub map: [f32; 256],
+    lut: Box<[u32; 1 << 16]>,
+}
+
+/// The nearest code to `s` by exhaustive search, bitsandbytes' definition:
+/// the first index of the least `|s - map[k]|` in f32; NaN takes 0.
+pub fn nearest_reference(map: &[f32; 256], s: f32) -> u8 {
+    if s.is_nan() {
+        return 0;
+    }
+    let mut best = 0usize;
+    let mut dist = f32::INFINITY;
+    for (k, &c) in map.iter().enumerate() {
+        let d = (s - c).abs();
+        if d < dist {
+            dist = d;
+            best = k;
+        }
+    }
+    best as u8
+}
+
+/// Rank of the low 16 bits in value order within their group (negative
+/// groups run downwards in value as the bits increase), without a branch.
+#[inline(always)]
+fn rank(bits: u32) -> u32 {
+    let negative = ((bits as i32) >> 31) as u32;
+    (bits ^ negative) & 0xffff
+}
+
+/// The f32 of group `k` at `rank` in value order.
+fn group_value(k: u32, rank: u32) -> f32 {
+    let low = if k & 0x8000 != 0 { 0xffff - rank } else { rank };
+    f32::from_bits(k << 16 | low)
+}
+
+const SPLIT: u32 = 1 << 24;
+
+impl Quantizer {
+    fn build(map: [f32; 256]) -> Quantizer {
+        let mut lut: Box<[u32; 1 << 16]> = vec![0u32; 1 << 16]
+            .into_boxed_slice()
+            .try_into()
+            .expect("65,536 entries");
+        for k in 0..1u32 << 16 {
+            let lo_v = group_value(k, 0);
+            let hi_v = group_value(k, 0xffff);
+            if lo_v.is_nan() || hi_v.is_nan() {
+                continue; // NaN groups (and infinities beside them): code 0
+            }
+            let a = nearest_reference(&map, lo_v);
+            let b = nearest_reference(&map, hi_v);
+            let mut entry = u32::from(a) << 16;
+            if b != a {
+                // Bisect for the last rank that still takes `a`.
+                let (mut l, mut h) = (0u32, 0xffffu32);
+                while h - l > 1 {
+                    let mid = (l + h) / 2;
+                    if nearest_reference(&map, group_value(k, mid)) == a {
+                        l = mid;
+                    } else {
+                        h = mid;
+                    }
+                }
+                if b == a + 1 && nearest_reference(&map, group_value(k, h)) == b {
+                    entry |= SPLIT | l;
+                } else {
+                    // More than two codes in one group happens only for
+                    // magnitudes far above 1 (where f32 distances lose
+                    // monotonicity), which the clamp to [-1, 1] never lets
+                    // through: those groups take the code of ±1.
+                    assert!(lo_v.abs() > 1.0, "the map splits a group below 1");
+                    entry = u32::from(nearest_reference(&map, lo_v.signum())) << 16;
+                }
+            }
+            lut[k as usize] = entry;
+        }
+        Quantizer { map, lut }
+    }
+
+    /// The nearest code to `s` (a value in `[-1, 1]`, or NaN; larger
+    /// magnitudes take the code of ±1): one load, no branch.
+    #[inline(always)]
+    pub fn code(&self, s: f32) -> u8 {
+        let bits = s.to_bits();
+        let e = self.lut[(bits >> 16) as usize];
+        let above = ((e >> 24) & 1) & u32::from(rank(bits) > (e & 0xffff));
+        ((e >> 16) as u8).wrapping_add(above as u8)
+    }
+
+    /// Quantizes one block: returns its absmax and writes each element's
+    /// code (`xs` and `codes` of one length, at most [`QBLOCK`]). Compiled
+    /// for AVX-512 and AVX2 too (table loads become gathers), the copy
+    /// chosen by the CPU.
+    pub fn quantize(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::exec::Simd;
+            match crate::exec::level_for(true) {
+                // SAFETY: the level is one this CPU has.
+                Simd::Avx512 => return unsafe { self.quantize_avx512(xs, codes) },
+                // SAFETY: as above.
+                Simd::Avx2 => return unsafe { self.quantize_avx2(xs, codes) },
+                Simd::Portable => {}
+            }
+        }
+        self.quantize_any(xs, codes)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+    unsafe fn quantize_avx512(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
+        self.quantize_any(xs, codes)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn quantize_avx2(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
+        self.quantize_any(xs, codes)
+    }
+
+    /// `out[i] = map[codes[i]] * scale`, in f32, converted to `F` (the
+    /// same copies per SIMD level as [`Quantizer::quantize`]).
+    pub fn dequantize<F: Float>(&self, codes: &[u8], scale: f32, out: &mut [F]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::exec::Simd;
+            match crate::exec::level_for(true) {
+                // SAFETY: the level is one this CPU has.
+                Simd::Avx512 => return unsafe { self.dequantize_avx512(codes, scale, out) },
+                // SAFETY: as above.
+                Simd::Avx2 => return unsafe { self.dequantize_avx2(codes, scale, out) },
+                Simd::Portable => {}
+            }
+        }
+        self.dequantize_any(codes, scale, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+    unsafe fn dequantize_avx512<F: Float>(&self, codes: &[u8], scale: f32, out: &mut [F]) {
+        self.dequantize_any(codes, scale, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dequantize_avx2<F: Float>(&self, codes: &[u8], scale: f32, out: &mut [F]) {
+        self.dequantize_any(codes, scale, out)
+    }
+
+    #[inline(always)]
+    fn dequantize_any<F: Float>(&self, codes: &[u8], scale: f32, out: &mut [F]) {
+        for (o, &c) in out.iter_mut().zip(codes) {
+            *o = F::from_f64((self.map[c as usize] * scale) as f64);
+        }
+    }
+
+    #[inline(always)]
+    fn quantize_any(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
+        // The largest magnitude and whether any is NaN (then the block's
+        // scale is NaN, as torch's max), per lane so that the compiler
+        // vectorizes it (max is exact in any order).
+        const L: usize = 16;
+        let mut most = [0.0f32; L];
+        let mut nan = [false; L];
+        let mut chunks = xs.chunks_exact(L);
+        for c in &mut chunks {
+            for j in 0..L {
+                let a = c[j].abs();
+                most[j] = if a > most[j] { a } else { most[j] };
+                nan[j] |= c[j].is_nan();
+            }
+        }
+        for (j, &x) in chunks.remainder().iter().enumerate() {
+            let a = x.abs();
+            most[j] = if a > most[j] { a } else { most[j] };
+            nan[j] |= x.is_nan();
+        }
+        let largest = most.iter().fold(0.0f32, |m, &a| if a > m { a } else { m });
+        let absmax = if nan.iter().any(|&b| b) {
+            f32::NAN
+        } else {
+            largest
+        };
+        let inv = 1.0 / absmax;
+        for (c, &x) in codes.iter_mut().zip(xs) {
+            *c = self.code((x * inv).clamp(-1.0, 1.0));
+        }
+        absmax
+    }
+}
+
+/// The quantizer of the signed or the unsigned map, built on first use.
+pub fn quantizer(signed: bool) -> &'static Quantizer {
+    static SIGNED: OnceLock<Quantizer> = OnceLock::new();
+    static UNSIGNED: OnceLock<Quantizer> = OnceLock::new();
+    let (cell, bits) = if signed {
+        (&SIGNED, &qmaps::SIGNED)
+    } else {
+        (&UNSIGNED, &qmaps::UNSIGNED)
+    };
+    cell.get_or_init(|| Quantizer::build(bits.map(f32::from_bits)))
+}
+
+/// `x` rounded to bfloat16, to nearest even (NaN stays a quiet NaN).
+#[inline(always)]
+pub fn bf16_nearest(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// `x` rounded to bfloat16 stochastically with 16 random bits `r`
+/// (torchao's `bf16_stochastic_round`).
+#[inline(always)]
+pub fn bf16_stochastic(x: f32, r: u16) -> u16 {
+    let b = x.to_bits();
+    if !x.is_finite() {
+        return bf16_nearest(x);
+    }
+    (b.wrapping_add(u32::from(r)) >> 16) as u16
+}
+
+/// 16 random bits for element `index` at step `t` of a buffer seeded `seed`
+/// (SplitMix64's finalizer over the three: counter-based, so the same on
+/// any number of threads).
+#[inline(always)]
+pub fn round_bits(seed: u64, t: u64, index: usize) -> u16 {
+    let mut z = seed
+        ^ t.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ (index as u64).wrapping_mul(0xd1b5_4a32_d192_ed03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_agrees_with_the_exhaustive_search() {
+        for signed in [true, false] {
+            let q = quantizer(signed);
+            // Every code, the values around each midpoint, and a sweep.
+            let mut probes: Vec<f32> = Vec::new();
+            for w in q.map.windows(2) {
+                let mid = (w[0] + w[1]) / 2.0;
+                let mut x = mid;
+                for _ in 0..4 {
+                    x = f32::from_bits(x.to_bits().wrapping_sub(1));
+                }
+                for _ in 0..9 {
+                    probes.push(x);
+                    x = if x >= 0.0 {
+                        f32::from_bits(x.to_bits() + 1)
+                    } else {
+                        f32::from_bits(x.to_bits() - 1)
+                    };
+                }
+                probes.push(w[0]);
+            }
+            let mut s = 0x1234_5678u64;
+            for _ in 0..200_000 {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                probes.push(((s >> 40) as f32 / (1u64 << 23) as f32) * 2.0 - 1.0);
+            }
+            probes.extend([0.0, -0.0, 1.0, -1.0, f32::NAN, 1e-30, -1e-30]);
+            for &x in &probes {
+                let x = x.clamp(-1.0, 1.0);
+                assert_eq!(q.code(x), nearest_reference(&q.map, x), "{x:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_round_trip_within_a_code() {
+        let q = quantizer(true);
+        let xs: Vec<f32> = (0..QBLOCK).map(|i| (i as f32 - 100.0) * 0.013).collect();
+        let mut codes = vec![0u8; QBLOCK];
+        let absmax = q.quantize(&xs, &mut codes);
+        assert_eq!(absmax, 155.0 * 0.013);
+        let back: Vec<f32> = codes.iter().map(|&c| q.map[c as usize] * absmax).collect();
+        let idx = xs.iter().position(|&x| x.abs() == absmax).unwrap();
+        assert_eq!(back[idx], absmax);
+        for (x, b) in xs.iter().zip(&back) {
+            assert!((x - b).abs() <= 0.02 * absmax, "{x} {b}");
+        }
+        // An all-zero block: NaN scale, code 0, decoded as zero.
+        let z = q.quantize(&[0.0; 4], &mut codes[..4]);
+        assert_eq!((z, codes[0]), (0.0, 0));
+        assert_eq!(q.map[0] * z, 0.0);
+    }
+
+    #[test]
+    fn bf16_rounds_to_nearest_even_and_stochastically_in_between() {
+        assert_eq!(bf16_nearest(1.0), 0x3f80);
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to even (1.0).
+        assert_eq!(bf16_nearest(1.0 + 2f32.powi(-8)), 0x3f80);
+        assert_eq!(bf16_nearest(1.0 + 3.0 * 2f32.powi(-8)), 0x3f82);
+        assert!(f32::from_bits(u32::from(bf16_nearest(f32::NAN)) << 16).is_nan());
+        let x = 1.0 + 2f32.powi(-9); // a quarter of the way up
+        let ups = (0..4096)
+            .filter(|&i| bf16_stochastic(x, round_bits(7, 1, i)) == 0x3f81)
+            .count();
+        assert!((800..1250).contains(&ups), "{ups}");
+    }
+
+    #[test]
+    fn slices_fall_on_blocks() {
+        let p = Packed::new(Storage::Q8 { signed: true }, 1000, 0.5).unwrap();
+        assert!(p.slice(0..512).is_ok());
+        assert!(p.slice(256..1000).is_ok());
+        assert!(p.slice(100..512).is_err());
+        let mut a = p.slice(0..512).unwrap();
+        a.append(&p.slice(512..1000).unwrap()).unwrap();
+        assert_eq!(a, p);
+        assert_eq!(p.to_vec::<f32>()[999], 0.5);
+    }
+}

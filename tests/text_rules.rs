@@ -1,5 +1,5 @@
 //! Rules from text against the same rules compiled: every built-in's own
-//! source text, run by the block interpreter, gives the compiled rule's bits
+//! source text, run by the JIT and by the block interpreter, gives the compiled rule's bits
 //! (parameters, buffers and scalar state) for 20 steps of random data, in f32
 //! and f64, at lengths that are not multiples of the block size, on one and
 //! two threads, with the defaults and with every switch turned on.
@@ -90,13 +90,17 @@ fn check_all(threads: usize, lengths: &[usize]) {
             let texts = Rules::parse(compiled.info().source)
                 .unwrap_or_else(|e| panic!("{}: its source does not parse as text:\n{e}", b.name));
             assert_eq!(texts.len(), 1);
-            for c in variants(&*compiled) {
-                let mut t: Box<dyn DynRule> = Box::new(texts[0].clone());
+            for (c, jit) in variants(&*compiled)
+                .into_iter()
+                .flat_map(|c| [(c.clone_box(), true), (c, false)])
+            {
+                let mut t: Box<dyn DynRule> = Box::new(texts[0].clone().with_jit(jit));
                 for h in c.info().hypers {
                     t.set_hyper(h.name, c.hyper(h.name).unwrap()).unwrap();
                 }
                 for &n in lengths {
-                    let what = format!("{} n={n} threads={threads}", b.name);
+                    let path = if jit { "jit" } else { "interpreter" };
+                    let what = format!("{} ({path}) n={n} threads={threads}", b.name);
                     run::<f32>(&*c, &*t, n, &format!("{what} f32"));
                     run::<f64>(&*c, &*t, n, &format!("{what} f64"));
                 }

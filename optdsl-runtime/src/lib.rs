@@ -16,6 +16,8 @@ pub mod exec;
 pub mod float;
 pub mod interp;
 pub mod ir;
+#[cfg(feature = "jit")]
+pub mod jit;
 pub mod lbfgs;
 pub mod lbfgs_train;
 pub mod memory;

@@ -1,6 +1,7 @@
 //! Rules from text at run time: a file of rules in the syntax that goes
-//! inside `optimizer! { ... }`, compiled by `optdsl_lang` and run by the
-//! block interpreter ([`crate::interp`]) on the same driver as compiled
+//! inside `optimizer! { ... }`, compiled by `optdsl_lang`, each pass turned
+//! into machine code by the JIT (`crate::jit`, the `jit` feature) or run by
+//! the block interpreter ([`crate::interp`]), on the same driver as compiled
 //! rules, so a text rule gives the same bits as the same rule compiled.
 //!
 //! ```
@@ -37,6 +38,8 @@ pub struct TextRule {
     info: &'static RuleInfo,
     plan: Arc<StepPlan>,
     hypers: Vec<HyperValue>,
+    /// Whether its passes may run as machine code ([`crate::jit`]).
+    jit: bool,
 }
 
 impl fmt::Debug for TextRule {
@@ -158,7 +161,21 @@ impl TextRule {
             info,
             plan: Arc::new(plan(info.program())),
             hypers: info.hypers.iter().map(|h| h.default).collect(),
+            jit: true,
         }
+    }
+
+    /// The rule with its passes compiled to machine code (`on`, the default
+    /// where the `jit` feature is built and `OPTDSL_JIT` is not `0`) or run
+    /// by the block interpreter; the bits are the same either way.
+    pub fn with_jit(mut self, on: bool) -> TextRule {
+        self.jit = on;
+        self
+    }
+
+    /// Whether its passes run as machine code (see [`TextRule::with_jit`]).
+    pub fn jit(&self) -> bool {
+        self.jit && jit_enabled()
     }
 
     /// The rule's name.
@@ -218,18 +235,18 @@ impl TextRule {
         compute(&mut known, 0);
         if first {
             if let Some(pass) = &self.plan.init {
-                run(p, pass, &known, state, w, g, inputs)?;
+                run(p, pass, &known, state, w, g, inputs, self.jit())?;
             }
         }
         for (k, pass) in self.plan.reduces.iter().enumerate() {
-            let red = run(p, pass, &known, state, w, g, inputs)?;
+            let red = run(p, pass, &known, state, w, g, inputs, self.jit())?;
             for (j, &(r, id, _)) in pass.reductions.iter().enumerate() {
                 known[id] = Some(Scalar::Num(r.finish(red[j], n)));
             }
             compute(&mut known, k + 1);
         }
         if let Some(pass) = &self.plan.update {
-            run(p, pass, &known, state, w, g, inputs)?;
+            run(p, pass, &known, state, w, g, inputs, self.jit())?;
         }
         for (i, out) in p.scalar_out.iter().enumerate() {
             if let Some(x) = out.and_then(|id| known[id]) {
@@ -240,18 +257,27 @@ impl TextRule {
     }
 }
 
+/// Whether the JIT is built and on for this process (`OPTDSL_JIT` is not `0`).
+fn jit_enabled() -> bool {
+    #[cfg(feature = "jit")]
+    return crate::jit::enabled();
+    #[cfg(not(feature = "jit"))]
+    false
+}
+
 /// Runs one pass of a text rule through the driver; the reductions' combined
 /// partial results.
+#[allow(clippy::too_many_arguments)]
 fn run<F: Float>(
-    p: &Program,
+    p: &'static Program,
     pass: &Pass,
     known: &[Option<Scalar>],
     state: &mut State<F>,
     w: &mut [F],
     g: &[F],
     inputs: &[&[F]],
+    jit: bool,
 ) -> Result<Vec<f64>> {
-    let tape = Tape::<F>::new(p, pass, known);
     let n = w.len();
     let step = state.t;
     let mut w_slot: Option<&mut [F]> = Some(w);
@@ -295,23 +321,90 @@ fn run<F: Float>(
     }
     let kinds: Vec<optdsl_lang::Reduction> = pass.reductions.iter().map(|r| r.0).collect();
     let mut out = vec![0.0; kinds.len()];
+    // The pass compiled to machine code, or else interpreted.
+    #[cfg(feature = "jit")]
+    let compiled = jit
+        .then(|| crate::jit::JitPass::<F>::new(p, pass, known))
+        .flatten();
+    #[cfg(not(feature = "jit"))]
+    let _ = jit;
+    let done = {
+        #[cfg(feature = "jit")]
+        if let Some(code) = &compiled {
+            run_pass_packed(
+                |_| code.kernel(),
+                pass.heavy,
+                n,
+                step,
+                &reads,
+                &mut writes,
+                &packed_reads,
+                &mut packed_writes,
+                &kinds,
+                &mut out,
+            )
+        } else {
+            interpret(
+                p,
+                pass,
+                known,
+                (n, step),
+                (&reads, &mut writes),
+                (&packed_reads, &mut packed_writes),
+                &kinds,
+                &mut out,
+            )
+        }
+        #[cfg(not(feature = "jit"))]
+        interpret(
+            p,
+            pass,
+            known,
+            (n, step),
+            (&reads, &mut writes),
+            (&packed_reads, &mut packed_writes),
+            &kinds,
+            &mut out,
+        )
+    };
+    done.map_err(|e| Error::Invalid {
+        what: format!("rule {}", p.name.text),
+        reason: e.0,
+    })?;
+    Ok(out)
+}
+
+/// The slices of a pass and the compressed buffers that stand for some.
+type PassSlices<'a, 'b, F> = (&'a [&'b [F]], &'a mut [&'b mut [F]]);
+/// The compressed buffers of a pass, by position among its reads and writes.
+type PassPacked<'a, 'b> = (&'a [Option<&'b Packed>], &'a mut [Option<&'b mut Packed>]);
+
+/// Runs one pass on the block interpreter (`(n, step)`: the tensor's
+/// length and the step, as [`run_pass_packed`] takes them).
+#[allow(clippy::too_many_arguments)]
+fn interpret<F: Float>(
+    p: &Program,
+    pass: &Pass,
+    known: &[Option<Scalar>],
+    (n, step): (usize, u64),
+    (reads, writes): PassSlices<'_, '_, F>,
+    (packed_reads, packed_writes): PassPacked<'_, '_>,
+    kinds: &[optdsl_lang::Reduction],
+    out: &mut [f64],
+) -> std::result::Result<(), crate::driver::PassShapeError> {
+    let tape = Tape::<F>::new(p, pass, known);
     run_pass_packed(
         |simd| Interp::new(&tape, simd),
         pass.heavy,
         n,
         step,
-        &reads,
-        &mut writes,
-        &packed_reads,
-        &mut packed_writes,
-        &kinds,
-        &mut out,
+        reads,
+        writes,
+        packed_reads,
+        packed_writes,
+        kinds,
+        out,
     )
-    .map_err(|e| Error::Invalid {
-        what: format!("rule {}", p.name.text),
-        reason: e.0,
-    })?;
-    Ok(out)
 }
 
 impl DynRule for TextRule {

@@ -15,11 +15,12 @@ pub struct Args {
     /// built-in); with `--rule` and no `--optimizer`, every rule of the files.
     #[arg(long)]
     pub optimizer: Option<String>,
-    /// Rule files; their rules run from text, by the interpreter.
+    /// Rule files; their rules run from text (JIT-compiled, or interpreted
+    /// with `OPTDSL_JIT=0`).
     #[command(flatten)]
     pub rules: RuleFiles,
-    /// Also time each built-in run from its own source text by the
-    /// interpreter, in the same run.
+    /// Also time each built-in run from its own source text (JIT-compiled,
+    /// or interpreted with `OPTDSL_JIT=0`), in the same run.
     #[arg(long)]
     pub interpreted: bool,
     /// Parameters per step.

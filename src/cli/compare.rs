@@ -195,7 +195,7 @@ pub struct Args {
     /// Only these rows (comma-separated labels, e.g. sgd,adam).
     #[arg(long)]
     pub only: Option<String>,
-    /// Rule files: each rule becomes a row (run from text by the interpreter).
+    /// Rule files: each rule becomes a row (run from text: JIT or interpreter).
     #[command(flatten)]
     pub rules: super::rules::RuleFiles,
     /// How the optimizers keep their state.

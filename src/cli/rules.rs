@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct RuleFiles {
     /// A file of update rules (the syntax inside `optimizer! { ... }`); may be
-    /// given several times. Its rules run from text, by the interpreter.
+    /// given several times. Its rules run from text (JIT-compiled, or
+    /// interpreted with `OPTDSL_JIT=0`).
     #[arg(long = "rule", value_name = "FILE")]
     pub rule: Vec<PathBuf>,
 }
@@ -71,7 +72,7 @@ pub fn lookup(name: &str) -> Result<Box<dyn DynRule>, Error> {
     }
 }
 
-/// The built-in `name` run from its own source text by the interpreter.
+/// The built-in `name` run from its own source text (JIT or interpreter).
 pub fn interpreted(name: &str) -> Result<Box<dyn DynRule>, Error> {
     let compiled = builtin_rule(name)?;
     let mut rules = Rules::parse(compiled.info().source).map_err(|e| Error::Rule(e.to_string()))?;

@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
     /// Rule files; `--optimizer NAME` may name one of their rules (run from
-    /// text by the interpreter).
+    /// text: JIT or interpreter).
     #[command(flatten)]
     pub rules: super::rules::RuleFiles,
     /// How the optimizer keeps its state.

@@ -1,0 +1,681 @@
+//! Translation of one pass of a text rule into a Cranelift function: the
+//! pass's element values in SSA form, once over 128-bit vectors (f32x4 or
+//! f64x2, several per loop iteration) for the driver's chunked walk and once
+//! over single elements for peels and tails. Every operation is the one the
+//! compiled kernel computes (`optdsl_lang::Real`): IEEE arithmetic and square
+//! roots, no fused multiply-add, numpy's NaN-propagating `min`/`max`,
+//! `sign(0) = 0`; `exp`, `ln` and `^` call the same Rust functions lane by
+//! lane. Reductions accumulate per lane exactly as the compiled kernel does
+//! (element `e` of a chunk into lane `e`, in element order), so the bits are
+//! the compiled rule's.
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
+use cranelift_codegen::ir::{
+    types, AbiParam, Endianness, InstBuilder, MemFlags, SigRef, Signature, Type,
+};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+use optdsl_lang::ast::{BinOp, UnOp};
+use optdsl_lang::eval::Scalar;
+use optdsl_lang::ir::{Id, Kind, Op, Program, Slot, Ty};
+use optdsl_lang::passes::Pass;
+use optdsl_lang::{Func, Real, Reduction};
+use std::collections::HashMap;
+
+/// Elements per reduction chunk (the driver's `LANES`).
+const LANES: i64 = crate::driver::LANES as i64;
+
+/// Vectors computed per iteration of the vector loop.
+const UNROLL: i64 = 2;
+
+/// The machine code's entry: per-step numbers, slice pointers read and
+/// written, the reductions' lane accumulators (`[[F; 64]]` contiguous), the
+/// segment's length, how many leading elements the vector loop takes (a
+/// multiple of 64, or 0), and the lane of element 0 for the others.
+pub(crate) type Entry = unsafe extern "C" fn(
+    cf: *const u8,
+    reads: *const *const u8,
+    writes: *const *mut u8,
+    acc: *mut u8,
+    n: usize,
+    nvec: usize,
+    lane0: usize,
+);
+
+/// A pass compiled to machine code.
+pub(crate) struct Compiled {
+    /// The function.
+    pub entry: Entry,
+    /// The per-step values it reads, in the order of its `cf` array (each
+    /// repeated to fill 16 bytes).
+    pub nums: Vec<Id>,
+}
+
+/// Why a pass was not compiled (the interpreter runs it instead).
+#[derive(Debug)]
+pub(crate) struct JitError(pub String);
+
+fn err(e: impl std::fmt::Display) -> JitError {
+    JitError(e.to_string())
+}
+
+/// The element type's description for code generation.
+#[derive(Clone, Copy)]
+struct Elem {
+    /// f32 or f64.
+    scalar: Type,
+    /// f32x4 or f64x2.
+    vector: Type,
+    /// Masks of vector comparisons: i32x4 or i64x2.
+    mask: Type,
+    /// The integer type of one mask lane.
+    mask_lane: Type,
+    /// Bytes per element.
+    size: i64,
+    /// Elements per vector.
+    width: i64,
+}
+
+impl Elem {
+    fn new(f64: bool) -> Elem {
+        if f64 {
+            Elem {
+                scalar: types::F64,
+                vector: types::F64X2,
+                mask: types::I64X2,
+                mask_lane: types::I64,
+                size: 8,
+                width: 2,
+            }
+        } else {
+            Elem {
+                scalar: types::F32,
+                vector: types::F32X4,
+                mask: types::I32X4,
+                mask_lane: types::I32,
+                size: 4,
+                width: 4,
+            }
+        }
+    }
+}
+
+extern "C" fn exp_f32(x: f32) -> f32 {
+    Real::exp(x)
+}
+extern "C" fn exp_f64(x: f64) -> f64 {
+    Real::exp(x)
+}
+extern "C" fn ln_f32(x: f32) -> f32 {
+    Real::ln(x)
+}
+extern "C" fn ln_f64(x: f64) -> f64 {
+    Real::ln(x)
+}
+extern "C" fn pow_f32(x: f32, p: f32) -> f32 {
+    Real::powf(x, p)
+}
+extern "C" fn pow_f64(x: f64, p: f64) -> f64 {
+    Real::powf(x, p)
+}
+
+/// The Rust functions generated code calls, with their arity.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Shim {
+    Exp,
+    Ln,
+    Pow,
+}
+
+impl Shim {
+    fn address(self, f64: bool) -> usize {
+        match (self, f64) {
+            (Shim::Exp, false) => exp_f32 as extern "C" fn(f32) -> f32 as usize,
+            (Shim::Exp, true) => exp_f64 as extern "C" fn(f64) -> f64 as usize,
+            (Shim::Ln, false) => ln_f32 as extern "C" fn(f32) -> f32 as usize,
+            (Shim::Ln, true) => ln_f64 as extern "C" fn(f64) -> f64 as usize,
+            (Shim::Pow, false) => pow_f32 as extern "C" fn(f32, f32) -> f32 as usize,
+            (Shim::Pow, true) => pow_f64 as extern "C" fn(f64, f64) -> f64 as usize,
+        }
+    }
+    fn arity(self) -> usize {
+        match self {
+            Shim::Pow => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A pass's element graph after per-step selections are resolved: what the
+/// function computes, independent of vector or scalar form.
+struct Graph<'a> {
+    p: &'a Program,
+    /// Element values to compute, in order.
+    order: Vec<Id>,
+    /// Stores: written slice index and the value stored.
+    stores: Vec<(usize, Id)>,
+    /// Reductions and their (resolved) arguments.
+    reductions: Vec<(Reduction, Id)>,
+    /// Where each slot load reads: (written?, index).
+    slot_of: HashMap<Slot, (bool, usize)>,
+    /// Resolved ids of selections on per-step conditions.
+    resolved: Vec<Id>,
+    known: &'a [Option<Scalar>],
+}
+
+impl<'a> Graph<'a> {
+    fn new(p: &'a Program, pass: &Pass, known: &'a [Option<Scalar>]) -> Graph<'a> {
+        let resolve = |mut id: Id| loop {
+            match p.values[id].op {
+                Op::Select(c, a, b) if p.values[c].kind != Kind::Element => {
+                    id = if known[c].is_some_and(Scalar::truth) {
+                        a
+                    } else {
+                        b
+                    };
+                }
+                _ => return id,
+            }
+        };
+        let resolved: Vec<Id> = (0..p.values.len()).map(resolve).collect();
+        let reads: Vec<Slot> = pass.reads().collect();
+        let written: Vec<Slot> = pass.written().collect();
+        let mut slot_of = HashMap::new();
+        for (k, &s) in reads.iter().enumerate() {
+            slot_of.insert(s, (false, k));
+        }
+        for (k, &s) in written.iter().enumerate() {
+            slot_of.insert(s, (true, k));
+        }
+        let stores: Vec<(usize, Id)> = pass
+            .writes
+            .iter()
+            .filter_map(|&(slot, id)| {
+                let k = written.iter().position(|&s| s == slot)?;
+                let id = resolved[id];
+                (p.values[id].op.slot() != Some(slot)).then_some((k, id))
+            })
+            .collect();
+        let reductions: Vec<(Reduction, Id)> = pass
+            .reductions
+            .iter()
+            .map(|&(r, _, arg)| (r, resolved[arg]))
+            .collect();
+        let mut need = vec![false; p.values.len()];
+        let mut stack: Vec<Id> = stores
+            .iter()
+            .map(|s| s.1)
+            .chain(reductions.iter().map(|r| r.1))
+            .collect();
+        while let Some(id) = stack.pop() {
+            if std::mem::replace(&mut need[id], true) || p.values[id].kind != Kind::Element {
+                continue;
+            }
+            stack.extend(p.values[id].op.operands().into_iter().map(|a| resolved[a]));
+        }
+        let order = pass
+            .elements
+            .iter()
+            .copied()
+            .filter(|&id| need[id] && resolved[id] == id)
+            .collect();
+        Graph {
+            p,
+            order,
+            stores,
+            reductions,
+            slot_of,
+            resolved,
+            known,
+        }
+    }
+}
+
+/// Vector or single-element code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Vector,
+    Scalar,
+}
+
+/// Code generation state of one function.
+struct Gen<'g, 'a> {
+    g: &'g Graph<'a>,
+    e: Elem,
+    f64: bool,
+    ptr: Type,
+    /// The per-step numbers' places in `cf` (each a 16-byte vector of
+    /// copies), and `cf` itself.
+    num_at: HashMap<Id, i32>,
+    cf: cranelift_codegen::ir::Value,
+    read_ptrs: Vec<cranelift_codegen::ir::Value>,
+    write_ptrs: Vec<cranelift_codegen::ir::Value>,
+    acc: cranelift_codegen::ir::Value,
+    sigs: HashMap<Shim, SigRef>,
+}
+
+fn fconst(b: &mut FunctionBuilder, e: Elem, x: f64) -> cranelift_codegen::ir::Value {
+    if e.size == 8 {
+        b.ins().f64const(Ieee64::with_bits(x.to_bits()))
+    } else {
+        b.ins().f32const(Ieee32::with_bits((x as f32).to_bits()))
+    }
+}
+
+impl Gen<'_, '_> {
+    fn fty(&self, s: Shape) -> Type {
+        match s {
+            Shape::Vector => self.e.vector,
+            Shape::Scalar => self.e.scalar,
+        }
+    }
+
+    /// A number constant in shape `s`.
+    fn splat(&self, b: &mut FunctionBuilder, s: Shape, x: f64) -> cranelift_codegen::ir::Value {
+        let c = fconst(b, self.e, x);
+        match s {
+            Shape::Vector => b.ins().splat(self.e.vector, c),
+            Shape::Scalar => c,
+        }
+    }
+
+    /// A boolean constant in shape `s` (a mask, or 0/1).
+    fn truth(&self, b: &mut FunctionBuilder, s: Shape, x: bool) -> cranelift_codegen::ir::Value {
+        match s {
+            Shape::Vector => {
+                let c = b.ins().iconst(self.e.mask_lane, if x { -1 } else { 0 });
+                b.ins().splat(self.e.mask, c)
+            }
+            Shape::Scalar => b.ins().iconst(types::I8, i64::from(x)),
+        }
+    }
+
+    fn select(
+        &self,
+        b: &mut FunctionBuilder,
+        s: Shape,
+        c: cranelift_codegen::ir::Value,
+        x: cranelift_codegen::ir::Value,
+        y: cranelift_codegen::ir::Value,
+    ) -> cranelift_codegen::ir::Value {
+        match s {
+            Shape::Vector => {
+                // A mask lane is all ones or all zeros: select bit by bit,
+                // in the selected values' type.
+                let ty = b.func.dfg.value_type(x);
+                let c = if b.func.dfg.value_type(c) == ty {
+                    c
+                } else {
+                    b.ins()
+                        .bitcast(ty, MemFlags::new().with_endianness(Endianness::Little), c)
+                };
+                b.ins().bitselect(c, x, y)
+            }
+            Shape::Scalar => b.ins().select(c, x, y),
+        }
+    }
+
+    /// numpy's `minimum` (`less`) or `maximum`: `a` if it is NaN or wins.
+    fn min_max(
+        &self,
+        b: &mut FunctionBuilder,
+        s: Shape,
+        a: cranelift_codegen::ir::Value,
+        x: cranelift_codegen::ir::Value,
+        less: bool,
+    ) -> cranelift_codegen::ir::Value {
+        let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+        let cc = if less {
+            FloatCC::LessThan
+        } else {
+            FloatCC::GreaterThan
+        };
+        let wins = b.ins().fcmp(cc, a, x);
+        let pick = b.ins().bor(nan, wins);
+        self.select(b, s, pick, a, x)
+    }
+
+    /// A call of a Rust function, lane by lane for vectors.
+    fn call(
+        &mut self,
+        b: &mut FunctionBuilder,
+        s: Shape,
+        shim: Shim,
+        args: &[cranelift_codegen::ir::Value],
+    ) -> cranelift_codegen::ir::Value {
+        let sig = match self.sigs.get(&shim) {
+            Some(&sig) => sig,
+            None => {
+                let mut sig = Signature::new(b.func.signature.call_conv);
+                for _ in 0..shim.arity() {
+                    sig.params.push(AbiParam::new(self.e.scalar));
+                }
+                sig.returns.push(AbiParam::new(self.e.scalar));
+                let sig = b.import_signature(sig);
+                self.sigs.insert(shim, sig);
+                sig
+            }
+        };
+        let addr = b
+            .ins()
+            .iconst(self.ptr, shim.address(self.f64) as u64 as i64);
+        let one = |b: &mut FunctionBuilder, lanes: &[cranelift_codegen::ir::Value]| {
+            let call = b.ins().call_indirect(sig, addr, lanes);
+            b.inst_results(call)[0]
+        };
+        match s {
+            Shape::Scalar => one(b, args),
+            Shape::Vector => {
+                let mut out = args[0];
+                for lane in 0..self.e.width as u8 {
+                    let lanes: Vec<_> =
+                        args.iter().map(|&v| b.ins().extractlane(v, lane)).collect();
+                    let r = one(b, &lanes);
+                    out = b.ins().insertlane(out, r, lane);
+                }
+                out
+            }
+        }
+    }
+
+    /// The value of operand `id` (resolved) in shape `s`.
+    fn operand(
+        &self,
+        b: &mut FunctionBuilder,
+        s: Shape,
+        vals: &HashMap<Id, cranelift_codegen::ir::Value>,
+        id: Id,
+    ) -> cranelift_codegen::ir::Value {
+        let id = self.g.resolved[id];
+        if let Some(&v) = vals.get(&id) {
+            return v;
+        }
+        let v = &self.g.p.values[id];
+        if v.ty == Ty::Bool {
+            let x = self.g.known[id].is_some_and(Scalar::truth);
+            return self.truth(b, s, x);
+        }
+        match self.num_at.get(&id) {
+            // Loaded where it is used: x86 folds the load into the
+            // operation, with no register held across the loop.
+            Some(&at) => {
+                let flags = MemFlags::new().with_notrap().with_readonly();
+                b.ins().load(self.fty(s), flags, self.cf, at)
+            }
+            // Not a per-step input of the pass (never happens for a planned
+            // pass): NaN, as the interpreter reads an unknown value.
+            None => self.splat(b, s, f64::NAN),
+        }
+    }
+
+    /// The pass's body for the elements at `index` (a pointer-sized element
+    /// offset), with reductions into lane `lane` onwards.
+    fn body(
+        &mut self,
+        b: &mut FunctionBuilder,
+        s: Shape,
+        index: cranelift_codegen::ir::Value,
+        lane: cranelift_codegen::ir::Value,
+    ) {
+        let flags = MemFlags::new().with_notrap();
+        let fty = self.fty(s);
+        let byte = b.ins().imul_imm(index, self.e.size);
+        let mut vals: HashMap<Id, cranelift_codegen::ir::Value> = HashMap::new();
+        let g = self.g;
+        for &id in &g.order {
+            let v = &g.p.values[id];
+            let x = if let Some(slot) = v.op.slot() {
+                let (w, k) = g.slot_of.get(&slot).copied().unwrap_or((false, 0));
+                let base = if w {
+                    self.write_ptrs[k]
+                } else {
+                    self.read_ptrs[k]
+                };
+                let addr = b.ins().iadd(base, byte);
+                b.ins().load(fty, flags, addr, 0)
+            } else {
+                let ops: Vec<_> =
+                    v.op.operands()
+                        .into_iter()
+                        .map(|a| self.operand(b, s, &vals, a))
+                        .collect();
+                let at = |i: usize| ops[i.min(ops.len().saturating_sub(1))];
+                match &v.op {
+                    Op::Unary(UnOp::Neg, _) => b.ins().fneg(at(0)),
+                    Op::Unary(UnOp::Not, _) => {
+                        let t = self.truth(b, s, true);
+                        b.ins().bxor(at(0), t)
+                    }
+                    Op::Binary(op, a, _) => {
+                        let (x, y) = (at(0), at(1));
+                        let bool_operands = g.p.values[*a].ty == Ty::Bool;
+                        match op {
+                            BinOp::Add => b.ins().fadd(x, y),
+                            BinOp::Sub => b.ins().fsub(x, y),
+                            BinOp::Mul => b.ins().fmul(x, y),
+                            BinOp::Div => b.ins().fdiv(x, y),
+                            BinOp::Pow => self.call(b, s, Shim::Pow, &[x, y]),
+                            BinOp::And => b.ins().band(x, y),
+                            BinOp::Or => b.ins().bor(x, y),
+                            BinOp::Eq if bool_operands => b.ins().icmp(IntCC::Equal, x, y),
+                            BinOp::Ne if bool_operands => b.ins().icmp(IntCC::NotEqual, x, y),
+                            BinOp::Lt => b.ins().fcmp(FloatCC::LessThan, x, y),
+                            BinOp::Le => b.ins().fcmp(FloatCC::LessThanOrEqual, x, y),
+                            BinOp::Gt => b.ins().fcmp(FloatCC::GreaterThan, x, y),
+                            BinOp::Ge => b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, y),
+                            BinOp::Eq => b.ins().fcmp(FloatCC::Equal, x, y),
+                            BinOp::Ne => b.ins().fcmp(FloatCC::NotEqual, x, y),
+                        }
+                    }
+                    Op::Func(f, _) => match f {
+                        Func::Sqrt => b.ins().sqrt(at(0)),
+                        Func::Abs => b.ins().fabs(at(0)),
+                        Func::Sign => {
+                            let x = at(0);
+                            let zero = self.splat(b, s, 0.0);
+                            let one = self.splat(b, s, 1.0);
+                            let minus = self.splat(b, s, -1.0);
+                            let gt = b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                            let lt = b.ins().fcmp(FloatCC::LessThan, x, zero);
+                            let neg = self.select(b, s, lt, minus, x);
+                            self.select(b, s, gt, one, neg)
+                        }
+                        Func::Exp => self.call(b, s, Shim::Exp, &[at(0)]),
+                        Func::Ln => self.call(b, s, Shim::Ln, &[at(0)]),
+                        Func::Min => self.min_max(b, s, at(0), at(1), true),
+                        Func::Max => self.min_max(b, s, at(0), at(1), false),
+                        Func::Clamp => {
+                            let lo = self.min_max(b, s, at(0), at(1), false);
+                            self.min_max(b, s, lo, at(2), true)
+                        }
+                        // One rounding, as `f32::mul_add` (Cranelift lowers
+                        // it to the FMA instruction, which the CPU has when
+                        // the SIMD levels are in use; a failure falls back
+                        // to the interpreter).
+                        Func::Fma => b.ins().fma(at(0), at(1), at(2)),
+                        Func::Float => at(0),
+                    },
+                    Op::Select(..) => self.select(b, s, at(0), at(1), at(2)),
+                    // Leaves other than loads are per-step values.
+                    _ => continue,
+                }
+            };
+            vals.insert(id, x);
+        }
+        // Values first, then stores: a stored slice's old value is loaded
+        // before any store.
+        let stores: Vec<_> = g
+            .stores
+            .iter()
+            .map(|&(k, id)| (k, self.operand(b, s, &vals, id)))
+            .collect();
+        for (k, x) in stores {
+            let addr = b.ins().iadd(self.write_ptrs[k], byte);
+            b.ins().store(flags, x, addr, 0);
+        }
+        for (j, &(r, arg)) in g.reductions.iter().enumerate() {
+            let x = self.operand(b, s, &vals, arg);
+            let off = b.ins().imul_imm(lane, self.e.size);
+            let base = b.ins().iadd_imm(self.acc, j as i64 * LANES * self.e.size);
+            let addr = b.ins().iadd(base, off);
+            let a = b.ins().load(fty, flags, addr, 0);
+            let y = match r {
+                Reduction::Sum | Reduction::Mean => b.ins().fadd(a, x),
+                Reduction::Norm => {
+                    let sq = b.ins().fmul(x, x);
+                    b.ins().fadd(a, sq)
+                }
+                Reduction::MaxAbs => {
+                    let ax = b.ins().fabs(x);
+                    self.min_max(b, s, a, ax, false)
+                }
+            };
+            b.ins().store(flags, y, addr, 0);
+        }
+    }
+}
+
+/// Compiles `pass` of `p` for this step's per-step booleans (`known`), in
+/// f64 or f32.
+pub(crate) fn compile(
+    p: &Program,
+    pass: &Pass,
+    known: &[Option<Scalar>],
+    f64: bool,
+) -> Result<Compiled, JitError> {
+    let graph = Graph::new(p, pass, known);
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(err)?;
+    flags.set("is_pic", "false").map_err(err)?;
+    let isa = cranelift_native::builder()
+        .map_err(err)?
+        .finish(settings::Flags::new(flags))
+        .map_err(err)?;
+    let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+    let ptr = module.target_config().pointer_type();
+    let mut ctx = module.make_context();
+    for _ in 0..7 {
+        ctx.func.signature.params.push(AbiParam::new(ptr));
+    }
+    let e = Elem::new(f64);
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let params = b.block_params(entry).to_vec();
+    let [cf, rp, wp, acc, n, nvec, lane0] = params[..] else {
+        return Err(JitError("signature".into()));
+    };
+    let flags = MemFlags::new().with_notrap();
+    let nr = pass.reads().count();
+    let nw = pass.written().count();
+    let read_ptrs: Vec<_> = (0..nr)
+        .map(|k| {
+            b.ins()
+                .load(ptr, flags, rp, (k * ptr.bytes() as usize) as i32)
+        })
+        .collect();
+    let write_ptrs: Vec<_> = (0..nw)
+        .map(|k| {
+            b.ins()
+                .load(ptr, flags, wp, (k * ptr.bytes() as usize) as i32)
+        })
+        .collect();
+    // The per-step numbers the graph reads, each as a vector of copies.
+    let mut nums = Vec::new();
+    let mut num_at = HashMap::new();
+    let mut operands: Vec<Id> = graph
+        .order
+        .iter()
+        .flat_map(|&id| p.values[id].op.operands())
+        .chain(graph.stores.iter().map(|s| s.1))
+        .chain(graph.reductions.iter().map(|r| r.1))
+        .map(|a| graph.resolved[a])
+        .filter(|&a| p.values[a].kind != Kind::Element && p.values[a].ty == Ty::Num)
+        .collect();
+    operands.sort_unstable();
+    operands.dedup();
+    for id in operands {
+        let at = i32::try_from(nums.len() * 16).map_err(err)?;
+        num_at.insert(id, at);
+        nums.push(id);
+    }
+    let mut gen = Gen {
+        g: &graph,
+        e,
+        f64,
+        ptr,
+        num_at,
+        cf,
+        read_ptrs,
+        write_ptrs,
+        acc,
+        sigs: HashMap::new(),
+    };
+    let i = Variable::from_u32(0);
+    b.declare_var(i, ptr);
+    let zero = b.ins().iconst(ptr, 0);
+    b.def_var(i, zero);
+    // Vector loop: UNROLL vectors per iteration while i < nvec.
+    let vhead = b.create_block();
+    let vbody = b.create_block();
+    let thead = b.create_block();
+    let tbody = b.create_block();
+    let exit = b.create_block();
+    b.ins().jump(vhead, &[]);
+    b.switch_to_block(vhead);
+    let iv = b.use_var(i);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, iv, nvec);
+    b.ins().brif(more, vbody, &[], thead, &[]);
+    b.switch_to_block(vbody);
+    let iv = b.use_var(i);
+    for u in 0..UNROLL {
+        let at = b.ins().iadd_imm(iv, u * e.width);
+        let lane = b.ins().band_imm(at, LANES - 1);
+        gen.body(&mut b, Shape::Vector, at, lane);
+    }
+    let next = b.ins().iadd_imm(iv, UNROLL * e.width);
+    b.def_var(i, next);
+    b.ins().jump(vhead, &[]);
+    // Single elements: lane (lane0 + i) mod 64.
+    b.switch_to_block(thead);
+    let iv = b.use_var(i);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, iv, n);
+    b.ins().brif(more, tbody, &[], exit, &[]);
+    b.switch_to_block(tbody);
+    let iv = b.use_var(i);
+    let l = b.ins().iadd(iv, lane0);
+    let lane = b.ins().band_imm(l, LANES - 1);
+    gen.body(&mut b, Shape::Scalar, iv, lane);
+    let next = b.ins().iadd_imm(iv, 1);
+    b.def_var(i, next);
+    b.ins().jump(thead, &[]);
+    b.switch_to_block(exit);
+    b.ins().return_(&[]);
+    b.seal_all_blocks();
+    b.finalize();
+    let id = module
+        .declare_function("pass", Linkage::Export, &ctx.func.signature)
+        .map_err(err)?;
+    let disasm = std::env::var("OPTDSL_JIT_LOG").is_ok_and(|v| v == "asm");
+    ctx.set_disasm(disasm);
+    module.define_function(id, &mut ctx).map_err(err)?;
+    if disasm {
+        if let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.clone()) {
+            eprintln!("{code}");
+        }
+    }
+    module.clear_context(&mut ctx);
+    module.finalize_definitions().map_err(err)?;
+    let code = module.get_finalized_function(id);
+    // The code lives as long as the process, like text rules' descriptions.
+    Box::leak(Box::new(module));
+    // SAFETY: the function was declared with this signature (seven
+    // pointer-sized parameters, no result) in the host's calling convention.
+    let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(code) };
+    Ok(Compiled { entry, nums })
+}

@@ -242,6 +242,7 @@ impl BurnOptimizer {
                     Some(ParamState::F64(_)) => return Err(state_dtype("f64", "f32")),
                     None => {
                         let mut s = rule.init_f32(len);
+                        s.decompress();
                         rule.step_f32(&mut s, w, g, &[])?;
                         *state = Some(ParamState::F32(s));
                     }
@@ -257,6 +258,7 @@ impl BurnOptimizer {
                     Some(ParamState::F32(_)) => return Err(state_dtype("f32", "f64")),
                     None => {
                         let mut s = rule.init_f64(len);
+                        s.decompress();
                         rule.step_f64(&mut s, w, g, &[])?;
                         *state = Some(ParamState::F64(s));
                     }
@@ -374,6 +376,7 @@ impl<const D: usize> RecordState for BurnState<D> {
                 len,
                 buffers,
                 scalars,
+                packed: Vec::new(),
             })
         }
         let state = match bool::try_from(src.take_scalar(prefix, "f64")?).ok()? {

@@ -157,6 +157,14 @@ impl From<CandleAdapterError> for candle_core::Error {
     }
 }
 
+/// `s` with every buffer in the element type: the adapter's state files hold
+/// full-precision buffers, so a rule that declares compressed state runs
+/// with full-precision state here.
+fn full<F: crate::Float>(mut s: State<F>) -> State<F> {
+    s.decompress();
+    s
+}
+
 /// One `Var`'s optdsl state, in its element type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VarState {
@@ -229,8 +237,8 @@ impl CandleOptimizer {
             }
             let len = var.elem_count();
             states.push(match var.dtype() {
-                DType::F32 => VarState::F32(rule.init_f32(len)),
-                DType::F64 => VarState::F64(rule.init_f64(len)),
+                DType::F32 => VarState::F32(full(rule.init_f32(len))),
+                DType::F64 => VarState::F64(full(rule.init_f64(len))),
                 dtype => {
                     return Err(CandleAdapterError::DType {
                         var: i,
@@ -489,6 +497,7 @@ fn loaded_state<F: crate::DynFloat + candle_core::WithDType>(
     scalars: Vec<f64>,
 ) -> Result<State<F>, CandleAdapterError> {
     let mut state = F::dyn_init(rule, 0);
+    state.decompress();
     state.t = t;
     state.len = len;
     state.scalars = scalars;

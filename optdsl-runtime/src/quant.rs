@@ -182,13 +182,15 @@ impl Packed {
         }
     }
 
-    /// Elements `lo..hi` decoded into `out` (`hi - lo` long).
+    /// Elements `lo..lo + out.len()` decoded into `out` (those past the
+    /// buffer's end as NaN).
     pub fn decode<F: Float>(&self, lo: usize, out: &mut [F]) {
-        let hi = lo + out.len();
         match self {
             Packed::Bf16 { bits, .. } => {
-                for (o, &b) in out.iter_mut().zip(&bits[lo..hi]) {
-                    *o = F::from_f64(f32::from_bits(u32::from(b) << 16) as f64);
+                for (i, o) in (lo..).zip(out.iter_mut()) {
+                    *o = bits.get(i).map_or(F::from_f64(f64::NAN), |&b| {
+                        F::from_f64(f32::from_bits(u32::from(b) << 16) as f64)
+                    });
                 }
             }
             Packed::Q8 {
@@ -196,10 +198,13 @@ impl Packed {
                 codes,
                 absmax,
             } => {
+                // A buffer read from a damaged file may lack maxima or codes:
+                // those elements decode as NaN rather than panic.
                 let map = &quantizer(*signed).map;
                 for (i, o) in (lo..).zip(out.iter_mut()) {
-                    let scale = absmax[i / QBLOCK];
-                    *o = F::from_f64((map[codes[i] as usize] * scale) as f64);
+                    let scale = absmax.get(i / QBLOCK).copied().unwrap_or(f32::NAN);
+                    let code = codes.get(i).map_or(f32::NAN, |&c| map[c as usize]);
+                    *o = F::from_f64((code * scale) as f64);
                 }
             }
         }

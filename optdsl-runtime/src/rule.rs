@@ -339,6 +339,15 @@ impl<F: Float> State<F> {
         Ok(())
     }
 
+    /// Keeps every buffer in the element type, declared compressed or not
+    /// (for code that reads and writes `buffers` directly, such as the
+    /// framework adapters' state files).
+    pub fn decompress(&mut self) {
+        for i in 0..self.buffers.len() {
+            self.store(i, Storage::Full, None);
+        }
+    }
+
     /// How each buffer is stored.
     pub fn storage(&self) -> Vec<Storage> {
         (0..self.buffers.len())

@@ -32,7 +32,21 @@ enum Command {
     Paths(cli::paths::Args),
 }
 
+/// Ends the process quietly when its output pipe closes (`optdsl list |
+/// head`), as Unix tools do, instead of panicking in `println!`: Rust
+/// ignores SIGPIPE by default, so a write to a closed pipe is an error that
+/// `println!` turns into a panic.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal at start-up,
+    // before any thread is spawned.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::List(a) => cli::list::run(a),

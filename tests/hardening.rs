@@ -1034,3 +1034,21 @@ fn momentum_with_zero_gradients_does_not_slow_down() {
     );
     assert!(subnormal <= 3.0 * normal, "{subnormal} vs {normal}");
 }
+
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    use std::process::{Command, Stdio};
+    // `optdsl list | head -0`: the reader is gone before the first line
+    // (closed right after the spawn, before the program has started up).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_optdsl"))
+        .args(["list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.is_empty(), "{err}");
+}

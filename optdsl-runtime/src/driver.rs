@@ -11,7 +11,7 @@
 
 use crate::exec::{level_for, Plan, Simd, BLOCK};
 use crate::float::Float;
-use crate::quant::{bf16_nearest, bf16_stochastic, quantizer, round_bits, Packed, Quantizer};
+use crate::quant::{decode_bf16, decode_q8, encode_bf16, encode_q8, quantizer, Packed, Quantizer};
 use optdsl_lang::{Reduction, QBLOCK};
 use std::cell::RefCell;
 
@@ -103,6 +103,23 @@ fn empty_writes<'a, F>() -> [&'a mut [F]; MAX_SLOTS] {
 }
 
 impl<F> Slices<F> {
+    /// Pointers to `reads` and `writes` (at most [`MAX_SLOTS`] each).
+    fn of(reads: &[&[F]], writes: &mut [&mut [F]]) -> Self {
+        let mut slices = Slices {
+            reads: [std::ptr::null(); MAX_SLOTS],
+            writes: [std::ptr::null_mut(); MAX_SLOTS],
+            nr: reads.len(),
+            nw: writes.len(),
+        };
+        for (k, r) in reads.iter().enumerate() {
+            slices.reads[k] = r.as_ptr();
+        }
+        for (k, w) in writes.iter_mut().enumerate() {
+            slices.writes[k] = w.as_mut_ptr();
+        }
+        slices
+    }
+
     /// The slices' elements `lo..hi`.
     ///
     /// # Safety
@@ -148,66 +165,67 @@ pub fn run_pass<F: Float, K: Kernel<F>>(
         .map(|w| w.len())
         .or_else(|| reads.first().map(|r| r.len()))
         .unwrap_or(0);
-    if reads.len() > MAX_SLOTS || writes.len() > MAX_SLOTS || reductions.len() > MAX_REDUCTIONS {
-        return Err(PassShapeError(format!(
-            "a pass touches {} slices and computes {} reductions; the driver holds at most {MAX_SLOTS} and {MAX_REDUCTIONS}",
-            reads.len() + writes.len(),
-            reductions.len()
-        )));
-    }
+    check_limits(reads.len(), writes.len(), reductions.len())?;
     if reads.iter().any(|r| r.len() != n) || writes.iter().any(|w| w.len() != n) {
         return Err(PassShapeError(
             "the slices of a pass differ in length".into(),
         ));
     }
-    let nred = reductions.len();
-    if out.len() < nred {
+    if out.len() < reductions.len() {
+        let nred = reductions.len();
         return Err(PassShapeError(format!(
             "{nred} reductions need {nred} results, {} given",
             out.len()
         )));
     }
-    out[..nred].fill(0.0);
     let kernel = select(level_for(heavy));
-    let mut slices = Slices {
-        reads: [std::ptr::null(); MAX_SLOTS],
-        writes: [std::ptr::null_mut(); MAX_SLOTS],
-        nr: reads.len(),
-        nw: writes.len(),
-    };
-    for (k, r) in reads.iter().enumerate() {
-        slices.reads[k] = r.as_ptr();
-    }
-    for (k, w) in writes.iter_mut().enumerate() {
-        slices.writes[k] = w.as_mut_ptr();
-    }
-    let plan = Plan::new(n);
-    let run_super = |s: usize| -> [f64; MAX_REDUCTIONS] {
-        let lo = s * plan.size;
-        let hi = (lo + plan.size).min(n);
+    let slices = Slices::of(reads, writes);
+    over_supers(n, reductions, out, |lo, hi| {
         // SAFETY: super-blocks are disjoint ranges of every slice.
         let (r, mut w) = unsafe { slices.range(lo, hi) };
         super_block(&kernel, &r[..slices.nr], &mut w[..slices.nw], reductions)
-    };
-    if plan.parallel {
-        use rayon::prelude::*;
-        let parts: Vec<[f64; MAX_REDUCTIONS]> =
-            (0..plan.count).into_par_iter().map(run_super).collect();
-        for part in &parts {
-            combine(reductions, &mut out[..nred], part);
-        }
-    } else {
-        for s in 0..plan.count {
-            let part = run_super(s);
-            combine(reductions, &mut out[..nred], &part);
-        }
+    });
+    Ok(())
+}
+
+/// The driver's limits on one pass: at most [`MAX_SLOTS`] slices read and
+/// written, [`MAX_REDUCTIONS`] reductions.
+fn check_limits(nr: usize, nw: usize, nred: usize) -> Result<(), PassShapeError> {
+    if nr > MAX_SLOTS || nw > MAX_SLOTS || nred > MAX_REDUCTIONS {
+        return Err(PassShapeError(format!(
+            "a pass touches {} slices and computes {nred} reductions; the driver holds at most {MAX_SLOTS} and {MAX_REDUCTIONS}",
+            nr + nw
+        )));
     }
     Ok(())
 }
 
-fn combine(reductions: &[Reduction], into: &mut [f64], part: &[f64; MAX_REDUCTIONS]) {
-    for (j, r) in reductions.iter().enumerate() {
-        into[j] = r.combine(into[j], part[j]);
+/// Runs `run_super(lo, hi)` on every super-block of a tensor of `n`
+/// elements ([`Plan`]: in parallel when the plan says so) and combines
+/// their reductions into `out`, in super-block order.
+fn over_supers(
+    n: usize,
+    reductions: &[Reduction],
+    out: &mut [f64],
+    run_super: impl Fn(usize, usize) -> [f64; MAX_REDUCTIONS] + Sync,
+) {
+    let out = &mut out[..reductions.len()];
+    out.fill(0.0);
+    let plan = Plan::new(n);
+    let part = |s: usize| run_super(s * plan.size, ((s + 1) * plan.size).min(n));
+    let mut combine = |part: &[f64; MAX_REDUCTIONS]| {
+        for (j, r) in reductions.iter().enumerate() {
+            out[j] = r.combine(out[j], part[j]);
+        }
+    };
+    if plan.parallel {
+        use rayon::prelude::*;
+        let parts: Vec<[f64; MAX_REDUCTIONS]> = (0..plan.count).into_par_iter().map(part).collect();
+        parts.iter().for_each(&mut combine);
+    } else {
+        for s in 0..plan.count {
+            combine(&part(s));
+        }
     }
 }
 
@@ -256,29 +274,26 @@ impl RawPacked {
     /// # Safety
     /// In bounds, and no task writes them meanwhile.
     unsafe fn decode<F: Float>(self, lo: usize, out: &mut [F]) {
+        let n = out.len();
         match self {
             RawPacked::Bf16 { bits, .. } => {
                 // SAFETY: the caller's contract.
-                let src = unsafe { std::slice::from_raw_parts(bits.add(lo), out.len()) };
-                for (o, &b) in out.iter_mut().zip(src) {
-                    *o = F::from_f64(f32::from_bits(u32::from(b) << 16) as f64);
-                }
+                let src = unsafe { std::slice::from_raw_parts(bits.add(lo), n) };
+                decode_bf16(src, out);
             }
             RawPacked::Q8 { codes, absmax, q } => {
-                let mut a = 0;
-                while a < out.len() {
-                    let i = lo + a;
-                    let b = (a + QBLOCK - i % QBLOCK).min(out.len());
-                    // SAFETY: the caller's contract.
-                    let (scale, src) = unsafe {
-                        (
-                            *absmax.add(i / QBLOCK),
-                            std::slice::from_raw_parts(codes.add(i), b - a),
-                        )
-                    };
-                    q.dequantize(src, scale, &mut out[a..b]);
-                    a = b;
-                }
+                // SAFETY: the caller's contract; the maxima of the blocks
+                // that `lo..lo + n` touches.
+                let (src, scales) = unsafe {
+                    (
+                        std::slice::from_raw_parts(codes.add(lo), n),
+                        std::slice::from_raw_parts(
+                            absmax.add(lo / QBLOCK),
+                            (lo + n).div_ceil(QBLOCK) - lo / QBLOCK,
+                        ),
+                    )
+                };
+                decode_q8(q, src, scales, lo, out);
             }
         }
     }
@@ -289,36 +304,23 @@ impl RawPacked {
     /// # Safety
     /// In bounds, and no other task touches those blocks.
     unsafe fn encode<F: Float>(self, lo: usize, xs: &[F], step: u64) {
+        let n = xs.len();
         match self {
             RawPacked::Bf16 { bits, stochastic } => {
                 // SAFETY: the caller's contract.
-                let dst = unsafe { std::slice::from_raw_parts_mut(bits.add(lo), xs.len()) };
-                match stochastic {
-                    None => {
-                        for (d, x) in dst.iter_mut().zip(xs) {
-                            *d = bf16_nearest(x.to_f64() as f32);
-                        }
-                    }
-                    Some(seed) => {
-                        for (k, (d, x)) in dst.iter_mut().zip(xs).enumerate() {
-                            *d = bf16_stochastic(x.to_f64() as f32, round_bits(seed, step, lo + k));
-                        }
-                    }
-                }
+                let dst = unsafe { std::slice::from_raw_parts_mut(bits.add(lo), n) };
+                encode_bf16(dst, xs, stochastic, step, lo);
             }
             RawPacked::Q8 { codes, absmax, q } => {
-                let mut block = [0.0f32; QBLOCK];
-                for (k, chunk) in xs.chunks(QBLOCK).enumerate() {
-                    let at = lo + k * QBLOCK;
-                    for (b, x) in block.iter_mut().zip(chunk) {
-                        *b = x.to_f64() as f32;
-                    }
-                    // SAFETY: the caller's contract.
-                    unsafe {
-                        let dst = std::slice::from_raw_parts_mut(codes.add(at), chunk.len());
-                        *absmax.add(at / QBLOCK) = q.quantize(&block[..chunk.len()], dst);
-                    }
-                }
+                // SAFETY: the caller's contract: this task owns the blocks
+                // from `lo / QBLOCK` that `xs` covers.
+                let (dst, scales) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(codes.add(lo), n),
+                        std::slice::from_raw_parts_mut(absmax.add(lo / QBLOCK), n.div_ceil(QBLOCK)),
+                    )
+                };
+                encode_q8(q, dst, scales, xs);
             }
         }
     }
@@ -379,13 +381,7 @@ pub fn run_pass_packed<F: Float, K: Kernel<F>>(
     if packed_reads.iter().all(Option::is_none) && packed_writes.iter().all(Option::is_none) {
         return run_pass(select, heavy, reads, writes, reductions, out);
     }
-    if reads.len() > MAX_SLOTS || writes.len() > MAX_SLOTS || reductions.len() > MAX_REDUCTIONS {
-        return Err(PassShapeError(format!(
-            "a pass touches {} slices and computes {} reductions; the driver holds at most {MAX_SLOTS} and {MAX_REDUCTIONS}",
-            reads.len() + writes.len(),
-            reductions.len()
-        )));
-    }
+    check_limits(reads.len(), writes.len(), reductions.len())?;
     let fits = |len: usize, p: Option<&Packed>| match p {
         Some(p) => len == 0 && p.len() == n && p.is_consistent(),
         None => len == n,
@@ -405,27 +401,15 @@ pub fn run_pass_packed<F: Float, K: Kernel<F>>(
             "the slices of a pass differ in length".into(),
         ));
     }
-    let nred = reductions.len();
-    if out.len() < nred {
+    if out.len() < reductions.len() {
+        let nred = reductions.len();
         return Err(PassShapeError(format!(
             "{nred} reductions need {nred} results, {} given",
             out.len()
         )));
     }
-    out[..nred].fill(0.0);
     let kernel = select(level_for(heavy));
-    let mut slices = Slices {
-        reads: [std::ptr::null(); MAX_SLOTS],
-        writes: [std::ptr::null_mut(); MAX_SLOTS],
-        nr: reads.len(),
-        nw: writes.len(),
-    };
-    for (k, r) in reads.iter().enumerate() {
-        slices.reads[k] = r.as_ptr();
-    }
-    for (k, w) in writes.iter_mut().enumerate() {
-        slices.writes[k] = w.as_mut_ptr();
-    }
+    let slices = Slices::of(reads, writes);
     let mut packs = Packs {
         reads: [None; MAX_SLOTS],
         writes: [None; MAX_SLOTS],
@@ -436,27 +420,11 @@ pub fn run_pass_packed<F: Float, K: Kernel<F>>(
     for (k, p) in packed_writes.iter().enumerate() {
         packs.writes[k] = p.as_deref().map(RawPacked::of);
     }
-    let plan = Plan::new(n);
-    let run_super = |s: usize| -> [f64; MAX_REDUCTIONS] {
-        let lo = s * plan.size;
-        let hi = (lo + plan.size).min(n);
+    over_supers(n, reductions, out, |lo, hi| {
         // SAFETY: super-blocks are disjoint ranges (whole 8-bit blocks: the
         // super-block size is a multiple of BLOCK, itself of QBLOCK).
         unsafe { staged_super(&kernel, &slices, &packs, lo, hi, step, reductions) }
-    };
-    if plan.parallel {
-        use rayon::prelude::*;
-        let parts: Vec<[f64; MAX_REDUCTIONS]> =
-            (0..plan.count).into_par_iter().map(run_super).collect();
-        for part in &parts {
-            combine(reductions, &mut out[..nred], part);
-        }
-    } else {
-        for s in 0..plan.count {
-            let part = run_super(s);
-            combine(reductions, &mut out[..nred], &part);
-        }
-    }
+    });
     Ok(())
 }
 

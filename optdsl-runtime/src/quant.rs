@@ -79,35 +79,21 @@ impl Packed {
         values: &[F],
         stochastic: Option<u64>,
     ) -> Option<Packed> {
-        let f32s = values.iter().map(|x| x.to_f64() as f32);
-        match storage {
-            Storage::Full => None,
-            Storage::Bf16 => Some(Packed::Bf16 {
-                bits: match stochastic {
-                    None => f32s.map(bf16_nearest).collect(),
-                    Some(seed) => f32s
-                        .enumerate()
-                        .map(|(i, x)| bf16_stochastic(x, round_bits(seed, 0, i)))
-                        .collect(),
-                },
+        let n = values.len();
+        let mut p = match storage {
+            Storage::Full => return None,
+            Storage::Bf16 => Packed::Bf16 {
+                bits: vec![0; n],
                 stochastic,
-            }),
-            Storage::Q8 { signed } => {
-                let q = quantizer(signed);
-                let xs: Vec<f32> = f32s.collect();
-                let mut codes = vec![0u8; xs.len()];
-                let absmax = xs
-                    .chunks(QBLOCK)
-                    .zip(codes.chunks_mut(QBLOCK))
-                    .map(|(x, c)| q.quantize(x, c))
-                    .collect();
-                Some(Packed::Q8 {
-                    signed,
-                    codes,
-                    absmax,
-                })
-            }
-        }
+            },
+            Storage::Q8 { signed } => Packed::Q8 {
+                signed,
+                codes: vec![0; n],
+                absmax: vec![0.0; n.div_ceil(QBLOCK)],
+            },
+        };
+        p.encode_from(values, 0);
+        Some(p)
     }
 
     /// Stores `values` (as long as the buffer) in place of what it holds, as
@@ -115,33 +101,12 @@ impl Packed {
     /// rounding).
     pub fn encode_from<F: Float>(&mut self, values: &[F], step: u64) {
         match self {
-            Packed::Bf16 { bits, stochastic } => {
-                for (i, (b, x)) in bits.iter_mut().zip(values).enumerate() {
-                    let x = x.to_f64() as f32;
-                    *b = match stochastic {
-                        None => bf16_nearest(x),
-                        Some(seed) => bf16_stochastic(x, round_bits(*seed, step, i)),
-                    };
-                }
-            }
+            Packed::Bf16 { bits, stochastic } => encode_bf16(bits, values, *stochastic, step, 0),
             Packed::Q8 {
                 signed,
                 codes,
                 absmax,
-            } => {
-                let q = quantizer(*signed);
-                let mut block = [0.0f32; QBLOCK];
-                for ((x, c), a) in values
-                    .chunks(QBLOCK)
-                    .zip(codes.chunks_mut(QBLOCK))
-                    .zip(absmax.iter_mut())
-                {
-                    for (b, v) in block.iter_mut().zip(x) {
-                        *b = v.to_f64() as f32;
-                    }
-                    *a = q.quantize(&block[..x.len()], c);
-                }
-            }
+            } => encode_q8(quantizer(*signed), codes, absmax, values),
         }
     }
 
@@ -185,28 +150,22 @@ impl Packed {
     /// Elements `lo..lo + out.len()` decoded into `out` (those past the
     /// buffer's end as NaN).
     pub fn decode<F: Float>(&self, lo: usize, out: &mut [F]) {
+        let have = self.len().saturating_sub(lo).min(out.len());
+        let (inside, past) = out.split_at_mut(have);
+        past.fill(F::from_f64(f64::NAN));
         match self {
-            Packed::Bf16 { bits, .. } => {
-                for (i, o) in (lo..).zip(out.iter_mut()) {
-                    *o = bits.get(i).map_or(F::from_f64(f64::NAN), |&b| {
-                        F::from_f64(f32::from_bits(u32::from(b) << 16) as f64)
-                    });
-                }
-            }
+            Packed::Bf16 { bits, .. } => decode_bf16(&bits[lo..lo + have], inside),
             Packed::Q8 {
                 signed,
                 codes,
                 absmax,
-            } => {
-                // A buffer read from a damaged file may lack maxima or codes:
-                // those elements decode as NaN rather than panic.
-                let map = &quantizer(*signed).map;
-                for (i, o) in (lo..).zip(out.iter_mut()) {
-                    let scale = absmax.get(i / QBLOCK).copied().unwrap_or(f32::NAN);
-                    let code = codes.get(i).map_or(f32::NAN, |&c| map[c as usize]);
-                    *o = F::from_f64((code * scale) as f64);
-                }
-            }
+            } => decode_q8(
+                quantizer(*signed),
+                &codes[lo..lo + have],
+                absmax.get(lo / QBLOCK..).unwrap_or(&[]),
+                lo,
+                inside,
+            ),
         }
     }
 
@@ -286,6 +245,77 @@ impl Packed {
                         .into(),
             }),
         }
+    }
+}
+
+/// `xs` as bfloat16 into `dst`, element `k` being the buffer's element
+/// `first + k` (which, with `step`, keys stochastic rounding).
+#[inline]
+pub(crate) fn encode_bf16<F: Float>(
+    dst: &mut [u16],
+    xs: &[F],
+    stochastic: Option<u64>,
+    step: u64,
+    first: usize,
+) {
+    match stochastic {
+        None => {
+            for (d, x) in dst.iter_mut().zip(xs) {
+                *d = bf16_nearest(x.to_f64() as f32);
+            }
+        }
+        Some(seed) => {
+            for (k, (d, x)) in dst.iter_mut().zip(xs).enumerate() {
+                *d = bf16_stochastic(x.to_f64() as f32, round_bits(seed, step, first + k));
+            }
+        }
+    }
+}
+
+/// `xs`, starting at a block boundary, quantized block by block into
+/// `codes` and `absmax` (one per block of [`QBLOCK`], the last perhaps
+/// shorter).
+#[inline]
+pub(crate) fn encode_q8<F: Float>(q: &Quantizer, codes: &mut [u8], absmax: &mut [f32], xs: &[F]) {
+    let mut block = [0.0f32; QBLOCK];
+    for ((x, c), a) in xs
+        .chunks(QBLOCK)
+        .zip(codes.chunks_mut(QBLOCK))
+        .zip(absmax.iter_mut())
+    {
+        for (b, v) in block.iter_mut().zip(x) {
+            *b = v.to_f64() as f32;
+        }
+        *a = q.quantize(&block[..x.len()], c);
+    }
+}
+
+/// bfloat16 bits decoded into `out`.
+#[inline]
+pub(crate) fn decode_bf16<F: Float>(src: &[u16], out: &mut [F]) {
+    for (o, &b) in out.iter_mut().zip(src) {
+        *o = F::from_f64(f32::from_bits(u32::from(b) << 16) as f64);
+    }
+}
+
+/// `codes`, the buffer's elements from `first` on, decoded into `out`;
+/// `absmax[k]` is the maximum of the `k`-th block they touch (a missing
+/// one, from a damaged file, decodes as NaN).
+#[inline]
+pub(crate) fn decode_q8<F: Float>(
+    q: &Quantizer,
+    codes: &[u8],
+    absmax: &[f32],
+    first: usize,
+    out: &mut [F],
+) {
+    let head = first % QBLOCK;
+    let mut a = 0;
+    while a < codes.len() {
+        let b = (a + QBLOCK - (head + a) % QBLOCK).min(codes.len());
+        let scale = absmax.get((head + a) / QBLOCK).copied().unwrap_or(f32::NAN);
+        q.dequantize(&codes[a..b], scale, &mut out[a..b]);
+        a = b;
     }
 }
 

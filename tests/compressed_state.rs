@@ -7,25 +7,13 @@
 
 mod common;
 
+use common::data;
 use optdsl::quant::{quantizer, Packed};
 use optdsl::replay::{replay_file, Outcome};
 use optdsl::{
     builtin_rule, builtins, DynFloat, DynRule, Float, Optimizer, Rules, State, StateFormat, Storage,
 };
 use std::path::Path;
-
-fn data<F: Float>(n: usize, seed: u64) -> Vec<F> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
-            F::from_f64(if i % 29 == 0 { 0.0 } else { 2.0 * u - 1.0 })
-        })
-        .collect()
-}
 
 /// The values' bits, every NaN as one (compiled and interpreted code may
 /// carry different NaN payloads; a rule such as vSGD's can reach NaN when

@@ -4,20 +4,10 @@
 //! and f64, at lengths that are not multiples of the block size, on one and
 //! two threads, with the defaults and with every switch turned on.
 
-use optdsl::{builtins, DynFloat, DynRule, Float, HyperValue, Rules, State};
+mod common;
 
-fn data<F: Float>(n: usize, seed: u64) -> Vec<F> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
-            F::from_f64(if i % 29 == 0 { 0.0 } else { 2.0 * u - 1.0 })
-        })
-        .collect()
-}
+use common::data;
+use optdsl::{builtins, DynFloat, DynRule, Float, HyperValue, Rules, State};
 
 fn same_bits<F: Float>(a: &[F], b: &[F]) -> bool {
     a.len() == b.len()

@@ -28,3 +28,18 @@ pub fn optdsl(dir: &Path, args: &[&str]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
+
+/// `n` numbers in [-1, 1) from an xorshift generator seeded by `seed`, every
+/// 29th a zero: the random data the bit-identity tests step rules on.
+pub fn data<F: optdsl::Float>(n: usize, seed: u64) -> Vec<F> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            F::from_f64(if i % 29 == 0 { 0.0 } else { 2.0 * u - 1.0 })
+        })
+        .collect()
+}

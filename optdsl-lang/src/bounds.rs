@@ -122,6 +122,8 @@ pub fn intervals(p: &Program, assumed: &[bool]) -> Vec<Interval> {
             Op::ScalarState(_) | Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_) => {
                 Interval::ANY
             }
+            Op::Draw(crate::functions::Draw::Uniform, _) => Interval { lo: 0.0, hi: 1.0 },
+            Op::Draw(crate::functions::Draw::Normal, _) => Interval::ANY,
             Op::Unary(UnOp::Neg, a) => Interval {
                 lo: -at(*a).hi,
                 hi: -at(*a).lo,

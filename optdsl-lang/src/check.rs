@@ -7,7 +7,7 @@ use crate::ast::{
     AssignOp, BinOp, Decl, Expr, ExprKind, Name, Range, RangeDecl, RuleDef, Stmt, UnOp,
 };
 use crate::diag::Diagnostic;
-use crate::functions::{Callee, ALIASES, CALLEES};
+use crate::functions::{Callee, Draw, ALIASES, CALLEES};
 use crate::span::Span;
 use crate::storage::{Storage, STORAGE_NAMES};
 use crate::typed::{Default, Kind, TExpr, THyper, TNode, TState, TStmt, Ty, TypedRule, Var};
@@ -97,6 +97,8 @@ struct Checker {
     hyper_names: Vec<String>,
     /// Whether any statement assigns `w` or a state.
     updates: bool,
+    /// Random draws so far (the next one's stream).
+    draws: u32,
 }
 
 fn collect_lets(stmts: &[Stmt], out: &mut HashSet<String>) {
@@ -194,7 +196,7 @@ fn constant(e: &TExpr) -> Option<Default> {
             Default::Bool(false) => constant(b)?,
             _ => return None,
         },
-        TNode::Var(_) | TNode::Reduce(..) => return None,
+        TNode::Var(_) | TNode::Reduce(..) | TNode::Draw(..) => return None,
     })
 }
 
@@ -216,6 +218,7 @@ impl Checker {
             in_reduction: false,
             hyper_names: Vec::new(),
             updates: false,
+            draws: 0,
         }
     }
 
@@ -457,6 +460,19 @@ impl Checker {
             }
         }
         let init = if misplaced { None } else { self.expr(&d.value) };
+        if let (false, Some(TExpr {
+            kind: Kind::Element,
+            ..
+        })) = (buffer, &init)
+        {
+            self.error(
+                d.value.span,
+                format!(
+                    "the initial value of scalar `{}` is drawn per element; a scalar starts from {what} (declare it `state` for one value per element)",
+                    d.name.text
+                ),
+            );
+        }
         if let Some(TExpr { ty: Ty::Bool, .. }) = init {
             self.error(
                 d.value.span,
@@ -671,10 +687,11 @@ impl Checker {
             );
             return;
         }
-        if Callee::lookup(n).is_some() {
+        if let Some(c) = Callee::lookup(n) {
+            let args = if c.arity() == 0 { "" } else { "x" };
             self.error(
                 name.span,
-                format!("`{n}` is a function: call it, as in `{n}(x)`"),
+                format!("`{n}` is a function: call it, as in `{n}({args})`"),
             );
             return;
         }
@@ -830,14 +847,32 @@ impl Checker {
                 self.expr(a);
             }
             let s = if arity == 1 { "" } else { "s" };
-            self.error(
-                name.span,
-                format!("`{n}` takes {arity} argument{s}, found {}", args.len()),
-            );
+            let msg = match callee {
+                Callee::Draw(d) => format!(
+                    "`{n}` takes no arguments, found {}: it draws {} per element (write `{n}()`; scale and shift the draw instead, as in `sigma * {n}()`)",
+                    args.len(),
+                    match d {
+                        Draw::Uniform => "a fresh uniform number in [0, 1)",
+                        Draw::Normal => "a fresh standard normal number",
+                    }
+                ),
+                _ => format!("`{n}` takes {arity} argument{s}, found {}", args.len()),
+            };
+            self.error(name.span, msg);
             return None;
         }
         match callee {
             Callee::Select => self.select(name.span, &args[0], &args[1], &args[2]),
+            Callee::Draw(d) => {
+                let stream = self.draws;
+                self.draws += 1;
+                Self::typed(
+                    TNode::Draw(d, stream),
+                    Ty::Num,
+                    Kind::Element,
+                    name.span,
+                )
+            }
             Callee::Reduce(r) => {
                 if self.in_reduction {
                     self.error(name.span, format!("a reduction inside a reduction: `{n}` is inside another reduction's argument; compute the inner one with a `let` first"));

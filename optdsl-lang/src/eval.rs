@@ -89,6 +89,8 @@ pub fn scalar<R: Real>(
                 k(*b)?
             }
         }
-        Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_) | Op::Reduce(..) => return None,
+        Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_) | Op::Reduce(..) | Op::Draw(..) => {
+            return None
+        }
     })
 }

@@ -4,6 +4,7 @@
 //! at the call; nothing falls through to another function.
 
 use crate::ast::BinOp;
+pub use crate::random::Draw;
 use crate::real::Real;
 
 /// An element-wise function of numbers.
@@ -56,6 +57,9 @@ pub enum Callee {
     Reduce(Reduction),
     /// `select(c, a, b)`: `if c { a } else { b }`.
     Select,
+    /// A random draw per element (`rand()`, `randn()`; no arguments), see
+    /// [`crate::random`].
+    Draw(Draw),
 }
 
 /// Every callable, in the order the docs list them.
@@ -71,6 +75,8 @@ pub const CALLEES: &[Callee] = &[
     Callee::Func(Func::Fma),
     Callee::Func(Func::Float),
     Callee::Select,
+    Callee::Draw(Draw::Uniform),
+    Callee::Draw(Draw::Normal),
     Callee::Reduce(Reduction::Sum),
     Callee::Reduce(Reduction::Mean),
     Callee::Reduce(Reduction::Norm),
@@ -90,6 +96,10 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("amax", "max_abs"),
     ("l2norm", "norm"),
     ("average", "mean"),
+    ("random", "rand"),
+    ("uniform", "rand"),
+    ("normal", "randn"),
+    ("gauss", "randn"),
 ];
 
 impl Callee {
@@ -104,6 +114,7 @@ impl Callee {
             Callee::Func(f) => f.name(),
             Callee::Reduce(r) => r.name(),
             Callee::Select => "select",
+            Callee::Draw(d) => d.name(),
         }
     }
 
@@ -113,6 +124,7 @@ impl Callee {
             Callee::Func(f) => f.arity(),
             Callee::Reduce(_) => 1,
             Callee::Select => 3,
+            Callee::Draw(_) => 0,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! traffic.
 
 use crate::ast::{BinOp, Name, UnOp};
-use crate::functions::{Func, Reduction};
+use crate::functions::{Draw, Func, Reduction};
 pub use crate::typed::{Default, Kind, Ty};
 
 /// An SSA value's index.
@@ -42,6 +42,9 @@ pub enum Op {
     Select(Id, Id, Id),
     /// A reduction of an element value over the tensor.
     Reduce(Reduction, Id),
+    /// A random draw per element from stream `k` (the call's number among
+    /// the rule's draws, in text order; see [`crate::random`]).
+    Draw(Draw, u32),
 }
 
 impl Op {
@@ -53,6 +56,14 @@ impl Op {
             Op::Select(c, a, b) => vec![*c, *a, *b],
             Op::Func(_, args) => args.clone(),
             _ => Vec::new(),
+        }
+    }
+
+    /// The draw and its stream, if this is a draw.
+    pub fn draw(&self) -> Option<(Draw, u32)> {
+        match *self {
+            Op::Draw(d, k) => Some((d, k)),
+            _ => None,
         }
     }
 
@@ -162,6 +173,17 @@ impl Program {
             stack.extend(self.values[id].op.operands());
         }
         (0..self.values.len()).filter(|&i| need[i]).collect()
+    }
+
+    /// How many random streams the program draws from (one per `rand()` or
+    /// `randn()` in its text; 0 for a rule without draws).
+    pub fn streams(&self) -> u32 {
+        self.values
+            .iter()
+            .filter_map(|v| v.op.draw())
+            .map(|(_, k)| k + 1)
+            .max()
+            .unwrap_or(0)
     }
 
     /// A hash of the program's values, outputs, state layout, inputs and

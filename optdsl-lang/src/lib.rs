@@ -30,6 +30,7 @@ pub mod ir;
 pub mod lower;
 pub mod parse;
 pub mod passes;
+pub mod random;
 pub mod real;
 pub mod span;
 pub mod storage;
@@ -37,7 +38,7 @@ pub mod traffic;
 pub mod typed;
 
 pub use diag::{render, Diagnostic};
-pub use functions::{Callee, Func, Reduction};
+pub use functions::{Callee, Draw, Func, Reduction};
 pub use ir::{Program, Slot};
 pub use real::Real;
 pub use span::Span;

@@ -207,6 +207,7 @@ impl Lowerer {
                 let x = self.expr(x);
                 self.intern(Op::Reduce(*r, x), Ty::Num, Kind::Scalar)
             }
+            TNode::Draw(d, k) => self.intern(Op::Draw(*d, *k), Ty::Num, Kind::Element),
             TNode::Call(f, args) => {
                 let ids: Vec<Id> = args.iter().map(|a| self.expr(a)).collect();
                 let kind = ids

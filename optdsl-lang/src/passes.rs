@@ -184,6 +184,11 @@ fn pass(
         .map(|s| (s, false))
         .chain(writes.iter().map(|w| (w.0, true)))
         .collect();
+    // A pass whose elements load nothing (a reduction of draws only) still
+    // walks the tensor: it reads `w`, for its length.
+    if slots.is_empty() && !elements.is_empty() {
+        slots.push((Slot::W, false));
+    }
     slots.sort();
     slots.dedup_by(|later, earlier| {
         if later.0 == earlier.0 {
@@ -198,6 +203,8 @@ fn pass(
         .filter(|&&i| match &p.values[i].op {
             Op::Binary(BinOp::Div | BinOp::Pow, ..) => true,
             Op::Func(f, _) => f.is_heavy(),
+            // A Philox block, a logarithm, a cosine and a root.
+            Op::Draw(..) => true,
             _ => false,
         })
         .count()

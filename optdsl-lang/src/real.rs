@@ -32,6 +32,9 @@ pub trait Real:
     const ZERO: Self;
     /// 1.
     const ONE: Self;
+    /// Bits of precision (the significand's, with the implicit one): 24 for
+    /// f32, 53 for f64 (how many random bits a uniform draw takes).
+    const DIGITS: u32;
     /// Converts from f64, rounding to nearest.
     fn from_f64(x: f64) -> Self;
     /// Converts to f64 exactly.
@@ -95,6 +98,7 @@ macro_rules! impl_real {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
+            const DIGITS: u32 = $t::MANTISSA_DIGITS;
             #[inline(always)]
             fn from_f64(x: f64) -> Self {
                 x as $t

@@ -3,7 +3,7 @@
 //! every expression carries its type and kind, every node its position.
 
 use crate::ast::{AssignOp, BinOp, Name, UnOp};
-use crate::functions::{Func, Reduction};
+use crate::functions::{Draw, Func, Reduction};
 use crate::span::Span;
 
 /// A value's type.
@@ -77,6 +77,9 @@ pub enum TNode {
     Call(Func, Vec<TExpr>),
     /// A reduction over the tensor.
     Reduce(Reduction, Box<TExpr>),
+    /// A random draw per element, with its stream: the call's number among
+    /// the rule's draws, in text order (see [`crate::random`]).
+    Draw(Draw, u32),
     /// `if c { a } else { b }` or `select(c, a, b)`.
     Select(Box<TExpr>, Box<TExpr>, Box<TExpr>),
 }

@@ -173,6 +173,11 @@ impl Gen<'_> {
             op @ (Op::Unary(..) | Op::Binary(..) | Op::Func(..) | Op::Select(..)) => {
                 operation(p, op, &r, false)
             }
+            Op::Draw(d, k) => {
+                let pr = private();
+                let v = format_ident!("{}", format!("{d:?}"));
+                quote!(__draws.sample::<F>(#pr::Draw::#v, #k, __idx))
+            }
             Op::Num(_)
             | Op::Bool(_)
             | Op::Hyper(_)
@@ -257,7 +262,7 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
     let pick = format_ident!("{}_pick", name);
     let generics = quote!(<F: #pr::Real #(, const #consts: bool)*>);
     let turbofish = quote!(::<F #(, #consts)*>);
-    let params = quote!(__cf: &[F], __cb: &[bool], __r: &[&[F]], __wr: &mut [&mut [F]], __accs: &mut [[F; 64]], __walk: #pr::Walk);
+    let params = quote!(__cf: &[F], __cb: &[bool], __draws: #pr::Draws<'_>, __r: &[&[F]], __wr: &mut [&mut [F]], __accs: &mut [[F; 64]], __walk: #pr::Walk);
     let nspec = consts.len();
     let mut arms = Vec::new();
     for combo in 0..(1usize << nspec) {
@@ -272,8 +277,30 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
         });
     }
     let keys = (0..nspec).map(|k| quote!(__cb[#k]));
-    let loop_params = quote!(#(#nums: F,)* #(#bools: bool,)* #(#read_params,)* #(#write_params,)* #(#acc_params,)* __walk: #pr::Walk);
-    let loop_args = quote!(#(#nums,)* #(#bools,)* #(#reads,)* #(#writes,)* #(#acc_refs,)* __walk);
+    // The index of an element in the segment, which keys its random draws
+    // (computed only by passes that draw).
+    let draws = pass.elements.iter().any(|&i| p.values[i].op.draw().is_some());
+    let (draw_param, draw_arg) = if draws {
+        (quote!(__draws: #pr::Draws<'_>,), quote!(__draws,))
+    } else {
+        (TokenStream::new(), TokenStream::new())
+    };
+    let (chunk_index, chunk_pat, single_index) = if draws {
+        (
+            quote!(let __idx = __c * #LANES + __i;),
+            quote!((__c, #main_pat)),
+            quote!(let __idx = __k;),
+        )
+    } else {
+        (TokenStream::new(), main_pat.clone(), TokenStream::new())
+    };
+    let main_iter = if draws {
+        quote!(#main_iter.enumerate())
+    } else {
+        main_iter
+    };
+    let loop_params = quote!(#(#nums: F,)* #(#bools: bool,)* #draw_param #(#read_params,)* #(#write_params,)* #(#acc_params,)* __walk: #pr::Walk);
+    let loop_args = quote!(#(#nums,)* #(#bools,)* #draw_arg #(#reads,)* #(#writes,)* #(#acc_refs,)* __walk);
     let inner_avx2 = format_ident!("{}_loop_avx2", name);
     let inner_avx512 = format_ident!("{}_loop_avx512", name);
     let inner_portable = format_ident!("{}_loop_portable", name);
@@ -313,9 +340,10 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
             #(let mut #accs: [F; 64] = *#acc_refs;)*
             match __walk {
                 #pr::Walk::Chunks => {
-                    for #main_pat in #main_iter {
+                    for #chunk_pat in #main_iter {
                         for __i in 0..#LANES {
                             let __lane = __i;
+                            #chunk_index
                             #body
                         }
                     }
@@ -324,6 +352,7 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
                     for (__k, #one_pat) in #one_iter.enumerate() {
                         let __i = 0usize;
                         let __lane = __lane0 + __k;
+                        #single_index
                         #body
                     }
                 }

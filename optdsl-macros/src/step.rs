@@ -36,7 +36,7 @@ fn scalar_rhs(p: &Program, id: Id) -> TokenStream {
         op @ (Op::Unary(..) | Op::Binary(..) | Op::Func(..) | Op::Select(..)) => {
             operation(p, op, &r, true)
         }
-        Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_) | Op::Reduce(..) => {
+        Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_) | Op::Reduce(..) | Op::Draw(..) => {
             unreachable!("not a per-step scalar")
         }
     }
@@ -106,7 +106,7 @@ fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
         let mut __red = [0.0f64; #nr];
         let __ran = #pr::run_pass_packed(
             // SAFETY: the driver hands the chooser only levels this CPU has.
-            |__simd| unsafe { #pr::FnKernel::new(#pick::<F>(__simd, &__cb), &__cf, &__cb) },
+            |__simd| unsafe { #pr::FnKernel::new(#pick::<F>(__simd, &__cb), &__cf, &__cb).with_draws(__draws) },
             #heavy,
             __n,
             __step,
@@ -171,6 +171,20 @@ pub fn apply(p: &Program, plan: &StepPlan) -> TokenStream {
         .collect();
     let nb = p.buffers.len();
     let inputs: Vec<Ident> = (0..p.inputs.len()).map(|i| all(Slot::Input(i))).collect();
+    // The keys of the rule's random streams (optdsl_lang::random), once a step.
+    let streams = p.streams();
+    let draws = if streams == 0 {
+        quote!(let __draws = #pr::Draws::NONE;)
+    } else {
+        let ns = streams as usize;
+        quote! {
+            let __seed = __state.draws.unwrap_or_default();
+            let __keys: [#pr::Key; #ns] = ::core::array::from_fn(|__k| {
+                #pr::stream_key(__seed.seed, __seed.tensor, __k as u32)
+            });
+            let __draws = #pr::Draws { keys: &__keys, step: __step, first: __seed.offset };
+        }
+    };
     quote! {
         #[allow(unused, clippy::all)]
         fn apply<F: #pr::Float>(&self, __state: &mut #pr::State<F>, __wa: &mut [F], __ga: &[F], __inputs: &[&[F]]) {
@@ -183,6 +197,7 @@ pub fn apply(p: &Program, plan: &StepPlan) -> TokenStream {
             let __step = __state.t;
             let __t = __step as f64;
             let __n = __wa.len();
+            #draws
             let [#(#bufs),*] = &mut __state.buffers[..] else {
                 ::core::unreachable!("the state was checked")
             };

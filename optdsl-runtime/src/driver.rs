@@ -12,7 +12,8 @@
 use crate::exec::{level_for, Plan, Simd, BLOCK};
 use crate::float::Float;
 use crate::quant::{decode_bf16, decode_q8, encode_bf16, encode_q8, quantizer, Packed, Quantizer};
-use optdsl_lang::{Reduction, QBLOCK};
+use optdsl_lang::random::Key;
+use optdsl_lang::{Draw, Reduction, QBLOCK};
 use std::cell::RefCell;
 
 /// Elements per chunk of a kernel's vector loop (one AVX-512 register of f32
@@ -41,15 +42,68 @@ pub enum Walk {
 /// `writes` in the pass's slot order, all of one length; `acc[j]` the lane
 /// accumulators of reduction `j`.
 pub trait Kernel<F: Float>: Sync {
-    /// Runs the pass over the segment.
-    fn run(&self, reads: &[&[F]], writes: &mut [&mut [F]], acc: &mut [[F; LANES]], walk: Walk);
+    /// Runs the pass over the segment whose first element is element `at`
+    /// of the pass's slices (what keys its random draws: [`Draws`]).
+    fn run(
+        &self,
+        at: usize,
+        reads: &[&[F]],
+        writes: &mut [&mut [F]],
+        acc: &mut [[F; LANES]],
+        walk: Walk,
+    );
+}
+
+/// What a pass's random draws (`rand()`, `randn()`) are keyed by, as
+/// [`optdsl_lang::random`] defines them: one Philox key per stream of the
+/// rule, the step, and the index in the whole tensor of the first element
+/// the draws are for. The driver tells a kernel where its segment starts;
+/// the kernel adds that to `first`.
+#[derive(Debug, Clone, Copy)]
+pub struct Draws<'a> {
+    /// The key of each stream ([`optdsl_lang::random::stream_key`]).
+    pub keys: &'a [Key],
+    /// The step (from 1).
+    pub step: u64,
+    /// The index, in the whole tensor, of element 0 (of the slices stepped,
+    /// or of the segment once a kernel has added where it starts).
+    pub first: u64,
+}
+
+impl Draws<'_> {
+    /// No draws (a rule without `rand()` or `randn()`).
+    pub const NONE: Draws<'static> = Draws {
+        keys: &[],
+        step: 0,
+        first: 0,
+    };
+
+    /// These draws for the elements from `at` on.
+    #[inline(always)]
+    pub fn at(self, at: usize) -> Self {
+        Draws {
+            first: self.first.wrapping_add(at as u64),
+            ..self
+        }
+    }
+
+    /// Draw `d` of stream `stream` for element `k` (counted from `first`).
+    /// A stream the keys do not cover (never, for keys made from the rule's
+    /// program) draws with the all-zero key.
+    #[inline(always)]
+    pub fn sample<R: optdsl_lang::Real>(&self, d: Draw, stream: u32, k: usize) -> R {
+        let key = self.keys.get(stream as usize).copied().unwrap_or_default();
+        d.sample(key, self.step, self.first.wrapping_add(k as u64))
+    }
 }
 
 /// A generated kernel: one copy of a pass's loop for a SIMD level and a
-/// choice of per-step booleans.
+/// choice of per-step booleans; `draws` are keyed for the segment's first
+/// element.
 pub type KernelFn<F> = unsafe fn(
     cf: &[F],
     cb: &[bool],
+    draws: Draws<'_>,
     reads: &[&[F]],
     writes: &mut [&mut [F]],
     acc: &mut [[F; LANES]],
@@ -61,25 +115,45 @@ pub struct FnKernel<'a, F> {
     f: KernelFn<F>,
     cf: &'a [F],
     cb: &'a [bool],
+    draws: Draws<'a>,
 }
 
 impl<'a, F> FnKernel<'a, F> {
-    /// `f` with its per-step numbers `cf` and booleans `cb`.
+    /// `f` with its per-step numbers `cf` and booleans `cb` (and no draws:
+    /// see [`FnKernel::with_draws`]).
     ///
     /// # Safety
     /// `f` must be compiled for a SIMD level this CPU has (the generated
     /// chooser picks from [`Simd`] levels that [`run_pass`] hands it, which
     /// never exceed the CPU's).
     pub unsafe fn new(f: KernelFn<F>, cf: &'a [F], cb: &'a [bool]) -> Self {
-        FnKernel { f, cf, cb }
+        FnKernel {
+            f,
+            cf,
+            cb,
+            draws: Draws::NONE,
+        }
+    }
+
+    /// This kernel with its random draws keyed by `draws`.
+    pub fn with_draws(self, draws: Draws<'a>) -> Self {
+        FnKernel { draws, ..self }
     }
 }
 
 impl<F: Float> Kernel<F> for FnKernel<'_, F> {
     #[inline]
-    fn run(&self, reads: &[&[F]], writes: &mut [&mut [F]], acc: &mut [[F; LANES]], walk: Walk) {
+    fn run(
+        &self,
+        at: usize,
+        reads: &[&[F]],
+        writes: &mut [&mut [F]],
+        acc: &mut [[F; LANES]],
+        walk: Walk,
+    ) {
+        let draws = self.draws.at(at);
         // SAFETY: `FnKernel::new`'s contract: the level is one the CPU has.
-        unsafe { (self.f)(self.cf, self.cb, reads, writes, acc, walk) }
+        unsafe { (self.f)(self.cf, self.cb, draws, reads, writes, acc, walk) }
     }
 }
 
@@ -183,7 +257,7 @@ pub fn run_pass<F: Float, K: Kernel<F>>(
     over_supers(n, reductions, out, |lo, hi| {
         // SAFETY: super-blocks are disjoint ranges of every slice.
         let (r, mut w) = unsafe { slices.range(lo, hi) };
-        super_block(&kernel, &r[..slices.nr], &mut w[..slices.nw], reductions)
+        super_block(&kernel, lo, &r[..slices.nr], &mut w[..slices.nw], reductions)
     });
     Ok(())
 }
@@ -504,7 +578,7 @@ unsafe fn staged_super<F: Float, K: Kernel<F>>(
                     for (dst, src) in wc.iter_mut().zip(w[..nw].iter_mut()) {
                         *dst = &mut src[..m];
                     }
-                    kernel.run(&rc[..nr], &mut wc[..nw], acc, Walk::Chunks);
+                    kernel.run(a, &rc[..nr], &mut wc[..nw], acc, Walk::Chunks);
                 }
                 if m < len {
                     let mut rc: [&[F]; MAX_SLOTS] = [&[]; MAX_SLOTS];
@@ -515,7 +589,8 @@ unsafe fn staged_super<F: Float, K: Kernel<F>>(
                     for (dst, src) in wc.iter_mut().zip(w[..nw].iter_mut()) {
                         *dst = &mut src[m..];
                     }
-                    kernel.run(&rc[..nr], &mut wc[..nw], acc, Walk::Single { lane0: 0 });
+                    let walk = Walk::Single { lane0: 0 };
+                    kernel.run(a + m, &rc[..nr], &mut wc[..nw], acc, walk);
                 }
                 for (p, k) in staged_writes.iter().flatten() {
                     // SAFETY: this task owns a..b, whole 8-bit blocks (a is a
@@ -558,8 +633,11 @@ fn finish_block<F: Float>(r: Reduction, acc: &[F; LANES], head: usize) -> f64 {
     }
 }
 
+/// One super-block of a pass: its slices start at element `start` of the
+/// pass's.
 fn super_block<F: Float, K: Kernel<F>>(
     kernel: &K,
+    start: usize,
     reads: &[&[F]],
     writes: &mut [&mut [F]],
     reductions: &[Reduction],
@@ -606,7 +684,7 @@ fn super_block<F: Float, K: Kernel<F>>(
             for (dst, src) in w.iter_mut().zip(writes.iter_mut()) {
                 *dst = &mut src[a..b];
             }
-            kernel.run(&r[..nr], &mut w[..nw], acc, walk);
+            kernel.run(start + a, &r[..nr], &mut w[..nw], acc, walk);
         }
         for (j, r) in reductions.iter().enumerate() {
             red[j] = r.combine(red[j], finish_block(*r, &acc[j], head));
@@ -623,7 +701,14 @@ mod tests {
     /// `w -= 0.5 * g` and `Σ g`, `max |g|`, as a hand-written kernel.
     struct Descent;
     impl Kernel<f64> for Descent {
-        fn run(&self, r: &[&[f64]], w: &mut [&mut [f64]], acc: &mut [[f64; LANES]], walk: Walk) {
+        fn run(
+            &self,
+            _at: usize,
+            r: &[&[f64]],
+            w: &mut [&mut [f64]],
+            acc: &mut [[f64; LANES]],
+            walk: Walk,
+        ) {
             let lane = |k: usize| match walk {
                 Walk::Chunks => k % LANES,
                 Walk::Single { lane0 } => lane0 + k,

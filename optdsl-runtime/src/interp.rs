@@ -8,14 +8,15 @@
 //! compiled kernel, with no fused multiply-add: the bits are the compiled
 //! rule's.
 
-use crate::driver::{Kernel, Walk, LANES};
+use crate::driver::{Draws, Kernel, Walk, LANES};
 use crate::exec::Simd;
 use crate::float::Float;
 use optdsl_lang::ast::{BinOp, UnOp};
 use optdsl_lang::eval::Scalar;
 use optdsl_lang::ir::{Id, Kind, Op, Program, Slot, Ty};
 use optdsl_lang::passes::Pass;
-use optdsl_lang::{Func, Reduction};
+use optdsl_lang::random::Key;
+use optdsl_lang::{Draw, Func, Reduction};
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 
@@ -65,6 +66,8 @@ enum Instr {
     Select(usize, Src, Src, Src),
     SelectBool(usize, Src, Src, Src),
     Copy(usize, Src),
+    /// Number temporary `k` drawn from a stream: `(draw, stream, k)`.
+    Draw(Draw, u32, usize),
 }
 
 /// A pass ready to run this step: the tape with per-step values resolved.
@@ -79,6 +82,11 @@ pub struct Tape<F> {
     bools: usize,
     stores: Vec<(usize, Src)>,
     reductions: Vec<(Reduction, Src)>,
+    /// What the draws are keyed by ([`Tape::with_draws`]): each stream's
+    /// key, the step, and the whole tensor's index of element 0.
+    keys: Vec<Key>,
+    step: u64,
+    first: u64,
 }
 
 impl<F: Float> Tape<F> {
@@ -135,6 +143,9 @@ impl<F: Float> Tape<F> {
             bools: 0,
             stores: Vec::new(),
             reductions: Vec::new(),
+            keys: Vec::new(),
+            step: 0,
+            first: 0,
         };
         let mut src: Vec<Option<Src>> = vec![None; p.values.len()];
         let operand = |tape: &mut Tape<F>, src: &mut Vec<Option<Src>>, id: Id| -> Src {
@@ -220,6 +231,7 @@ impl<F: Float> Tape<F> {
                 Op::Func(f, _) => Instr::Func(*f, out, [at(0), at(1), at(2)]),
                 Op::Select(..) if is_bool => Instr::SelectBool(out, at(0), at(1), at(2)),
                 Op::Select(..) => Instr::Select(out, at(0), at(1), at(2)),
+                Op::Draw(d, stream) => Instr::Draw(*d, *stream, out),
                 _ => continue,
             };
             tape.instrs.push(instr);
@@ -248,6 +260,24 @@ impl<F: Float> Tape<F> {
         tape
     }
 
+    /// This tape with its random draws keyed by `draws`.
+    pub fn with_draws(mut self, draws: Draws<'_>) -> Self {
+        self.keys = draws.keys.to_vec();
+        self.step = draws.step;
+        self.first = draws.first;
+        self
+    }
+
+    /// The draws of the elements from `at` on.
+    fn draws(&self, at: usize) -> Draws<'_> {
+        Draws {
+            keys: &self.keys,
+            step: self.step,
+            first: self.first,
+        }
+        .at(at)
+    }
+
     /// Lets the arithmetic that computes a stored value write it straight
     /// into its slice, where nothing after it reads that slice's old value:
     /// one pass over the sub-block fewer per such store.
@@ -264,6 +294,7 @@ impl<F: Float> Tape<F> {
                 | Instr::Logic(_, _, a, b) => vec![a, b],
                 Instr::Func(_, _, abc) => abc.to_vec(),
                 Instr::Select(_, c, a, b) | Instr::SelectBool(_, c, a, b) => vec![c, a, b],
+                Instr::Draw(..) => Vec::new(),
             }
         };
         let mut kept = Vec::new();
@@ -330,7 +361,7 @@ impl<F: Float> Tape<F> {
                         rename(a)
                     }
                     Instr::ArithInto(_, _, b, _) => rename(b),
-                    Instr::ArithScalarInto(..) => {}
+                    Instr::ArithScalarInto(..) | Instr::Draw(..) => {}
                     Instr::Arith(_, _, a, b)
                     | Instr::ArithTo(_, _, a, b)
                     | Instr::Compare(_, _, a, b)
@@ -368,7 +399,14 @@ impl<'a, F> Interp<'a, F> {
 }
 
 impl<F: Float> Kernel<F> for Interp<'_, F> {
-    fn run(&self, reads: &[&[F]], writes: &mut [&mut [F]], acc: &mut [[F; LANES]], walk: Walk) {
+    fn run(
+        &self,
+        at: usize,
+        reads: &[&[F]],
+        writes: &mut [&mut [F]],
+        acc: &mut [[F; LANES]],
+        walk: Walk,
+    ) {
         let tape = self.tape;
         // The scratch is fetched here, outside the SIMD copies: code inside
         // the thread-local's closure would be compiled without their features.
@@ -377,14 +415,14 @@ impl<F: Float> Kernel<F> for Interp<'_, F> {
             {
                 if self.simd >= Simd::Avx512 {
                     // SAFETY: the driver hands out only levels this CPU has.
-                    return unsafe { run_avx512(tape, reads, writes, acc, walk, nums, bools) };
+                    return unsafe { run_avx512(tape, at, reads, writes, acc, walk, nums, bools) };
                 }
                 if self.simd >= Simd::Avx2 {
                     // SAFETY: the driver hands out only levels this CPU has.
-                    return unsafe { run_avx2(tape, reads, writes, acc, walk, nums, bools) };
+                    return unsafe { run_avx2(tape, at, reads, writes, acc, walk, nums, bools) };
                 }
             }
-            run(tape, reads, writes, acc, walk, nums, bools)
+            run(tape, at, reads, writes, acc, walk, nums, bools)
         })
     }
 }
@@ -394,6 +432,7 @@ impl<F: Float> Kernel<F> for Interp<'_, F> {
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_avx2<F: Float>(
     tape: &Tape<F>,
+    at: usize,
     reads: &[&[F]],
     writes: &mut [&mut [F]],
     acc: &mut [[F; LANES]],
@@ -401,7 +440,7 @@ unsafe fn run_avx2<F: Float>(
     nums: &mut [F],
     bools: &mut [bool],
 ) {
-    run(tape, reads, writes, acc, walk, nums, bools)
+    run(tape, at, reads, writes, acc, walk, nums, bools)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -409,6 +448,7 @@ unsafe fn run_avx2<F: Float>(
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_avx512<F: Float>(
     tape: &Tape<F>,
+    at: usize,
     reads: &[&[F]],
     writes: &mut [&mut [F]],
     acc: &mut [[F; LANES]],
@@ -416,7 +456,7 @@ unsafe fn run_avx512<F: Float>(
     nums: &mut [F],
     bools: &mut [bool],
 ) {
-    run(tape, reads, writes, acc, walk, nums, bools)
+    run(tape, at, reads, writes, acc, walk, nums, bools)
 }
 
 /// The operand arrays of one sub-block.
@@ -675,12 +715,13 @@ fn with_scratch<F: Float, R>(
     })
 }
 
-/// The tape over one segment, sub-block by sub-block, with this thread's
-/// temporaries.
+/// The tape over one segment (element `seg` of the pass's slices on),
+/// sub-block by sub-block, with this thread's temporaries.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn run<F: Float>(
     tape: &Tape<F>,
+    seg: usize,
     reads: &[&[F]],
     writes: &mut [&mut [F]],
     acc: &mut [[F; LANES]],
@@ -792,6 +833,12 @@ fn run<F: Float>(
                         }
                     }
                     Instr::Copy(k, a) => arrays.out_num(k).copy_from_slice(arrays.num(a)),
+                    Instr::Draw(d, stream, k) => {
+                        let draws = tape.draws(seg + at);
+                        for (j, o) in arrays.out_num(k).iter_mut().enumerate() {
+                            *o = draws.sample(d, stream, j);
+                        }
+                    }
                 }
             }
             for (j, &(r, s)) in tape.reductions.iter().enumerate() {

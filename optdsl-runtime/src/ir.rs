@@ -89,6 +89,9 @@ pub fn naive_step<F: Float>(
         }
     }
     let hyper_scalars = scalars_of(hypers);
+    let seed = state.draws.unwrap_or_default();
+    let keys = seed.keys(p);
+    let draws = seed.draws(&keys, state.t);
     // The last use of each value, so temporaries are dropped as numpy drops them.
     let mut last_use = vec![0usize; p.values.len()];
     for (i, v) in p.values.iter().enumerate() {
@@ -210,6 +213,9 @@ pub fn naive_step<F: Float>(
                     )
                 }
             }
+            Op::Draw(d, stream) => Val::E(Array1::from_shape_fn(n, |i| {
+                draws.sample(*d, *stream, i)
+            })),
             Op::Reduce(r, a) => {
                 let x = num(&vals[*a], n);
                 let total = x

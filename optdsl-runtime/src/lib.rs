@@ -44,14 +44,18 @@ pub use optdsl_lang::{StateFormat, Storage};
 pub use optdsl_macros::{network, optimizer};
 pub use optim::{Compression, GroupState, Optimizer, OptimizerState, ParamGroup};
 pub use quant::Packed;
-pub use rule::{DynFloat, DynRule, HyperRange, HyperSpec, HyperValue, RuleInfo, State, UpdateRule};
+pub use rule::{
+    DrawSeed, DynFloat, DynRule, HyperRange, HyperSpec, HyperValue, RuleInfo, State, UpdateRule,
+};
 pub use schedule::{InverseTime, Schedule};
 pub use text::{RuleErrors, Rules, TextRule};
 
 /// What generated code names, by absolute path; not a public interface.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::driver::{packed_views, run_pass, run_pass_packed, FnKernel, KernelFn, Walk};
+    pub use crate::driver::{
+        packed_views, run_pass, run_pass_packed, Draws, FnKernel, KernelFn, Walk,
+    };
     pub use crate::error::Result;
     pub use crate::exec::Simd;
     pub use crate::float::{Float, Real};
@@ -64,5 +68,6 @@ pub mod __private {
     };
     pub use core;
     pub use optdsl_lang::ast::BinOp;
-    pub use optdsl_lang::{Func, Program, Reduction};
+    pub use optdsl_lang::random::{stream_key, Key};
+    pub use optdsl_lang::{Draw, Func, Program, Reduction};
 }

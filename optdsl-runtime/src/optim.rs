@@ -3,7 +3,7 @@
 //! every length before it changes anything.
 
 use crate::error::{Error, Result};
-use crate::rule::{DynFloat, DynRule, HyperValue, RuleInfo, State};
+use crate::rule::{DrawSeed, DynFloat, DynRule, HyperValue, RuleInfo, State};
 use optdsl_lang::StateFormat;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -60,6 +60,7 @@ pub struct Optimizer<F: DynFloat> {
     steps: u64,
     guard: Option<FiniteGuard>,
     compression: Compression,
+    seed: u64,
 }
 
 /// How compressed an [`Optimizer`] keeps its tensors' state.
@@ -123,6 +124,11 @@ pub struct OptimizerState<F> {
     pub steps: u64,
     /// Per group: the rule's name, its hyperparameters, and its tensors' states.
     pub groups: Vec<GroupState<F>>,
+    /// The seed of the rules' random draws ([`Optimizer::with_seed`];
+    /// `None` in states saved before draws: loading one keeps the
+    /// optimizer's seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// One group of an [`OptimizerState`].
@@ -145,7 +151,51 @@ impl<F: DynFloat> Optimizer<F> {
             steps: 0,
             guard: None,
             compression: Compression::default(),
+            seed: 0,
         }
+    }
+
+    /// This optimizer, its rules' random draws (`rand()`, `randn()`) seeded
+    /// with `seed` (see [`Optimizer::set_seed`]).
+    ///
+    /// ```
+    /// # extern crate optdsl_runtime as optdsl;
+    /// use optdsl::{builtin_rule, Optimizer};
+    /// let run = |seed: u64| {
+    ///     let mut opt = Optimizer::<f32>::with_rule(builtin_rule("sgld").unwrap(), &[4])
+    ///         .with_seed(seed);
+    ///     let mut w = vec![0.0f32; 4];
+    ///     opt.step_flat(&mut w, &[0.0; 4]).unwrap();
+    ///     w
+    /// };
+    /// assert_eq!(run(7), run(7));
+    /// assert_ne!(run(7), run(8));
+    /// ```
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.set_seed(seed);
+        self
+    }
+
+    /// Seeds the rules' random draws: element `i` of tensor `k` (tensors
+    /// numbered across groups in the order they were added) draws at step
+    /// `t` a number that depends on `(seed, k, i, t)` and the draw's place
+    /// in the rule only (Philox4x32-10, `optdsl_lang::random`), so the same
+    /// on any number of threads, at every SIMD level, compiled or
+    /// interpreted, and after [`Optimizer::load_state`] of a saved state
+    /// (which keeps the seed). The default seed is 0. Draws already taken
+    /// are not redone; the steps from now on draw with `seed`.
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+        for s in self.groups.iter_mut().flat_map(|g| g.states.iter_mut()) {
+            if let Some(d) = &mut s.draws {
+                d.seed = seed;
+            }
+        }
+    }
+
+    /// The seed of the rules' random draws ([`Optimizer::set_seed`]).
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// This optimizer, keeping its state in `format` (see
@@ -191,6 +241,11 @@ impl<F: DynFloat> Optimizer<F> {
             .iter()
             .map(|&n| {
                 let mut s = F::dyn_init(rule.as_ref(), n);
+                s.draws = Some(DrawSeed {
+                    seed: self.seed,
+                    tensor: index,
+                    offset: 0,
+                });
                 apply_compression(&self.compression, rule.info(), &mut s, index);
                 index += 1;
                 s
@@ -423,6 +478,7 @@ impl<F: DynFloat> Optimizer<F> {
             opt.add_group(group.rule.clone(), &lens);
         }
         opt.guard = self.guard;
+        opt.seed = self.seed;
         opt.load_state(state)?;
         Ok(opt)
     }
@@ -431,6 +487,7 @@ impl<F: DynFloat> Optimizer<F> {
     pub fn state(&self) -> OptimizerState<F> {
         OptimizerState {
             steps: self.steps,
+            seed: Some(self.seed),
             groups: self
                 .groups
                 .iter()
@@ -486,11 +543,23 @@ impl<F: DynFloat> Optimizer<F> {
             }
             rules.push(rule);
         }
+        let seed = saved.seed.unwrap_or(self.seed);
+        let mut index = 0u64;
         for ((group, theirs), rule) in self.groups.iter_mut().zip(saved.groups).zip(rules) {
             group.rule = rule;
             group.states = theirs.states;
+            // States saved before draws were keyed: numbered as added.
+            for s in &mut group.states {
+                s.draws.get_or_insert(DrawSeed {
+                    seed,
+                    tensor: index,
+                    offset: 0,
+                });
+                index += 1;
+            }
         }
         self.steps = saved.steps;
+        self.seed = seed;
         Ok(())
     }
 }
@@ -550,6 +619,7 @@ impl<F: DynFloat> OptimizerState<F> {
         Ok(OptimizerState {
             steps: self.steps,
             groups,
+            seed: self.seed,
         })
     }
 
@@ -621,7 +691,11 @@ impl<F: DynFloat> OptimizerState<F> {
             }
             out.push(group);
         }
-        Ok(OptimizerState { steps, groups: out })
+        Ok(OptimizerState {
+            steps,
+            groups: out,
+            seed: first.seed,
+        })
     }
 }
 

@@ -201,6 +201,51 @@ pub struct State<F> {
     /// (`None`: kept in `buffers`); empty when none is compressed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packed: Vec<Option<Packed>>,
+    /// What the rule's random draws (`rand()`, `randn()`) are keyed by:
+    /// set by [`crate::Optimizer`] for each of its tensors (`None`, as in a
+    /// state made by [`UpdateRule::init`] alone, draws as
+    /// [`DrawSeed::default`]: seed 0, tensor 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draws: Option<DrawSeed>,
+}
+
+/// What a tensor's random draws are keyed by (`optdsl_lang::random`): the
+/// run's seed, the tensor's number in its optimizer, and where this state's
+/// elements start in the whole tensor (non-zero for a [`State::slice`]), so
+/// that element `i` of the tensor draws the same number however the tensor
+/// is cut, threaded or resumed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawSeed {
+    /// The run's seed ([`crate::Optimizer::with_seed`]).
+    pub seed: u64,
+    /// The tensor's number in its optimizer (across groups, in order).
+    pub tensor: u64,
+    /// The index, in the whole tensor, of this state's element 0.
+    pub offset: u64,
+}
+
+impl DrawSeed {
+    /// The key of each of `p`'s random streams
+    /// ([`optdsl_lang::random::stream_key`]); empty for a rule without draws.
+    pub fn keys(&self, p: &optdsl_lang::Program) -> Vec<optdsl_lang::random::Key> {
+        (0..p.streams())
+            .map(|k| optdsl_lang::random::stream_key(self.seed, self.tensor, k))
+            .collect()
+    }
+
+    /// The draws of a step at step `step` (after the step count's increment)
+    /// with these stream keys.
+    pub fn draws<'a>(
+        &self,
+        keys: &'a [optdsl_lang::random::Key],
+        step: u64,
+    ) -> crate::driver::Draws<'a> {
+        crate::driver::Draws {
+            keys,
+            step,
+            first: self.offset,
+        }
+    }
 }
 
 impl<F: Float> State<F> {
@@ -222,6 +267,7 @@ impl<F: Float> State<F> {
                 .collect(),
             scalars: scalar_init.to_vec(),
             packed: Vec::new(),
+            draws: None,
         };
         for (i, &st) in storage.iter().enumerate() {
             state.store(i, st, None);
@@ -302,6 +348,10 @@ impl<F: Float> State<F> {
                 .collect(),
             scalars: self.scalars.clone(),
             packed,
+            draws: self.draws.map(|d| DrawSeed {
+                offset: d.offset + range.start as u64,
+                ..d
+            }),
         })
     }
 
@@ -326,6 +376,20 @@ impl<F: Float> State<F> {
                 "joining pieces of a state: they differ in rule, step count, scalars or storage"
                     .into(),
             ));
+        }
+        let (mine, theirs) = (self.draws.unwrap_or_default(), next.draws.unwrap_or_default());
+        if (mine.seed, mine.tensor, mine.offset + self.len as u64)
+            != (theirs.seed, theirs.tensor, theirs.offset)
+        {
+            return Err(Error::StateMismatch(format!(
+                "joining pieces of a state: the next piece draws as tensor {} from element {} with seed {}, not as tensor {} from element {} with seed {}; join the pieces in order, as State::slice cut them",
+                theirs.tensor,
+                theirs.offset,
+                theirs.seed,
+                mine.tensor,
+                mine.offset + self.len as u64,
+                mine.seed
+            )));
         }
         for (b, p) in self.buffers.iter_mut().zip(next.buffers) {
             b.extend(p);

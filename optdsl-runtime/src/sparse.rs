@@ -55,7 +55,7 @@ pub struct SparseGrad<'a, F> {
 
 /// Checks that `info`'s rule can step some rows of a tensor alone: no
 /// reduction over the tensor, no state initialised from per-element values,
-/// no inputs. Otherwise [`Error::NotRowLocal`] saying why.
+/// no inputs, no random draws. Otherwise [`Error::NotRowLocal`] saying why.
 pub fn check_row_local(info: &RuleInfo) -> Result<()> {
     let refuse = |reason: String| {
         Err(Error::NotRowLocal {
@@ -95,6 +95,12 @@ pub fn check_row_local(info: &RuleInfo) -> Result<()> {
             "it takes inputs [{}] beside the gradient; sparse steps pass the gradient only",
             info.inputs.join(", ")
         ));
+    }
+    if p.streams() > 0 {
+        return refuse(
+            "it draws random numbers (rand, randn), keyed by each element's index in the whole tensor, which a step of gathered rows does not keep; step it densely"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -207,6 +213,7 @@ pub(crate) fn step_coalesced<F: DynFloat>(
         buffers: state.buffers.iter().map(|b| gather(b)).collect(),
         scalars: state.scalars.clone(),
         packed: Vec::new(),
+        draws: None,
     };
     let mut ws = gather(w);
     F::dyn_step(rule, &mut sub, &mut ws, g, &[])?;

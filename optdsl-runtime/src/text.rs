@@ -14,7 +14,7 @@
 //! assert_eq!(w, [0.5, 2.5]);
 //! ```
 
-use crate::driver::run_pass_packed;
+use crate::driver::{run_pass_packed, Draws};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::interp::{Interp, Tape};
@@ -233,20 +233,24 @@ impl TextRule {
             }
         };
         compute(&mut known, 0);
+        let seed = state.draws.unwrap_or_default();
+        let keys = seed.keys(p);
+        let draws = seed.draws(&keys, state.t);
+        let on = (self.jit(), draws);
         if first {
             if let Some(pass) = &self.plan.init {
-                run(p, pass, &known, state, w, g, inputs, self.jit())?;
+                run(p, pass, &known, state, w, g, inputs, on)?;
             }
         }
         for (k, pass) in self.plan.reduces.iter().enumerate() {
-            let red = run(p, pass, &known, state, w, g, inputs, self.jit())?;
+            let red = run(p, pass, &known, state, w, g, inputs, on)?;
             for (j, &(r, id, _)) in pass.reductions.iter().enumerate() {
                 known[id] = Some(Scalar::Num(r.finish(red[j], n)));
             }
             compute(&mut known, k + 1);
         }
         if let Some(pass) = &self.plan.update {
-            run(p, pass, &known, state, w, g, inputs, self.jit())?;
+            run(p, pass, &known, state, w, g, inputs, on)?;
         }
         for (i, out) in p.scalar_out.iter().enumerate() {
             if let Some(x) = out.and_then(|id| known[id]) {
@@ -265,7 +269,8 @@ fn jit_enabled() -> bool {
     false
 }
 
-/// Runs one pass of a text rule through the driver; the reductions' combined
+/// Runs one pass of a text rule through the driver (as machine code if
+/// `jit`, with its random draws keyed by `draws`); the reductions' combined
 /// partial results.
 #[allow(clippy::too_many_arguments)]
 fn run<F: Float>(
@@ -276,7 +281,7 @@ fn run<F: Float>(
     w: &mut [F],
     g: &[F],
     inputs: &[&[F]],
-    jit: bool,
+    (jit, draws): (bool, Draws<'_>),
 ) -> Result<Vec<f64>> {
     let n = w.len();
     let step = state.t;
@@ -347,7 +352,7 @@ fn run<F: Float>(
             interpret(
                 p,
                 pass,
-                known,
+                (known, draws),
                 (n, step),
                 (&reads, &mut writes),
                 (&packed_reads, &mut packed_writes),
@@ -359,7 +364,7 @@ fn run<F: Float>(
         interpret(
             p,
             pass,
-            known,
+            (known, draws),
             (n, step),
             (&reads, &mut writes),
             (&packed_reads, &mut packed_writes),
@@ -379,20 +384,21 @@ type PassSlices<'a, 'b, F> = (&'a [&'b [F]], &'a mut [&'b mut [F]]);
 /// The compressed buffers of a pass, by position among its reads and writes.
 type PassPacked<'a, 'b> = (&'a [Option<&'b Packed>], &'a mut [Option<&'b mut Packed>]);
 
-/// Runs one pass on the block interpreter (`(n, step)`: the tensor's
-/// length and the step, as [`run_pass_packed`] takes them).
+/// Runs one pass on the block interpreter (`known`: the per-step values,
+/// `draws`: what keys its random draws; `(n, step)`: the tensor's length and
+/// the step, as [`run_pass_packed`] takes them).
 #[allow(clippy::too_many_arguments)]
 fn interpret<F: Float>(
     p: &Program,
     pass: &Pass,
-    known: &[Option<Scalar>],
+    (known, draws): (&[Option<Scalar>], Draws<'_>),
     (n, step): (usize, u64),
     (reads, writes): PassSlices<'_, '_, F>,
     (packed_reads, packed_writes): PassPacked<'_, '_>,
     kinds: &[optdsl_lang::Reduction],
     out: &mut [f64],
 ) -> std::result::Result<(), crate::driver::PassShapeError> {
-    let tape = Tape::<F>::new(p, pass, known);
+    let tape = Tape::<F>::new(p, pass, known).with_draws(draws);
     run_pass_packed(
         |simd| Interp::new(&tape, simd),
         pass.heavy,

@@ -26,7 +26,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Rows per mini-batch (the whole set: gradient descent; 1: SGD).
     pub batch: usize,
-    /// Seeds the shuffling (ChaCha8, stream 1); the network's init takes its own seed.
+    /// Seeds the shuffling (ChaCha8, stream 1) and the optimizer's random
+    /// draws ([`crate::Optimizer::with_seed`]); the network's init takes its
+    /// own seed.
     pub seed: u64,
     /// The generator each epoch's order is drawn from: ChaCha8, or PyTorch's
     /// (`torch.randperm` after `torch.manual_seed(seed)` and the network's
@@ -430,7 +432,8 @@ impl<F: NetFloat> Trainer<F> {
                 ),
             });
         };
-        let mut opt = Optimizer::new();
+        // The seed keys the rules' random draws too (`randn()`).
+        let mut opt = Optimizer::new().with_seed(config.seed);
         opt.add_group(rule.clone(), &net.weight_lens());
         opt.add_group(rule, &net.bias_lens());
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);

@@ -6,6 +6,7 @@ use crate::rule::DynRule;
 
 pub mod bnb;
 pub mod course;
+pub mod noise;
 pub mod optax;
 pub mod secant;
 pub mod slides;
@@ -24,8 +25,9 @@ pub struct BuiltinInfo {
     pub make: fn() -> Box<dyn DynRule>,
 }
 
-/// Every built-in rule: the course's, PyTorch's, Optax's, the curvature-based
-/// ones, then the slides' forms (family `slides`).
+/// Every built-in rule: the course's, PyTorch's, Optax's, those that draw
+/// random numbers, bitsandbytes', the curvature-based ones, then the
+/// slides' forms (family `slides`).
 pub fn builtins() -> &'static [BuiltinInfo] {
     static ALL: std::sync::OnceLock<Vec<BuiltinInfo>> = std::sync::OnceLock::new();
     ALL.get_or_init(|| {
@@ -33,6 +35,7 @@ pub fn builtins() -> &'static [BuiltinInfo] {
             course::BUILTINS,
             torch::BUILTINS,
             optax::BUILTINS,
+            noise::BUILTINS,
             bnb::BUILTINS,
             secant::BUILTINS,
             slides::BUILTINS,

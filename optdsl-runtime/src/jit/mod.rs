@@ -71,10 +71,12 @@ pub struct JitPass<F> {
 impl<F: Float> JitPass<F> {
     /// `pass` of `p` compiled for this step's per-step values `known`
     /// (compiled on first use and cached), or `None` when the JIT is off, the
-    /// element type is neither f32 nor f64, or compilation failed (the
+    /// element type is neither f32 nor f64, the pass draws random numbers
+    /// (`rand()`, `randn()`: the interpreter computes them, by the one
+    /// definition in `optdsl_lang::random`), or compilation failed (the
     /// interpreter then runs the pass).
     pub fn new(p: &'static Program, pass: &Pass, known: &[Option<Scalar>]) -> Option<JitPass<F>> {
-        if !enabled() {
+        if !enabled() || pass.elements.iter().any(|&id| p.values[id].op.draw().is_some()) {
             return None;
         }
         let f64 = if TypeId::of::<F>() == TypeId::of::<f64>() {
@@ -164,7 +166,14 @@ pub struct JitKernel<'a, F> {
 }
 
 impl<F: Float> Kernel<F> for JitKernel<'_, F> {
-    fn run(&self, reads: &[&[F]], writes: &mut [&mut [F]], acc: &mut [[F; LANES]], walk: Walk) {
+    fn run(
+        &self,
+        _at: usize,
+        reads: &[&[F]],
+        writes: &mut [&mut [F]],
+        acc: &mut [[F; LANES]],
+        walk: Walk,
+    ) {
         let n = writes
             .first()
             .map(|w| w.len())

@@ -92,6 +92,36 @@ fn resumed_vsgd_runs_end_byte_identical() {
 }
 
 #[test]
+fn resumed_runs_of_rules_that_draw_end_byte_identical() {
+    // noisy_sgd and sgld draw a normal number per element and step, keyed
+    // by --seed: the resumed run draws what the uninterrupted one drew.
+    for optimizer in ["noisy_sgd", "sgld"] {
+        let d = dir(optimizer);
+        let run = |extra: &[&str]| {
+            ok(&Command::new(env!("CARGO_BIN_EXE_optdsl"))
+                .current_dir(&d)
+                .args(["train", "--data", "semeion", "--optimizer", optimizer])
+                .args(["--hidden", "24", "--batch", "64", "--out", "out"])
+                .args(["--set", "lr=0.01", "--seed", "7"])
+                .args(extra)
+                .output()
+                .unwrap())
+        };
+        let a = run(&["--epochs", "3", "--save", "a"]);
+        run(&["--epochs", "2", "--save", "b"]);
+        let c = run(&["--epochs", "3", "--resume", "b", "--save", "c"]);
+        assert!(c.contains("resumed b at epoch 2"), "{c}");
+        assert_eq!(
+            std::fs::read(d.join("a")).unwrap(),
+            std::fs::read(d.join("c")).unwrap(),
+            "{optimizer}"
+        );
+        let last = |s: &str| s.lines().last().unwrap().to_string();
+        assert_eq!(last(&a), last(&c), "{optimizer}");
+    }
+}
+
+#[test]
 fn a_resumed_run_with_the_torch_generator_ends_byte_identical() {
     let d = dir("resume-torch");
     let torch = ["--rng", "torch", "--init", "torch"];

@@ -147,7 +147,7 @@ fn the_list_command_names_every_required_builtin() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     for want in "sgd momentum nesterov rprop rmsprop adagrad adadelta adam adasecant vsgd \
-                 adamw adamax nadam radam asgd lion lamb adabelief"
+                 adamw adamax nadam radam asgd lion lamb adabelief noisy_sgd sgld"
         .split_whitespace()
     {
         assert!(names.contains(&want), "`{want}` missing from:\n{text}");
@@ -156,4 +156,9 @@ fn the_list_command_names_every_required_builtin() {
     assert!(adam.contains("lr=0.001") && adam.contains("beta2=0.999") && adam.contains("Kingma"));
     let vsgd = text.lines().find(|l| l.starts_with("vsgd ")).unwrap();
     assert!(vsgd.contains("[input h]"), "{vsgd}");
+    let noisy = text.lines().find(|l| l.starts_with("noisy_sgd ")).unwrap();
+    assert!(
+        noisy.contains("eta=0.01") && noisy.contains("gamma=0.55"),
+        "{noisy}"
+    );
 }

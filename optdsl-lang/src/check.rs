@@ -460,10 +460,13 @@ impl Checker {
             }
         }
         let init = if misplaced { None } else { self.expr(&d.value) };
-        if let (false, Some(TExpr {
-            kind: Kind::Element,
-            ..
-        })) = (buffer, &init)
+        if let (
+            false,
+            Some(TExpr {
+                kind: Kind::Element,
+                ..
+            }),
+        ) = (buffer, &init)
         {
             self.error(
                 d.value.span,
@@ -866,12 +869,7 @@ impl Checker {
             Callee::Draw(d) => {
                 let stream = self.draws;
                 self.draws += 1;
-                Self::typed(
-                    TNode::Draw(d, stream),
-                    Ty::Num,
-                    Kind::Element,
-                    name.span,
-                )
+                Self::typed(TNode::Draw(d, stream), Ty::Num, Kind::Element, name.span)
             }
             Callee::Reduce(r) => {
                 if self.in_reduction {
@@ -1048,6 +1046,25 @@ mod tests {
         assert!(e[0].contains("switch"), "{e:?}");
         let e = errors("R { state m = 0 where m >= 0; w -= g; }");
         assert!(e[0].contains("only hyperparameters"), "{e:?}");
+    }
+
+    #[test]
+    fn draws_take_no_arguments_and_stay_per_element() {
+        let e = errors("R { w -= randn(g); }");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("`randn` takes no arguments, found 1"),
+            "{e:?}"
+        );
+        assert!(errors("R { hyper s = rand(); w -= s * g; }")[0].contains("must be a constant"));
+        assert!(errors("R { scalar s = rand(); w -= s * g; }")[0].contains("drawn per element"));
+        assert!(errors("R { scalar s = 0; s = randn(); w -= s; }")[0].contains("per-element"));
+        assert!(errors("R { w -= randn; }")[0].contains("as in `randn()`"));
+        assert_eq!(
+            errors("R { w -= normal(); }"),
+            ["unknown function `normal`; did you mean `randn`?"]
+        );
+        assert!(errors("R { state m = rand(); w -= sum(randn()) * m; }").is_empty());
     }
 
     #[test]

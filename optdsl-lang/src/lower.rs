@@ -312,6 +312,26 @@ mod tests {
     }
 
     #[test]
+    fn each_draw_is_a_stream_of_its_own_and_a_let_is_one_draw() {
+        let p = lowered("R { state m = rand(); let z = randn(); w -= z * z + randn() + m; }");
+        let draws: Vec<_> = p.values.iter().filter_map(|v| v.op.draw()).collect();
+        assert_eq!(
+            draws,
+            [
+                (crate::functions::Draw::Uniform, 0),
+                (crate::functions::Draw::Normal, 1),
+                (crate::functions::Draw::Normal, 2)
+            ]
+        );
+        assert_eq!(p.streams(), 3);
+        assert!(p
+            .values
+            .iter()
+            .filter(|v| v.op.draw().is_some())
+            .all(|v| v.kind == Kind::Element));
+    }
+
+    #[test]
     fn if_statements_merge_by_select() {
         let p = lowered("R { state s = 1; if g > 0 { s *= 2; } else { s = 0; } w -= s; }");
         let out = p.buffer_out[0].unwrap();

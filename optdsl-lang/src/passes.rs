@@ -286,6 +286,13 @@ mod tests {
     }
 
     #[test]
+    fn a_reduction_of_draws_alone_still_walks_the_tensor() {
+        let (_, s) = planned("R { w -= mean(randn()) * g; }");
+        assert_eq!(s.reduces[0].reads().collect::<Vec<_>>(), [Slot::W]);
+        assert!(s.reduces[0].elements.len() == 1);
+    }
+
+    #[test]
     fn buffers_from_g_are_filled_by_a_first_step_pass() {
         let (_, s) = planned("R { state m = g; m = 0.9 * m + g; w -= m; }");
         let init = s.init.unwrap();

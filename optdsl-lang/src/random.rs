@@ -105,7 +105,12 @@ pub fn stream_key(seed: u64, tensor: u64, stream: u32) -> Key {
 #[inline(always)]
 pub fn words(key: Key, step: u64, index: u64) -> [u32; 4] {
     philox4x32_10(
-        [index as u32, (index >> 32) as u32, step as u32, (step >> 32) as u32],
+        [
+            index as u32,
+            (index >> 32) as u32,
+            step as u32,
+            (step >> 32) as u32,
+        ],
         key,
     )
 }
@@ -193,7 +198,10 @@ mod tests {
         // u1 = 1 (all-zero words) gives 0; u1 = 2^-53 the largest magnitude.
         assert_eq!(Draw::Normal.from_words::<f64>([0; 4]).abs(), 0.0);
         let most: f64 = Draw::Normal.from_words([u32::MAX, u32::MAX, 0, 0]);
-        assert!((most - (2.0 * 53.0 * 2f64.ln()).sqrt()).abs() < 1e-12, "{most}");
+        assert!(
+            (most - (2.0 * 53.0 * 2f64.ln()).sqrt()).abs() < 1e-12,
+            "{most}"
+        );
         let w = words(stream_key(1, 2, 3), 4, 5);
         let (a, b): (f32, f64) = (Draw::Normal.from_words(w), Draw::Normal.from_words(w));
         assert_eq!(a, b as f32);

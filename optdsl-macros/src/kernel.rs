@@ -279,7 +279,10 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
     let keys = (0..nspec).map(|k| quote!(__cb[#k]));
     // The index of an element in the segment, which keys its random draws
     // (computed only by passes that draw).
-    let draws = pass.elements.iter().any(|&i| p.values[i].op.draw().is_some());
+    let draws = pass
+        .elements
+        .iter()
+        .any(|&i| p.values[i].op.draw().is_some());
     let (draw_param, draw_arg) = if draws {
         (quote!(__draws: #pr::Draws<'_>,), quote!(__draws,))
     } else {
@@ -300,7 +303,8 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
         main_iter
     };
     let loop_params = quote!(#(#nums: F,)* #(#bools: bool,)* #draw_param #(#read_params,)* #(#write_params,)* #(#acc_params,)* __walk: #pr::Walk);
-    let loop_args = quote!(#(#nums,)* #(#bools,)* #draw_arg #(#reads,)* #(#writes,)* #(#acc_refs,)* __walk);
+    let loop_args =
+        quote!(#(#nums,)* #(#bools,)* #draw_arg #(#reads,)* #(#writes,)* #(#acc_refs,)* __walk);
     let inner_avx2 = format_ident!("{}_loop_avx2", name);
     let inner_avx512 = format_ident!("{}_loop_avx512", name);
     let inner_portable = format_ident!("{}_loop_portable", name);

@@ -257,7 +257,13 @@ pub fn run_pass<F: Float, K: Kernel<F>>(
     over_supers(n, reductions, out, |lo, hi| {
         // SAFETY: super-blocks are disjoint ranges of every slice.
         let (r, mut w) = unsafe { slices.range(lo, hi) };
-        super_block(&kernel, lo, &r[..slices.nr], &mut w[..slices.nw], reductions)
+        super_block(
+            &kernel,
+            lo,
+            &r[..slices.nr],
+            &mut w[..slices.nw],
+            reductions,
+        )
     });
     Ok(())
 }
@@ -779,6 +785,61 @@ mod tests {
             }
         }
         assert!(reference.is_some());
+    }
+
+    /// `w[k] = at + k`: where the driver says each segment starts.
+    struct Index;
+    impl Kernel<f64> for Index {
+        fn run(
+            &self,
+            at: usize,
+            _r: &[&[f64]],
+            w: &mut [&mut [f64]],
+            _acc: &mut [[f64; LANES]],
+            _walk: Walk,
+        ) {
+            for (k, x) in w[0].iter_mut().enumerate() {
+                *x = (at + k) as f64;
+            }
+        }
+    }
+
+    #[test]
+    fn every_segment_is_told_where_it_starts() {
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for n in [1, 65, BLOCK + 3, 3 * BLOCK + 100, 300_001] {
+                let want: Vec<f64> = (0..n).map(|i| i as f64).collect();
+                let mut w = vec![-1.0; n + 1];
+                // Offset by one element, so that blocks start with a peel.
+                let (_, tail) = w.split_at_mut(1);
+                pool.install(|| run_pass(|_| Index, false, &[], &mut [tail], &[], &mut []))
+                    .unwrap();
+                assert_eq!(&w[1..], &want[..], "n={n} threads={threads}");
+                // Staged: a compressed buffer read beside w.
+                let packed = Packed::new(optdsl_lang::Storage::Bf16, n, 0.0).unwrap();
+                let mut w = vec![-1.0; n];
+                pool.install(|| {
+                    run_pass_packed(
+                        |_| Index,
+                        false,
+                        n,
+                        1,
+                        &[&[]],
+                        &mut [&mut w],
+                        &[Some(&packed)],
+                        &mut [None],
+                        &[],
+                        &mut [],
+                    )
+                })
+                .unwrap();
+                assert_eq!(w, want, "staged n={n} threads={threads}");
+            }
+        }
     }
 
     #[test]

@@ -213,9 +213,9 @@ pub fn naive_step<F: Float>(
                     )
                 }
             }
-            Op::Draw(d, stream) => Val::E(Array1::from_shape_fn(n, |i| {
-                draws.sample(*d, *stream, i)
-            })),
+            Op::Draw(d, stream) => {
+                Val::E(Array1::from_shape_fn(n, |i| draws.sample(*d, *stream, i)))
+            }
             Op::Reduce(r, a) => {
                 let x = num(&vals[*a], n);
                 let total = x

@@ -377,7 +377,10 @@ impl<F: Float> State<F> {
                     .into(),
             ));
         }
-        let (mine, theirs) = (self.draws.unwrap_or_default(), next.draws.unwrap_or_default());
+        let (mine, theirs) = (
+            self.draws.unwrap_or_default(),
+            next.draws.unwrap_or_default(),
+        );
         if (mine.seed, mine.tensor, mine.offset + self.len as u64)
             != (theirs.seed, theirs.tensor, theirs.offset)
         {

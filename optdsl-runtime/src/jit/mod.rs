@@ -76,7 +76,12 @@ impl<F: Float> JitPass<F> {
     /// definition in `optdsl_lang::random`), or compilation failed (the
     /// interpreter then runs the pass).
     pub fn new(p: &'static Program, pass: &Pass, known: &[Option<Scalar>]) -> Option<JitPass<F>> {
-        if !enabled() || pass.elements.iter().any(|&id| p.values[id].op.draw().is_some()) {
+        if !enabled()
+            || pass
+                .elements
+                .iter()
+                .any(|&id| p.values[id].op.draw().is_some())
+        {
             return None;
         }
         let f64 = if TypeId::of::<F>() == TypeId::of::<f64>() {

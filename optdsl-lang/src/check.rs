@@ -868,7 +868,7 @@ impl Checker {
             Callee::Select => self.select(name.span, &args[0], &args[1], &args[2]),
             Callee::Draw(d) => {
                 let stream = self.draws;
-                self.draws += 1;
+                self.draws = self.draws.saturating_add(1);
                 Self::typed(TNode::Draw(d, stream), Ty::Num, Kind::Element, name.span)
             }
             Callee::Reduce(r) => {

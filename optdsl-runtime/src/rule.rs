@@ -349,7 +349,7 @@ impl<F: Float> State<F> {
             scalars: self.scalars.clone(),
             packed,
             draws: self.draws.map(|d| DrawSeed {
-                offset: d.offset + range.start as u64,
+                offset: d.offset.wrapping_add(range.start as u64),
                 ..d
             }),
         })
@@ -381,16 +381,15 @@ impl<F: Float> State<F> {
             self.draws.unwrap_or_default(),
             next.draws.unwrap_or_default(),
         );
-        if (mine.seed, mine.tensor, mine.offset + self.len as u64)
-            != (theirs.seed, theirs.tensor, theirs.offset)
-        {
+        let next_offset = mine.offset.wrapping_add(self.len as u64);
+        if (mine.seed, mine.tensor, next_offset) != (theirs.seed, theirs.tensor, theirs.offset) {
             return Err(Error::StateMismatch(format!(
                 "joining pieces of a state: the next piece draws as tensor {} from element {} with seed {}, not as tensor {} from element {} with seed {}; join the pieces in order, as State::slice cut them",
                 theirs.tensor,
                 theirs.offset,
                 theirs.seed,
                 mine.tensor,
-                mine.offset + self.len as u64,
+                next_offset,
                 mine.seed
             )));
         }

@@ -31,6 +31,7 @@ pub mod lower;
 pub mod parse;
 pub mod passes;
 pub mod real;
+pub mod shaped;
 pub mod span;
 pub mod storage;
 pub mod traffic;

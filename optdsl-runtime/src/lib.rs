@@ -33,6 +33,7 @@ pub mod rule;
 pub mod schedule;
 pub mod sparse;
 pub mod stats;
+pub mod tensor;
 pub mod text;
 pub mod train;
 
@@ -58,6 +59,7 @@ pub mod __private {
     pub use crate::net;
     pub use crate::quant::Packed;
     pub use crate::rng;
+    pub use crate::tensor::apply as tensor_apply;
     pub use crate::rule::{
         check_range, compile_one, hyper_type, unknown_hyper, Bound, HyperRange, HyperSpec,
         HyperValue, ProgramRef, RuleInfo, State, UpdateRule,

@@ -6,6 +6,7 @@ use crate::rule::DynRule;
 
 pub mod bnb;
 pub mod course;
+pub mod matrix;
 pub mod optax;
 pub mod secant;
 pub mod slides;
@@ -34,6 +35,7 @@ pub fn builtins() -> &'static [BuiltinInfo] {
             torch::BUILTINS,
             optax::BUILTINS,
             bnb::BUILTINS,
+            matrix::BUILTINS,
             secant::BUILTINS,
             slides::BUILTINS,
         ]

@@ -433,3 +433,130 @@ pub fn bench_rule_with<F: DynFloat>(
         })
     })
 }
+
+/// One measurement of a rule with shapes on one tensor: medians in
+/// milliseconds of its step, of the matrix products that step runs done by
+/// the GEMM alone, and of the least traffic any step must move (each tensor
+/// it touches read once, those it writes written once), in one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapedBench {
+    /// The rule's name.
+    pub name: String,
+    /// `f32` or `f64`.
+    pub dtype: &'static str,
+    /// The tensor's shape.
+    pub shape: Vec<usize>,
+    /// Threads in the pool.
+    pub threads: usize,
+    /// Median time of one step.
+    pub ours_ms: f64,
+    /// Median time of the step's matrix products alone (`None`: it runs none).
+    pub gemm_ms: Option<f64>,
+    /// The step's matrix products.
+    pub products: Vec<crate::tensor::Product>,
+    /// Median time of the least-traffic loop.
+    pub bound_ms: f64,
+}
+
+impl std::fmt::Display for ShapedBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shape: Vec<String> = self.shape.iter().map(usize::to_string).collect();
+        write!(
+            f,
+            "{} {} shape={} threads={} ours_ms={:.3} bound_ms={:.3} ratio={:.3}",
+            self.name,
+            self.dtype,
+            shape.join("x"),
+            self.threads,
+            self.ours_ms,
+            self.bound_ms,
+            self.ours_ms / self.bound_ms
+        )?;
+        if let Some(gemm) = self.gemm_ms {
+            let madds: usize = self.products.iter().map(|p| p.multiply_adds()).sum();
+            write!(
+                f,
+                " gemm_ms={gemm:.3} gemm_ratio={:.3} products={} gflop={:.2}",
+                self.ours_ms / gemm,
+                self.products.len(),
+                2.0 * madds as f64 / 1e9
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Measures `rule` (one with shapes, or any rule) on one tensor of `shape`
+/// in `F` with a pool of `threads` threads: `reps` steps, the same matrix
+/// products alone and the least-traffic loop, interleaved.
+pub fn bench_shaped<F: DynFloat>(
+    rule: &dyn DynRule,
+    shape: &[usize],
+    threads: usize,
+    reps: usize,
+) -> Result<ShapedBench> {
+    let n = crate::tensor::Dims::from_shape(shape, 0)?.numel;
+    if n == 0 || reps == 0 {
+        return Err(Error::Invalid {
+            what: "benchmark size".into(),
+            reason: "the shape's element count and the repetitions must be positive".into(),
+        });
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Invalid {
+            what: "threads".into(),
+            reason: e.to_string(),
+        })?;
+    pool.install(|| {
+        let fill = |seed: usize| -> Vec<F> {
+            (0..n)
+                .map(|i| F::from_f64((((i * 7919 + seed) % 2001) as f64 / 1000.0 - 1.0) * 1e-2))
+                .collect()
+        };
+        let mut w = fill(1);
+        let g = fill(2);
+        let mut state = F::dyn_init_shaped(rule, shape)?;
+        let (first, products) =
+            crate::tensor::recording(|| F::dyn_step(rule, &mut state, &mut w, &g, &[]));
+        first?;
+        let mut bw = fill(1);
+        let mut bufs: Vec<Vec<F>> = state.buffers.clone();
+        let s = F::from_f64(1e-3);
+        let (mut ours, mut gemm, mut bound) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let mut out = Ok(());
+            ours.push(time_ms(|| out = F::dyn_step(rule, &mut state, &mut w, &g, &[])));
+            out?;
+            if !products.is_empty() {
+                gemm.push(time_ms(|| {
+                    for p in &products {
+                        std::hint::black_box(p.run::<F>());
+                    }
+                }));
+            }
+            bound.push(time_ms(|| {
+                let chunk = Plan::new(n).size;
+                bw.par_chunks_mut(chunk)
+                    .zip(g.par_chunks(chunk))
+                    .for_each(|(w, g)| w.iter_mut().zip(g).for_each(|(w, &g)| *w += s * g));
+                for b in &mut bufs {
+                    let chunk = Plan::new(b.len()).size.max(1);
+                    b.par_chunks_mut(chunk).for_each(|b| b.iter_mut().for_each(|x| *x += s));
+                }
+            }));
+            std::hint::black_box((&bw, &bufs));
+        }
+        Ok(ShapedBench {
+            name: rule.info().name.to_string(),
+            dtype: F::DTYPE,
+            shape: shape.to_vec(),
+            threads,
+            ours_ms: median(ours),
+            gemm_ms: (!gemm.is_empty()).then(|| median(gemm)),
+            products,
+            bound_ms: median(bound),
+        })
+    })
+}

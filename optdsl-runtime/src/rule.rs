@@ -310,7 +310,13 @@ impl<F: Float> State<F> {
     /// the signed one elsewhere; a buffer the rule declares compressed keeps
     /// its declaration). `stochastic`: a seed, to round to bfloat16
     /// stochastically. The values held are converted.
+    ///
+    /// Rules with shapes keep their state in the element type (their
+    /// factored or matrix state is small, or feeds matrix products).
     pub fn set_format(&mut self, info: &RuleInfo, format: StateFormat, stochastic: Option<u64>) {
+        if info.program().tensor.is_some() {
+            return;
+        }
         let plan = optdsl_lang::storage::storage_for(info.program(), format);
         for (i, &st) in plan.iter().enumerate() {
             let seed = (st == Storage::Bf16).then_some(stochastic).flatten();
@@ -590,6 +596,20 @@ pub trait UpdateRule: Clone + fmt::Debug + Send + Sync + 'static {
 
     /// A fresh state for a tensor of `len` elements.
     fn init<F: Float>(&self, len: usize) -> State<F>;
+
+    /// A fresh state for a tensor of `shape` (row-major, as PyTorch stores
+    /// it: `[out, in]` for a linear layer's weight). Rules with shapes size
+    /// their state by it and refuse shapes they cannot take with a typed
+    /// error ([`crate::Error::NeedsMatrix`]); element-wise rules see a flat
+    /// vector.
+    fn init_shaped<F: Float>(&self, shape: &[usize]) -> Result<State<F>> {
+        let hypers: Vec<HyperValue> = Self::INFO
+            .hypers
+            .iter()
+            .map(|h| self.hyper(h.name).unwrap_or(h.default))
+            .collect();
+        init_shaped(Self::INFO, &hypers, shape, |n| self.init(n))
+    }
 
     /// One step on lengths already checked. Use [`UpdateRule::step`] or
     /// [`UpdateRule::try_step`].

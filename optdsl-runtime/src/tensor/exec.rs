@@ -189,6 +189,12 @@ impl<'s, F: Float> Exec<'s, F> {
             }
             TStmt::Assign { target, op, value } => {
                 let v = self.eval(value)?;
+                if *op != AssignOp::Set && matches!(target, Var::Param | Var::Buffer(_)) {
+                    // `w -= ...`: in place, as numpy's `-=` on an array.
+                    let v = owned(v);
+                    self.update(*target, *op, &v);
+                    return Ok(());
+                }
                 let v = match op {
                     AssignOp::Set => owned(v),
                     _ => {
@@ -231,6 +237,26 @@ impl<'s, F: Float> Exec<'s, F> {
             }
         }
         Ok(())
+    }
+
+    /// `target op= v` in place on `w` or a buffer (`v` broadcast to it).
+    fn update(&mut self, target: Var, op: AssignOp, v: &Val<'_, F>) {
+        let bin = match op {
+            AssignOp::Add => BinOp::Add,
+            AssignOp::Sub => BinOp::Sub,
+            AssignOp::Mul => BinOp::Mul,
+            _ => BinOp::Div,
+        };
+        let d = self.dims;
+        let (data, dims): (&mut [F], (usize, usize)) = match target {
+            Var::Param => (&mut *self.w, (d.rows, d.cols)),
+            Var::Buffer(i) => {
+                let dims = self.shapes.get(i).map_or((d.rows, d.cols), |s| s.dims(d.rows, d.cols));
+                (&mut self.buffers[i][..], dims)
+            }
+            _ => return,
+        };
+        update_in_place(data, dims, &nums(v), |o, y| bin.arith(o, y));
     }
 
     fn bug(&self, what: &str) -> Error {
@@ -621,21 +647,45 @@ fn func<'a, F: Float>(f: Func, vals: Vec<Val<'a, F>>) -> Val<'a, F> {
     }
     let shapes: Vec<(usize, usize)> = vals.iter().map(dims_of).collect();
     let (rows, cols) = out_dims(&shapes);
+    let mut vals = vals;
+    // The first argument's array, when it is a temporary of the result's
+    // shape, takes the result.
+    let reuse = match vals.first_mut() {
+        Some(Val::Arr(a)) if matches!(a.data, Cow::Owned(_)) && (a.rows, a.cols) == (rows, cols) => {
+            Some(std::mem::take(a.data.to_mut()))
+        }
+        _ => None,
+    };
     let ns: Vec<Nums<'_, F>> = vals.iter().map(nums).collect();
     let get = |k: usize, i: usize, j: usize| match ns.get(k) {
         Some(Nums::One(v)) => *v,
         Some(Nums::Many(d, w)) => d[w.at(i, j)],
         None => F::ZERO,
     };
-    let mut out = Vec::with_capacity(rows * cols);
-    for i in 0..rows {
-        for j in 0..cols {
-            out.push(match f {
-                Func::Float => get(0, i, j),
-                f => f.apply(get(0, i, j), get(1, i, j), get(2, i, j)),
-            });
+    let apply = |x: F, i: usize, j: usize| match f {
+        Func::Float => x,
+        f => f.apply(x, get(1, i, j), get(2, i, j)),
+    };
+    let out = match reuse {
+        Some(mut out) => {
+            for i in 0..rows {
+                for j in 0..cols {
+                    let o = &mut out[i * cols + j];
+                    *o = apply(*o, i, j);
+                }
+            }
+            out
         }
-    }
+        None => {
+            let mut out = Vec::with_capacity(rows * cols);
+            for i in 0..rows {
+                for j in 0..cols {
+                    out.push(apply(get(0, i, j), i, j));
+                }
+            }
+            out
+        }
+    };
     Val::Arr(Arr {
         rows,
         cols,

@@ -5,6 +5,79 @@
 //! mirrored: about half the multiply-adds of a general product.
 
 use crate::float::Float;
+use std::cell::RefCell;
+
+/// One matrix product a step ran: its kind and dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    /// `op(a) @ op(b)`: `m x k` times `k x n`.
+    General {
+        /// Rows of the result.
+        m: usize,
+        /// Columns of the result.
+        n: usize,
+        /// The inner dimension.
+        k: usize,
+    },
+    /// A Gram product: `n x n` from dot products of length `k`.
+    Gram {
+        /// Rows and columns of the result.
+        n: usize,
+        /// The inner dimension.
+        k: usize,
+    },
+}
+
+impl Product {
+    /// Multiply-adds it performs.
+    pub fn multiply_adds(self) -> usize {
+        match self {
+            Product::General { m, n, k } => m * n * k,
+            Product::Gram { n, k } => {
+                // The blocks on and above the diagonal.
+                let size = |b: usize| GRAM_BLOCK.min(n - b * GRAM_BLOCK);
+                let blocks = n.div_ceil(GRAM_BLOCK);
+                (0..blocks)
+                    .map(|bi| (bi..blocks).map(|bj| size(bi) * size(bj) * k).sum::<usize>())
+                    .sum()
+            }
+        }
+    }
+
+    /// Runs this product alone on `F` data (for the benchmark: the products
+    /// a step runs, timed without the rest of the step).
+    pub fn run<F: Float>(self) -> Vec<F> {
+        match self {
+            Product::General { m, n, k } => {
+                let a = vec![F::from_f64(0.5); m * k];
+                let b = vec![F::from_f64(0.25); k * n];
+                matmul(&a, (m, k), false, &b, (k, n), false)
+            }
+            Product::Gram { n, k } => gram(&vec![F::from_f64(0.5); n * k], n, k, false),
+        }
+    }
+}
+
+thread_local! {
+    static RECORD: RefCell<Option<Vec<Product>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` and returns, with its result, every product it ran on this
+/// thread, in order.
+pub fn recording<R>(f: impl FnOnce() -> R) -> (R, Vec<Product>) {
+    RECORD.with(|r| *r.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let products = RECORD.with(|r| r.borrow_mut().take()).unwrap_or_default();
+    (out, products)
+}
+
+fn note(p: Product) {
+    RECORD.with(|r| {
+        if let Some(list) = r.borrow_mut().as_mut() {
+            list.push(p);
+        }
+    });
+}
 
 /// Rows of one block of a Gram product: small enough that the blocks above
 /// the diagonal are most of the work, large enough for the kernels.
@@ -35,6 +108,7 @@ pub fn matmul<F: Float>(a: &[F], da: (usize, usize), ta: bool, b: &[F], db: (usi
     let (m, k) = if ta { (da.1, da.0) } else { da };
     let n = if tb { db.0 } else { db.1 };
     let mut out = vec![F::ZERO; m * n];
+    note(Product::General { m, n, k });
     if m == 0 || n == 0 {
         return out;
     }
@@ -76,6 +150,7 @@ pub fn gram<F: Float>(x: &[F], rows: usize, cols: usize, t: bool) -> Vec<F> {
     // Rows of op(x): the result is n x n, each entry a dot product of length k.
     let (n, k) = if t { (cols, rows) } else { (rows, cols) };
     let mut out = vec![F::ZERO; n * n];
+    note(Product::Gram { n, k });
     if n == 0 {
         return out;
     }

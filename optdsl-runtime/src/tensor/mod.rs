@@ -14,7 +14,7 @@
 mod exec;
 mod gemm;
 
-pub use gemm::{gram, matmul};
+pub use gemm::{gram, matmul, recording, Product};
 
 use crate::error::{Error, Result};
 use crate::float::Float;

@@ -117,6 +117,8 @@ struct Checker {
     matrix_branches: usize,
     /// How many `repeat`s enclose the current statement.
     repeats: usize,
+    /// The `let`s whose value had an error: their uses report nothing more.
+    poisoned: HashSet<usize>,
 }
 
 fn collect_lets(stmts: &[Stmt], out: &mut HashSet<String>) {
@@ -261,6 +263,7 @@ impl Checker {
             needs_matrix: false,
             matrix_branches: 0,
             repeats: 0,
+            poisoned: HashSet::new(),
         }
     }
 
@@ -706,6 +709,9 @@ impl Checker {
                     .unwrap_or((Ty::Num, Kind::Element, Shape::TENSOR));
                 let var = self.lets;
                 self.lets += 1;
+                if found.is_none() {
+                    self.poisoned.insert(var);
+                }
                 self.scopes
                     .last_mut()
                     .expect("a scope")
@@ -1009,6 +1015,7 @@ impl Checker {
                     }
                     Some(Binding::Var(v)) => (v, Ty::Num, Kind::Scalar, Shape::SCALAR),
                     Some(Binding::Hyper(i, ty)) => (Var::Hyper(i), ty, Kind::Scalar, Shape::SCALAR),
+                    Some(Binding::Let(i, _, _, _)) if self.poisoned.contains(&i) => return None,
                     Some(Binding::Let(i, ty, kind, shape)) => (Var::Let(i), ty, kind, shape),
                     None => {
                         self.unknown_name(&Name {

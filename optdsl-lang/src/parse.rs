@@ -88,7 +88,7 @@ fn describe(rule: &Rule) -> String {
         Rule::k_repeat | Rule::repeat_stmt => "`repeat`".into(),
         Rule::shape_decl => "a shape such as `: [rows]`".into(),
         Rule::dim => "`rows`, `cols` or `1`".into(),
-        Rule::transpose => "`^T`".into(),
+        Rule::transpose => "an operator".into(),
         Rule::k_else => "`else`".into(),
         Rule::k_dense => "`dense`".into(),
         Rule::k_loss => "`loss`".into(),
@@ -192,7 +192,8 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diagnostic {
             } else {
                 positives.iter().map(describe).collect()
             };
-            wanted.dedup();
+            let mut seen = std::collections::HashSet::new();
+            wanted.retain(|w| seen.insert(w.clone()));
             let wanted = match wanted.len() {
                 1 => wanted.remove(0),
                 _ => {

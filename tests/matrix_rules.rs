@@ -37,7 +37,8 @@ optimizer! {
 fn data(n: usize, seed: u64) -> Vec<f64> {
     (0..n)
         .map(|i| {
-            let x = (i as u64 + 1).wrapping_mul(6364136223846793005) ^ seed.wrapping_mul(1442695040888963407);
+            let x = (i as u64 + 1).wrapping_mul(6364136223846793005)
+                ^ seed.wrapping_mul(1442695040888963407);
             ((x >> 11) % 20001) as f64 / 10000.0 - 1.0
         })
         .collect()
@@ -55,7 +56,12 @@ fn every_matrix_fixture_replays() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "json") {
             let (fixture, outcome) = optdsl::replay::replay_file(&path).unwrap();
-            assert!(outcome.passed(), "{}: {}", fixture.name, outcome.line(&fixture.name));
+            assert!(
+                outcome.passed(),
+                "{}: {}",
+                fixture.name,
+                outcome.line(&fixture.name)
+            );
             n += 1;
         }
     }
@@ -91,7 +97,10 @@ fn state_is_sized_by_the_shape() {
     let v = rule.init_shaped_f32(&[12]).unwrap();
     let lens: Vec<usize> = v.buffers.iter().map(Vec::len).collect();
     assert_eq!(lens, [0, 0, 12]);
-    let muon = builtin_rule("muon").unwrap().init_shaped_f32(&[8, 12]).unwrap();
+    let muon = builtin_rule("muon")
+        .unwrap()
+        .init_shaped_f32(&[8, 12])
+        .unwrap();
     assert_eq!(muon.buffers[0].len(), 96);
 }
 
@@ -99,7 +108,10 @@ fn state_is_sized_by_the_shape() {
 fn a_vector_given_to_muon_is_a_typed_error_naming_its_shape() {
     let rule = builtin_rule("muon").unwrap();
     let e = rule.init_shaped_f32(&[12]).unwrap_err();
-    assert!(matches!(e, Error::NeedsMatrix { ref shape, .. } if shape == &[12]), "{e}");
+    assert!(
+        matches!(e, Error::NeedsMatrix { ref shape, .. } if shape == &[12]),
+        "{e}"
+    );
     assert!(e.to_string().contains("needs a matrix"), "{e}");
     // A flat state (no shape) is a vector too, refused at the step.
     let mut state = rule.init_f32(12);
@@ -114,7 +126,10 @@ fn text_and_compiled_rules_with_shapes_give_the_same_bits() {
     for name in ["adafactor", "muon"] {
         let compiled = builtin_rule(name).unwrap();
         let text = Rules::parse(compiled.info().source).unwrap().remove(0);
-        assert_eq!(text.info().program().fingerprint, compiled.info().program().fingerprint);
+        assert_eq!(
+            text.info().program().fingerprint,
+            compiled.info().program().fingerprint
+        );
         for shape in [[8usize, 12], [12, 8]] {
             let n = 96;
             let mut s1 = compiled.init_shaped_f32(&shape).unwrap();
@@ -142,15 +157,18 @@ fn a_saved_state_with_a_shape_resumes_to_the_same_bits() {
     let mut state = rule.init_shaped_f64(&shape).unwrap();
     let mut w = data(96, 5);
     for k in 0..3 {
-        rule.step_f64(&mut state, &mut w, &data(96, 30 + k), &[]).unwrap();
+        rule.step_f64(&mut state, &mut w, &data(96, 30 + k), &[])
+            .unwrap();
     }
     let saved = serde_json::to_string(&state).unwrap();
     let mut resumed: State<f64> = serde_json::from_str(&saved).unwrap();
     assert_eq!(resumed.shape, shape);
     let mut w2 = w.clone();
     for k in 3..6 {
-        rule.step_f64(&mut state, &mut w, &data(96, 30 + k), &[]).unwrap();
-        rule.step_f64(&mut resumed, &mut w2, &data(96, 30 + k), &[]).unwrap();
+        rule.step_f64(&mut state, &mut w, &data(96, 30 + k), &[])
+            .unwrap();
+        rule.step_f64(&mut resumed, &mut w2, &data(96, 30 + k), &[])
+            .unwrap();
     }
     assert_eq!(bits(&w), bits(&w2));
 }
@@ -158,13 +176,19 @@ fn a_saved_state_with_a_shape_resumes_to_the_same_bits() {
 #[test]
 fn a_bounded_hyper_cannot_make_repeat_endless() {
     let mut rule = builtin_rule("muon").unwrap();
-    assert!(rule.set_hyper("ns_steps", optdsl::HyperValue::Num(1e12)).is_err());
-    assert!(rule.set_hyper("ns_steps", optdsl::HyperValue::Num(f64::NAN)).is_err());
-    rule.set_hyper("ns_steps", optdsl::HyperValue::Num(0.0)).unwrap();
+    assert!(rule
+        .set_hyper("ns_steps", optdsl::HyperValue::Num(1e12))
+        .is_err());
+    assert!(rule
+        .set_hyper("ns_steps", optdsl::HyperValue::Num(f64::NAN))
+        .is_err());
+    rule.set_hyper("ns_steps", optdsl::HyperValue::Num(0.0))
+        .unwrap();
     // No iteration: the update is the normalized momentum.
     let mut state = rule.init_shaped_f64(&[2, 2]).unwrap();
     let mut w = vec![0.0; 4];
-    rule.step_f64(&mut state, &mut w, &[3.0, 0.0, 0.0, 4.0], &[]).unwrap();
+    rule.step_f64(&mut state, &mut w, &[3.0, 0.0, 0.0, 4.0], &[])
+        .unwrap();
     let n = w.iter().map(|x| x * x).sum::<f64>().sqrt();
     assert!((n - 1e-3).abs() < 1e-12, "{w:?}");
 }

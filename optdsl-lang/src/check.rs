@@ -221,7 +221,8 @@ fn constant(e: &TExpr) -> Option<Default> {
         | TNode::Reduce(..)
         | TNode::Axis(..)
         | TNode::MatMul(..)
-        | TNode::Transpose(_) => return None,
+        | TNode::Transpose(_)
+        | TNode::Eye(_) => return None,
     })
 }
 
@@ -644,11 +645,15 @@ impl Checker {
     /// declared range bounds it, so that no setting makes a step endless.
     fn repeat_count(&mut self, c: &TExpr) {
         let limit = crate::shaped::MAX_REPEAT;
-        let what = "`repeat` takes a constant or a number hyperparameter, as in `repeat ns_steps { ... }`";
+        let what =
+            "`repeat` takes a constant or a number hyperparameter, as in `repeat ns_steps { ... }`";
         match (&c.node, c.ty) {
             (TNode::Num(x), _) if *x >= 0.0 && *x <= limit => {}
             (TNode::Num(x), _) => {
-                self.error(c.span, format!("`repeat {x}`: the count must be between 0 and {limit}"));
+                self.error(
+                    c.span,
+                    format!("`repeat {x}`: the count must be between 0 and {limit}"),
+                );
             }
             (TNode::Var(Var::Hyper(i)), Ty::Num) => {
                 let bounded = self
@@ -686,9 +691,11 @@ impl Checker {
             TNode::Select(c, a, b) => {
                 Self::shape_only(c) && Self::shape_only(a) && Self::shape_only(b)
             }
-            TNode::Reduce(..) | TNode::Axis(..) | TNode::MatMul(..) | TNode::Transpose(_) => {
-                false
-            }
+            TNode::Reduce(..)
+            | TNode::Axis(..)
+            | TNode::MatMul(..)
+            | TNode::Transpose(_)
+            | TNode::Eye(_) => false,
         }
     }
 
@@ -1217,11 +1224,30 @@ impl Checker {
                 let x = self.expr(&args[0])?;
                 self.transpose(x, name.span)
             }
+            Callee::Eye => {
+                self.matrix_op();
+                let x = self.expr(&args[0])?;
+                if x.shape.0 != x.shape.1 || x.shape == Shape::SCALAR {
+                    self.error(args[0].span, format!("`eye` takes a square matrix (such as `[rows, rows]`) and gives the identity of its shape; this value has the shape {}", x.shape));
+                    return None;
+                }
+                let shape = x.shape;
+                Self::shaped(
+                    TNode::Eye(Box::new(x)),
+                    Ty::Num,
+                    shape,
+                    Kind::Element,
+                    name.span,
+                )
+            }
             Callee::Axis(axis, r) => {
                 self.matrix_op();
                 let x = self.expr(&args[0])?;
                 if x.ty != Ty::Num || x.kind != Kind::Element {
-                    self.error(args[0].span, format!("`{n}` reduces numbers that vary along the tensor"));
+                    self.error(
+                        args[0].span,
+                        format!("`{n}` reduces numbers that vary along the tensor"),
+                    );
                     return None;
                 }
                 let shape = match axis {

@@ -69,6 +69,8 @@ pub enum Callee {
     Axis(Axis, Reduction),
     /// `transpose(x)`: `x^T`.
     Transpose,
+    /// `eye(x)`: the identity matrix of square `x`'s shape.
+    Eye,
 }
 
 /// Every callable, in the order the docs list them.
@@ -97,6 +99,7 @@ pub const CALLEES: &[Callee] = &[
     Callee::Axis(Axis::Col, Reduction::Norm),
     Callee::Axis(Axis::Col, Reduction::MaxAbs),
     Callee::Transpose,
+    Callee::Eye,
 ];
 
 /// Other languages' names for the built-in functions.
@@ -112,6 +115,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("amax", "max_abs"),
     ("l2norm", "norm"),
     ("average", "mean"),
+    ("identity", "eye"),
 ];
 
 impl Callee {
@@ -127,6 +131,7 @@ impl Callee {
             Callee::Reduce(r) => r.name(),
             Callee::Select => "select",
             Callee::Transpose => "transpose",
+            Callee::Eye => "eye",
             Callee::Axis(a, r) => match (a, r) {
                 (Axis::Row, Reduction::Sum) => "row_sum",
                 (Axis::Row, Reduction::Mean) => "row_mean",
@@ -144,7 +149,7 @@ impl Callee {
     pub fn arity(self) -> usize {
         match self {
             Callee::Func(f) => f.arity(),
-            Callee::Reduce(_) | Callee::Axis(..) | Callee::Transpose => 1,
+            Callee::Reduce(_) | Callee::Axis(..) | Callee::Transpose | Callee::Eye => 1,
             Callee::Select => 3,
         }
     }

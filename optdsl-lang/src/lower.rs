@@ -227,6 +227,9 @@ impl Lowerer {
                 self.binary(BinOp::Mul, a, b)
             }
             TNode::Transpose(x) => self.expr(x),
+            // Never reached: `eye` takes a square matrix, which makes a rule
+            // one with shapes.
+            TNode::Eye(_) => self.num(1.0),
             TNode::Call(f, args) => {
                 let ids: Vec<Id> = args.iter().map(|a| self.expr(a)).collect();
                 let kind = ids

@@ -19,7 +19,11 @@ pub const MAX_REPEAT: f64 = 1e6;
 /// tensor executor rather than as element-wise passes.
 pub fn uses_shapes(rule: &RuleDef) -> bool {
     rule.buffers.iter().any(|d| d.shape.is_some())
-        || rule.buffers.iter().chain(&rule.scalars).any(|d| expr_uses(&d.value))
+        || rule
+            .buffers
+            .iter()
+            .chain(&rule.scalars)
+            .any(|d| expr_uses(&d.value))
         || stmts_use(&rule.body)
 }
 
@@ -45,7 +49,7 @@ fn expr_uses(e: &Expr) -> bool {
         ExprKind::Call(name, args) => {
             matches!(
                 Callee::lookup(&name.text),
-                Some(Callee::Axis(..) | Callee::Transpose)
+                Some(Callee::Axis(..) | Callee::Transpose | Callee::Eye)
             ) || args.iter().any(expr_uses)
         }
         ExprKind::MatMul(..) | ExprKind::Transpose(_) => true,
@@ -132,6 +136,7 @@ fn expr_text(e: &TExpr) -> String {
         }
         TNode::MatMul(a, b) => format!("matmul {} {}", expr_text(a), expr_text(b)),
         TNode::Transpose(x) => format!("t {}", expr_text(x)),
+        TNode::Eye(x) => format!("eye {}", expr_text(x)),
     };
     format!("({inner} {:?} {:?} {})", e.ty, e.kind, e.shape)
 }

@@ -173,6 +173,8 @@ pub enum TNode {
     MatMul(Box<TExpr>, Box<TExpr>),
     /// `x^T`.
     Transpose(Box<TExpr>),
+    /// `eye(x)`: the identity of square `x`'s shape (`x` is not computed).
+    Eye(Box<TExpr>),
 }
 
 /// A checked statement.

@@ -527,7 +527,9 @@ pub fn bench_shaped<F: DynFloat>(
         let (mut ours, mut gemm, mut bound) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
             let mut out = Ok(());
-            ours.push(time_ms(|| out = F::dyn_step(rule, &mut state, &mut w, &g, &[])));
+            ours.push(time_ms(|| {
+                out = F::dyn_step(rule, &mut state, &mut w, &g, &[])
+            }));
             out?;
             if !products.is_empty() {
                 gemm.push(time_ms(|| {
@@ -543,7 +545,8 @@ pub fn bench_shaped<F: DynFloat>(
                     .for_each(|(w, g)| w.iter_mut().zip(g).for_each(|(w, &g)| *w += s * g));
                 for b in &mut bufs {
                     let chunk = Plan::new(b.len()).size.max(1);
-                    b.par_chunks_mut(chunk).for_each(|b| b.iter_mut().for_each(|x| *x += s));
+                    b.par_chunks_mut(chunk)
+                        .for_each(|b| b.iter_mut().for_each(|x| *x += s));
                 }
             }));
             std::hint::black_box((&bw, &bufs));

@@ -59,11 +59,11 @@ pub mod __private {
     pub use crate::net;
     pub use crate::quant::Packed;
     pub use crate::rng;
-    pub use crate::tensor::apply as tensor_apply;
     pub use crate::rule::{
         check_range, compile_one, hyper_type, unknown_hyper, Bound, HyperRange, HyperSpec,
         HyperValue, ProgramRef, RuleInfo, State, UpdateRule,
     };
+    pub use crate::tensor::apply as tensor_apply;
     pub use core;
     pub use optdsl_lang::ast::BinOp;
     pub use optdsl_lang::{Func, Program, Reduction};

@@ -205,7 +205,11 @@ impl<F: DynFloat> Optimizer<F> {
     /// its index. Rules with shapes size their state by each shape; a shape
     /// the rule cannot take (a vector given to Muon) is a typed error naming
     /// the tensor, and the optimizer is left as it was.
-    pub fn add_group_shaped(&mut self, rule: Box<dyn DynRule>, shapes: &[Vec<usize>]) -> Result<usize> {
+    pub fn add_group_shaped(
+        &mut self,
+        rule: Box<dyn DynRule>,
+        shapes: &[Vec<usize>],
+    ) -> Result<usize> {
         let mut index = self.tensor_count() as u64;
         let group = self.groups.len();
         let mut states = Vec::with_capacity(shapes.len());

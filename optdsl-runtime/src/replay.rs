@@ -369,7 +369,9 @@ pub fn map_hypers(
 ) -> Result<Vec<(String, HyperValue)>> {
     let mut out = Vec::new();
     for (name, v) in hyper {
-        let tuple = TUPLES.iter().find(|t| t.0 == name && (v.is_array() || t.0 != "eps"));
+        let tuple = TUPLES
+            .iter()
+            .find(|t| t.0 == name && (v.is_array() || t.0 != "eps"));
         if let Some(&(_, ours)) = tuple {
             let items = v
                 .as_array()
@@ -394,7 +396,11 @@ pub fn map_hypers(
                     what: format!("hyperparameter `{name}` of {rule}"),
                     reason: format!(
                         "takes one of {}, got {v}",
-                        choices.iter().map(|c| format!("\"{}\"", c.0)).collect::<Vec<_>>().join(", ")
+                        choices
+                            .iter()
+                            .map(|c| format!("\"{}\"", c.0))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 })?;
             out.push((ours.to_string(), HyperValue::Bool(pick.1)));

@@ -500,7 +500,12 @@ impl<F: Float> State<F> {
                 info.program().fingerprint
             )));
         }
-        if info.program().tensor.as_ref().is_some_and(|t| t.needs_matrix) {
+        if info
+            .program()
+            .tensor
+            .as_ref()
+            .is_some_and(|t| t.needs_matrix)
+        {
             let dims = crate::tensor::Dims::from_shape(&self.shape, self.len)?;
             if !dims.matrix {
                 return Err(Error::NeedsMatrix {
@@ -716,11 +721,15 @@ pub trait DynRule: fmt::Debug + Send + Sync {
     /// and refuse shapes they cannot take with a typed error; element-wise
     /// rules see the tensor as a flat vector.
     fn init_shaped_f32(&self, shape: &[usize]) -> Result<State<f32>> {
-        init_shaped(self.info(), &self.hyper_values(), shape, |n| self.init_f32(n))
+        init_shaped(self.info(), &self.hyper_values(), shape, |n| {
+            self.init_f32(n)
+        })
     }
     /// A fresh f64 state for a tensor of `shape` ([`DynRule::init_shaped_f32`]).
     fn init_shaped_f64(&self, shape: &[usize]) -> Result<State<f64>> {
-        init_shaped(self.info(), &self.hyper_values(), shape, |n| self.init_f64(n))
+        init_shaped(self.info(), &self.hyper_values(), shape, |n| {
+            self.init_f64(n)
+        })
     }
     /// The hyperparameters' current values, in declaration order.
     fn hyper_values(&self) -> Vec<HyperValue> {

@@ -46,7 +46,10 @@ pub(crate) enum Val<'a, F: Clone> {
 /// value (rules with shapes start state from numbers).
 pub(crate) fn initial_values<F: Float>(p: &Program, hypers: &[HyperValue]) -> (Vec<f64>, Vec<f64>) {
     use optdsl_lang::eval::{scalar, Leaves, Scalar};
-    let hv: Vec<Scalar> = hyper_values(p, hypers).into_iter().map(Scalar::from).collect();
+    let hv: Vec<Scalar> = hyper_values(p, hypers)
+        .into_iter()
+        .map(Scalar::from)
+        .collect();
     let leaves = Leaves {
         hypers: &hv,
         t: 0.0,
@@ -251,7 +254,10 @@ impl<'s, F: Float> Exec<'s, F> {
         let (data, dims): (&mut [F], (usize, usize)) = match target {
             Var::Param => (&mut *self.w, (d.rows, d.cols)),
             Var::Buffer(i) => {
-                let dims = self.shapes.get(i).map_or((d.rows, d.cols), |s| s.dims(d.rows, d.cols));
+                let dims = self
+                    .shapes
+                    .get(i)
+                    .map_or((d.rows, d.cols), |s| s.dims(d.rows, d.cols));
                 (&mut self.buffers[i][..], dims)
             }
             _ => return,
@@ -260,7 +266,10 @@ impl<'s, F: Float> Exec<'s, F> {
     }
 
     fn bug(&self, what: &str) -> Error {
-        Error::Rule(format!("{}: {what} (the checker should have refused it)", self.rule))
+        Error::Rule(format!(
+            "{}: {what} (the checker should have refused it)",
+            self.rule
+        ))
     }
 
     /// Stores `v` into `target`, broadcast to its shape.
@@ -268,12 +277,17 @@ impl<'s, F: Float> Exec<'s, F> {
         let d = self.dims;
         match target {
             Var::Param => {
-                let a = broadcast_to(v, d.rows, d.cols).ok_or_else(|| self.bug("`w` assigned a value of another shape"))?;
+                let a = broadcast_to(v, d.rows, d.cols)
+                    .ok_or_else(|| self.bug("`w` assigned a value of another shape"))?;
                 self.w.copy_from_slice(&a);
             }
             Var::Buffer(i) => {
-                let (r, c) = self.shapes.get(i).map_or((d.rows, d.cols), |s| s.dims(d.rows, d.cols));
-                let a = broadcast_to(v, r, c).ok_or_else(|| self.bug("a buffer assigned a value of another shape"))?;
+                let (r, c) = self
+                    .shapes
+                    .get(i)
+                    .map_or((d.rows, d.cols), |s| s.dims(d.rows, d.cols));
+                let a = broadcast_to(v, r, c)
+                    .ok_or_else(|| self.bug("a buffer assigned a value of another shape"))?;
                 self.buffers[i] = a.into_owned();
             }
             Var::Scalar(i) => match v {
@@ -301,7 +315,10 @@ impl<'s, F: Float> Exec<'s, F> {
             Var::Grad => arr(self.g, d.rows, d.cols),
             Var::Input(i) => arr(self.inputs.get(i).copied().unwrap_or(&[]), d.rows, d.cols),
             Var::Buffer(i) => {
-                let (r, c) = self.shapes.get(i).map_or((d.rows, d.cols), |s| s.dims(d.rows, d.cols));
+                let (r, c) = self
+                    .shapes
+                    .get(i)
+                    .map_or((d.rows, d.cols), |s| s.dims(d.rows, d.cols));
                 arr(&self.buffers[i], r, c)
             }
             Var::Step => Val::Num(self.t),
@@ -341,13 +358,27 @@ impl<'s, F: Float> Exec<'s, F> {
                 }
             }
             TNode::Call(f, args) => {
-                let vals = args.iter().map(|a| self.eval(a)).collect::<Result<Vec<_>>>()?;
+                let vals = args
+                    .iter()
+                    .map(|a| self.eval(a))
+                    .collect::<Result<Vec<_>>>()?;
                 func(*f, vals)
             }
             TNode::Select(c, a, b) => select(self.eval(c)?, self.eval(a)?, self.eval(b)?),
             TNode::Reduce(r, x) => Val::Num(reduce(*r, &self.eval(x)?)),
             TNode::Axis(axis, r, x) => axis_reduce(*axis, *r, &self.eval(x)?),
             TNode::Transpose(x) => transpose(self.eval(x)?),
+            TNode::Eye(x) => {
+                let (n, _) = x.shape.dims(self.dims.rows, self.dims.cols);
+                let mut data = vec![F::ZERO; n * n];
+                data.iter_mut().step_by(n + 1).for_each(|v| *v = F::ONE);
+                Val::Arr(Arr {
+                    rows: n,
+                    cols: n,
+                    data: Cow::Owned(data),
+                    symmetric: true,
+                })
+            }
             TNode::MatMul(a, b) => self.matmul(a, b)?,
         })
     }
@@ -362,7 +393,12 @@ impl<'s, F: Float> Exec<'s, F> {
         let vb = if same { borrow(&va) } else { self.eval(eb)? };
         let (Val::Arr(x), Val::Arr(y)) = (&va, &vb) else {
             // Two numbers (`[1, 1] @ [1, 1]`).
-            return Ok(owned(binary(BinOp::Mul, owned(va.clone()), owned(vb), false)));
+            return Ok(owned(binary(
+                BinOp::Mul,
+                owned(va.clone()),
+                owned(vb),
+                false,
+            )));
         };
         let sym = x.symmetric && same;
         let out = if same && ta != tb || sym {
@@ -376,8 +412,16 @@ impl<'s, F: Float> Exec<'s, F> {
                 symmetric: true,
             }
         } else {
-            let (m, k) = if ta { (x.cols, x.rows) } else { (x.rows, x.cols) };
-            let (k2, n) = if tb { (y.cols, y.rows) } else { (y.rows, y.cols) };
+            let (m, k) = if ta {
+                (x.cols, x.rows)
+            } else {
+                (x.rows, x.cols)
+            };
+            let (k2, n) = if tb {
+                (y.cols, y.rows)
+            } else {
+                (y.rows, y.cols)
+            };
             if k != k2 {
                 return Err(self.bug("a product of shapes that do not match"));
             }
@@ -503,9 +547,17 @@ fn out_dims(shapes: &[(usize, usize)]) -> (usize, usize) {
 
 /// Applies `f` element by element over numbers `a` and `b` broadcast to
 /// `(rows, cols)`, into `out`.
-fn zip_into<F: Float, T>(out: &mut [T], (rows, cols): (usize, usize), a: &Nums<'_, F>, b: &Nums<'_, F>, f: impl Fn(F, F) -> T) {
+fn zip_into<F: Float, T>(
+    out: &mut [T],
+    (rows, cols): (usize, usize),
+    a: &Nums<'_, F>,
+    b: &Nums<'_, F>,
+    f: impl Fn(F, F) -> T,
+) {
     match (a, b) {
-        (Nums::Many(x, wx), Nums::Many(y, wy)) if wx.rows == rows && wx.cols == cols && wy.rows == rows && wy.cols == cols => {
+        (Nums::Many(x, wx), Nums::Many(y, wy))
+            if wx.rows == rows && wx.cols == cols && wy.rows == rows && wy.cols == cols =>
+        {
             for ((o, &x), &y) in out.iter_mut().zip(x.iter()).zip(y.iter()) {
                 *o = f(x, y);
             }
@@ -536,7 +588,12 @@ fn zip_into<F: Float, T>(out: &mut [T], (rows, cols): (usize, usize), a: &Nums<'
 
 /// `out[i, j] = f(out[i, j], other[i, j])`, `other` broadcast to `out`'s
 /// shape.
-fn update_in_place<F: Float>(out: &mut [F], (rows, cols): (usize, usize), other: &Nums<'_, F>, f: impl Fn(F, F) -> F) {
+fn update_in_place<F: Float>(
+    out: &mut [F],
+    (rows, cols): (usize, usize),
+    other: &Nums<'_, F>,
+    f: impl Fn(F, F) -> F,
+) {
     match other {
         Nums::One(y) => out.iter_mut().for_each(|o| *o = f(*o, *y)),
         Nums::Many(y, w) if w.rows == rows && w.cols == cols => {
@@ -558,7 +615,13 @@ fn update_in_place<F: Float>(out: &mut [F], (rows, cols): (usize, usize), other:
 fn nums<'v, F: Float>(v: &'v Val<'_, F>) -> Nums<'v, F> {
     match v {
         Val::Num(x) => Nums::One(F::from_f64(*x)),
-        Val::Arr(a) => Nums::Many(&a.data, Walk { rows: a.rows, cols: a.cols }),
+        Val::Arr(a) => Nums::Many(
+            &a.data,
+            Walk {
+                rows: a.rows,
+                cols: a.cols,
+            },
+        ),
         _ => Nums::One(F::ZERO),
     }
 }
@@ -582,7 +645,8 @@ fn binary<'a, F: Float>(op: BinOp, a: Val<'a, F>, b: Val<'a, F>, _: bool) -> Val
     if op.is_arith() {
         let symmetric = sym(&a) && sym(&b);
         // Write into an owned temporary of the result's shape where there is one.
-        let reusable = |x: &Arr<'_, F>| matches!(x.data, Cow::Owned(_)) && x.rows == rows && x.cols == cols;
+        let reusable =
+            |x: &Arr<'_, F>| matches!(x.data, Cow::Owned(_)) && x.rows == rows && x.cols == cols;
         let f = |x: F, y: F| op.arith(x, y);
         let out = match (a, b) {
             (Val::Arr(x), b) if reusable(&x) => {
@@ -609,7 +673,9 @@ fn binary<'a, F: Float>(op: BinOp, a: Val<'a, F>, b: Val<'a, F>, _: bool) -> Val
         });
     }
     let mut out = vec![false; rows * cols];
-    zip_into(&mut out, (rows, cols), &nums(&a), &nums(&b), |x, y| op.compare(x, y));
+    zip_into(&mut out, (rows, cols), &nums(&a), &nums(&b), |x, y| {
+        op.compare(x, y)
+    });
     Val::Mask(rows, cols, out)
 }
 
@@ -651,7 +717,9 @@ fn func<'a, F: Float>(f: Func, vals: Vec<Val<'a, F>>) -> Val<'a, F> {
     // The first argument's array, when it is a temporary of the result's
     // shape, takes the result.
     let reuse = match vals.first_mut() {
-        Some(Val::Arr(a)) if matches!(a.data, Cow::Owned(_)) && (a.rows, a.cols) == (rows, cols) => {
+        Some(Val::Arr(a))
+            if matches!(a.data, Cow::Owned(_)) && (a.rows, a.cols) == (rows, cols) =>
+        {
             Some(std::mem::take(a.data.to_mut()))
         }
         _ => None,
@@ -709,7 +777,11 @@ fn select<'a, F: Float>(c: Val<'a, F>, a: Val<'a, F>, b: Val<'a, F>) -> Val<'a, 
             let mut out = Vec::with_capacity(rows * cols);
             for i in 0..rows {
                 for j in 0..cols {
-                    out.push(if m[wm.at(i, j)] { get(&na, i, j) } else { get(&nb, i, j) });
+                    out.push(if m[wm.at(i, j)] {
+                        get(&na, i, j)
+                    } else {
+                        get(&nb, i, j)
+                    });
                 }
             }
             Val::Arr(Arr {
@@ -771,7 +843,9 @@ fn axis_reduce<'a, F: Float>(axis: Axis, r: Reduction, x: &Val<'_, F>) -> Val<'a
                     *s = r.accumulate(*s, v.to_f64());
                 }
             }
-            acc.into_iter().map(|t| F::from_f64(r.finish(t, rows))).collect()
+            acc.into_iter()
+                .map(|t| F::from_f64(r.finish(t, rows)))
+                .collect()
         }
     };
     let (orows, ocols) = match axis {

@@ -38,7 +38,11 @@ impl Product {
                 let size = |b: usize| GRAM_BLOCK.min(n - b * GRAM_BLOCK);
                 let blocks = n.div_ceil(GRAM_BLOCK);
                 (0..blocks)
-                    .map(|bi| (bi..blocks).map(|bj| size(bi) * size(bj) * k).sum::<usize>())
+                    .map(|bi| {
+                        (bi..blocks)
+                            .map(|bj| size(bi) * size(bj) * k)
+                            .sum::<usize>()
+                    })
                     .sum()
             }
         }
@@ -104,7 +108,14 @@ fn strides(cols: usize, t: bool) -> (isize, isize) {
 
 /// `op(a) @ op(b)` for row-major `a` (`da` = its rows, cols) and `b`, `op`
 /// the transpose where `ta`/`tb`; row-major result.
-pub fn matmul<F: Float>(a: &[F], da: (usize, usize), ta: bool, b: &[F], db: (usize, usize), tb: bool) -> Vec<F> {
+pub fn matmul<F: Float>(
+    a: &[F],
+    da: (usize, usize),
+    ta: bool,
+    b: &[F],
+    db: (usize, usize),
+    tb: bool,
+) -> Vec<F> {
     let (m, k) = if ta { (da.1, da.0) } else { da };
     let n = if tb { db.0 } else { db.1 };
     let mut out = vec![F::ZERO; m * n];
@@ -155,7 +166,11 @@ pub fn gram<F: Float>(x: &[F], rows: usize, cols: usize, t: bool) -> Vec<F> {
         return out;
     }
     // op(x)'s row i starts at `i * rs` and steps by `cs`.
-    let (cs, rs) = if t { (cols as isize, 1) } else { (1, cols as isize) };
+    let (cs, rs) = if t {
+        (cols as isize, 1)
+    } else {
+        (1, cols as isize)
+    };
     let blocks = n.div_ceil(GRAM_BLOCK);
     for bi in 0..blocks {
         let i0 = bi * GRAM_BLOCK;
@@ -243,9 +258,18 @@ mod tests {
         let b = data(k * n, 2);
         let want = naive(&a, (m, k), &b, n);
         close(&matmul(&a, (m, k), false, &b, (k, n), false), &want);
-        close(&matmul(&t(&a, m, k), (k, m), true, &b, (k, n), false), &want);
-        close(&matmul(&a, (m, k), false, &t(&b, k, n), (n, k), true), &want);
-        close(&matmul(&t(&a, m, k), (k, m), true, &t(&b, k, n), (n, k), true), &want);
+        close(
+            &matmul(&t(&a, m, k), (k, m), true, &b, (k, n), false),
+            &want,
+        );
+        close(
+            &matmul(&a, (m, k), false, &t(&b, k, n), (n, k), true),
+            &want,
+        );
+        close(
+            &matmul(&t(&a, m, k), (k, m), true, &t(&b, k, n), (n, k), true),
+            &want,
+        );
     }
 
     #[test]

@@ -145,6 +145,9 @@ pub fn apply<F: Float>(
     inputs: &[&[F]],
 ) {
     if let Err(e) = step(info, hypers, state, w, g, inputs) {
-        panic!("optdsl: a checked step of {} failed: {e}; please report this", info.name);
+        panic!(
+            "optdsl: a checked step of {} failed: {e}; please report this",
+            info.name
+        );
     }
 }

@@ -210,10 +210,10 @@ impl<F: DynFloat> Optimizer<F> {
         rule: Box<dyn DynRule>,
         shapes: &[Vec<usize>],
     ) -> Result<usize> {
-        let mut index = self.tensor_count() as u64;
+        let first = self.tensor_count() as u64;
         let group = self.groups.len();
         let mut states = Vec::with_capacity(shapes.len());
-        for (ti, shape) in shapes.iter().enumerate() {
+        for (index, (ti, shape)) in (first..).zip(shapes.iter().enumerate()) {
             let mut s = F::dyn_init_shaped(rule.as_ref(), shape).map_err(|e| match e {
                 Error::NeedsMatrix { rule, shape, .. } => Error::NeedsMatrix {
                     rule,
@@ -223,7 +223,6 @@ impl<F: DynFloat> Optimizer<F> {
                 other => other,
             })?;
             apply_compression(&self.compression, rule.info(), &mut s, index);
-            index += 1;
             states.push(s);
         }
         self.groups.push(ParamGroup { rule, states });

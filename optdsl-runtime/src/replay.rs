@@ -330,9 +330,13 @@ const TUPLES: &[(&str, &[&str])] = &[
     ("ns_coefficients", &["ns_a", "ns_b", "ns_c"]),
 ];
 
+/// A reference option that names a choice (its name, our boolean, and what
+/// each choice sets it to).
+type Choice = (&'static str, &'static str, &'static [(&'static str, bool)]);
+
 /// Reference options that name a choice: each choice sets one boolean of
 /// ours (Muon's `adjust_lr_fn`).
-const CHOICES: &[(&str, &str, &[(&str, bool)])] = &[(
+const CHOICES: &[Choice] = &[(
     "adjust_lr_fn",
     "match_rms_adamw",
     &[("original", false), ("match_rms_adamw", true)],

@@ -228,7 +228,7 @@ impl<'s, F: Float> Exec<'s, F> {
                     Val::Num(n) => n,
                     _ => return Err(self.bug("a `repeat` count is not a number")),
                 };
-                if !(n <= MAX_REPEAT) {
+                if n.is_nan() || n > MAX_REPEAT {
                     return Err(Error::Invalid {
                         what: format!("`repeat` count of {}", self.rule),
                         reason: format!("{n} iterations; a step repeats at most {MAX_REPEAT} times (check the hyperparameter that sets it)"),
@@ -651,7 +651,7 @@ fn binary<'a, F: Float>(op: BinOp, a: Val<'a, F>, b: Val<'a, F>, _: bool) -> Val
         let out = match (a, b) {
             (Val::Arr(x), b) if reusable(&x) => {
                 let mut out = x.data.into_owned();
-                update_in_place(&mut out, (rows, cols), &nums(&b), |o, y| f(o, y));
+                update_in_place(&mut out, (rows, cols), &nums(&b), f);
                 out
             }
             (a, Val::Arr(y)) if reusable(&y) => {

@@ -323,13 +323,15 @@ macro_rules! per_level {
         fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                /// # Safety
+                /// The CPU must have AVX-512 F and BW.
                 #[target_feature(enable = "avx512f,avx512bw")]
-                // SAFETY (callers): the CPU has AVX-512 F and BW.
                 unsafe fn avx512($($arg: $ty),*) {
                     $any($($arg),*)
                 }
+                /// # Safety
+                /// The CPU must have AVX2.
                 #[target_feature(enable = "avx2")]
-                // SAFETY (callers): the CPU has AVX2.
                 unsafe fn avx2($($arg: $ty),*) {
                     $any($($arg),*)
                 }

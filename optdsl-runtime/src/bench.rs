@@ -11,7 +11,7 @@ use crate::exec::Plan;
 use crate::ir::{naive_step_dyn, traffic, Slot};
 use crate::rule::{DynFloat, DynRule, HyperValue, State};
 use crate::stats::median;
-use optdsl_lang::{StateFormat, Storage};
+use optdsl_lang::{StateFormat, Storage, QBLOCK};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -91,12 +91,13 @@ struct BoundPass<F> {
 }
 
 /// A compressed buffer in the bound: `width` bytes per element (1 for
-/// 8-bit, 2 for bfloat16; the 8-bit blocks' maxima, 1.6% of its bytes, are
-/// left out, which makes the bound a little faster than the real traffic).
+/// 8-bit, 2 for bfloat16) and, for 8-bit, one f32 maximum per block of
+/// [`QBLOCK`] (`maxima`; null for bfloat16), moved as the step moves them.
 #[derive(Clone, Copy)]
 struct Bytes {
     ptr: *mut u8,
     width: usize,
+    maxima: *mut f32,
 }
 // SAFETY: threads touch disjoint ranges (one super-block each).
 unsafe impl Send for Bytes {}
@@ -116,7 +117,7 @@ unsafe impl<F> Sync for Span<F> {}
 /// `+= g`, every other read slice is summed, tile by tile in one pass over
 /// memory.
 fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: &[F], lo: usize, hi: usize) -> F {
-    const TILE: usize = 256;
+    const TILE: usize = QBLOCK;
     let (written, read) = (&pass.written, &pass.read);
     let mut acc = [F::ZERO; 16];
     let mut byte_sum = 0u32;
@@ -132,6 +133,12 @@ fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: &[F], lo: usize, hi: usize) -
             for x in t.iter_mut() {
                 *x = x.wrapping_add(1);
             }
+            if !b.maxima.is_null() {
+                // SAFETY: the tile is one block of QBLOCK (TILE == QBLOCK,
+                // super-blocks start at multiples of it), in this thread's
+                // super-block.
+                unsafe { *b.maxima.add(start / QBLOCK) += 1.0 };
+            }
         }
         for b in &pass.read_bytes {
             // SAFETY: as above; read only.
@@ -141,6 +148,10 @@ fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: &[F], lo: usize, hi: usize) -
             byte_sum = t
                 .iter()
                 .fold(byte_sum, |s, &x| s.wrapping_add(u32::from(x)));
+            if !b.maxima.is_null() {
+                // SAFETY: as above; read only.
+                byte_sum = byte_sum.wrapping_add(unsafe { *b.maxima.add(start / QBLOCK) } as u32);
+            }
         }
         for s in written {
             // SAFETY: [start, end) lies in this thread's super-block.
@@ -310,11 +321,24 @@ pub fn bench_rule_with<F: DynFloat>(
                 Storage::Q8 { .. } => vec![1u8; n],
             })
             .collect();
+        let mut maxima_bufs: Vec<Vec<f32>> = storage
+            .iter()
+            .map(|s| match s {
+                Storage::Q8 { .. } => vec![1.0; n.div_ceil(QBLOCK)],
+                _ => Vec::new(),
+            })
+            .collect();
         let byte_spans: Vec<Bytes> = byte_bufs
             .iter_mut()
-            .map(|b| Bytes {
+            .zip(&mut maxima_bufs)
+            .map(|(b, m)| Bytes {
                 ptr: b.as_mut_ptr(),
                 width: b.len() / n,
+                maxima: if m.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    m.as_mut_ptr()
+                },
             })
             .collect();
         let compressed = |slot: Slot| match slot {
@@ -378,8 +402,20 @@ pub fn bench_rule_with<F: DynFloat>(
             Slot::Buffer(b) if compressed(*s) => byte_spans[*b].width,
             _ => elem,
         };
-        let bytes_moved: usize = passes.iter().map(|p| p.bytes_with(|s| width(&s))).sum();
-        let mut stream = Stream::<F>::new(bytes_moved.max(1) * n);
+        // The 8-bit blocks' maxima: 4 bytes per block of each such buffer
+        // touched (and again if written).
+        let maxima = |s: &Slot| match s {
+            Slot::Buffer(b) if !byte_spans[*b].maxima.is_null() => 4,
+            _ => 0,
+        };
+        let maxima_moved: usize = passes.iter().map(|p| p.bytes_with(|s| maxima(&s))).sum();
+        let bytes_moved: usize = passes
+            .iter()
+            .map(|p| p.bytes_with(|s| width(&s)))
+            .sum::<usize>()
+            * n
+            + maxima_moved * n.div_ceil(QBLOCK);
+        let mut stream = Stream::<F>::new(bytes_moved.max(n));
         let mut ours = Vec::with_capacity(reps);
         let mut bound = Vec::with_capacity(reps);
         let mut copy = Vec::with_capacity(reps);
@@ -406,7 +442,7 @@ pub fn bench_rule_with<F: DynFloat>(
             }
         }
         std::hint::black_box(sink);
-        std::hint::black_box((&bw, &bufs, &bin, &bg, &stream.a, &byte_bufs));
+        std::hint::black_box((&bw, &bufs, &bin, &bg, &stream.a, &byte_bufs, &maxima_bufs));
         let naive_ms = (naive_reps > 0).then(|| {
             let mut s = state.clone();
             let times: Vec<f64> = (0..naive_reps)

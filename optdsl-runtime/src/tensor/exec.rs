@@ -16,6 +16,68 @@ use optdsl_lang::typed::{Default, Shape, TExpr, TNode, TStmt, Var};
 use optdsl_lang::Program;
 use std::borrow::Cow;
 
+/// Runs `$body` with `$f` bound to `$op`'s arithmetic as a closure of its
+/// own (each operator's loop compiled apart, so it vectorizes; the maths is
+/// `BinOp::arith`, the one definition).
+macro_rules! per_op {
+    ($op:expr, |$f:ident| $body:expr) => {
+        match $op {
+            BinOp::Add => {
+                let $f = |x: F, y: F| BinOp::Add.arith(x, y);
+                $body
+            }
+            BinOp::Sub => {
+                let $f = |x: F, y: F| BinOp::Sub.arith(x, y);
+                $body
+            }
+            BinOp::Mul => {
+                let $f = |x: F, y: F| BinOp::Mul.arith(x, y);
+                $body
+            }
+            BinOp::Div => {
+                let $f = |x: F, y: F| BinOp::Div.arith(x, y);
+                $body
+            }
+            other => {
+                let $f = move |x: F, y: F| other.arith(x, y);
+                $body
+            }
+        }
+    };
+}
+
+/// As [`per_op!`] for a function of one or two numbers (`Func::apply`).
+macro_rules! per_func {
+    ($func:expr, |$f:ident| $body:expr) => {
+        match $func {
+            Func::Sqrt => {
+                let $f = |x: F, _: F| Func::Sqrt.apply(x, x, x);
+                $body
+            }
+            Func::Abs => {
+                let $f = |x: F, _: F| Func::Abs.apply(x, x, x);
+                $body
+            }
+            Func::Min => {
+                let $f = |x: F, y: F| Func::Min.apply(x, y, y);
+                $body
+            }
+            Func::Max => {
+                let $f = |x: F, y: F| Func::Max.apply(x, y, y);
+                $body
+            }
+            Func::Float => {
+                let $f = |x: F, _: F| x;
+                $body
+            }
+            other => {
+                let $f = move |x: F, y: F| other.apply(x, y, y);
+                $body
+            }
+        }
+    };
+}
+
 use optdsl_lang::shaped::MAX_REPEAT;
 
 /// An array of numbers with a shape.
@@ -262,7 +324,7 @@ impl<'s, F: Float> Exec<'s, F> {
             }
             _ => return,
         };
-        update_in_place(data, dims, &nums(v), |o, y| bin.arith(o, y));
+        per_op!(bin, |f| update_in_place(data, dims, &nums(v), f));
     }
 
     fn bug(&self, what: &str) -> Error {
@@ -545,9 +607,43 @@ fn out_dims(shapes: &[(usize, usize)]) -> (usize, usize) {
         .fold((1, 1), |(r, c), &(a, b)| (r.max(a), c.max(b)))
 }
 
+/// One row of an operand broadcast to the result's columns: one number, or
+/// a slice of the row's numbers.
+enum Row<'v, F> {
+    One(F),
+    Slice(&'v [F]),
+}
+
+impl<'v, F: Float> Nums<'v, F> {
+    /// Whether it covers a `rows x cols` result number for number (or is one
+    /// number), so a flat loop reads it.
+    fn flat(&self, rows: usize, cols: usize) -> bool {
+        match self {
+            Nums::One(_) => true,
+            Nums::Many(_, w) => w.rows == rows && w.cols == cols,
+        }
+    }
+
+    /// Row `i` of the operand broadcast to `cols` columns.
+    fn row(&self, i: usize, cols: usize) -> Row<'v, F> {
+        match *self {
+            Nums::One(v) => Row::One(v),
+            Nums::Many(d, w) => {
+                let r = if w.rows == 1 { 0 } else { i };
+                if w.cols == 1 && cols != 1 {
+                    Row::One(d[r])
+                } else {
+                    Row::Slice(&d[r * w.cols..(r + 1) * w.cols])
+                }
+            }
+        }
+    }
+}
+
 /// Applies `f` element by element over numbers `a` and `b` broadcast to
-/// `(rows, cols)`, into `out`.
-fn zip_into<F: Float, T>(
+/// `(rows, cols)`, into `out`: one flat loop where both cover the result,
+/// else row by row (each row's loop over slices or one number).
+fn zip_into<F: Float, T: Copy>(
     out: &mut [T],
     (rows, cols): (usize, usize),
     a: &Nums<'_, F>,
@@ -555,31 +651,41 @@ fn zip_into<F: Float, T>(
     f: impl Fn(F, F) -> T,
 ) {
     match (a, b) {
-        (Nums::Many(x, wx), Nums::Many(y, wy))
-            if wx.rows == rows && wx.cols == cols && wy.rows == rows && wy.cols == cols =>
-        {
+        (Nums::Many(x, _), Nums::Many(y, _)) if a.flat(rows, cols) && b.flat(rows, cols) => {
             for ((o, &x), &y) in out.iter_mut().zip(x.iter()).zip(y.iter()) {
                 *o = f(x, y);
             }
         }
-        (Nums::Many(x, wx), Nums::One(y)) if wx.rows == rows && wx.cols == cols => {
+        (Nums::Many(x, _), Nums::One(y)) if a.flat(rows, cols) => {
             for (o, &x) in out.iter_mut().zip(x.iter()) {
                 *o = f(x, *y);
             }
         }
-        (Nums::One(x), Nums::Many(y, wy)) if wy.rows == rows && wy.cols == cols => {
+        (Nums::One(x), Nums::Many(y, _)) if b.flat(rows, cols) => {
             for (o, &y) in out.iter_mut().zip(y.iter()) {
                 *o = f(*x, y);
             }
         }
+        (Nums::One(x), Nums::One(y)) => out.fill(f(*x, *y)),
         _ => {
-            let get = |n: &Nums<'_, F>, i: usize, j: usize| match n {
-                Nums::One(v) => *v,
-                Nums::Many(d, w) => d[w.at(i, j)],
-            };
-            for i in 0..rows {
-                for j in 0..cols {
-                    out[i * cols + j] = f(get(a, i, j), get(b, i, j));
+            for (i, o) in out.chunks_exact_mut(cols.max(1)).enumerate().take(rows) {
+                match (a.row(i, cols), b.row(i, cols)) {
+                    (Row::Slice(x), Row::Slice(y)) => {
+                        for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                            *o = f(x, y);
+                        }
+                    }
+                    (Row::Slice(x), Row::One(y)) => {
+                        for (o, &x) in o.iter_mut().zip(x) {
+                            *o = f(x, y);
+                        }
+                    }
+                    (Row::One(x), Row::Slice(y)) => {
+                        for (o, &y) in o.iter_mut().zip(y) {
+                            *o = f(x, y);
+                        }
+                    }
+                    (Row::One(x), Row::One(y)) => o.fill(f(x, y)),
                 }
             }
         }
@@ -596,16 +702,20 @@ fn update_in_place<F: Float>(
 ) {
     match other {
         Nums::One(y) => out.iter_mut().for_each(|o| *o = f(*o, *y)),
-        Nums::Many(y, w) if w.rows == rows && w.cols == cols => {
+        Nums::Many(y, _) if other.flat(rows, cols) => {
             for (o, &y) in out.iter_mut().zip(y.iter()) {
                 *o = f(*o, y);
             }
         }
-        Nums::Many(y, w) => {
-            for i in 0..rows {
-                for j in 0..cols {
-                    let o = &mut out[i * cols + j];
-                    *o = f(*o, y[w.at(i, j)]);
+        Nums::Many(..) => {
+            for (i, o) in out.chunks_exact_mut(cols.max(1)).enumerate().take(rows) {
+                match other.row(i, cols) {
+                    Row::Slice(y) => {
+                        for (o, &y) in o.iter_mut().zip(y) {
+                            *o = f(*o, y);
+                        }
+                    }
+                    Row::One(y) => o.iter_mut().for_each(|o| *o = f(*o, y)),
                 }
             }
         }
@@ -647,21 +757,36 @@ fn binary<'a, F: Float>(op: BinOp, a: Val<'a, F>, b: Val<'a, F>, _: bool) -> Val
         // Write into an owned temporary of the result's shape where there is one.
         let reusable =
             |x: &Arr<'_, F>| matches!(x.data, Cow::Owned(_)) && x.rows == rows && x.cols == cols;
-        let f = |x: F, y: F| op.arith(x, y);
         let out = match (a, b) {
             (Val::Arr(x), b) if reusable(&x) => {
                 let mut out = x.data.into_owned();
-                update_in_place(&mut out, (rows, cols), &nums(&b), f);
+                per_op!(op, |f| update_in_place(
+                    &mut out,
+                    (rows, cols),
+                    &nums(&b),
+                    f
+                ));
                 out
             }
             (a, Val::Arr(y)) if reusable(&y) => {
                 let mut out = y.data.into_owned();
-                update_in_place(&mut out, (rows, cols), &nums(&a), |o, x| f(x, o));
+                per_op!(op, |f| update_in_place(
+                    &mut out,
+                    (rows, cols),
+                    &nums(&a),
+                    |o, x| f(x, o)
+                ));
                 out
             }
             (a, b) => {
                 let mut out = vec![F::ZERO; rows * cols];
-                zip_into(&mut out, (rows, cols), &nums(&a), &nums(&b), f);
+                per_op!(op, |f| zip_into(
+                    &mut out,
+                    (rows, cols),
+                    &nums(&a),
+                    &nums(&b),
+                    f
+                ));
                 out
             }
         };
@@ -714,6 +839,44 @@ fn func<'a, F: Float>(f: Func, vals: Vec<Val<'a, F>>) -> Val<'a, F> {
     let shapes: Vec<(usize, usize)> = vals.iter().map(dims_of).collect();
     let (rows, cols) = out_dims(&shapes);
     let mut vals = vals;
+    if f.arity() <= 2 {
+        // One or two arguments: the same loops as the operators.
+        fn second<'v, F: Float>(vals: &'v [Val<'_, F>]) -> Nums<'v, F> {
+            vals.get(1).map_or(Nums::One(F::ZERO), nums)
+        }
+        let out = match vals.first_mut() {
+            Some(Val::Arr(a))
+                if matches!(a.data, Cow::Owned(_)) && (a.rows, a.cols) == (rows, cols) =>
+            {
+                let mut out = std::mem::take(a.data.to_mut());
+                per_func!(f, |g| update_in_place(
+                    &mut out,
+                    (rows, cols),
+                    &second(&vals),
+                    g
+                ));
+                out
+            }
+            _ => {
+                let mut out = vec![F::ZERO; rows * cols];
+                let first = vals.first().map_or(Nums::One(F::ZERO), nums);
+                per_func!(f, |g| zip_into(
+                    &mut out,
+                    (rows, cols),
+                    &first,
+                    &second(&vals),
+                    g
+                ));
+                out
+            }
+        };
+        return Val::Arr(Arr {
+            rows,
+            cols,
+            data: Cow::Owned(out),
+            symmetric: false,
+        });
+    }
     // The first argument's array, when it is a temporary of the result's
     // shape, takes the result.
     let reuse = match vals.first_mut() {

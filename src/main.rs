@@ -23,7 +23,7 @@ enum Command {
     /// Replay reference trajectories (JSON fixtures) through the built-ins or rule files.
     Replay(cli::replay::Args),
     /// Train the digit network on USPS, Semeion or a CSV file with one optimizer.
-    Train(cli::train::Args),
+    Train(Box<cli::train::Args>),
     /// Train the course's digit network with every built-in optimizer and compare.
     Compare(cli::compare::Args),
     /// Time a rule's step against the same-traffic bound, the memory's limit and the interpreters.
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Command::List(a) => cli::list::run(a),
         Command::Check(a) => cli::check::run(a),
         Command::Replay(a) => cli::replay::run(a),
-        Command::Train(a) => cli::train::run(a),
+        Command::Train(a) => cli::train::run(*a),
         Command::Compare(a) => cli::compare::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Paths(a) => cli::paths::run(a),

@@ -85,6 +85,12 @@ fn a_rule_with_every_feature_agrees_with_the_interpreter() {
 fn every_built_in_agrees_with_the_interpreter() {
     for b in builtins() {
         let rule = (b.make)();
+        if rule.info().program().tensor.is_some() {
+            // Rules with shapes have one implementation, the tensor
+            // executor, for compiled and text rules alike; PyTorch's
+            // fixtures check it (tests/matrix_rules.rs).
+            continue;
+        }
         agree::<f64>(rule.as_ref(), 1000, 1e-11);
         agree::<f32>(rule.as_ref(), 1000, 1e-4);
     }

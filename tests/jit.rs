@@ -191,6 +191,10 @@ fn every_builtin_and_the_rules_here_compile_without_falling_back() {
         .collect();
     for b in optdsl::builtins() {
         let compiled = (b.make)();
+        if compiled.info().program().tensor.is_some() {
+            // Rules with shapes run on the tensor executor, not as passes.
+            continue;
+        }
         let t = Rules::parse(compiled.info().source).unwrap().remove(0);
         rules.push(Box::new(t));
     }

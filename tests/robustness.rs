@@ -8,7 +8,18 @@ fn every_built_in_steps_an_empty_tensor_by_counting_the_step() {
     for b in builtins() {
         let rule = (b.make)();
         let inputs: Vec<&[f64]> = rule.info().inputs.iter().map(|_| &[][..]).collect();
-        let mut state: State<f64> = f64::dyn_init(rule.as_ref(), 0);
+        // A rule that needs a matrix gets an empty one.
+        let needs_matrix = rule
+            .info()
+            .program()
+            .tensor
+            .as_ref()
+            .is_some_and(|t| t.needs_matrix);
+        let mut state: State<f64> = if needs_matrix {
+            f64::dyn_init_shaped(rule.as_ref(), &[0, 4]).unwrap()
+        } else {
+            f64::dyn_init(rule.as_ref(), 0)
+        };
         let mut w: Vec<f64> = Vec::new();
         f64::dyn_step(rule.as_ref(), &mut state, &mut w, &[], &inputs).unwrap();
         assert_eq!(state.t, 1, "{}", b.name);

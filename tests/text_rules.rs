@@ -32,8 +32,18 @@ fn run<F: DynFloat>(compiled: &dyn DynRule, text: &dyn DynRule, n: usize, what: 
     let refs: Vec<&[F]> = inputs.iter().map(|v| v.as_slice()).collect();
     let mut w1: Vec<F> = data(n, 1);
     let mut w2 = w1.clone();
-    let mut s1: State<F> = F::dyn_init(compiled, n);
-    let mut s2: State<F> = F::dyn_init(text, n);
+    // Rules with shapes get a matrix (`[d, n / d]`, d the least divisor
+    // above 1), so their factored and matrix paths run.
+    let (mut s1, mut s2): (State<F>, State<F>) = if info.program().tensor.is_some() {
+        let d = (2..n).find(|d| n % d == 0).unwrap_or(1);
+        let shape = [d, n / d];
+        (
+            F::dyn_init_shaped(compiled, &shape).unwrap(),
+            F::dyn_init_shaped(text, &shape).unwrap(),
+        )
+    } else {
+        (F::dyn_init(compiled, n), F::dyn_init(text, n))
+    };
     assert_eq!(s1.buffers, s2.buffers, "{what}: initial buffers");
     for step in 0..20u64 {
         let g: Vec<F> = data(n, step + 2);

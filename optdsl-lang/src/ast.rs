@@ -81,6 +81,17 @@ pub struct Decl {
     pub range: Option<RangeDecl>,
     /// `name: q8`: how a state buffer is stored, as written.
     pub storage: Option<Name>,
+    /// The shape, for a state buffer declared with one (`r: [rows]`).
+    pub shape: Option<ShapeDecl>,
+}
+
+/// A declared shape: `[rows]`, `[cols]`, `[rows, cols]`, `[rows, rows]`, ...
+#[derive(Debug, Clone)]
+pub struct ShapeDecl {
+    /// Each dimension as written (`rows`, `cols` or `1`).
+    pub dims: Vec<Name>,
+    /// Where the brackets are.
+    pub span: Span,
 }
 
 /// One side of a range: the bound and whether it is included.
@@ -201,6 +212,15 @@ pub enum Stmt {
         /// Statements run elsewhere (empty without `else`).
         otherwise: Vec<Stmt>,
     },
+    /// `repeat count { body }`.
+    Repeat {
+        /// How many times (a constant or a hyperparameter).
+        count: Expr,
+        /// The statements repeated.
+        body: Vec<Stmt>,
+    },
+    /// `state ...;` inside a block: buffers that exist where the block runs.
+    State(Vec<Decl>),
 }
 
 /// A unary operator.
@@ -303,4 +323,8 @@ pub enum ExprKind {
     Call(Name, Vec<Expr>),
     /// `if c { a } else { b }`, also `select(c, a, b)`.
     If(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// `a @ b` (the span is the `@`).
+    MatMul(Span, Box<Expr>, Box<Expr>),
+    /// `x^T`.
+    Transpose(Box<Expr>),
 }

@@ -10,7 +10,9 @@ use crate::diag::Diagnostic;
 use crate::functions::{Callee, Draw, ALIASES, CALLEES};
 use crate::span::Span;
 use crate::storage::{Storage, STORAGE_NAMES};
-use crate::typed::{Default, Kind, TExpr, THyper, TNode, TState, TStmt, Ty, TypedRule, Var};
+use crate::typed::{
+    Default, Dim, Kind, Shape, TExpr, THyper, TNode, TState, TStmt, Ty, TypedRule, Var,
+};
 use std::collections::{HashMap, HashSet};
 
 /// Rust's keywords (strict and reserved): a rule becomes a type and its
@@ -51,7 +53,7 @@ pub fn can_name_a_type(name: &str) -> bool {
 enum Binding {
     Var(Var),
     Hyper(usize, Ty),
-    Let(usize, Ty, Kind),
+    Let(usize, Ty, Kind, Shape),
 }
 
 /// Checks a rule; `Err` holds every error found, in text order.
@@ -95,10 +97,30 @@ struct Checker {
     in_reduction: bool,
     /// Hyperparameter names, for messages.
     hyper_names: Vec<String>,
+    /// Their declared ranges.
+    hyper_ranges: Vec<Option<Range>>,
     /// Whether any statement assigns `w` or a state.
     updates: bool,
     /// Random draws so far (the next one's stream).
     draws: u32,
+    /// Whether the rule uses shapes (see [`crate::shaped::uses_shapes`]).
+    shaped: bool,
+    /// The shape of each state buffer declared so far.
+    buffer_shapes: Vec<Shape>,
+    /// The conditions of the `if`s around the current statement, each with
+    /// the branch taken (`true`: then).
+    conds: Vec<(TExpr, bool)>,
+    /// Buffers declared inside blocks, in order (appended after the rule's
+    /// own).
+    nested: Vec<TState>,
+    /// Whether a shape feature is used outside `if matrix { ... }`.
+    needs_matrix: bool,
+    /// How many `if matrix` branches enclose the current statement.
+    matrix_branches: usize,
+    /// How many `repeat`s enclose the current statement.
+    repeats: usize,
+    /// The `let`s whose value had an error: their uses report nothing more.
+    poisoned: HashSet<usize>,
 }
 
 fn collect_lets(stmts: &[Stmt], out: &mut HashSet<String>) {
@@ -113,7 +135,8 @@ fn collect_lets(stmts: &[Stmt], out: &mut HashSet<String>) {
                 collect_lets(then, out);
                 collect_lets(otherwise, out);
             }
-            Stmt::Assign { .. } => {}
+            Stmt::Repeat { body, .. } => collect_lets(body, out),
+            Stmt::Assign { .. } | Stmt::State(_) => {}
         }
     }
 }
@@ -196,7 +219,13 @@ fn constant(e: &TExpr) -> Option<Default> {
             Default::Bool(false) => constant(b)?,
             _ => return None,
         },
-        TNode::Var(_) | TNode::Reduce(..) | TNode::Draw(..) => return None,
+        TNode::Var(_)
+        | TNode::Reduce(..)
+        | TNode::Draw(..)
+        | TNode::Axis(..)
+        | TNode::MatMul(..)
+        | TNode::Transpose(_)
+        | TNode::Eye(_) => return None,
     })
 }
 
@@ -206,6 +235,18 @@ impl Checker {
         globals.insert("w".to_string(), Binding::Var(Var::Param));
         globals.insert("g".to_string(), Binding::Var(Var::Grad));
         globals.insert("t".to_string(), Binding::Var(Var::Step));
+        let shaped = crate::shaped::uses_shapes(rule);
+        if shaped {
+            for (n, v) in [
+                ("rows", Var::Rows),
+                ("cols", Var::Cols),
+                ("numel", Var::Numel),
+                ("matrix", Var::Matrix),
+                ("epsilon", Var::Epsilon),
+            ] {
+                globals.insert(n.to_string(), Binding::Var(v));
+            }
+        }
         let mut all_lets = HashSet::new();
         collect_lets(&rule.body, &mut all_lets);
         Checker {
@@ -217,8 +258,17 @@ impl Checker {
             element_conditions: 0,
             in_reduction: false,
             hyper_names: Vec::new(),
+            hyper_ranges: Vec::new(),
             updates: false,
             draws: 0,
+            shaped,
+            buffer_shapes: Vec::new(),
+            conds: Vec::new(),
+            nested: Vec::new(),
+            needs_matrix: false,
+            matrix_branches: 0,
+            repeats: 0,
+            poisoned: HashSet::new(),
         }
     }
 
@@ -300,6 +350,7 @@ impl Checker {
             }
         }
         let body = self.stmts(&rule.body);
+        buffers.append(&mut self.nested);
         if !self.updates && self.errors.is_empty() {
             self.error(
                 rule.name.span,
@@ -317,6 +368,8 @@ impl Checker {
             inputs: rule.inputs.clone(),
             lets: self.lets,
             body,
+            shaped: self.shaped,
+            needs_matrix: self.needs_matrix,
         }
     }
 
@@ -372,6 +425,8 @@ impl Checker {
         }
         let i = self.hyper_names.len();
         self.hyper_names.push(n.to_string());
+        self.hyper_ranges.resize(i, None);
+        self.hyper_ranges.push(range);
         self.globals.insert(n.to_string(), Binding::Hyper(i, ty));
         Some(THyper {
             name: h.name.clone(),
@@ -485,8 +540,31 @@ impl Checker {
                 ),
             );
         }
+        let shape = self.declared_shape(d, buffer);
+        if let (Some(init), true) = (&init, shape != Shape::TENSOR || self.shaped) {
+            if init.kind == Kind::Element {
+                self.error(
+                    d.value.span,
+                    format!(
+                        "in a rule with shapes, `{}` starts from a number (a constant or a hyperparameter), not from `w` or `g`",
+                        d.name.text
+                    ),
+                );
+            }
+        }
         if free {
-            self.globals.insert(d.name.text.clone(), Binding::Var(var));
+            let binding = Binding::Var(var);
+            if self.conds.is_empty() {
+                self.globals.insert(d.name.text.clone(), binding);
+            } else {
+                self.scopes
+                    .last_mut()
+                    .expect("a scope")
+                    .insert(d.name.text.clone(), binding);
+            }
+        }
+        if buffer {
+            self.buffer_shapes.push(shape);
         }
         let storage = match &d.storage {
             None => (Storage::Full, None),
@@ -517,11 +595,129 @@ impl Checker {
                 }
             },
         };
+        if storage.0 != Storage::Full && self.shaped {
+            if let Some(span) = storage.1 {
+                self.error(span, "a rule with shapes keeps its state in the element type; compressed storage is for element-wise rules");
+            }
+        }
         Some(TState {
             name: d.name.clone(),
             init: init?,
             storage,
+            shape,
+            when: self.conds.clone(),
         })
+    }
+
+    /// The shape a buffer declares (`: [rows]`), or the tensor's.
+    fn declared_shape(&mut self, d: &Decl, buffer: bool) -> Shape {
+        let Some(decl) = &d.shape else {
+            return if buffer { Shape::TENSOR } else { Shape::SCALAR };
+        };
+        if !buffer {
+            self.error(
+                decl.span,
+                format!(
+                    "only state buffers take a shape; `{}` is a scalar",
+                    d.name.text
+                ),
+            );
+            return Shape::SCALAR;
+        }
+        let mut dims = Vec::new();
+        for n in &decl.dims {
+            match n.text.as_str() {
+                "rows" => dims.push(Dim::Rows),
+                "cols" => dims.push(Dim::Cols),
+                "1" => dims.push(Dim::One),
+                other => {
+                    let hint = suggest(other, ["rows", "cols"])
+                        .map(|s| format!("did you mean `{s}`? "))
+                        .unwrap_or_default();
+                    self.error(
+                        n.span,
+                        format!("unknown dimension `{other}`; {hint}a shape is written with `rows`, `cols` and `1`, as in `[rows]` or `[rows, rows]`"),
+                    );
+                    return Shape::TENSOR;
+                }
+            }
+        }
+        let shape = match dims[..] {
+            [Dim::Rows] => Shape(Dim::Rows, Dim::One),
+            [Dim::Cols] => Shape(Dim::One, Dim::Cols),
+            [Dim::One] => Shape::SCALAR,
+            [a, b] => Shape(a, b),
+            _ => Shape::TENSOR,
+        };
+        if shape == Shape::SCALAR {
+            self.error(
+                decl.span,
+                format!(
+                    "`{}` would hold one number: declare it `scalar {} = ...`",
+                    d.name.text, d.name.text
+                ),
+            );
+        }
+        shape
+    }
+
+    /// Checks a `repeat` count: a constant, or a number hyperparameter whose
+    /// declared range bounds it, so that no setting makes a step endless.
+    fn repeat_count(&mut self, c: &TExpr) {
+        let limit = crate::shaped::MAX_REPEAT;
+        let what =
+            "`repeat` takes a constant or a number hyperparameter, as in `repeat ns_steps { ... }`";
+        match (&c.node, c.ty) {
+            (TNode::Num(x), _) if *x >= 0.0 && *x <= limit => {}
+            (TNode::Num(x), _) => {
+                self.error(
+                    c.span,
+                    format!("`repeat {x}`: the count must be between 0 and {limit}"),
+                );
+            }
+            (TNode::Var(Var::Hyper(i)), Ty::Num) => {
+                let bounded = self
+                    .hyper_ranges
+                    .get(*i)
+                    .copied()
+                    .flatten()
+                    .and_then(|r| r.hi)
+                    .is_some_and(|hi| hi.value <= limit);
+                if !bounded {
+                    let n = self.hyper_names.get(*i).cloned().unwrap_or_default();
+                    self.error(c.span, format!("`{n}` counts iterations, so it needs an upper bound: declare it with a range such as `where 0 <= {n} < 100` (at most {limit})"));
+                }
+            }
+            _ => self.error(c.span, what),
+        }
+    }
+
+    /// Notes a use of a matrix operation (for [`TypedRule::needs_matrix`]).
+    fn matrix_op(&mut self) {
+        if self.matrix_branches == 0 {
+            self.needs_matrix = true;
+        }
+    }
+
+    /// Whether `e` depends on the tensor's shape and constants only, so that
+    /// it is known when the state is made.
+    fn shape_only(e: &TExpr) -> bool {
+        match &e.node {
+            TNode::Num(_) | TNode::Bool(_) => true,
+            TNode::Var(v) => matches!(v, Var::Rows | Var::Cols | Var::Numel | Var::Matrix),
+            TNode::Unary(_, x) => Self::shape_only(x),
+            TNode::Binary(_, a, b) => Self::shape_only(a) && Self::shape_only(b),
+            TNode::Call(_, args) => args.iter().all(Self::shape_only),
+            TNode::Select(c, a, b) => {
+                Self::shape_only(c) && Self::shape_only(a) && Self::shape_only(b)
+            }
+            TNode::Reduce(..)
+            | TNode::Axis(..)
+            | TNode::MatMul(..)
+            | TNode::Transpose(_)
+            | TNode::Eye(_)
+            | TNode::Draw(..) => false,
+        }
     }
 
     fn stmts(&mut self, stmts: &[Stmt]) -> Vec<TStmt> {
@@ -535,16 +731,19 @@ impl Checker {
                 if !self.declare_ok(name) {
                     return None;
                 }
-                let (ty, kind) = found
+                let (ty, kind, shape) = found
                     .as_ref()
-                    .map(|e| (e.ty, e.kind))
-                    .unwrap_or((Ty::Num, Kind::Element));
+                    .map(|e| (e.ty, e.kind, e.shape))
+                    .unwrap_or((Ty::Num, Kind::Element, Shape::TENSOR));
                 let var = self.lets;
                 self.lets += 1;
+                if found.is_none() {
+                    self.poisoned.insert(var);
+                }
                 self.scopes
                     .last_mut()
                     .expect("a scope")
-                    .insert(name.text.clone(), Binding::Let(var, ty, kind));
+                    .insert(name.text.clone(), Binding::Let(var, ty, kind, shape));
                 Some(TStmt::Let { var, value: found? })
             }
             Stmt::Assign { target, op, value } => self.assign(target, *op, value),
@@ -565,11 +764,30 @@ impl Checker {
                     }
                     None => false,
                 };
+                if element && self.shaped {
+                    self.error(cond.span, "a rule with shapes chooses per element with `if c { a } else { b }` as a value (or `select`); an `if` statement's condition must be the same for the whole tensor");
+                }
                 self.element_conditions += usize::from(element);
+                let is_matrix = matches!(
+                    found,
+                    Some(TExpr {
+                        node: TNode::Var(Var::Matrix),
+                        ..
+                    })
+                );
                 let mut branches = Vec::new();
-                for branch in [then, otherwise] {
+                for (branch, taken) in [(then, true), (otherwise, false)] {
                     self.scopes.push(HashMap::new());
+                    if let Some(c) = &found {
+                        self.conds.push((c.clone(), taken));
+                    }
+                    let in_matrix = is_matrix && taken;
+                    self.matrix_branches += usize::from(in_matrix);
                     branches.push(self.stmts(branch));
+                    self.matrix_branches -= usize::from(in_matrix);
+                    if found.is_some() {
+                        self.conds.pop();
+                    }
                     self.scopes.pop();
                 }
                 self.element_conditions -= usize::from(element);
@@ -580,6 +798,40 @@ impl Checker {
                     then,
                     otherwise,
                 })
+            }
+            Stmt::Repeat { count, body } => {
+                let found = self.expr(count);
+                if let Some(c) = &found {
+                    self.repeat_count(c);
+                }
+                self.scopes.push(HashMap::new());
+                self.repeats += 1;
+                let body = self.stmts(body);
+                self.repeats -= 1;
+                self.scopes.pop();
+                Some(TStmt::Repeat {
+                    count: found?,
+                    body,
+                })
+            }
+            Stmt::State(decls) => {
+                let top = self.conds.is_empty();
+                let bad_cond = self.conds.iter().find(|c| !Self::shape_only(&c.0));
+                if let Some((c, _)) = bad_cond {
+                    let span = c.span;
+                    self.error(span, "state declared inside an `if` exists only where the condition holds, so the condition must depend on the tensor's shape alone (`matrix`, `rows`, `cols`, `numel`)");
+                } else if top || self.repeats > 0 {
+                    if let Some(d) = decls.first() {
+                        self.error(d.name.span, "state is declared at the top of the rule or inside `if matrix { ... }` (or another condition on the shape), not inside `repeat`");
+                    }
+                }
+                for d in decls {
+                    let index = self.buffer_shapes.len();
+                    if let Some(st) = self.state_decl(d, Var::Buffer(index)) {
+                        self.nested.push(st);
+                    }
+                }
+                None
             }
         }
     }
@@ -604,7 +856,29 @@ impl Checker {
         };
         let value_ty = found.as_ref().map(|f| f.ty);
         let value_kind = found.as_ref().map(|f| f.kind).unwrap_or(Kind::Scalar);
+        let value_shape = found.as_ref().map(|f| f.shape).unwrap_or(Shape::SCALAR);
+        let target_shape = match binding {
+            Binding::Var(Var::Param) => Some(Shape::TENSOR),
+            Binding::Var(Var::Buffer(i)) => self.buffer_shapes.get(i).copied(),
+            Binding::Let(_, _, _, shape) if self.shaped => Some(shape),
+            _ => None,
+        };
+        if let Some(want) = target_shape {
+            if value_shape.broadcast(want) != Some(want) {
+                self.error(
+                    value.span,
+                    format!("`{n}` has the shape {want}; this value has the shape {value_shape}"),
+                );
+            }
+        }
         let var = match binding {
+            Binding::Var(Var::Rows | Var::Cols | Var::Numel | Var::Matrix | Var::Epsilon) => {
+                self.error(
+                    target.span,
+                    format!("cannot assign to `{n}`: it describes the tensor"),
+                );
+                return None;
+            }
             Binding::Var(Var::Grad) => {
                 self.error(target.span, "cannot assign to `g`: the gradient is read-only; use a `let` for a modified gradient");
                 return None;
@@ -643,7 +917,7 @@ impl Checker {
                 var
             }
             Binding::Var(v) => v,
-            Binding::Let(id, ty, kind) => {
+            Binding::Let(id, ty, kind, shape) => {
                 if value_ty.is_some_and(|v| v != ty) {
                     self.error(
                         value.span,
@@ -667,7 +941,7 @@ impl Checker {
                 };
                 for scope in self.scopes.iter_mut().rev() {
                     if let Some(b) = scope.get_mut(n) {
-                        *b = Binding::Let(id, ty, new_kind);
+                        *b = Binding::Let(id, ty, new_kind, shape);
                         break;
                     }
                 }
@@ -706,12 +980,50 @@ impl Checker {
     }
 
     fn typed(node: TNode, ty: Ty, kind: Kind, span: Span) -> Option<TExpr> {
+        let shape = if kind == Kind::Element {
+            Shape::TENSOR
+        } else {
+            Shape::SCALAR
+        };
+        Self::shaped(node, ty, shape, kind, span)
+    }
+
+    fn shaped(node: TNode, ty: Ty, shape: Shape, kind: Kind, span: Span) -> Option<TExpr> {
         Some(TExpr {
             node,
             ty,
             kind,
+            shape,
             span,
         })
+    }
+
+    /// The kind of a value of `shape` computed from operands of `kind`.
+    fn kind_of(shape: Shape, kind: Kind) -> Kind {
+        if shape == Shape::SCALAR {
+            kind.min(Kind::Scalar)
+        } else {
+            Kind::Element
+        }
+    }
+
+    /// The broadcast of `shapes` for the operator at `span`, or an error
+    /// naming them.
+    fn broadcast(&mut self, span: Span, what: &str, shapes: &[Shape]) -> Option<Shape> {
+        let mut out = Shape::SCALAR;
+        for &s in shapes {
+            match out.broadcast(s) {
+                Some(b) => out = b,
+                None => {
+                    self.error(
+                        span,
+                        format!("{what} cannot combine the shapes {out} and {s}: each dimension must match or be 1"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
     }
 
     fn expr(&mut self, e: &Expr) -> Option<TExpr> {
@@ -719,13 +1031,21 @@ impl Checker {
             ExprKind::Num(x) => Self::typed(TNode::Num(*x), Ty::Num, Kind::Const, e.span),
             ExprKind::Bool(b) => Self::typed(TNode::Bool(*b), Ty::Bool, Kind::Const, e.span),
             ExprKind::Var(n) => {
-                let (var, ty, kind) = match self.lookup(n) {
-                    Some(Binding::Var(
-                        v @ (Var::Param | Var::Grad | Var::Buffer(_) | Var::Input(_)),
-                    )) => (v, Ty::Num, Kind::Element),
-                    Some(Binding::Var(v)) => (v, Ty::Num, Kind::Scalar),
-                    Some(Binding::Hyper(i, ty)) => (Var::Hyper(i), ty, Kind::Scalar),
-                    Some(Binding::Let(i, ty, kind)) => (Var::Let(i), ty, kind),
+                let (var, ty, kind, shape) = match self.lookup(n) {
+                    Some(Binding::Var(v @ Var::Buffer(i))) => {
+                        let shape = self.buffer_shapes.get(i).copied().unwrap_or(Shape::TENSOR);
+                        (v, Ty::Num, Self::kind_of(shape, Kind::Element), shape)
+                    }
+                    Some(Binding::Var(v @ (Var::Param | Var::Grad | Var::Input(_)))) => {
+                        (v, Ty::Num, Kind::Element, Shape::TENSOR)
+                    }
+                    Some(Binding::Var(Var::Matrix)) => {
+                        (Var::Matrix, Ty::Bool, Kind::Scalar, Shape::SCALAR)
+                    }
+                    Some(Binding::Var(v)) => (v, Ty::Num, Kind::Scalar, Shape::SCALAR),
+                    Some(Binding::Hyper(i, ty)) => (Var::Hyper(i), ty, Kind::Scalar, Shape::SCALAR),
+                    Some(Binding::Let(i, _, _, _)) if self.poisoned.contains(&i) => return None,
+                    Some(Binding::Let(i, ty, kind, shape)) => (Var::Let(i), ty, kind, shape),
                     None => {
                         self.unknown_name(&Name {
                             text: n.clone(),
@@ -734,7 +1054,7 @@ impl Checker {
                         return None;
                     }
                 };
-                Self::typed(TNode::Var(var), ty, kind, e.span)
+                Self::shaped(TNode::Var(var), ty, shape, kind, e.span)
             }
             ExprKind::Unary(op, x) => {
                 let x = self.expr(x)?;
@@ -747,10 +1067,10 @@ impl Checker {
                     );
                     return None;
                 }
-                let (ty, kind) = (x.ty, x.kind);
-                Self::typed(TNode::Unary(*op, Box::new(x)), ty, kind, e.span)
+                let (ty, kind, shape) = (x.ty, x.kind, x.shape);
+                Self::shaped(TNode::Unary(*op, Box::new(x)), ty, shape, kind, e.span)
             }
-            ExprKind::Binary(op, _, a, b) => {
+            ExprKind::Binary(op, op_span, a, b) => {
                 let fa = self.expr(a);
                 let fb = self.expr(b);
                 let (ta, tb) = (fa?, fb?);
@@ -778,17 +1098,76 @@ impl Checker {
                 } else {
                     Ty::Num
                 };
-                let kind = ta.kind.max(tb.kind);
-                Self::typed(
+                let what = format!("`{}`", op.symbol());
+                let shape = self.broadcast(*op_span, &what, &[ta.shape, tb.shape])?;
+                let kind = Self::kind_of(shape, ta.kind.max(tb.kind));
+                Self::shaped(
                     TNode::Binary(*op, Box::new(ta), Box::new(tb)),
                     ty,
+                    shape,
                     kind,
                     e.span,
                 )
             }
             ExprKind::If(c, a, b) => self.select(e.span, c, a, b),
             ExprKind::Call(name, args) => self.call(name, args),
+            ExprKind::MatMul(at, a, b) => {
+                let fa = self.expr(a);
+                let fb = self.expr(b);
+                let (ta, tb) = (fa?, fb?);
+                self.matmul(*at, ta, tb, e.span)
+            }
+            ExprKind::Transpose(x) => {
+                let x = self.expr(x)?;
+                self.transpose(x, e.span)
+            }
         }
+    }
+
+    fn matmul(&mut self, at: Span, ta: TExpr, tb: TExpr, span: Span) -> Option<TExpr> {
+        self.matrix_op();
+        for t in [&ta, &tb] {
+            if t.ty != Ty::Num {
+                self.error(t.span, "`@` multiplies numbers, found a boolean");
+                return None;
+            }
+        }
+        let Some(shape) = ta.shape.matmul(tb.shape) else {
+            self.error(
+                at,
+                format!(
+                    "`@` needs the left side's columns to match the right side's rows: {} @ {}{}",
+                    ta.shape,
+                    tb.shape,
+                    if ta.shape.t().matmul(tb.shape).is_some() {
+                        " (transpose the left side: `x^T @ y`)"
+                    } else if ta.shape.matmul(tb.shape.t()).is_some() {
+                        " (transpose the right side: `x @ y^T`)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            return None;
+        };
+        let kind = Self::kind_of(shape, Kind::Element);
+        Self::shaped(
+            TNode::MatMul(Box::new(ta), Box::new(tb)),
+            Ty::Num,
+            shape,
+            kind,
+            span,
+        )
+    }
+
+    fn transpose(&mut self, x: TExpr, span: Span) -> Option<TExpr> {
+        self.matrix_op();
+        if x.ty != Ty::Num {
+            self.error(x.span, "`^T` transposes numbers, found a boolean");
+            return None;
+        }
+        let (shape, kind) = (x.shape.t(), x.kind);
+        Self::shaped(TNode::Transpose(Box::new(x)), Ty::Num, shape, kind, span)
     }
 
     fn select(&mut self, span: Span, c: &Expr, a: &Expr, b: &Expr) -> Option<TExpr> {
@@ -816,10 +1195,15 @@ impl Checker {
             );
             return None;
         }
-        let (ty, kind) = (ta.ty, tc.kind.max(ta.kind).max(tb.kind));
-        Self::typed(
+        let shape = self.broadcast(span, "`if`", &[tc.shape, ta.shape, tb.shape])?;
+        let (ty, kind) = (
+            ta.ty,
+            Self::kind_of(shape, tc.kind.max(ta.kind).max(tb.kind)),
+        );
+        Self::shaped(
             TNode::Select(Box::new(tc), Box::new(ta), Box::new(tb)),
             ty,
+            shape,
             kind,
             span,
         )
@@ -871,8 +1255,51 @@ impl Checker {
                 self.draws = self.draws.saturating_add(1);
                 Self::typed(TNode::Draw(d, stream), Ty::Num, Kind::Element, name.span)
             }
+            Callee::Transpose => {
+                let x = self.expr(&args[0])?;
+                self.transpose(x, name.span)
+            }
+            Callee::Eye => {
+                self.matrix_op();
+                let x = self.expr(&args[0])?;
+                if x.shape.0 != x.shape.1 || x.shape == Shape::SCALAR {
+                    self.error(args[0].span, format!("`eye` takes a square matrix (such as `[rows, rows]`) and gives the identity of its shape; this value has the shape {}", x.shape));
+                    return None;
+                }
+                let shape = x.shape;
+                Self::shaped(
+                    TNode::Eye(Box::new(x)),
+                    Ty::Num,
+                    shape,
+                    Kind::Element,
+                    name.span,
+                )
+            }
+            Callee::Axis(axis, r) => {
+                self.matrix_op();
+                let x = self.expr(&args[0])?;
+                if x.ty != Ty::Num || x.kind != Kind::Element {
+                    self.error(
+                        args[0].span,
+                        format!("`{n}` reduces numbers that vary along the tensor"),
+                    );
+                    return None;
+                }
+                let shape = match axis {
+                    crate::functions::Axis::Row => Shape(x.shape.0, Dim::One),
+                    crate::functions::Axis::Col => Shape(Dim::One, x.shape.1),
+                };
+                let kind = Self::kind_of(shape, Kind::Element);
+                Self::shaped(
+                    TNode::Axis(axis, r, Box::new(x)),
+                    Ty::Num,
+                    shape,
+                    kind,
+                    name.span,
+                )
+            }
             Callee::Reduce(r) => {
-                if self.in_reduction {
+                if self.in_reduction && !self.shaped {
                     self.error(name.span, format!("a reduction inside a reduction: `{n}` is inside another reduction's argument; compute the inner one with a `let` first"));
                     return None;
                 }
@@ -902,10 +1329,12 @@ impl Checker {
                 let mut kind = Kind::Const;
                 let mut ok = true;
                 let mut typed = Vec::new();
+                let mut shapes = Vec::new();
                 for a in args {
                     match self.expr(a) {
                         Some(x) if x.ty == Ty::Num => {
                             kind = kind.max(x.kind);
+                            shapes.push(x.shape);
                             typed.push(x);
                         }
                         Some(_) => {
@@ -918,7 +1347,9 @@ impl Checker {
                 if !ok {
                     return None;
                 }
-                Self::typed(TNode::Call(f, typed), Ty::Num, kind, name.span)
+                let shape = self.broadcast(name.span, &format!("`{n}`"), &shapes)?;
+                let kind = Self::kind_of(shape, kind);
+                Self::shaped(TNode::Call(f, typed), Ty::Num, shape, kind, name.span)
             }
         }
     }
@@ -948,6 +1379,11 @@ fn names_in(e: &Expr, out: &mut Vec<(String, Span)>) {
             names_in(b, out);
         }
         ExprKind::Call(_, args) => args.iter().for_each(|a| names_in(a, out)),
+        ExprKind::MatMul(_, a, b) => {
+            names_in(a, out);
+            names_in(b, out);
+        }
+        ExprKind::Transpose(x) => names_in(x, out),
     }
 }
 

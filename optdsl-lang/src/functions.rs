@@ -48,6 +48,15 @@ pub enum Reduction {
     MaxAbs,
 }
 
+/// The axis a per-row or per-column reduction runs along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Axis {
+    /// `row_*(x)`: one value per row, over its columns (`[rows, 1]`).
+    Row,
+    /// `col_*(x)`: one value per column, over its rows (`[1, cols]`).
+    Col,
+}
+
 /// What a call names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Callee {
@@ -60,6 +69,12 @@ pub enum Callee {
     /// A random draw per element (`rand()`, `randn()`; no arguments), see
     /// [`crate::random`].
     Draw(Draw),
+    /// A reduction along an axis: `row_sum`, `col_mean`, ...
+    Axis(Axis, Reduction),
+    /// `transpose(x)`: `x^T`.
+    Transpose,
+    /// `eye(x)`: the identity matrix of square `x`'s shape.
+    Eye,
 }
 
 /// Every callable, in the order the docs list them.
@@ -81,6 +96,16 @@ pub const CALLEES: &[Callee] = &[
     Callee::Reduce(Reduction::Mean),
     Callee::Reduce(Reduction::Norm),
     Callee::Reduce(Reduction::MaxAbs),
+    Callee::Axis(Axis::Row, Reduction::Sum),
+    Callee::Axis(Axis::Row, Reduction::Mean),
+    Callee::Axis(Axis::Row, Reduction::Norm),
+    Callee::Axis(Axis::Row, Reduction::MaxAbs),
+    Callee::Axis(Axis::Col, Reduction::Sum),
+    Callee::Axis(Axis::Col, Reduction::Mean),
+    Callee::Axis(Axis::Col, Reduction::Norm),
+    Callee::Axis(Axis::Col, Reduction::MaxAbs),
+    Callee::Transpose,
+    Callee::Eye,
 ];
 
 /// Other languages' names for the built-in functions.
@@ -100,6 +125,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("uniform", "rand"),
     ("normal", "randn"),
     ("gauss", "randn"),
+    ("identity", "eye"),
 ];
 
 impl Callee {
@@ -115,6 +141,18 @@ impl Callee {
             Callee::Reduce(r) => r.name(),
             Callee::Select => "select",
             Callee::Draw(d) => d.name(),
+            Callee::Transpose => "transpose",
+            Callee::Eye => "eye",
+            Callee::Axis(a, r) => match (a, r) {
+                (Axis::Row, Reduction::Sum) => "row_sum",
+                (Axis::Row, Reduction::Mean) => "row_mean",
+                (Axis::Row, Reduction::Norm) => "row_norm",
+                (Axis::Row, Reduction::MaxAbs) => "row_max_abs",
+                (Axis::Col, Reduction::Sum) => "col_sum",
+                (Axis::Col, Reduction::Mean) => "col_mean",
+                (Axis::Col, Reduction::Norm) => "col_norm",
+                (Axis::Col, Reduction::MaxAbs) => "col_max_abs",
+            },
         }
     }
 
@@ -122,7 +160,7 @@ impl Callee {
     pub fn arity(self) -> usize {
         match self {
             Callee::Func(f) => f.arity(),
-            Callee::Reduce(_) => 1,
+            Callee::Reduce(_) | Callee::Axis(..) | Callee::Transpose | Callee::Eye => 1,
             Callee::Select => 3,
             Callee::Draw(_) => 0,
         }

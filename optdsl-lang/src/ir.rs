@@ -159,6 +159,9 @@ pub struct Program {
     pub stages: usize,
     /// A hash of what the program computes and keeps ([`Program::fingerprint_of`]).
     pub fingerprint: u64,
+    /// For a rule with shapes: its checked body, run by the runtime's tensor
+    /// executor (`values` then holds only the state's initial values).
+    pub tensor: Option<crate::shaped::TensorBody>,
 }
 
 impl Program {
@@ -196,8 +199,13 @@ impl Program {
             .iter()
             .map(|h| (h.name.text.as_str(), h.default))
             .collect();
+        let tensor = self
+            .tensor
+            .as_ref()
+            .map(|t| t.canonical())
+            .unwrap_or_default();
         let text = format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}{tensor}",
             self.values,
             self.w_out,
             self.buffer_out,

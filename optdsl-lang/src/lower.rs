@@ -71,7 +71,16 @@ pub fn lower(rule: &TypedRule) -> Program {
             id
         })
         .collect();
-    l.stmts(&rule.body);
+    let tensor = rule.shaped.then(|| crate::shaped::TensorBody {
+        body: rule.body.clone(),
+        shapes: rule.buffers.iter().map(|b| b.shape).collect(),
+        when: rule.buffers.iter().map(|b| b.when.clone()).collect(),
+        lets: rule.lets,
+        needs_matrix: rule.needs_matrix,
+    });
+    if tensor.is_none() {
+        l.stmts(&rule.body);
+    }
     let changed = |var: Var, before: Id| l.vars.get(&var).copied().filter(|&id| id != before);
     let w_out = changed(Var::Param, w);
     let buffer_out = buffer_in
@@ -101,6 +110,7 @@ pub fn lower(rule: &TypedRule) -> Program {
         scalar_out,
         stages,
         fingerprint: 0,
+        tensor,
     };
     program.fingerprint = program.fingerprint_of();
     program
@@ -180,7 +190,10 @@ impl Lowerer {
         match &e.node {
             TNode::Num(x) => self.num(*x),
             TNode::Bool(b) => self.intern(Op::Bool(*b), Ty::Bool, Kind::Const),
-            TNode::Var(v) => self.vars[v],
+            // Shapes' own names never reach element-wise lowering: a rule
+            // that uses them is lowered as a tensor body, and state's initial
+            // values may not name them.
+            TNode::Var(v) => self.vars.get(v).copied().unwrap_or_else(|| self.num(0.0)),
             TNode::Unary(op, x) => {
                 let x = self.expr(x);
                 if *op == UnOp::Neg {
@@ -203,11 +216,21 @@ impl Lowerer {
                 let b = self.expr(b);
                 self.select(c, a, b)
             }
-            TNode::Reduce(r, x) => {
+            TNode::Reduce(r, x) | TNode::Axis(_, r, x) => {
                 let x = self.expr(x);
                 self.intern(Op::Reduce(*r, x), Ty::Num, Kind::Scalar)
             }
             TNode::Draw(d, k) => self.intern(Op::Draw(*d, *k), Ty::Num, Kind::Element),
+            // Of two numbers (the checker lets only those reach here).
+            TNode::MatMul(a, b) => {
+                let a = self.expr(a);
+                let b = self.expr(b);
+                self.binary(BinOp::Mul, a, b)
+            }
+            TNode::Transpose(x) => self.expr(x),
+            // Never reached: `eye` takes a square matrix, which makes a rule
+            // one with shapes.
+            TNode::Eye(_) => self.num(1.0),
             TNode::Call(f, args) => {
                 let ids: Vec<Id> = args.iter().map(|a| self.expr(a)).collect();
                 let kind = ids
@@ -239,6 +262,8 @@ impl Lowerer {
                     };
                     self.vars.insert(*target, new);
                 }
+                // Only rules with shapes repeat, and they are not lowered here.
+                TStmt::Repeat { body, .. } => self.stmts(body),
                 TStmt::If {
                     cond,
                     then,

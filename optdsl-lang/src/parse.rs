@@ -6,7 +6,7 @@
 
 use crate::ast::{
     AssignOp, BinOp, Bound, Decl, Expr, ExprKind, Name, NetDef, NetItem, Number, RangeDecl,
-    RuleDef, Stmt, UnOp,
+    RuleDef, ShapeDecl, Stmt, UnOp,
 };
 use crate::diag::Diagnostic;
 use crate::span::Span;
@@ -36,9 +36,12 @@ fn pratt() -> &'static PrattParser<Rule> {
                 | Op::infix(Rule::gt, Assoc::Left)
                 | Op::infix(Rule::ge, Assoc::Left))
             .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-            .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left))
+            .op(Op::infix(Rule::mul, Assoc::Left)
+                | Op::infix(Rule::matmul, Assoc::Left)
+                | Op::infix(Rule::div, Assoc::Left))
             .op(Op::prefix(Rule::neg) | Op::prefix(Rule::not))
             .op(Op::infix(Rule::pow, Assoc::Right))
+            .op(Op::postfix(Rule::transpose))
     })
 }
 
@@ -52,6 +55,7 @@ fn is_marker(rule: Rule) -> bool {
             | Rule::k_input
             | Rule::k_let
             | Rule::k_if
+            | Rule::k_repeat
             | Rule::k_where
             | Rule::k_else
             | Rule::k_pub
@@ -81,6 +85,10 @@ fn describe(rule: &Rule) -> String {
         Rule::k_input => "`input`".into(),
         Rule::k_let => "`let`".into(),
         Rule::k_if => "`if`".into(),
+        Rule::k_repeat | Rule::repeat_stmt => "`repeat`".into(),
+        Rule::shape_decl => "a shape such as `: [rows]`".into(),
+        Rule::dim => "`rows`, `cols` or `1`".into(),
+        Rule::transpose => "an operator".into(),
         Rule::k_else => "`else`".into(),
         Rule::k_dense => "`dense`".into(),
         Rule::k_loss => "`loss`".into(),
@@ -123,6 +131,7 @@ fn describe(rule: &Rule) -> String {
         | Rule::sub
         | Rule::mul
         | Rule::div
+        | Rule::matmul
         | Rule::pow => "an operator".into(),
         Rule::neg => "`-`".into(),
         Rule::not => "`!`".into(),
@@ -152,7 +161,7 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diagnostic {
         let at = before.len() - prev.len();
         return Diagnostic::new(
             Span::new(at, before.len()),
-            format!("syntax error: `{prev}`: the language has no loops yet; a rule is one step written once, applied to every element (use `sum`, `mean`, `norm` or `max_abs` to combine elements)"),
+            format!("syntax error: `{prev}`: the language has no `{prev}` loops; a rule is one step written once, applied to every element (use `sum`, `mean`, `norm` or `max_abs` to combine elements, or `repeat n {{ ... }}` for a fixed number of iterations)"),
         );
     }
     if let Some(d) = known_mistake(text, offset) {
@@ -183,7 +192,8 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diagnostic {
             } else {
                 positives.iter().map(describe).collect()
             };
-            wanted.dedup();
+            let mut seen = std::collections::HashSet::new();
+            wanted.retain(|w| seen.insert(w.clone()));
             let wanted = match wanted.len() {
                 1 => wanted.remove(0),
                 _ => {
@@ -487,8 +497,14 @@ impl Builder {
                 let name = self.name(it.next().expect("name"));
                 let mut next = it.next().expect("value");
                 let mut storage = None;
+                let mut shape = None;
                 if next.as_rule() == Rule::storage {
                     storage = inner(next).next().map(|n| self.name(n));
+                    next = it.next().expect("value");
+                } else if next.as_rule() == Rule::shape_decl {
+                    let span = self.span(&next);
+                    let dims = inner(next).map(|d| self.name(d)).collect();
+                    shape = Some(ShapeDecl { dims, span });
                     next = it.next().expect("value");
                 }
                 let value = self.expr(next)?;
@@ -498,6 +514,7 @@ impl Builder {
                     value,
                     range,
                     storage,
+                    shape,
                 })
             })
             .collect()
@@ -606,6 +623,13 @@ impl Builder {
                     otherwise,
                 })
             }
+            Rule::repeat_stmt => {
+                let mut it = inner(pair);
+                let count = self.expr(it.next().expect("count"))?;
+                let body = self.stmts(it.next().expect("block"))?;
+                Ok(Stmt::Repeat { count, body })
+            }
+            Rule::state_decl => Ok(Stmt::State(self.decls(pair)?)),
             other => Err(Diagnostic::new(
                 self.span(&pair),
                 format!("unexpected {}", describe(&other)),
@@ -628,8 +652,23 @@ impl Builder {
                     span,
                 })
             })
+            .map_postfix(|x, _| {
+                let x = x?;
+                let span = x.span;
+                Ok(Expr {
+                    kind: ExprKind::Transpose(Box::new(x)),
+                    span,
+                })
+            })
             .map_infix(|lhs, op, rhs| {
                 let lhs = lhs?;
+                if op.as_rule() == Rule::matmul {
+                    let span = lhs.span;
+                    return Ok(Expr {
+                        kind: ExprKind::MatMul(self.span(&op), Box::new(lhs), Box::new(rhs?)),
+                        span,
+                    });
+                }
                 let bin = match op.as_rule() {
                     Rule::add => BinOp::Add,
                     Rule::sub => BinOp::Sub,
@@ -780,7 +819,8 @@ mod tests {
         let err = parse_rules("R { w -= g**2; }").unwrap_err();
         assert!(err.message.contains("`^`"), "{err}");
         let err = parse_rules("R { for i in 0 { w -= g; } }").unwrap_err();
-        assert!(err.message.contains("no loops"), "{err}");
+        assert!(err.message.contains("no `for` loops"), "{err}");
+        assert!(err.message.contains("`repeat n { ... }`"), "{err}");
         assert_eq!(&"R { for i"[err.span.start..err.span.end], "for");
     }
 

@@ -26,6 +26,82 @@ pub enum Kind {
     Element,
 }
 
+/// One dimension of a shape: symbolic, as the checker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dim {
+    /// 1: broadcast along this axis.
+    One,
+    /// The tensor's rows (its first dimension).
+    Rows,
+    /// The tensor's columns (the product of the others).
+    Cols,
+}
+
+impl Dim {
+    /// As written in the language.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dim::One => "1",
+            Dim::Rows => "rows",
+            Dim::Cols => "cols",
+        }
+    }
+}
+
+/// A value's shape: `[1, 1]` for scalars, `[rows, cols]` for the tensor's
+/// elements, `[rows, 1]` for a value per row, `[rows, rows]` for a Gram
+/// matrix, and so on. Shapes broadcast as numpy's do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shape(pub Dim, pub Dim);
+
+impl Shape {
+    /// A number: once per step, or a constant.
+    pub const SCALAR: Shape = Shape(Dim::One, Dim::One);
+    /// The parameter's own shape.
+    pub const TENSOR: Shape = Shape(Dim::Rows, Dim::Cols);
+
+    /// numpy's broadcast of two shapes, if they broadcast.
+    pub fn broadcast(self, other: Shape) -> Option<Shape> {
+        let one = |a: Dim, b: Dim| match (a, b) {
+            (Dim::One, x) | (x, Dim::One) => Some(x),
+            (x, y) if x == y => Some(x),
+            _ => None,
+        };
+        Some(Shape(one(self.0, other.0)?, one(self.1, other.1)?))
+    }
+
+    /// The shape of `self @ other`, if the inner dimensions agree.
+    pub fn matmul(self, other: Shape) -> Option<Shape> {
+        (self.1 == other.0).then_some(Shape(self.0, other.1))
+    }
+
+    /// The transpose's shape.
+    pub fn t(self) -> Shape {
+        Shape(self.1, self.0)
+    }
+
+    /// The number of elements for a tensor of `rows` x `cols`.
+    pub fn len(self, rows: usize, cols: usize) -> usize {
+        self.dims(rows, cols).0 * self.dims(rows, cols).1
+    }
+
+    /// The concrete dimensions for a tensor of `rows` x `cols`.
+    pub fn dims(self, rows: usize, cols: usize) -> (usize, usize) {
+        let d = |x: Dim| match x {
+            Dim::One => 1,
+            Dim::Rows => rows,
+            Dim::Cols => cols,
+        };
+        (d(self.0), d(self.1))
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}, {}]", self.0.name(), self.1.name())
+    }
+}
+
 /// What a name refers to, resolved once by the checker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Var {
@@ -45,10 +121,20 @@ pub enum Var {
     Input(usize),
     /// The `i`-th `let` of the rule (in text order).
     Let(usize),
+    /// `rows`: the tensor's first dimension (its length for a vector).
+    Rows,
+    /// `cols`: the product of the other dimensions (1 for a vector).
+    Cols,
+    /// `numel`: the number of elements.
+    Numel,
+    /// `matrix`: whether the tensor has two or more dimensions.
+    Matrix,
+    /// `epsilon`: the element type's machine epsilon.
+    Epsilon,
 }
 
 /// A checked expression.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TExpr {
     /// What it computes.
     pub node: TNode,
@@ -56,12 +142,14 @@ pub struct TExpr {
     pub ty: Ty,
     /// Constant, per-step scalar or per-element.
     pub kind: Kind,
+    /// Its shape (`[1, 1]` unless per element).
+    pub shape: Shape,
     /// Where it is.
     pub span: Span,
 }
 
 /// The forms of a checked expression.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum TNode {
     /// A number literal.
     Num(f64),
@@ -82,10 +170,18 @@ pub enum TNode {
     Draw(Draw, u32),
     /// `if c { a } else { b }` or `select(c, a, b)`.
     Select(Box<TExpr>, Box<TExpr>, Box<TExpr>),
+    /// A reduction along one axis (`row_sum(x)`: over each row's columns).
+    Axis(crate::functions::Axis, Reduction, Box<TExpr>),
+    /// `a @ b`.
+    MatMul(Box<TExpr>, Box<TExpr>),
+    /// `x^T`.
+    Transpose(Box<TExpr>),
+    /// `eye(x)`: the identity of square `x`'s shape (`x` is not computed).
+    Eye(Box<TExpr>),
 }
 
 /// A checked statement.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum TStmt {
     /// `let name = value;` (the `let`'s index in [`Var::Let`]).
     Let {
@@ -112,6 +208,13 @@ pub enum TStmt {
         /// Elsewhere.
         otherwise: Vec<TStmt>,
     },
+    /// `repeat count { body }` (shaped rules).
+    Repeat {
+        /// How many times: a per-step number, rounded down, at least 0.
+        count: TExpr,
+        /// The statements repeated.
+        body: Vec<TStmt>,
+    },
 }
 
 /// A hyperparameter's default.
@@ -135,7 +238,7 @@ pub struct THyper {
 }
 
 /// A checked state declaration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TState {
     /// Its name and position.
     pub name: Name,
@@ -143,6 +246,12 @@ pub struct TState {
     pub init: TExpr,
     /// How it is stored (buffers only), and where the declaration says so.
     pub storage: (crate::storage::Storage, Option<crate::span::Span>),
+    /// Its shape (buffers only; the parameter's shape unless declared).
+    pub shape: Shape,
+    /// The shape conditions under which it exists (a buffer declared inside
+    /// `if matrix { ... }` exists for matrices only): each condition and
+    /// whether it must hold (`true`) or fail (`false`).
+    pub when: Vec<(TExpr, bool)>,
 }
 
 /// A checked rule.
@@ -168,4 +277,10 @@ pub struct TypedRule {
     pub lets: usize,
     /// The statements.
     pub body: Vec<TStmt>,
+    /// Whether the rule uses shapes (rows, cols, axis reductions, `@`, `^T`,
+    /// `repeat`, shaped state): then it runs on the tensor executor.
+    pub shaped: bool,
+    /// Whether it needs a matrix (it uses a shape feature outside
+    /// `if matrix { ... }`): a vector is then refused at run time.
+    pub needs_matrix: bool,
 }

@@ -27,7 +27,11 @@ pub fn rules(input: TokenStream) -> TokenStream {
                     &sh,
                     &src,
                     step::init(&p, &plan),
-                    step::apply(&p, &plan),
+                    if p.tensor.is_some() {
+                        step::tensor_apply(&p)
+                    } else {
+                        step::apply(&p, &plan)
+                    },
                 ));
             }
             Err(errors) => {

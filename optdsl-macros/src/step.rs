@@ -207,6 +207,26 @@ pub fn apply(p: &Program, plan: &StepPlan) -> TokenStream {
     }
 }
 
+/// `UpdateRule::apply` of a rule with shapes: the runtime's tensor executor
+/// runs the rule's checked body (the same code runs it read from text).
+pub fn tensor_apply(p: &Program) -> TokenStream {
+    let pr = private();
+    let hypers = p.hypers.iter().map(|h| {
+        let f = format_ident!("{}", h.name.text);
+        match h.default {
+            optdsl_lang::typed::Default::Num(_) => quote!(#pr::HyperValue::Num(self.#f)),
+            optdsl_lang::typed::Default::Bool(_) => quote!(#pr::HyperValue::Bool(self.#f)),
+        }
+    });
+    quote! {
+        #[allow(unused, clippy::all)]
+        fn apply<F: #pr::Float>(&self, __state: &mut #pr::State<F>, __wa: &mut [F], __ga: &[F], __inputs: &[&[F]]) {
+            let __hypers = [#(#hypers),*];
+            #pr::tensor_apply(<Self as #pr::UpdateRule>::INFO, &__hypers, __state, __wa, __ga, __inputs);
+        }
+    }
+}
+
 /// `UpdateRule::init`: the initial values that are not per element, then a
 /// state with every buffer filled (per-element ones by the first step).
 pub fn init(p: &Program, plan: &StepPlan) -> TokenStream {

@@ -11,7 +11,7 @@ use crate::exec::Plan;
 use crate::ir::{naive_step_dyn, traffic, Slot};
 use crate::rule::{DynFloat, DynRule, HyperValue, State};
 use crate::stats::median;
-use optdsl_lang::{StateFormat, Storage};
+use optdsl_lang::{StateFormat, Storage, QBLOCK};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -91,12 +91,13 @@ struct BoundPass<F> {
 }
 
 /// A compressed buffer in the bound: `width` bytes per element (1 for
-/// 8-bit, 2 for bfloat16; the 8-bit blocks' maxima, 1.6% of its bytes, are
-/// left out, which makes the bound a little faster than the real traffic).
+/// 8-bit, 2 for bfloat16) and, for 8-bit, one f32 maximum per block of
+/// [`QBLOCK`] (`maxima`; null for bfloat16), moved as the step moves them.
 #[derive(Clone, Copy)]
 struct Bytes {
     ptr: *mut u8,
     width: usize,
+    maxima: *mut f32,
 }
 // SAFETY: threads touch disjoint ranges (one super-block each).
 unsafe impl Send for Bytes {}
@@ -116,7 +117,7 @@ unsafe impl<F> Sync for Span<F> {}
 /// `+= g`, every other read slice is summed, tile by tile in one pass over
 /// memory.
 fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: &[F], lo: usize, hi: usize) -> F {
-    const TILE: usize = 256;
+    const TILE: usize = QBLOCK;
     let (written, read) = (&pass.written, &pass.read);
     let mut acc = [F::ZERO; 16];
     let mut byte_sum = 0u32;
@@ -132,6 +133,12 @@ fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: &[F], lo: usize, hi: usize) -
             for x in t.iter_mut() {
                 *x = x.wrapping_add(1);
             }
+            if !b.maxima.is_null() {
+                // SAFETY: the tile is one block of QBLOCK (TILE == QBLOCK,
+                // super-blocks start at multiples of it), in this thread's
+                // super-block.
+                unsafe { *b.maxima.add(start / QBLOCK) += 1.0 };
+            }
         }
         for b in &pass.read_bytes {
             // SAFETY: as above; read only.
@@ -141,6 +148,10 @@ fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: &[F], lo: usize, hi: usize) -
             byte_sum = t
                 .iter()
                 .fold(byte_sum, |s, &x| s.wrapping_add(u32::from(x)));
+            if !b.maxima.is_null() {
+                // SAFETY: as above; read only.
+                byte_sum = byte_sum.wrapping_add(unsafe { *b.maxima.add(start / QBLOCK) } as u32);
+            }
         }
         for s in written {
             // SAFETY: [start, end) lies in this thread's super-block.
@@ -310,11 +321,24 @@ pub fn bench_rule_with<F: DynFloat>(
                 Storage::Q8 { .. } => vec![1u8; n],
             })
             .collect();
+        let mut maxima_bufs: Vec<Vec<f32>> = storage
+            .iter()
+            .map(|s| match s {
+                Storage::Q8 { .. } => vec![1.0; n.div_ceil(QBLOCK)],
+                _ => Vec::new(),
+            })
+            .collect();
         let byte_spans: Vec<Bytes> = byte_bufs
             .iter_mut()
-            .map(|b| Bytes {
+            .zip(&mut maxima_bufs)
+            .map(|(b, m)| Bytes {
                 ptr: b.as_mut_ptr(),
                 width: b.len() / n,
+                maxima: if m.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    m.as_mut_ptr()
+                },
             })
             .collect();
         let compressed = |slot: Slot| match slot {
@@ -378,8 +402,20 @@ pub fn bench_rule_with<F: DynFloat>(
             Slot::Buffer(b) if compressed(*s) => byte_spans[*b].width,
             _ => elem,
         };
-        let bytes_moved: usize = passes.iter().map(|p| p.bytes_with(|s| width(&s))).sum();
-        let mut stream = Stream::<F>::new(bytes_moved.max(1) * n);
+        // The 8-bit blocks' maxima: 4 bytes per block of each such buffer
+        // touched (and again if written).
+        let maxima = |s: &Slot| match s {
+            Slot::Buffer(b) if !byte_spans[*b].maxima.is_null() => 4,
+            _ => 0,
+        };
+        let maxima_moved: usize = passes.iter().map(|p| p.bytes_with(|s| maxima(&s))).sum();
+        let bytes_moved: usize = passes
+            .iter()
+            .map(|p| p.bytes_with(|s| width(&s)))
+            .sum::<usize>()
+            * n
+            + maxima_moved * n.div_ceil(QBLOCK);
+        let mut stream = Stream::<F>::new(bytes_moved.max(n));
         let mut ours = Vec::with_capacity(reps);
         let mut bound = Vec::with_capacity(reps);
         let mut copy = Vec::with_capacity(reps);
@@ -406,7 +442,7 @@ pub fn bench_rule_with<F: DynFloat>(
             }
         }
         std::hint::black_box(sink);
-        std::hint::black_box((&bw, &bufs, &bin, &bg, &stream.a, &byte_bufs));
+        std::hint::black_box((&bw, &bufs, &bin, &bg, &stream.a, &byte_bufs, &maxima_bufs));
         let naive_ms = (naive_reps > 0).then(|| {
             let mut s = state.clone();
             let times: Vec<f64> = (0..naive_reps)
@@ -430,6 +466,136 @@ pub fn bench_rule_with<F: DynFloat>(
             naive_ms,
             state: format,
             state_bytes: state.bytes_per_element(),
+        })
+    })
+}
+
+/// One measurement of a rule with shapes on one tensor: medians in
+/// milliseconds of its step, of the matrix products that step runs done by
+/// the GEMM alone, and of the least traffic any step must move (each tensor
+/// it touches read once, those it writes written once), in one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapedBench {
+    /// The rule's name.
+    pub name: String,
+    /// `f32` or `f64`.
+    pub dtype: &'static str,
+    /// The tensor's shape.
+    pub shape: Vec<usize>,
+    /// Threads in the pool.
+    pub threads: usize,
+    /// Median time of one step.
+    pub ours_ms: f64,
+    /// Median time of the step's matrix products alone (`None`: it runs none).
+    pub gemm_ms: Option<f64>,
+    /// The step's matrix products.
+    pub products: Vec<crate::tensor::Product>,
+    /// Median time of the least-traffic loop.
+    pub bound_ms: f64,
+}
+
+impl std::fmt::Display for ShapedBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shape: Vec<String> = self.shape.iter().map(usize::to_string).collect();
+        write!(
+            f,
+            "{} {} shape={} threads={} ours_ms={:.3} bound_ms={:.3} ratio={:.3}",
+            self.name,
+            self.dtype,
+            shape.join("x"),
+            self.threads,
+            self.ours_ms,
+            self.bound_ms,
+            self.ours_ms / self.bound_ms
+        )?;
+        if let Some(gemm) = self.gemm_ms {
+            let madds: usize = self.products.iter().map(|p| p.multiply_adds()).sum();
+            write!(
+                f,
+                " gemm_ms={gemm:.3} gemm_ratio={:.3} products={} gflop={:.2}",
+                self.ours_ms / gemm,
+                self.products.len(),
+                2.0 * madds as f64 / 1e9
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Measures `rule` (one with shapes, or any rule) on one tensor of `shape`
+/// in `F` with a pool of `threads` threads: `reps` steps, the same matrix
+/// products alone and the least-traffic loop, interleaved.
+pub fn bench_shaped<F: DynFloat>(
+    rule: &dyn DynRule,
+    shape: &[usize],
+    threads: usize,
+    reps: usize,
+) -> Result<ShapedBench> {
+    let n = crate::tensor::Dims::from_shape(shape, 0)?.numel;
+    if n == 0 || reps == 0 {
+        return Err(Error::Invalid {
+            what: "benchmark size".into(),
+            reason: "the shape's element count and the repetitions must be positive".into(),
+        });
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Invalid {
+            what: "threads".into(),
+            reason: e.to_string(),
+        })?;
+    pool.install(|| {
+        let fill = |seed: usize| -> Vec<F> {
+            (0..n)
+                .map(|i| F::from_f64((((i * 7919 + seed) % 2001) as f64 / 1000.0 - 1.0) * 1e-2))
+                .collect()
+        };
+        let mut w = fill(1);
+        let g = fill(2);
+        let mut state = F::dyn_init_shaped(rule, shape)?;
+        let (first, products) =
+            crate::tensor::recording(|| F::dyn_step(rule, &mut state, &mut w, &g, &[]));
+        first?;
+        let mut bw = fill(1);
+        let mut bufs: Vec<Vec<F>> = state.buffers.clone();
+        let s = F::from_f64(1e-3);
+        let (mut ours, mut gemm, mut bound) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let mut out = Ok(());
+            ours.push(time_ms(|| {
+                out = F::dyn_step(rule, &mut state, &mut w, &g, &[])
+            }));
+            out?;
+            if !products.is_empty() {
+                gemm.push(time_ms(|| {
+                    for p in &products {
+                        std::hint::black_box(p.run::<F>());
+                    }
+                }));
+            }
+            bound.push(time_ms(|| {
+                let chunk = Plan::new(n).size;
+                bw.par_chunks_mut(chunk)
+                    .zip(g.par_chunks(chunk))
+                    .for_each(|(w, g)| w.iter_mut().zip(g).for_each(|(w, &g)| *w += s * g));
+                for b in &mut bufs {
+                    let chunk = Plan::new(b.len()).size.max(1);
+                    b.par_chunks_mut(chunk)
+                        .for_each(|b| b.iter_mut().for_each(|x| *x += s));
+                }
+            }));
+            std::hint::black_box((&bw, &bufs));
+        }
+        Ok(ShapedBench {
+            name: rule.info().name.to_string(),
+            dtype: F::DTYPE,
+            shape: shape.to_vec(),
+            threads,
+            ours_ms: median(ours),
+            gemm_ms: (!gemm.is_empty()).then(|| median(gemm)),
+            products,
+            bound_ms: median(bound),
         })
     })
 }

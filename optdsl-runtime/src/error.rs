@@ -147,6 +147,16 @@ pub enum Error {
         /// How many in a row had a non-finite gradient.
         consecutive: u64,
     },
+    /// A rule that needs a matrix, given a vector.
+    #[error("{rule} needs a matrix, and {what} has the shape {shape:?}; step vectors (biases, norms' scales) with another rule, as PyTorch does for Muon (a second group, such as AdamW)")]
+    NeedsMatrix {
+        /// The rule.
+        rule: String,
+        /// Which tensor.
+        what: String,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
     /// A value out of its allowed range or a malformed option.
     #[error("invalid {what}: {reason}")]
     Invalid {

@@ -17,6 +17,19 @@ pub trait Float: Real + Debug + Display + Default + Serialize + DeserializeOwned
     const DTYPE: &'static str;
     /// Whether this is neither NaN nor infinite.
     fn is_finite(self) -> bool;
+    /// `xs` as f32 elements when `Self` is f32, else `None` (lets the
+    /// compressed-state conversions skip a widening copy).
+    #[inline(always)]
+    fn as_f32s(xs: &[Self]) -> Option<&[f32]> {
+        let _ = xs;
+        None
+    }
+    /// [`Float::as_f32s`] for a mutable slice.
+    #[inline(always)]
+    fn as_f32s_mut(xs: &mut [Self]) -> Option<&mut [f32]> {
+        let _ = xs;
+        None
+    }
 }
 
 impl Float for f32 {
@@ -24,6 +37,14 @@ impl Float for f32 {
     #[inline(always)]
     fn is_finite(self) -> bool {
         f32::is_finite(self)
+    }
+    #[inline(always)]
+    fn as_f32s(xs: &[f32]) -> Option<&[f32]> {
+        Some(xs)
+    }
+    #[inline(always)]
+    fn as_f32s_mut(xs: &mut [f32]) -> Option<&mut [f32]> {
+        Some(xs)
     }
 }
 

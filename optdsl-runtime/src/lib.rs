@@ -33,6 +33,7 @@ pub mod rule;
 pub mod schedule;
 pub mod sparse;
 pub mod stats;
+pub mod tensor;
 pub mod text;
 pub mod train;
 
@@ -66,6 +67,7 @@ pub mod __private {
         check_range, compile_one, hyper_type, unknown_hyper, Bound, HyperRange, HyperSpec,
         HyperValue, ProgramRef, RuleInfo, State, UpdateRule,
     };
+    pub use crate::tensor::apply as tensor_apply;
     pub use core;
     pub use optdsl_lang::ast::BinOp;
     pub use optdsl_lang::random::{stream_key, Key};

@@ -255,6 +255,40 @@ impl<F: DynFloat> Optimizer<F> {
         self.groups.len() - 1
     }
 
+    /// Adds a group: `rule` over tensors of the given shapes (row-major, as
+    /// PyTorch stores them: a linear layer's weight is `[out, in]`); returns
+    /// its index. Rules with shapes size their state by each shape; a shape
+    /// the rule cannot take (a vector given to Muon) is a typed error naming
+    /// the tensor, and the optimizer is left as it was.
+    pub fn add_group_shaped(
+        &mut self,
+        rule: Box<dyn DynRule>,
+        shapes: &[Vec<usize>],
+    ) -> Result<usize> {
+        let first = self.tensor_count() as u64;
+        let group = self.groups.len();
+        let mut states = Vec::with_capacity(shapes.len());
+        for (index, (ti, shape)) in (first..).zip(shapes.iter().enumerate()) {
+            let mut s = F::dyn_init_shaped(rule.as_ref(), shape).map_err(|e| match e {
+                Error::NeedsMatrix { rule, shape, .. } => Error::NeedsMatrix {
+                    rule,
+                    what: format!("tensor {ti} of group {group}"),
+                    shape,
+                },
+                other => other,
+            })?;
+            s.draws = Some(DrawSeed {
+                seed: self.seed,
+                tensor: index,
+                offset: 0,
+            });
+            apply_compression(&self.compression, rule.info(), &mut s, index);
+            states.push(s);
+        }
+        self.groups.push(ParamGroup { rule, states });
+        Ok(group)
+    }
+
     /// The groups, in order.
     pub fn groups(&self) -> &[ParamGroup<F>] {
         &self.groups

@@ -259,11 +259,14 @@ pub(crate) fn encode_bf16<F: Float>(
     first: usize,
 ) {
     match stochastic {
-        None => {
-            for (d, x) in dst.iter_mut().zip(xs) {
-                *d = bf16_nearest(x.to_f64() as f32);
+        None => match F::as_f32s(xs) {
+            Some(xs) => encode_bf16_nearest(dst, xs),
+            None => {
+                for (d, x) in dst.iter_mut().zip(xs) {
+                    *d = bf16_nearest(x.to_f64() as f32);
+                }
             }
-        }
+        },
         Some(seed) => {
             for (k, (d, x)) in dst.iter_mut().zip(xs).enumerate() {
                 *d = bf16_stochastic(x.to_f64() as f32, round_bits(seed, step, first + k));
@@ -277,6 +280,16 @@ pub(crate) fn encode_bf16<F: Float>(
 /// shorter).
 #[inline]
 pub(crate) fn encode_q8<F: Float>(q: &Quantizer, codes: &mut [u8], absmax: &mut [f32], xs: &[F]) {
+    if let Some(xs) = F::as_f32s(xs) {
+        for ((x, c), a) in xs
+            .chunks(QBLOCK)
+            .zip(codes.chunks_mut(QBLOCK))
+            .zip(absmax.iter_mut())
+        {
+            *a = q.quantize(x, c);
+        }
+        return;
+    }
     let mut block = [0.0f32; QBLOCK];
     for ((x, c), a) in xs
         .chunks(QBLOCK)
@@ -293,8 +306,69 @@ pub(crate) fn encode_q8<F: Float>(q: &Quantizer, codes: &mut [u8], absmax: &mut 
 /// bfloat16 bits decoded into `out`.
 #[inline]
 pub(crate) fn decode_bf16<F: Float>(src: &[u16], out: &mut [F]) {
+    if let Some(out) = F::as_f32s_mut(out) {
+        return decode_bf16_f32(src, out);
+    }
     for (o, &b) in out.iter_mut().zip(src) {
         *o = F::from_f64(f32::from_bits(u32::from(b) << 16) as f64);
+    }
+}
+
+/// Copies of a loop over f32 for each SIMD level (the same scalar code,
+/// so the same bits; the CPU's best level for heavy passes, as the
+/// quantizer's): `$name(args)` chooses, `$any` is the portable body.
+macro_rules! per_level {
+    ($(#[$doc:meta])* fn $name:ident / $any:ident ($($arg:ident: $ty:ty),*) $body:block) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                /// # Safety
+                /// The CPU must have AVX-512 F and BW.
+                #[target_feature(enable = "avx512f,avx512bw")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    $any($($arg),*)
+                }
+                /// # Safety
+                /// The CPU must have AVX2.
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    $any($($arg),*)
+                }
+                use crate::exec::Simd;
+                match crate::exec::level_for(true) {
+                    // SAFETY: the level is one this CPU has (AVX-512 BW is
+                    // checked as well).
+                    Simd::Avx512 if std::arch::is_x86_feature_detected!("avx512bw") => {
+                        return unsafe { avx512($($arg),*) }
+                    }
+                    // SAFETY: the level is one this CPU has.
+                    Simd::Avx512 | Simd::Avx2 => return unsafe { avx2($($arg),*) },
+                    Simd::Portable => {}
+                }
+            }
+            $any($($arg),*)
+        }
+        #[inline(always)]
+        fn $any($($arg: $ty),*) $body
+    };
+}
+
+per_level! {
+    /// f32 elements rounded to bfloat16, to nearest even.
+    fn encode_bf16_nearest / encode_bf16_nearest_any(dst: &mut [u16], xs: &[f32]) {
+        for (d, &x) in dst.iter_mut().zip(xs) {
+            *d = bf16_nearest(x);
+        }
+    }
+}
+
+per_level! {
+    /// bfloat16 bits widened to f32.
+    fn decode_bf16_f32 / decode_bf16_f32_any(src: &[u16], out: &mut [f32]) {
+        for (o, &b) in out.iter_mut().zip(src) {
+            *o = f32::from_bits(u32::from(b) << 16);
+        }
     }
 }
 
@@ -314,7 +388,10 @@ pub(crate) fn decode_q8<F: Float>(
     while a < codes.len() {
         let b = (a + QBLOCK - (head + a) % QBLOCK).min(codes.len());
         let scale = absmax.get((head + a) / QBLOCK).copied().unwrap_or(f32::NAN);
-        q.dequantize(&codes[a..b], scale, &mut out[a..b]);
+        match F::as_f32s_mut(&mut out[a..b]) {
+            Some(out) => q.dequantize_f32(&codes[a..b], scale, out),
+            None => q.dequantize(&codes[a..b], scale, &mut out[a..b]),
+        }
         a = b;
     }
 }
@@ -326,14 +403,43 @@ pub(crate) fn decode_q8<F: Float>(
 /// above a threshold (codes are monotone in the value; built from the
 /// reference search [`nearest_reference`] at each group's ends, the
 /// threshold by bisection, and checked when building). `lut[k]` packs the
-/// group's least code (bits 16..24), whether it splits (bit 24) and the
-/// threshold's rank within the group in value order (bits 0..16): a code is
-/// one load and an integer comparison.
+/// group's least code (bits 16..24) and the last rank within the group, in
+/// value order, that still takes it (bits 0..16; `0xffff` when the group
+/// does not split): a code is one load and an integer comparison.
+///
+/// Decoding to f32 under AVX-512 VBMI looks codes up in registers instead
+/// of memory: the map's f32 bits cut into four byte planes of 256 entries,
+/// each looked up 64 codes at a time by two `vpermi2b` and a blend.
 pub struct Quantizer {
     /// The 256 codes, ascending.
     pub map: [f32; 256],
     lut: Box<[u32; 1 << 16]>,
+    /// Byte `p` of each code's f32 bits, plane by plane.
+    planes: Box<Planes>,
+    /// Whether this CPU has AVX-512 BW and VBMI (the register decode).
+    vbmi: bool,
 }
+
+/// The map's f32 bits as four planes of bytes (plane `p`: bits `8p..8p+8`),
+/// aligned for 512-bit loads.
+#[repr(C, align(64))]
+struct Planes([[u8; 256]; 4]);
+
+/// The order in which the register decode reads a chunk of 64 codes: the
+/// byte unpacks that assemble f32 words work within 128-bit lanes, so code
+/// `16q + 4l + t` is put at position `16l + 4q + t` (`l`, `q`, `t` < 4) for
+/// word register `q` to come out holding codes `16q..16q + 16` in order.
+#[cfg(target_arch = "x86_64")]
+const DECODE_ORDER: [u8; 64] = {
+    let mut order = [0u8; 64];
+    let mut p = 0;
+    while p < 64 {
+        let (l, q, t) = (p / 16, p / 4 % 4, p % 4);
+        order[p] = (16 * q + 4 * l + t) as u8;
+        p += 1;
+    }
+    order
+};
 
 /// The nearest code to `s` by exhaustive search, bitsandbytes' definition:
 /// the first index of the least `|s - map[k]|` in f32; NaN takes 0.
@@ -367,11 +473,13 @@ fn group_value(k: u32, rank: u32) -> f32 {
     f32::from_bits(k << 16 | low)
 }
 
-const SPLIT: u32 = 1 << 24;
+/// A group's entry when it does not split: no rank lies above the threshold.
+const NO_SPLIT: u32 = 0xffff;
 
 impl Quantizer {
     fn build(map: [f32; 256]) -> Quantizer {
-        let mut lut: Box<[u32; 1 << 16]> = vec![0u32; 1 << 16]
+        // NaN groups (and infinities beside them) keep code 0.
+        let mut lut: Box<[u32; 1 << 16]> = vec![NO_SPLIT; 1 << 16]
             .into_boxed_slice()
             .try_into()
             .expect("65,536 entries");
@@ -379,11 +487,11 @@ impl Quantizer {
             let lo_v = group_value(k, 0);
             let hi_v = group_value(k, 0xffff);
             if lo_v.is_nan() || hi_v.is_nan() {
-                continue; // NaN groups (and infinities beside them): code 0
+                continue;
             }
             let a = nearest_reference(&map, lo_v);
             let b = nearest_reference(&map, hi_v);
-            let mut entry = u32::from(a) << 16;
+            let mut entry = u32::from(a) << 16 | NO_SPLIT;
             if b != a {
                 // Bisect for the last rank that still takes `a`.
                 let (mut l, mut h) = (0u32, 0xffffu32);
@@ -396,19 +504,36 @@ impl Quantizer {
                     }
                 }
                 if b == a + 1 && nearest_reference(&map, group_value(k, h)) == b {
-                    entry |= SPLIT | l;
+                    entry = u32::from(a) << 16 | l;
                 } else {
                     // More than two codes in one group happens only for
                     // magnitudes far above 1 (where f32 distances lose
                     // monotonicity), which the clamp to [-1, 1] never lets
                     // through: those groups take the code of ±1.
                     assert!(lo_v.abs() > 1.0, "the map splits a group below 1");
-                    entry = u32::from(nearest_reference(&map, lo_v.signum())) << 16;
+                    entry = u32::from(nearest_reference(&map, lo_v.signum())) << 16 | NO_SPLIT;
                 }
             }
             lut[k as usize] = entry;
         }
-        Quantizer { map, lut }
+        let mut planes = Box::new(Planes([[0; 256]; 4]));
+        for (k, c) in map.iter().enumerate() {
+            for (p, plane) in planes.0.iter_mut().enumerate() {
+                plane[k] = (c.to_bits() >> (8 * p)) as u8;
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        let vbmi = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vbmi");
+        #[cfg(not(target_arch = "x86_64"))]
+        let vbmi = false;
+        Quantizer {
+            map,
+            lut,
+            planes,
+            vbmi,
+        }
     }
 
     /// The nearest code to `s` (a value in `[-1, 1]`, or NaN; larger
@@ -417,8 +542,7 @@ impl Quantizer {
     pub fn code(&self, s: f32) -> u8 {
         let bits = s.to_bits();
         let e = self.lut[(bits >> 16) as usize];
-        let above = ((e >> 24) & 1) & u32::from(rank(bits) > (e & 0xffff));
-        ((e >> 16) as u8).wrapping_add(above as u8)
+        ((e >> 16) as u8).wrapping_add(u8::from(rank(bits) > (e & 0xffff)))
     }
 
     /// Quantizes one block: returns its absmax and writes each element's
@@ -440,10 +564,73 @@ impl Quantizer {
         self.quantize_any(xs, codes)
     }
 
+    /// [`Quantizer::quantize`] written out for AVX-512: the largest
+    /// magnitude as the unsigned maximum of the magnitudes' bits (the order
+    /// of non-negative floats; above infinity's bits is a NaN, and then the
+    /// block's scale is NaN), then per 16 elements the scaled, clamped value
+    /// (`max`/`min` with the value second, so that NaN stays NaN as
+    /// `f32::clamp` keeps it), one gather of its group's entry and the
+    /// comparison of its rank, as [`Quantizer::code`] does.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F.
+    // AVX-512 intrinsics are stable from Rust 1.89; `#[target_feature(enable
+    // = "avx512f")]` is too, and this crate has needed it since its first
+    // AVX-512 copies (rustc 1.80.1 rejects them: E0658), whatever
+    // `rust-version` says.
+    #[allow(clippy::incompatible_msrv)]
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+    #[target_feature(enable = "avx512f")]
     unsafe fn quantize_avx512(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
-        self.quantize_any(xs, codes)
+        use std::arch::x86_64::*;
+        let n = xs.len().min(codes.len());
+        let x = xs.as_ptr();
+        // SAFETY: the CPU feature is the caller's contract; loads read
+        // `xs[i..i + 16]` and stores write `codes[i..i + 16]` (i + 16 <= n);
+        // gathers read `lut` at indices below 65,536 (a shift by 16 of u32).
+        unsafe {
+            let magnitude = _mm512_set1_epi32(0x7fff_ffff);
+            let mut most = _mm512_setzero_si512();
+            let mut i = 0;
+            while i + 16 <= n {
+                let v = _mm512_loadu_si512(x.add(i).cast());
+                most = _mm512_max_epu32(most, _mm512_and_si512(v, magnitude));
+                i += 16;
+            }
+            let mut largest = _mm512_reduce_max_epu32(most) as u32;
+            for v in &xs[i..n] {
+                largest = largest.max(v.to_bits() & 0x7fff_ffff);
+            }
+            let absmax = if largest > 0x7f80_0000 {
+                f32::NAN
+            } else {
+                f32::from_bits(largest)
+            };
+            let inv = 1.0 / absmax;
+            let vinv = _mm512_set1_ps(inv);
+            let (lower, upper) = (_mm512_set1_ps(-1.0), _mm512_set1_ps(1.0));
+            let low16 = _mm512_set1_epi32(0xffff);
+            let one = _mm512_set1_epi32(1);
+            let lut = self.lut.as_ptr();
+            let mut i = 0;
+            while i + 16 <= n {
+                let v = _mm512_mul_ps(_mm512_loadu_ps(x.add(i)), vinv);
+                let v = _mm512_min_ps(upper, _mm512_max_ps(lower, v));
+                let bits = _mm512_castps_si512(v);
+                let e = _mm512_i32gather_epi32::<4>(_mm512_srli_epi32::<16>(bits), lut.cast());
+                let rank =
+                    _mm512_and_si512(_mm512_xor_si512(bits, _mm512_srai_epi32::<31>(bits)), low16);
+                let above = _mm512_cmpgt_epu32_mask(rank, _mm512_and_si512(e, low16));
+                let c = _mm512_srli_epi32::<16>(e);
+                let c = _mm512_mask_add_epi32(c, above, c, one);
+                _mm_storeu_si128(codes.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi8(c));
+                i += 16;
+            }
+            for (c, &v) in codes[i..n].iter_mut().zip(&xs[i..n]) {
+                *c = self.code((v * inv).clamp(-1.0, 1.0));
+            }
+            absmax
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -479,6 +666,80 @@ impl Quantizer {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn dequantize_avx2<F: Float>(&self, codes: &[u8], scale: f32, out: &mut [F]) {
         self.dequantize_any(codes, scale, out)
+    }
+
+    /// [`Quantizer::dequantize`] into f32: under AVX-512 with VBMI, codes are
+    /// looked up in registers (64 at a time) instead of gathered from
+    /// memory; the same bits at every level.
+    pub fn dequantize_f32(&self, codes: &[u8], scale: f32, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::exec::Simd;
+            if self.vbmi && crate::exec::level_for(true) == Simd::Avx512 {
+                // SAFETY: `vbmi` says this CPU has AVX-512 F, BW and VBMI.
+                return unsafe { self.dequantize_vbmi(codes, scale, out) };
+            }
+        }
+        self.dequantize(codes, scale, out)
+    }
+
+    /// The register decode: per 64 codes, each of the four bytes of
+    /// `map[c]` by two `vpermi2b` (codes below and from 128) and a blend on
+    /// the code's top bit, then byte and word unpacks assemble the f32 words
+    /// (in [`DECODE_ORDER`]) and one multiply scales them, as
+    /// [`Quantizer::dequantize`] does element by element.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VBMI.
+    // AVX-512 intrinsics are stable from Rust 1.89; `#[target_feature(enable
+    // = "avx512f")]` is too, and this crate has needed it since its first
+    // AVX-512 copies (rustc 1.80.1 rejects them: E0658), whatever
+    // `rust-version` says.
+    #[allow(clippy::incompatible_msrv)]
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    unsafe fn dequantize_vbmi(&self, codes: &[u8], scale: f32, out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let n = codes.len().min(out.len());
+        let mut i = 0;
+        // SAFETY: the CPU features are the caller's contract; every load
+        // reads 64 bytes inside `planes` (256-byte planes), `DECODE_ORDER`
+        // or `codes[i..i + 64]`, and every store writes `out[i..i + 64]`
+        // (i + 64 <= n).
+        unsafe {
+            let plane =
+                |p: usize, h: usize| _mm512_loadu_si512(self.planes.0[p][64 * h..].as_ptr().cast());
+            let t: [[__m512i; 4]; 4] =
+                std::array::from_fn(|p| std::array::from_fn(|h| plane(p, h)));
+            let order = _mm512_loadu_si512(DECODE_ORDER.as_ptr().cast());
+            let s = _mm512_set1_ps(scale);
+            while i + 64 <= n {
+                let c = _mm512_loadu_si512(codes.as_ptr().add(i).cast());
+                let c = _mm512_permutexvar_epi8(order, c);
+                let high = _mm512_movepi8_mask(c);
+                let b: [__m512i; 4] = std::array::from_fn(|p| {
+                    let lo = _mm512_permutex2var_epi8(t[p][0], c, t[p][1]);
+                    let hi = _mm512_permutex2var_epi8(t[p][2], c, t[p][3]);
+                    _mm512_mask_blend_epi8(high, lo, hi)
+                });
+                let w01l = _mm512_unpacklo_epi8(b[0], b[1]);
+                let w01h = _mm512_unpackhi_epi8(b[0], b[1]);
+                let w23l = _mm512_unpacklo_epi8(b[2], b[3]);
+                let w23h = _mm512_unpackhi_epi8(b[2], b[3]);
+                let words = [
+                    _mm512_unpacklo_epi16(w01l, w23l),
+                    _mm512_unpackhi_epi16(w01l, w23l),
+                    _mm512_unpacklo_epi16(w01h, w23h),
+                    _mm512_unpackhi_epi16(w01h, w23h),
+                ];
+                for (q, w) in words.into_iter().enumerate() {
+                    let v = _mm512_mul_ps(_mm512_castsi512_ps(w), s);
+                    _mm512_storeu_ps(out.as_mut_ptr().add(i + 16 * q), v);
+                }
+                i += 64;
+            }
+        }
+        self.dequantize_any(&codes[i..n], scale, &mut out[i..n]);
     }
 
     #[inline(always)]
@@ -539,10 +800,10 @@ pub fn quantizer(signed: bool) -> &'static Quantizer {
 #[inline(always)]
 pub fn bf16_nearest(x: f32) -> u16 {
     let b = x.to_bits();
-    if x.is_nan() {
-        return ((b >> 16) | 0x40) as u16;
-    }
-    (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16
+    // Without a branch, so that loops over it vectorize.
+    let quiet = (b >> 16) | 0x40;
+    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
+    (if x.is_nan() { quiet } else { rounded }) as u16
 }
 
 /// `x` rounded to bfloat16 stochastically with 16 random bits `r`
@@ -608,6 +869,223 @@ mod tests {
                 assert_eq!(q.code(x), nearest_reference(&q.map, x), "{x:e}");
             }
         }
+    }
+
+    /// Values that probe every code's neighbourhood: each code, the 9
+    /// floats around each midpoint between neighbouring codes, zeros,
+    /// infinities, NaN, subnormals, and a sweep of `count` values in
+    /// `[-1, 1]`.
+    fn probes(q: &Quantizer, count: usize) -> Vec<f32> {
+        let mut probes: Vec<f32> = Vec::new();
+        for w in q.map.windows(2) {
+            let mid = (w[0] + w[1]) / 2.0;
+            let mut x = mid;
+            for _ in 0..4 {
+                x = f32::from_bits(x.to_bits().wrapping_sub(1));
+            }
+            for _ in 0..9 {
+                probes.push(x);
+                x = if x >= 0.0 {
+                    f32::from_bits(x.to_bits() + 1)
+                } else {
+                    f32::from_bits(x.to_bits() - 1)
+                };
+            }
+            probes.push(w[0]);
+            probes.push(w[1]);
+        }
+        let mut s = 0x1234_5678u64;
+        for _ in 0..count {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            probes.push(((s >> 40) as f32 / (1u64 << 23) as f32) * 2.0 - 1.0);
+        }
+        probes.extend([
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e-30,
+            -1e-30,
+            f32::from_bits(1),
+            f32::from_bits(0x8000_0001),
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::MIN,
+        ]);
+        probes
+    }
+
+    /// Every level's block quantization gives the portable one's codes and
+    /// absmax bits, for blocks of probe values at several scales and of
+    /// every length up to a block (so every tail length).
+    #[test]
+    fn every_level_quantizes_blocks_alike() {
+        for signed in [true, false] {
+            let q = quantizer(signed);
+            let xs = probes(q, 40_000);
+            let scales = [1.0f32, 0.5, 3.0e-3, 7.5e12, 1.0e-40, 0.0, f32::INFINITY];
+            let mut lens = (1..=QBLOCK).cycle();
+            for &scale in &scales {
+                let mut at = 0;
+                while at < xs.len() {
+                    let len = lens.next().unwrap().min(xs.len() - at);
+                    let block: Vec<f32> = xs[at..at + len].iter().map(|x| x * scale).collect();
+                    let (mut want, mut got) = (vec![0u8; len], vec![0u8; len]);
+                    let a = q.quantize_any(&block, &mut want);
+                    let b = q.quantize(&block, &mut got);
+                    assert_eq!((a.to_bits(), &want), (b.to_bits(), &got), "{block:?}");
+                    #[cfg(target_arch = "x86_64")]
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        // SAFETY: checked just above.
+                        let c = unsafe { q.quantize_avx512(&block, &mut got) };
+                        assert_eq!((a.to_bits(), &want), (c.to_bits(), &got), "{block:?}");
+                    }
+                    at += len;
+                }
+            }
+        }
+    }
+
+    /// Every f32 of magnitude at most 1 (every value the clamp lets
+    /// through, each sign's 0x3f80_0001 bit patterns), as an element of a
+    /// block whose absmax is 1 (so that it is quantized as it is): the
+    /// AVX-512 encode gives [`Quantizer::code`]'s codes. About ten seconds
+    /// in a release build: `cargo test --release -p optdsl-runtime --lib
+    /// every_f32 -- --ignored`.
+    #[test]
+    #[ignore]
+    fn every_f32_up_to_one_quantizes_as_the_table_says() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            for signed in [true, false] {
+                let q = quantizer(signed);
+                let mut block = [0f32; QBLOCK];
+                let mut codes = [0u8; QBLOCK];
+                block[QBLOCK - 1] = 1.0;
+                for sign in [0u32, 0x8000_0000] {
+                    let mut bits = 0u32;
+                    while bits <= 0x3f80_0000 {
+                        let len = (0x3f80_0001 - bits).min(QBLOCK as u32 - 1) as usize;
+                        for (k, x) in block[..len].iter_mut().enumerate() {
+                            *x = f32::from_bits(sign | (bits + k as u32));
+                        }
+                        block[len] = 1.0;
+                        // SAFETY: checked above.
+                        let a = unsafe { q.quantize_avx512(&block[..=len], &mut codes) };
+                        assert_eq!(a, 1.0);
+                        for (x, &c) in block[..=len].iter().zip(&codes) {
+                            assert_eq!(c, q.code(*x), "{:#x}", x.to_bits());
+                        }
+                        bits += len as u32;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The register decode gives the portable decode's bits: every code at
+    /// several scales (NaN, infinities, zero, subnormal), every length up
+    /// to 300 (so every tail), and all 256 codes in every position of a
+    /// chunk of 64.
+    #[test]
+    fn every_level_decodes_alike() {
+        for signed in [true, false] {
+            let q = quantizer(signed);
+            let mut codes: Vec<u8> = (0..=255u8).collect();
+            codes.extend((0..=255u8).rev());
+            codes.extend((0..256u32).map(|k| (k * 97 % 256) as u8));
+            let scales = [
+                1.0f32,
+                0.37,
+                -2.5,
+                0.0,
+                -0.0,
+                f32::NAN,
+                f32::INFINITY,
+                f32::from_bits(3),
+                3.0e38,
+            ];
+            for &scale in &scales {
+                for len in (0..=300).chain([codes.len()]) {
+                    let c = &codes[codes.len() - len..];
+                    let mut want = vec![0f32; len];
+                    q.dequantize_any(c, scale, &mut want);
+                    let mut got = vec![0f32; len];
+                    q.dequantize_f32(c, scale, &mut got);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&want), bits(&got), "scale {scale} len {len}");
+                    #[cfg(target_arch = "x86_64")]
+                    if q.vbmi {
+                        got.fill(0.0);
+                        // SAFETY: `vbmi` says the CPU has the features.
+                        unsafe { q.dequantize_vbmi(c, scale, &mut got) };
+                        assert_eq!(bits(&want), bits(&got), "scale {scale} len {len}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// bfloat16 at the chosen level against the portable loop: decoding
+    /// every one of the 65,536 patterns, and rounding f32 patterns `start`,
+    /// `start + stride`, ... (with the edges: zeros, infinities, NaNs,
+    /// subnormals, ties).
+    fn bf16_levels_agree(start: u64, stride: u64) {
+        let all: Vec<u16> = (0..=u16::MAX).collect();
+        let (mut want, mut got) = (vec![0f32; all.len()], vec![0f32; all.len()]);
+        decode_bf16_f32_any(&all, &mut want);
+        decode_bf16_f32(&all, &mut got);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&want), bits(&got));
+        let mut xs: Vec<f32> = [
+            0u32,
+            0x8000_0000,
+            0x7f80_0000,
+            0xff80_0000,
+            0x7fc0_0000,
+            0xffc0_0001,
+            0x7f80_0001,
+            1,
+            0x8000_7fff,
+            0x3f80_8000,
+            0x3f81_8000,
+            0x7f7f_ffff,
+        ]
+        .map(f32::from_bits)
+        .to_vec();
+        let mut b = start;
+        while b < 1 << 32 {
+            xs.push(f32::from_bits(b as u32));
+            b += stride;
+            if xs.len() == 1 << 16 || b >= 1 << 32 {
+                let (mut want, mut got) = (vec![0u16; xs.len()], vec![0u16; xs.len()]);
+                encode_bf16_nearest_any(&mut want, &xs);
+                encode_bf16_nearest(&mut got, &xs);
+                assert_eq!(want, got);
+                xs.clear();
+            }
+        }
+    }
+
+    #[test]
+    fn every_level_converts_bf16_alike() {
+        bf16_levels_agree(12_345, 4_099);
+    }
+
+    /// [`bf16_levels_agree`] over every f32 pattern (seconds in a release
+    /// build): `cargo test --release -p optdsl-runtime --lib every_f32 --
+    /// --ignored`.
+    #[test]
+    #[ignore]
+    fn every_f32_rounds_to_bf16_alike() {
+        bf16_levels_agree(0, 1);
     }
 
     #[test]

@@ -183,7 +183,7 @@ impl Fixture {
     pub fn kind(&self) -> FixtureKind {
         if self.objective.is_some() {
             FixtureKind::Closure
-        } else if self.shape.is_some() {
+        } else if !self.sparse_grads.is_empty() {
             FixtureKind::RowSparse
         } else {
             FixtureKind::Dense
@@ -318,12 +318,29 @@ pub fn builtin_name(reference: &str) -> Result<&'static str> {
         })
 }
 
-/// Reference hyperparameter names that are tuples: each splits into two of ours.
-const TUPLES: &[(&str, &str, &str)] = &[
-    ("betas", "beta1", "beta2"),
-    ("etas", "etaminus", "etaplus"),
-    ("step_sizes", "step_min", "step_max"),
+/// Reference hyperparameter names that are tuples: each splits into several
+/// of ours (a tuple only when the value is a list: Adam's `eps` is a number,
+/// Adafactor's the pair `[eps1, eps2]`). A `null` entry is PyTorch's `None`,
+/// which our rules write as 0 (Adafactor's `eps1`: the machine epsilon).
+const TUPLES: &[(&str, &[&str])] = &[
+    ("betas", &["beta1", "beta2"]),
+    ("etas", &["etaminus", "etaplus"]),
+    ("step_sizes", &["step_min", "step_max"]),
+    ("eps", &["eps1", "eps2"]),
+    ("ns_coefficients", &["ns_a", "ns_b", "ns_c"]),
 ];
+
+/// A reference option that names a choice (its name, our boolean, and what
+/// each choice sets it to).
+type Choice = (&'static str, &'static str, &'static [(&'static str, bool)]);
+
+/// Reference options that name a choice: each choice sets one boolean of
+/// ours (Muon's `adjust_lr_fn`).
+const CHOICES: &[Choice] = &[(
+    "adjust_lr_fn",
+    "match_rms_adamw",
+    &[("original", false), ("match_rms_adamw", true)],
+)];
 
 /// Reference names that are ours under another name (Optax's).
 const RENAMES: &[(&str, &str)] = &[("learning_rate", "lr"), ("b1", "beta1"), ("b2", "beta2")];
@@ -356,16 +373,41 @@ pub fn map_hypers(
 ) -> Result<Vec<(String, HyperValue)>> {
     let mut out = Vec::new();
     for (name, v) in hyper {
-        if let Some(&(_, a, b)) = TUPLES.iter().find(|t| t.0 == name) {
-            let pair = v
+        let tuple = TUPLES
+            .iter()
+            .find(|t| t.0 == name && (v.is_array() || t.0 != "eps"));
+        if let Some(&(_, ours)) = tuple {
+            let items = v
                 .as_array()
-                .filter(|p| p.len() == 2)
+                .filter(|p| p.len() == ours.len())
                 .ok_or_else(|| Error::Invalid {
                     what: format!("hyperparameter `{name}` of {rule}"),
-                    reason: format!("takes a pair [{a}, {b}], got {v}"),
+                    reason: format!("takes a list [{}], got {v}", ours.join(", ")),
                 })?;
-            out.push((a.to_string(), value(rule, a, &pair[0])?));
-            out.push((b.to_string(), value(rule, b, &pair[1])?));
+            for (a, x) in ours.iter().zip(items) {
+                let x = if x.is_null() {
+                    HyperValue::Num(0.0)
+                } else {
+                    value(rule, a, x)?
+                };
+                out.push((a.to_string(), x));
+            }
+        } else if let Some(&(_, ours, choices)) = CHOICES.iter().find(|c| c.0 == name) {
+            let pick = v
+                .as_str()
+                .and_then(|s| choices.iter().find(|c| c.0 == s))
+                .ok_or_else(|| Error::Invalid {
+                    what: format!("hyperparameter `{name}` of {rule}"),
+                    reason: format!(
+                        "takes one of {}, got {v}",
+                        choices
+                            .iter()
+                            .map(|c| format!("\"{}\"", c.0))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })?;
+            out.push((ours.to_string(), HyperValue::Bool(pick.1)));
         } else {
             let ours = RENAMES
                 .iter()
@@ -692,7 +734,10 @@ pub fn replay_as<F: DynFloat>(rule: &dyn DynRule, fixture: &Fixture) -> Result<O
         .collect::<Result<_>>()?;
     let conv = |v: &[f64]| -> Vec<F> { v.iter().map(|&x| F::from_f64(x)).collect() };
     let mut w = conv(&fixture.params0);
-    let mut state = F::dyn_init(rule, w.len());
+    let mut state = match &fixture.shape {
+        Some(shape) => F::dyn_init_shaped(rule, shape)?,
+        None => F::dyn_init(rule, w.len()),
+    };
     let mut check = Checker::new(fixture.tolerance);
     for (k, (g, want)) in fixture.grads.iter().zip(&fixture.params).enumerate() {
         let g = conv(g);

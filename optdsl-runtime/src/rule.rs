@@ -207,6 +207,10 @@ pub struct State<F> {
     /// [`DrawSeed::default`]: seed 0, tensor 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draws: Option<DrawSeed>,
+    /// The tensor's shape, for rules with shapes (`[rows, cols]`, `[n]`);
+    /// empty for element-wise rules, which see a flat vector of `len`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shape: Vec<usize>,
 }
 
 /// What a tensor's random draws are keyed by (`optdsl_lang::random`): the
@@ -268,11 +272,55 @@ impl<F: Float> State<F> {
             scalars: scalar_init.to_vec(),
             packed: Vec::new(),
             draws: None,
+            shape: Vec::new(),
         };
+        if info.program().tensor.is_some() {
+            state.size_buffers(info, buffer_init);
+        }
         for (i, &st) in storage.iter().enumerate() {
             state.store(i, st, None);
         }
         state
+    }
+
+    /// A state for `info`'s rule over a tensor of `shape` (row-major, as
+    /// PyTorch stores it): a rule with shapes sizes each buffer by its
+    /// declared shape (`r: [rows]` holds one number a row) and leaves out
+    /// buffers whose shape condition fails (`if matrix { state ... }` on a
+    /// vector); an element-wise rule gets [`State::new`]'s buffers. A shape
+    /// the rule cannot take is a typed error naming it.
+    pub fn new_shaped(
+        info: &RuleInfo,
+        shape: &[usize],
+        buffer_init: &[f64],
+        scalar_init: &[f64],
+    ) -> Result<Self> {
+        let dims = crate::tensor::Dims::of(info, shape)?;
+        let mut state = Self::new(info, dims.numel, buffer_init, scalar_init);
+        if info.program().tensor.is_some() {
+            state.shape = shape.to_vec();
+            state.size_buffers(info, buffer_init);
+        }
+        Ok(state)
+    }
+
+    /// Gives each buffer of a rule with shapes its declared size.
+    fn size_buffers(&mut self, info: &RuleInfo, buffer_init: &[f64]) {
+        for i in 0..self.buffers.len() {
+            let n = self.buffer_len(info, i);
+            let x = buffer_init.get(i).copied().unwrap_or(0.0);
+            self.buffers[i] = vec![F::from_f64(x); n];
+        }
+    }
+
+    /// How many numbers buffer `i` holds: `len` for element-wise rules, its
+    /// declared shape's size for rules with shapes.
+    pub fn buffer_len(&self, info: &RuleInfo, i: usize) -> usize {
+        if info.program().tensor.is_none() {
+            return self.len;
+        }
+        crate::tensor::Dims::from_shape(&self.shape, self.len)
+            .map_or(self.len, |d| d.buffer_len(info.program(), i))
     }
 
     /// Stores buffer `i` as `storage` (`stochastic`: a seed for stochastic
@@ -308,7 +356,13 @@ impl<F: Float> State<F> {
     /// the signed one elsewhere; a buffer the rule declares compressed keeps
     /// its declaration). `stochastic`: a seed, to round to bfloat16
     /// stochastically. The values held are converted.
+    ///
+    /// Rules with shapes keep their state in the element type (their
+    /// factored or matrix state is small, or feeds matrix products).
     pub fn set_format(&mut self, info: &RuleInfo, format: StateFormat, stochastic: Option<u64>) {
+        if info.program().tensor.is_some() {
+            return;
+        }
         let plan = optdsl_lang::storage::storage_for(info.program(), format);
         for (i, &st) in plan.iter().enumerate() {
             let seed = (st == Storage::Bf16).then_some(stochastic).flatten();
@@ -320,6 +374,12 @@ impl<F: Float> State<F> {
     /// scalars, the buffers' pieces. A compressed 8-bit buffer splits only at
     /// its blocks of 256 elements (a typed error elsewhere).
     pub fn slice(&self, range: std::ops::Range<usize>) -> Result<State<F>> {
+        if !self.shape.is_empty() {
+            return Err(Error::Invalid {
+                what: "a slice of an optimizer state".into(),
+                reason: format!("the state of `{}` has a shape ({:?}): a rule with shapes steps whole tensors, so its state is not cut into pieces (shard element-wise rules only)", self.rule, self.shape),
+            });
+        }
         if range.start > range.end || range.end > self.len {
             return Err(Error::Invalid {
                 what: "a slice of an optimizer state".into(),
@@ -352,6 +412,7 @@ impl<F: Float> State<F> {
                 offset: d.offset.wrapping_add(range.start as u64),
                 ..d
             }),
+            shape: Vec::new(),
         })
     }
 
@@ -505,6 +566,25 @@ impl<F: Float> State<F> {
                 info.program().fingerprint
             )));
         }
+        if info
+            .program()
+            .tensor
+            .as_ref()
+            .is_some_and(|t| t.needs_matrix)
+        {
+            let dims = crate::tensor::Dims::from_shape(&self.shape, self.len)?;
+            if !dims.matrix {
+                return Err(Error::NeedsMatrix {
+                    rule: info.name.to_string(),
+                    what: "the tensor".into(),
+                    shape: if self.shape.is_empty() {
+                        vec![self.len]
+                    } else {
+                        self.shape.clone()
+                    },
+                });
+            }
+        }
         if self.buffers.len() != info.buffers.len() || self.scalars.len() != info.scalars.len() {
             return Err(Error::StateMismatch(format!(
                 "`{}` keeps {} buffers and {} scalars, the state has {} and {}",
@@ -539,11 +619,11 @@ impl<F: Float> State<F> {
             .buffers
             .iter()
             .enumerate()
-            .find(|(i, b)| packed(*i).is_none() && b.len() != self.len)
+            .find(|(i, b)| packed(*i).is_none() && b.len() != self.buffer_len(info, *i))
         {
             return Err(Error::LengthMismatch {
                 what: format!("state buffer `{}`", info.buffers[i]),
-                expected: self.len,
+                expected: self.buffer_len(info, i),
                 got: b.len(),
             });
         }
@@ -587,6 +667,20 @@ pub trait UpdateRule: Clone + fmt::Debug + Send + Sync + 'static {
 
     /// A fresh state for a tensor of `len` elements.
     fn init<F: Float>(&self, len: usize) -> State<F>;
+
+    /// A fresh state for a tensor of `shape` (row-major, as PyTorch stores
+    /// it: `[out, in]` for a linear layer's weight). Rules with shapes size
+    /// their state by it and refuse shapes they cannot take with a typed
+    /// error ([`crate::Error::NeedsMatrix`]); element-wise rules see a flat
+    /// vector.
+    fn init_shaped<F: Float>(&self, shape: &[usize]) -> Result<State<F>> {
+        let hypers: Vec<HyperValue> = Self::INFO
+            .hypers
+            .iter()
+            .map(|h| self.hyper(h.name).unwrap_or(h.default))
+            .collect();
+        init_shaped(Self::INFO, &hypers, shape, |n| self.init(n))
+    }
 
     /// One step on lengths already checked. Use [`UpdateRule::step`] or
     /// [`UpdateRule::try_step`].
@@ -642,6 +736,21 @@ pub trait UpdateRule: Clone + fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// A state for a tensor of `shape`: the tensor executor's for rules with
+/// shapes, `flat(numel)` for element-wise rules.
+fn init_shaped<F: Float>(
+    info: &RuleInfo,
+    hypers: &[HyperValue],
+    shape: &[usize],
+    flat: impl FnOnce(usize) -> State<F>,
+) -> Result<State<F>> {
+    if info.program().tensor.is_some() {
+        crate::tensor::init(info, hypers, shape)
+    } else {
+        Ok(flat(crate::tensor::Dims::from_shape(shape, 0)?.numel))
+    }
+}
+
 /// The object-safe form of [`UpdateRule`]: a rule chosen by name at run time,
 /// its hyperparameters read and set by name.
 pub trait DynRule: fmt::Debug + Send + Sync {
@@ -673,6 +782,29 @@ pub trait DynRule: fmt::Debug + Send + Sync {
     ) -> Result<()>;
     /// A boxed copy.
     fn clone_box(&self) -> Box<dyn DynRule>;
+    /// A fresh f32 state for a tensor of `shape` (row-major, as PyTorch
+    /// stores it): rules with shapes size their state by it (`r: [rows]`)
+    /// and refuse shapes they cannot take with a typed error; element-wise
+    /// rules see the tensor as a flat vector.
+    fn init_shaped_f32(&self, shape: &[usize]) -> Result<State<f32>> {
+        init_shaped(self.info(), &self.hyper_values(), shape, |n| {
+            self.init_f32(n)
+        })
+    }
+    /// A fresh f64 state for a tensor of `shape` ([`DynRule::init_shaped_f32`]).
+    fn init_shaped_f64(&self, shape: &[usize]) -> Result<State<f64>> {
+        init_shaped(self.info(), &self.hyper_values(), shape, |n| {
+            self.init_f64(n)
+        })
+    }
+    /// The hyperparameters' current values, in declaration order.
+    fn hyper_values(&self) -> Vec<HyperValue> {
+        self.info()
+            .hypers
+            .iter()
+            .map(|h| self.hyper(h.name).unwrap_or(h.default))
+            .collect()
+    }
 }
 
 impl<R: UpdateRule> DynRule for R {
@@ -724,6 +856,8 @@ impl Clone for Box<dyn DynRule> {
 pub trait DynFloat: Float {
     /// `rule.init_f32` or `rule.init_f64`.
     fn dyn_init(rule: &dyn DynRule, len: usize) -> State<Self>;
+    /// `rule.init_shaped_f32` or `rule.init_shaped_f64`.
+    fn dyn_init_shaped(rule: &dyn DynRule, shape: &[usize]) -> Result<State<Self>>;
     /// `rule.step_f32` or `rule.step_f64`.
     fn dyn_step(
         rule: &dyn DynRule,
@@ -735,10 +869,13 @@ pub trait DynFloat: Float {
 }
 
 macro_rules! impl_dyn_float {
-    ($t:ident, $init:ident, $step:ident) => {
+    ($t:ident, $init:ident, $shaped:ident, $step:ident) => {
         impl DynFloat for $t {
             fn dyn_init(rule: &dyn DynRule, len: usize) -> State<$t> {
                 rule.$init(len)
+            }
+            fn dyn_init_shaped(rule: &dyn DynRule, shape: &[usize]) -> Result<State<$t>> {
+                rule.$shaped(shape)
             }
             fn dyn_step(
                 rule: &dyn DynRule,
@@ -752,8 +889,8 @@ macro_rules! impl_dyn_float {
         }
     };
 }
-impl_dyn_float!(f32, init_f32, step_f32);
-impl_dyn_float!(f64, init_f64, step_f64);
+impl_dyn_float!(f32, init_f32, init_shaped_f32, step_f32);
+impl_dyn_float!(f64, init_f64, init_shaped_f64, step_f64);
 
 /// Helpers the generated `set_hyper` calls to report a wrong name or type.
 #[doc(hidden)]

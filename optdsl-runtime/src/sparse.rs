@@ -63,6 +63,12 @@ pub fn check_row_local(info: &RuleInfo) -> Result<()> {
             reason,
         })
     };
+    if info.program().tensor.is_some() {
+        return refuse(
+            "it is a rule with shapes (rows, columns, matrix products): its update reads the whole matrix"
+                .into(),
+        );
+    }
     if has_reduction(info) {
         return refuse(
             "its update reduces over the whole tensor (sum, mean, norm, ...), so a row's update reads rows the gradient does not touch"
@@ -214,6 +220,7 @@ pub(crate) fn step_coalesced<F: DynFloat>(
         scalars: state.scalars.clone(),
         packed: Vec::new(),
         draws: None,
+        shape: Vec::new(),
     };
     let mut ws = gather(w);
     F::dyn_step(rule, &mut sub, &mut ws, g, &[])?;

@@ -208,6 +208,9 @@ impl TextRule {
         g: &[F],
         inputs: &[&[F]],
     ) -> Result<()> {
+        if self.info.program().tensor.is_some() {
+            return crate::tensor::step(self.info, &self.hypers, state, w, g, inputs);
+        }
         state.check_step(self.info, w.len(), g.len(), inputs)?;
         let p = self.info.program();
         let first = state.t == 0;

@@ -399,8 +399,40 @@ impl RuleInput {
 }
 
 impl<F: NetFloat> Trainer<F> {
-    /// A trainer for `net` with `rule` (its hyperparameters as set) under `config`.
+    /// A trainer for `net` with `rule` (its hyperparameters as set) under
+    /// `config`: `rule` steps the weight matrices (each of shape `[units,
+    /// fan_in]`) and the biases, except that a rule that needs a matrix
+    /// (Muon) leaves the biases to AdamW with its defaults, as PyTorch's
+    /// documentation of Muon recommends ([`Trainer::with_bias_rule`] chooses
+    /// another).
     pub fn new(net: Network<F>, rule: Box<dyn DynRule>, config: TrainConfig) -> Result<Self> {
+        Self::with_bias_rule(net, rule, None, config)
+    }
+
+    /// The rule the biases get when none is given: `rule` itself, or AdamW
+    /// for a rule that needs a matrix.
+    pub fn default_bias_rule(rule: &dyn DynRule) -> Result<Box<dyn DynRule>> {
+        let needs_matrix = rule
+            .info()
+            .program()
+            .tensor
+            .as_ref()
+            .is_some_and(|t| t.needs_matrix);
+        if needs_matrix {
+            crate::builtin::builtin_rule("adamw")
+        } else {
+            Ok(rule.clone_box())
+        }
+    }
+
+    /// A trainer whose biases are stepped by `bias_rule` (`None`:
+    /// [`Trainer::default_bias_rule`]) and whose weight matrices by `rule`.
+    pub fn with_bias_rule(
+        net: Network<F>,
+        rule: Box<dyn DynRule>,
+        bias_rule: Option<Box<dyn DynRule>>,
+        config: TrainConfig,
+    ) -> Result<Self> {
         if config.batch == 0 || config.epochs == 0 {
             return Err(Error::Invalid {
                 what: "training settings".into(),
@@ -432,10 +464,27 @@ impl<F: NetFloat> Trainer<F> {
                 ),
             });
         };
+        let bias_rule = match bias_rule {
+            Some(r) => r,
+            None => Self::default_bias_rule(rule.as_ref())?,
+        };
+        if RuleInput::of(bias_rule.info().inputs) != Some(input.clone()) {
+            return Err(Error::Invalid {
+                what: "bias optimizer".into(),
+                reason: format!(
+                    "{} takes inputs [{}] and {} [{}]; the two groups must take the same inputs",
+                    bias_rule.info().name,
+                    bias_rule.info().inputs.join(", "),
+                    rule.info().name,
+                    rule.info().inputs.join(", ")
+                ),
+            });
+        }
         // The seed keys the rules' random draws too (`randn()`).
         let mut opt = Optimizer::new().with_seed(config.seed);
-        opt.add_group(rule.clone(), &net.weight_lens());
-        opt.add_group(rule, &net.bias_lens());
+        opt.add_group_shaped(rule, &net.weight_shapes())?;
+        let bias_shapes: Vec<Vec<usize>> = net.bias_lens().into_iter().map(|n| vec![n]).collect();
+        opt.add_group_shaped(bias_rule, &bias_shapes)?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         rng.set_stream(1);
         let torch_rng = match config.generator {

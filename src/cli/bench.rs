@@ -3,7 +3,7 @@
 
 use super::rules::{interpreted, lookup, RuleFiles};
 use super::CliResult;
-use optdsl::bench::bench_rule_with;
+use optdsl::bench::{bench_rule_with, bench_shaped};
 use optdsl::builtins;
 use std::process::ExitCode;
 
@@ -42,6 +42,26 @@ pub struct Args {
     /// compressed bytes).
     #[arg(long = "state", default_value = "f32", value_parser = super::state::parse_format)]
     pub state: optdsl::StateFormat,
+    /// One tensor of this shape (`1024x4096`, or `4096` for a vector)
+    /// instead of `--n` parameters: rules with shapes (muon, adafactor) are
+    /// timed beside the same matrix products done by the GEMM alone and the
+    /// least traffic of a step. Rules with shapes default to 1024x4096.
+    #[arg(long)]
+    pub shape: Option<String>,
+}
+
+/// `1024x4096` (or `4096`): positive dimensions.
+fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
+    let dims: Option<Vec<usize>> = text
+        .split(['x', 'X'])
+        .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
+        .collect();
+    match dims {
+        Some(d) if !d.is_empty() && d.len() <= 8 => Ok(d),
+        _ => Err(format!(
+            "`{text}` is not a shape; write positive dimensions joined by `x`, as in 1024x4096"
+        )),
+    }
 }
 
 /// Prints `<name> <dtype> n=<n> threads=<t> ours_ms=.. bound_ms=.. ratio=.. naive_ms=..`.
@@ -53,6 +73,7 @@ pub fn run(args: Args) -> CliResult {
         None if !files.is_empty() => files.iter().map(|r| r.name().to_string()).collect(),
         None => vec!["adam".to_string()],
     };
+    let shape = args.shape.as_deref().map(parse_shape).transpose()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = args.threads.unwrap_or(cores);
     let most = (4 * cores).min(1024);
@@ -75,6 +96,17 @@ pub fn run(args: Args) -> CliResult {
             rules.push((format!("{name}(text)"), interpreted(&name)?));
         }
         for (label, rule) in rules {
+            let shaped = rule.info().program().tensor.is_some();
+            if shape.is_some() || shaped {
+                let shape = shape.clone().unwrap_or_else(|| vec![1024, 4096]);
+                let line = if args.dtype == "f64" {
+                    bench_shaped::<f64>(rule.as_ref(), &shape, threads, args.reps)?.to_string()
+                } else {
+                    bench_shaped::<f32>(rule.as_ref(), &shape, threads, args.reps)?.to_string()
+                };
+                println!("{label}{}", &line[rule.info().name.len()..]);
+                continue;
+            }
             let result = if args.dtype == "f64" {
                 bench_rule_with::<f64>(
                     rule.as_ref(),

@@ -142,6 +142,21 @@ pub const ENTRIES: &[Entry] = &[
         settings: &[num("lr", 1e-3)],
         pytorch: None,
     },
+    // Rules with shapes: Adafactor at PyTorch's defaults; Muon for the
+    // weight matrices (the biases get AdamW's defaults, as PyTorch's Muon
+    // documentation recommends) at the learning rate of Muon's authors.
+    Entry {
+        label: "adafactor",
+        optimizer: "adafactor",
+        settings: &[num("lr", 1e-2)],
+        pytorch: None,
+    },
+    Entry {
+        label: "muon",
+        optimizer: "muon",
+        settings: &[num("lr", 0.02)],
+        pytorch: None,
+    },
     // The start of the vSGD authors' code (py-optim's vSGD defaults): v̄ and
     // h̄ overestimated by c = 2, h̄ from c·max(h, 1) (h ≪ 1 here), τ = 10.
     Entry {

@@ -65,6 +65,10 @@ pub struct Args {
     /// A hyperparameter of the biases only (repeatable): --bias-set weight_decay=0.
     #[arg(long = "bias-set", value_name = "KEY=VALUE")]
     pub bias_set: Vec<String>,
+    /// The rule for the biases (default: --optimizer's, or adamw where that
+    /// rule needs a matrix, as for muon).
+    #[arg(long = "bias-optimizer", value_name = "NAME")]
+    pub bias_optimizer: Option<String>,
     /// constant, 1/t, 1/t:step, step:EVERY:GAMMA, exp:GAMMA, cosine[:MIN_LR], warmup:EPOCHS[+SCHEDULE].
     #[arg(long, default_value = "constant")]
     pub schedule: String,
@@ -226,10 +230,7 @@ fn check_flags(args: &Args) -> Result<(), Error> {
         super::compare::apply_settings(rule.as_mut(), entry)?;
     }
     apply_sets(rule.as_mut(), &args.set)?;
-    apply_sets(rule.as_mut(), &args.bias_set).map_err(|e| Error::Invalid {
-        what: "--bias-set (the biases' group)".into(),
-        reason: e.to_string(),
-    })?;
+    bias_rule(args, rule.as_ref())?;
     if !matches!(args.batch.as_str(), "all" | "full") {
         args.batch
             .parse::<usize>()
@@ -415,7 +416,8 @@ fn train<F: NetFloat>(
         None
     };
     let net = Network::<F>::new_with(spec, args.seed, config.generator)?;
-    let mut trainer = Trainer::new(net, rule, config)?;
+    let biases = bias_rule(args, rule.as_ref())?;
+    let mut trainer = Trainer::with_bias_rule(net, rule, Some(biases), config)?;
     trainer.set_compression(args.state.compression(args.seed));
     for kv in &args.bias_set {
         let (k, v) = parse_set(kv)?;
@@ -605,6 +607,20 @@ pub fn parse_set(kv: &str) -> Result<(String, HyperValue), Error> {
 }
 
 /// Applies `--set KEY=VALUE`s to `rule`.
+/// The biases' rule: `--bias-optimizer`'s (or the default for `rule`) with
+/// the `--bias-set` values.
+fn bias_rule(args: &Args, rule: &dyn DynRule) -> Result<Box<dyn DynRule>, Error> {
+    let mut bias = match &args.bias_optimizer {
+        Some(name) => super::rules::lookup(name)?,
+        None => Trainer::<f64>::default_bias_rule(rule)?,
+    };
+    apply_sets(bias.as_mut(), &args.bias_set).map_err(|e| Error::Invalid {
+        what: "--bias-set (the biases' group)".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(bias)
+}
+
 pub fn apply_sets(rule: &mut dyn DynRule, sets: &[String]) -> Result<(), Error> {
     for kv in sets {
         let (k, v) = parse_set(kv)?;

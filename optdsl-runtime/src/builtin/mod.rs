@@ -6,6 +6,7 @@ use crate::rule::DynRule;
 
 pub mod bnb;
 pub mod course;
+pub mod matrix;
 pub mod noise;
 pub mod optax;
 pub mod secant;
@@ -37,6 +38,7 @@ pub fn builtins() -> &'static [BuiltinInfo] {
             optax::BUILTINS,
             noise::BUILTINS,
             bnb::BUILTINS,
+            matrix::BUILTINS,
             secant::BUILTINS,
             slides::BUILTINS,
         ]

@@ -149,12 +149,27 @@ impl Shim {
     }
 }
 
+/// One step of a pass's body, in the order the code does them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Compute an element value (a slice load is emitted here; arithmetic is
+    /// placed by Cranelift just before its first use).
+    Value(Id),
+    /// Store `stores[k]`.
+    Store(usize),
+    /// Accumulate `reductions[j]`.
+    Reduce(usize),
+}
+
 /// A pass's element graph after per-step selections are resolved: what the
 /// function computes, independent of vector or scalar form.
 struct Graph<'a> {
     p: &'a Program,
     /// Element values to compute, in order.
     order: Vec<Id>,
+    /// The body's steps: each store or reduction preceded by the values it
+    /// needs that are not computed yet (see [`schedule`]).
+    schedule: Vec<Step>,
     /// Stores: written slice index and the value stored.
     stores: Vec<(usize, Id)>,
     /// Reductions and their (resolved) arguments.
@@ -216,15 +231,17 @@ impl<'a> Graph<'a> {
             }
             stack.extend(p.values[id].op.operands().into_iter().map(|a| resolved[a]));
         }
-        let order = pass
+        let order: Vec<Id> = pass
             .elements
             .iter()
             .copied()
             .filter(|&id| need[id] && resolved[id] == id)
             .collect();
+        let schedule = schedule(p, &order, &resolved, &stores, &reductions, &written);
         Graph {
             p,
             order,
+            schedule,
             stores,
             reductions,
             slot_of,
@@ -232,6 +249,120 @@ impl<'a> Graph<'a> {
             known,
         }
     }
+}
+
+/// The order of a body: stores and reductions one at a time, each preceded
+/// by the element values it needs that earlier ones did not (depth first).
+/// Cranelift places each arithmetic value just before its first use, so this
+/// order decides how long values live: the next store is the one that needs
+/// the fewest values not computed yet, among those whose slice no other
+/// pending store or reduction still has to read (else its old value is
+/// loaded before the store, and held). A slice's old value is always loaded
+/// before the slice is stored, so the bits are those of any other order.
+fn schedule(
+    p: &Program,
+    order: &[Id],
+    resolved: &[Id],
+    stores: &[(usize, Id)],
+    reductions: &[(Reduction, Id)],
+    written: &[Slot],
+) -> Vec<Step> {
+    use std::collections::HashSet;
+    let in_order: HashSet<Id> = order.iter().copied().collect();
+    let args = |id: Id| -> Vec<Id> {
+        p.values[id]
+            .op
+            .operands()
+            .into_iter()
+            .map(|a| resolved[a])
+            .filter(|a| in_order.contains(a))
+            .collect()
+    };
+    // The values of `root`'s cone not computed yet.
+    let remaining = |root: Id, done: &HashSet<Id>| -> HashSet<Id> {
+        let mut seen = HashSet::new();
+        let mut stack = vec![root];
+        while let Some(v) = stack.pop() {
+            if in_order.contains(&v) && !done.contains(&v) && seen.insert(v) {
+                stack.extend(args(v));
+            }
+        }
+        seen
+    };
+    // Sinks: (step, value, the slice it overwrites), stores first.
+    let sinks: Vec<(Step, Id, Option<Slot>)> = stores
+        .iter()
+        .enumerate()
+        .map(|(k, &(w, id))| (Step::Store(k), resolved[id], written.get(w).copied()))
+        .chain(
+            reductions
+                .iter()
+                .enumerate()
+                .map(|(j, &(_, id))| (Step::Reduce(j), resolved[id], None)),
+        )
+        .collect();
+    let loads_of = |slot: Option<Slot>| -> Vec<Id> {
+        order
+            .iter()
+            .copied()
+            .filter(|&v| slot.is_some() && p.values[v].op.slot() == slot)
+            .collect()
+    };
+    let mut done: HashSet<Id> = HashSet::new();
+    let mut out = Vec::new();
+    // Post-order depth-first emission of `root`'s cone, without recursion.
+    let emit = |root: Id, out: &mut Vec<Step>, done: &mut HashSet<Id>| {
+        let mut stack = vec![(root, false)];
+        while let Some((v, expanded)) = stack.pop() {
+            if !in_order.contains(&v) || done.contains(&v) {
+                continue;
+            }
+            if expanded {
+                done.insert(v);
+                out.push(Step::Value(v));
+            } else {
+                stack.push((v, true));
+                stack.extend(args(v).into_iter().rev().map(|a| (a, false)));
+            }
+        }
+    };
+    let mut pending: Vec<usize> = (0..sinks.len()).collect();
+    while !pending.is_empty() {
+        let cones: Vec<HashSet<Id>> = pending
+            .iter()
+            .map(|&i| remaining(sinks[i].1, &done))
+            .collect();
+        // Old values of sink `k`'s slice that its own values do not load
+        // and another pending sink still needs once they are computed.
+        let held = |k: usize| -> Vec<Id> {
+            let loads: Vec<Id> = loads_of(sinks[pending[k]].2)
+                .into_iter()
+                .filter(|v| !done.contains(v) && !cones[k].contains(v))
+                .collect();
+            if loads.is_empty() {
+                return loads;
+            }
+            let after: HashSet<Id> = done.union(&cones[k]).copied().collect();
+            loads
+                .into_iter()
+                .filter(|&v| {
+                    (0..pending.len())
+                        .any(|j| j != k && remaining(sinks[pending[j]].1, &after).contains(&v))
+                })
+                .collect()
+        };
+        let at = (0..pending.len())
+            .min_by_key(|&k| (!held(k).is_empty(), cones[k].len(), k))
+            .unwrap_or(0);
+        let early = held(at);
+        let (step, id, _) = sinks[pending.remove(at)];
+        emit(id, &mut out, &mut done);
+        for v in early {
+            emit(v, &mut out, &mut done);
+        }
+        out.push(step);
+    }
+    out
 }
 
 /// Vector or single-element code.
@@ -247,9 +378,13 @@ struct Gen<'g, 'a> {
     e: Elem,
     f64: bool,
     ptr: Type,
-    /// The per-step numbers' places in `cf` (each a 16-byte vector of
-    /// copies), and `cf` itself.
-    num_at: HashMap<Id, i32>,
+    /// The per-step numbers the pass reads.
+    num_ids: std::collections::HashSet<Id>,
+    /// The per-step number each 16-byte place of `cf` holds (copies): one
+    /// place per use, so that each load has one user and x86 folds it into
+    /// that operation (a shared load would be one value held in a register,
+    /// or spilled, across the body), and `cf` itself.
+    nums: Vec<Id>,
     cf: cranelift_codegen::ir::Value,
     read_ptrs: Vec<cranelift_codegen::ir::Value>,
     write_ptrs: Vec<cranelift_codegen::ir::Value>,
@@ -328,6 +463,18 @@ impl Gen<'_, '_> {
         less: bool,
     ) -> cranelift_codegen::ir::Value {
         let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+        if s == Shape::Vector {
+            // `a < x ? a : x` (or `x < a ? a : x`) in this form is one
+            // `minps` (`maxps`), which gives `x` when either is NaN; then
+            // `a` where `a` is NaN (one blend).
+            let wins = if less {
+                b.ins().fcmp(FloatCC::LessThan, a, x)
+            } else {
+                b.ins().fcmp(FloatCC::LessThan, x, a)
+            };
+            let m = self.select(b, s, wins, a, x);
+            return self.select(b, s, nan, a, m);
+        }
         let cc = if less {
             FloatCC::LessThan
         } else {
@@ -383,7 +530,7 @@ impl Gen<'_, '_> {
 
     /// The value of operand `id` (resolved) in shape `s`.
     fn operand(
-        &self,
+        &mut self,
         b: &mut FunctionBuilder,
         s: Shape,
         vals: &HashMap<Id, cranelift_codegen::ir::Value>,
@@ -398,16 +545,19 @@ impl Gen<'_, '_> {
             let x = self.g.known[id].is_some_and(Scalar::truth);
             return self.truth(b, s, x);
         }
-        match self.num_at.get(&id) {
-            // Loaded where it is used: x86 folds the load into the
-            // operation, with no register held across the loop.
-            Some(&at) => {
-                let flags = MemFlags::new().with_notrap().with_readonly();
+        match self.num_ids.contains(&id) {
+            // Loaded where it is used, from a place of its own: x86 folds
+            // the load into the operation, with no register held across the
+            // loop. (The offset's overflow is checked once compiled.)
+            true => {
+                let at = (self.nums.len() * 16) as i32;
+                self.nums.push(id);
+                let flags = MemFlags::new().with_notrap().with_readonly().with_aligned();
                 b.ins().load(self.fty(s), flags, self.cf, at)
             }
             // Not a per-step input of the pass (never happens for a planned
             // pass): NaN, as the interpreter reads an unknown value.
-            None => self.splat(b, s, f64::NAN),
+            false => self.splat(b, s, f64::NAN),
         }
     }
 
@@ -418,14 +568,50 @@ impl Gen<'_, '_> {
         b: &mut FunctionBuilder,
         s: Shape,
         index: cranelift_codegen::ir::Value,
+        copies: &[(i32, cranelift_codegen::ir::Value)],
+    ) {
+        let g = self.g;
+        let byte = b.ins().imul_imm(index, self.e.size);
+        let mut vals: Vec<HashMap<Id, cranelift_codegen::ir::Value>> =
+            vec![HashMap::new(); copies.len()];
+        for &step in &g.schedule {
+            for (c, &(off, lane)) in copies.iter().enumerate() {
+                self.step(b, s, byte, off, lane, &mut vals[c], step);
+            }
+        }
+    }
+
+    /// One step of the body for the elements at byte offset `byte + off`.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        b: &mut FunctionBuilder,
+        s: Shape,
+        byte: cranelift_codegen::ir::Value,
+        off: i32,
         lane: cranelift_codegen::ir::Value,
+        vals: &mut HashMap<Id, cranelift_codegen::ir::Value>,
+        step: Step,
     ) {
         let flags = MemFlags::new().with_notrap();
         let fty = self.fty(s);
-        let byte = b.ins().imul_imm(index, self.e.size);
-        let mut vals: HashMap<Id, cranelift_codegen::ir::Value> = HashMap::new();
         let g = self.g;
-        for &id in &g.order {
+        {
+            let id = match step {
+                Step::Value(id) => id,
+                Step::Store(k) => {
+                    let (w, id) = g.stores[k];
+                    let x = self.operand(b, s, vals, id);
+                    let addr = b.ins().iadd(self.write_ptrs[w], byte);
+                    b.ins().store(flags, x, addr, off);
+                    return;
+                }
+                Step::Reduce(j) => {
+                    let (r, arg) = g.reductions[j];
+                    self.reduce(b, s, vals, lane, j, r, arg);
+                    return;
+                }
+            };
             let v = &g.p.values[id];
             let x = if let Some(slot) = v.op.slot() {
                 let (w, k) = g.slot_of.get(&slot).copied().unwrap_or((false, 0));
@@ -435,13 +621,12 @@ impl Gen<'_, '_> {
                     self.read_ptrs[k]
                 };
                 let addr = b.ins().iadd(base, byte);
-                b.ins().load(fty, flags, addr, 0)
+                b.ins().load(fty, flags, addr, off)
             } else {
-                let ops: Vec<_> =
-                    v.op.operands()
-                        .into_iter()
-                        .map(|a| self.operand(b, s, &vals, a))
-                        .collect();
+                let mut ops = Vec::new();
+                for a in v.op.operands() {
+                    ops.push(self.operand(b, s, vals, a));
+                }
                 let at = |i: usize| ops[i.min(ops.len().saturating_sub(1))];
                 match &v.op {
                     Op::Unary(UnOp::Neg, _) => b.ins().fneg(at(0)),
@@ -452,10 +637,19 @@ impl Gen<'_, '_> {
                     Op::Binary(op, a, _) => {
                         let (x, y) = (at(0), at(1));
                         let bool_operands = g.p.values[*a].ty == Ty::Bool;
+                        // x86 folds a load into an operation's second
+                        // operand only: a per-step number goes second where
+                        // the operation commutes (the same result; when both
+                        // are NaN, the NaN kept may differ, as LLVM's may).
+                        let (cx, cy) = if self.num_ids.contains(&g.resolved[*a]) {
+                            (y, x)
+                        } else {
+                            (x, y)
+                        };
                         match op {
-                            BinOp::Add => b.ins().fadd(x, y),
+                            BinOp::Add => b.ins().fadd(cx, cy),
                             BinOp::Sub => b.ins().fsub(x, y),
-                            BinOp::Mul => b.ins().fmul(x, y),
+                            BinOp::Mul => b.ins().fmul(cx, cy),
                             BinOp::Div => b.ins().fdiv(x, y),
                             BinOp::Pow => self.call(b, s, Shim::Pow, &[x, y]),
                             BinOp::And => b.ins().band(x, y),
@@ -500,41 +694,44 @@ impl Gen<'_, '_> {
                     },
                     Op::Select(..) => self.select(b, s, at(0), at(1), at(2)),
                     // Leaves other than loads are per-step values.
-                    _ => continue,
+                    _ => return,
                 }
             };
             vals.insert(id, x);
         }
-        // Values first, then stores: a stored slice's old value is loaded
-        // before any store.
-        let stores: Vec<_> = g
-            .stores
-            .iter()
-            .map(|&(k, id)| (k, self.operand(b, s, &vals, id)))
-            .collect();
-        for (k, x) in stores {
-            let addr = b.ins().iadd(self.write_ptrs[k], byte);
-            b.ins().store(flags, x, addr, 0);
-        }
-        for (j, &(r, arg)) in g.reductions.iter().enumerate() {
-            let x = self.operand(b, s, &vals, arg);
-            let off = b.ins().imul_imm(lane, self.e.size);
-            let base = b.ins().iadd_imm(self.acc, j as i64 * LANES * self.e.size);
-            let addr = b.ins().iadd(base, off);
-            let a = b.ins().load(fty, flags, addr, 0);
-            let y = match r {
-                Reduction::Sum | Reduction::Mean => b.ins().fadd(a, x),
-                Reduction::Norm => {
-                    let sq = b.ins().fmul(x, x);
-                    b.ins().fadd(a, sq)
-                }
-                Reduction::MaxAbs => {
-                    let ax = b.ins().fabs(x);
-                    self.min_max(b, s, a, ax, false)
-                }
-            };
-            b.ins().store(flags, y, addr, 0);
-        }
+    }
+
+    /// Accumulates reduction `j` (`r` of `arg`) into lane `lane` onwards.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce(
+        &mut self,
+        b: &mut FunctionBuilder,
+        s: Shape,
+        vals: &HashMap<Id, cranelift_codegen::ir::Value>,
+        lane: cranelift_codegen::ir::Value,
+        j: usize,
+        r: Reduction,
+        arg: Id,
+    ) {
+        let flags = MemFlags::new().with_notrap();
+        let fty = self.fty(s);
+        let x = self.operand(b, s, vals, arg);
+        let off = b.ins().imul_imm(lane, self.e.size);
+        let base = b.ins().iadd_imm(self.acc, j as i64 * LANES * self.e.size);
+        let addr = b.ins().iadd(base, off);
+        let a = b.ins().load(fty, flags, addr, 0);
+        let y = match r {
+            Reduction::Sum | Reduction::Mean => b.ins().fadd(a, x),
+            Reduction::Norm => {
+                let sq = b.ins().fmul(x, x);
+                b.ins().fadd(a, sq)
+            }
+            Reduction::MaxAbs => {
+                let ax = b.ins().fabs(x);
+                self.min_max(b, s, a, ax, false)
+            }
+        };
+        b.ins().store(flags, y, addr, 0);
     }
 }
 
@@ -585,10 +782,8 @@ pub(crate) fn compile(
                 .load(ptr, flags, wp, (k * ptr.bytes() as usize) as i32)
         })
         .collect();
-    // The per-step numbers the graph reads, each as a vector of copies.
-    let mut nums = Vec::new();
-    let mut num_at = HashMap::new();
-    let mut operands: Vec<Id> = graph
+    // The per-step numbers the graph reads.
+    let num_ids = graph
         .order
         .iter()
         .flat_map(|&id| p.values[id].op.operands())
@@ -597,19 +792,13 @@ pub(crate) fn compile(
         .map(|a| graph.resolved[a])
         .filter(|&a| p.values[a].kind != Kind::Element && p.values[a].ty == Ty::Num)
         .collect();
-    operands.sort_unstable();
-    operands.dedup();
-    for id in operands {
-        let at = i32::try_from(nums.len() * 16).map_err(err)?;
-        num_at.insert(id, at);
-        nums.push(id);
-    }
     let mut gen = Gen {
         g: &graph,
         e,
         f64,
         ptr,
-        num_at,
+        num_ids,
+        nums: Vec::new(),
         cf,
         read_ptrs,
         write_ptrs,
@@ -633,11 +822,19 @@ pub(crate) fn compile(
     b.ins().brif(more, vbody, &[], thead, &[]);
     b.switch_to_block(vbody);
     let iv = b.use_var(i);
-    for u in 0..UNROLL {
-        let at = b.ins().iadd_imm(iv, u * e.width);
-        let lane = b.ins().band_imm(at, LANES - 1);
-        gen.body(&mut b, Shape::Vector, at, lane);
-    }
+    // The copies' steps interleaved: the loop is bound by the latency of
+    // its divisions and roots more than by their throughput, and the
+    // out-of-order window then holds work of both copies.
+    let copies: Vec<_> = (0..UNROLL)
+        .map(|u| {
+            let at = b.ins().iadd_imm(iv, u * e.width);
+            (
+                (u * e.width * e.size) as i32,
+                b.ins().band_imm(at, LANES - 1),
+            )
+        })
+        .collect();
+    gen.body(&mut b, Shape::Vector, iv, &copies);
     let next = b.ins().iadd_imm(iv, UNROLL * e.width);
     b.def_var(i, next);
     b.ins().jump(vhead, &[]);
@@ -650,12 +847,14 @@ pub(crate) fn compile(
     let iv = b.use_var(i);
     let l = b.ins().iadd(iv, lane0);
     let lane = b.ins().band_imm(l, LANES - 1);
-    gen.body(&mut b, Shape::Scalar, iv, lane);
+    gen.body(&mut b, Shape::Scalar, iv, &[(0, lane)]);
     let next = b.ins().iadd_imm(iv, 1);
     b.def_var(i, next);
     b.ins().jump(thead, &[]);
     b.switch_to_block(exit);
     b.ins().return_(&[]);
+    let nums = std::mem::take(&mut gen.nums);
+    i32::try_from(nums.len() * 16).map_err(err)?;
     b.seal_all_blocks();
     b.finalize();
     let id = module

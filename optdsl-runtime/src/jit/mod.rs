@@ -62,10 +62,17 @@ fn cache() -> &'static Cache {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// 16 bytes, aligned to 16: one per-step number's copies, as the code
+/// reads them (aligned, so that x86 folds the load into the operation).
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+struct Lanes([u8; 16]);
+
 /// A pass compiled for this step: the code and the per-step numbers it reads.
 pub struct JitPass<F> {
     code: Arc<Compiled>,
-    cf: Vec<F>,
+    cf: Vec<Lanes>,
+    _f: std::marker::PhantomData<F>,
 }
 
 impl<F: Float> JitPass<F> {
@@ -143,15 +150,27 @@ impl<F: Float> JitPass<F> {
                 })
                 .clone()?
         };
-        let copies = 16 / std::mem::size_of::<F>();
+        let size = std::mem::size_of::<F>();
         let cf = code
             .nums
             .iter()
-            .flat_map(|&id| {
-                std::iter::repeat(F::from_f64(known[id].map_or(f64::NAN, Scalar::num))).take(copies)
+            .map(|&id| {
+                let x = F::from_f64(known[id].map_or(f64::NAN, Scalar::num));
+                let mut lanes = Lanes([0; 16]);
+                for k in 0..16 / size {
+                    // SAFETY: `k * size + size <= 16`; `F` is plain data.
+                    unsafe {
+                        std::ptr::write_unaligned(lanes.0.as_mut_ptr().add(k * size).cast::<F>(), x)
+                    };
+                }
+                lanes
             })
             .collect();
-        Some(JitPass { code, cf })
+        Some(JitPass {
+            code,
+            cf,
+            _f: std::marker::PhantomData,
+        })
     }
 
     /// The pass as a driver kernel.
@@ -159,6 +178,7 @@ impl<F: Float> JitPass<F> {
         JitKernel {
             entry: self.code.entry,
             cf: &self.cf,
+            _f: std::marker::PhantomData,
         }
     }
 }
@@ -167,7 +187,8 @@ impl<F: Float> JitPass<F> {
 /// 128-bit vectors).
 pub struct JitKernel<'a, F> {
     entry: Entry,
-    cf: &'a [F],
+    cf: &'a [Lanes],
+    _f: std::marker::PhantomData<F>,
 }
 
 impl<F: Float> Kernel<F> for JitKernel<'_, F> {
@@ -196,8 +217,8 @@ impl<F: Float> Kernel<F> for JitKernel<'_, F> {
             Walk::Chunks => (n / LANES * LANES, 0),
             Walk::Single { lane0 } => (0, lane0),
         };
-        // SAFETY: the code reads `cf` (16 bytes per per-step number it was
-        // compiled for), the slices' first `n` elements through the pointer
+        // SAFETY: the code reads `cf` (16 bytes, aligned to 16, per use of a
+        // per-step number it was compiled for), the slices' first `n` elements through the pointer
         // arrays (as many as the pass reads and writes: the driver checked
         // their lengths), and `acc`'s lanes `(lane0 + i) mod 64` of each
         // reduction; the slices written are disjoint from all others.

@@ -624,6 +624,16 @@ impl<F: NetFloat> Network<F> {
         self.lens_of(TensorKind::Weight)
     }
 
+    /// The shapes of the weight matrices, `[units, fan_in]` each (PyTorch's
+    /// `nn.Linear` orientation), for rules with shapes.
+    pub fn weight_shapes(&self) -> Vec<Vec<usize>> {
+        self.segments
+            .iter()
+            .filter(|s| s.kind == TensorKind::Weight)
+            .map(|s| vec![s.shape.0, s.shape.1])
+            .collect()
+    }
+
     /// The lengths of the bias vectors (the second group of two).
     pub fn bias_lens(&self) -> Vec<usize> {
         self.lens_of(TensorKind::Bias)

@@ -149,7 +149,7 @@ fn curvature_along_the_step(train: &Dataset) -> optdsl::Result<Vec<[f64; 3]>> {
                 vbar[i] += (g2[i] - vbar[i]) * a;
                 hbar[i] += (h[i] - hbar[i]) * a;
             }
-            if step % 1000 == 0 {
+            if step.is_multiple_of(1000) {
                 for (k, seg) in segments.iter().enumerate() {
                     let range = seg.range();
                     let rate: Vec<f64> = range

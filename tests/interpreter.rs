@@ -28,7 +28,7 @@ fn data<F: Float>(n: usize, seed: usize) -> Vec<F> {
     (0..n)
         .map(|i| {
             let k = (i * 7919 + seed * 104729) % 2003;
-            F::from_f64(if k % 17 == 0 {
+            F::from_f64(if k.is_multiple_of(17) {
                 0.0
             } else {
                 k as f64 / 1001.0 - 1.0

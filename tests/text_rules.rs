@@ -35,7 +35,7 @@ fn run<F: DynFloat>(compiled: &dyn DynRule, text: &dyn DynRule, n: usize, what: 
     // Rules with shapes get a matrix (`[d, n / d]`, d the least divisor
     // above 1), so their factored and matrix paths run.
     let (mut s1, mut s2): (State<F>, State<F>) = if info.program().tensor.is_some() {
-        let d = (2..n).find(|d| n % d == 0).unwrap_or(1);
+        let d = (2..n).find(|d| n.is_multiple_of(*d)).unwrap_or(1);
         let shape = [d, n / d];
         (
             F::dyn_init_shaped(compiled, &shape).unwrap(),

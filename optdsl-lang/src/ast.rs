@@ -115,14 +115,14 @@ pub struct Range {
 impl Range {
     /// Whether `x` is in the range (NaN never is).
     pub fn contains(&self, x: f64) -> bool {
-        let lo = self.lo.map_or(true, |b| {
+        let lo = self.lo.is_none_or(|b| {
             if b.inclusive {
                 b.value <= x
             } else {
                 b.value < x
             }
         });
-        let hi = self.hi.map_or(true, |b| {
+        let hi = self.hi.is_none_or(|b| {
             if b.inclusive {
                 x <= b.value
             } else {

@@ -220,7 +220,7 @@ pub fn never_negative_buffers(p: &Program) -> Vec<bool> {
                 continue;
             }
             let init_ok = iv[b.init].never_negative();
-            let out_ok = p.buffer_out[i].map_or(true, |id| iv[id].never_negative());
+            let out_ok = p.buffer_out[i].is_none_or(|id| iv[id].never_negative());
             if !(init_ok && out_ok) {
                 assumed[i] = false;
                 changed = true;

@@ -620,7 +620,7 @@ unsafe fn staged_super<F: Float, K: Kernel<F>>(
 pub fn peel<F>(first: *const F, len: usize) -> usize {
     let size = std::mem::size_of::<F>();
     let bytes = (64 - first as usize % 64) % 64;
-    if size > 0 && bytes % size == 0 {
+    if size > 0 && bytes.is_multiple_of(size) {
         (bytes / size).min(len)
     } else {
         0

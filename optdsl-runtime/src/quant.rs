@@ -196,7 +196,9 @@ impl Packed {
                 codes,
                 absmax,
             } => {
-                if range.start % QBLOCK != 0 || (range.end % QBLOCK != 0 && range.end != n) {
+                if !range.start.is_multiple_of(QBLOCK)
+                    || (!range.end.is_multiple_of(QBLOCK) && range.end != n)
+                {
                     return Err(Error::Invalid {
                         what: "a slice of an 8-bit state buffer".into(),
                         reason: format!(
@@ -233,7 +235,7 @@ impl Packed {
                     codes: c2,
                     absmax: a2,
                 },
-            ) if signed == s2 && n % QBLOCK == 0 => {
+            ) if signed == s2 && n.is_multiple_of(QBLOCK) => {
                 codes.extend_from_slice(c2);
                 absmax.extend_from_slice(a2);
                 Ok(())

@@ -117,7 +117,7 @@ pub fn check_row_local(info: &RuleInfo) -> Result<()> {
 /// the order given.
 pub fn coalesce<F: DynFloat>(len: usize, grad: &SparseGrad<'_, F>) -> Result<(Vec<usize>, Vec<F>)> {
     let cols = grad.cols;
-    if cols == 0 || len % cols != 0 {
+    if cols == 0 || !len.is_multiple_of(cols) {
         return Err(Error::Invalid {
             what: "sparse gradient".into(),
             reason: format!(

@@ -76,7 +76,7 @@ pub fn run(args: Args) -> CliResult {
     }
     // L-BFGS is no rule (it drives a closure: `optdsl::lbfgs`), listed
     // with the curvature-based rules.
-    if args.family.as_deref().map_or(true, |f| f == "curvature") {
+    if args.family.as_deref().is_none_or(|f| f == "curvature") {
         let options: Vec<String> = optdsl::lbfgs::HYPERS
             .iter()
             .map(|(name, default)| format!("{name}={default}"))
@@ -89,7 +89,7 @@ pub fn run(args: Args) -> CliResult {
             options.join(" "),
         );
     }
-    if args.family.as_deref().map_or(true, |f| f == "file") {
+    if args.family.as_deref().is_none_or(|f| f == "file") {
         for r in files {
             let doc = r.info().doc.lines().next().unwrap_or("").trim();
             println!(

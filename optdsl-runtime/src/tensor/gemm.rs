@@ -240,7 +240,7 @@ mod tests {
 
     fn data(n: usize, seed: u64) -> Vec<f64> {
         (0..n)
-            .map(|i| (((i as u64 + 1) * 2654435761 ^ seed) % 1000) as f64 / 500.0 - 1.0)
+            .map(|i| ((((i as u64 + 1) * 2654435761) ^ seed) % 1000) as f64 / 500.0 - 1.0)
             .collect()
     }
 

@@ -92,7 +92,7 @@ impl Dims {
         let Some(t) = &p.tensor else {
             return self.numel;
         };
-        let exists = t.when.get(i).map_or(true, |conds| {
+        let exists = t.when.get(i).is_none_or(|conds| {
             conds
                 .iter()
                 .all(|(c, holds)| exec::shape_condition(c, self) == Some(*holds))

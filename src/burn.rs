@@ -377,6 +377,8 @@ impl<const D: usize> RecordState for BurnState<D> {
                 buffers,
                 scalars,
                 packed: Vec::new(),
+                shape: Vec::new(),
+                draws: None,
             })
         }
         let state = match bool::try_from(src.take_scalar(prefix, "f64")?).ok()? {

@@ -235,10 +235,16 @@ impl CandleOptimizer {
             if !var.as_tensor().is_contiguous() {
                 return Err(CandleAdapterError::NotContiguous { var: i });
             }
-            let len = var.elem_count();
+            // The `Var`'s shape, for rules with shapes (a linear layer's
+            // weight is `[out, in]`); element-wise rules see it flat.
+            let dims = var.shape().dims();
             states.push(match var.dtype() {
-                DType::F32 => VarState::F32(full(rule.init_f32(len))),
-                DType::F64 => VarState::F64(full(rule.init_f64(len))),
+                DType::F32 => VarState::F32(full(
+                    rule.init_shaped_f32(dims).map_err(CandleAdapterError::Rule)?,
+                )),
+                DType::F64 => VarState::F64(full(
+                    rule.init_shaped_f64(dims).map_err(CandleAdapterError::Rule)?,
+                )),
                 dtype => {
                     return Err(CandleAdapterError::DType {
                         var: i,
@@ -373,18 +379,26 @@ impl CandleOptimizer {
                 Tensor::from_slice(&[state.t() as i64], 1, &cpu)?,
             );
             let (scalars, buffers) = match state {
+                // A buffer of the parameter's size takes its shape; a rule
+                // with shapes keeps others (`r: [rows]`) flat.
                 VarState::F32(s) => (
                     &s.scalars,
                     s.buffers
                         .iter()
-                        .map(|b| Tensor::from_slice(b, shape, &cpu))
+                        .map(|b| match b.len() == shape.elem_count() {
+                            true => Tensor::from_slice(b, shape, &cpu),
+                            false => Tensor::from_slice(b, b.len(), &cpu),
+                        })
                         .collect::<candle_core::Result<Vec<_>>>()?,
                 ),
                 VarState::F64(s) => (
                     &s.scalars,
                     s.buffers
                         .iter()
-                        .map(|b| Tensor::from_slice(b, shape, &cpu))
+                        .map(|b| match b.len() == shape.elem_count() {
+                            true => Tensor::from_slice(b, shape, &cpu),
+                            false => Tensor::from_slice(b, b.len(), &cpu),
+                        })
                         .collect::<candle_core::Result<Vec<_>>>()?,
                 ),
             };

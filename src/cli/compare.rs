@@ -149,13 +149,13 @@ pub const ENTRIES: &[Entry] = &[
         label: "adafactor",
         optimizer: "adafactor",
         settings: &[num("lr", 1e-2)],
-        pytorch: None,
+        pytorch: Some(0.9327),
     },
     Entry {
         label: "muon",
         optimizer: "muon",
         settings: &[num("lr", 0.02)],
-        pytorch: None,
+        pytorch: Some(0.9422),
     },
     // The start of the vSGD authors' code (py-optim's vSGD defaults): v̄ and
     // h̄ overestimated by c = 2, h̄ from c·max(h, 1) (h ≪ 1 here), τ = 10.

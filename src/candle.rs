@@ -240,10 +240,12 @@ impl CandleOptimizer {
             let dims = var.shape().dims();
             states.push(match var.dtype() {
                 DType::F32 => VarState::F32(full(
-                    rule.init_shaped_f32(dims).map_err(CandleAdapterError::Rule)?,
+                    rule.init_shaped_f32(dims)
+                        .map_err(CandleAdapterError::Rule)?,
                 )),
                 DType::F64 => VarState::F64(full(
-                    rule.init_shaped_f64(dims).map_err(CandleAdapterError::Rule)?,
+                    rule.init_shaped_f64(dims)
+                        .map_err(CandleAdapterError::Rule)?,
                 )),
                 dtype => {
                     return Err(CandleAdapterError::DType {

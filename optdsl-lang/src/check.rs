@@ -541,7 +541,7 @@ impl Checker {
             );
         }
         let shape = self.declared_shape(d, buffer);
-        if let (Some(init), true) = (&init, shape != Shape::TENSOR || self.shaped) {
+        if let (Some(init), true) = (&init, buffer && (shape != Shape::TENSOR || self.shaped)) {
             if init.kind == Kind::Element {
                 self.error(
                     d.value.span,

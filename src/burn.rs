@@ -333,7 +333,9 @@ impl<const D: usize> RecordState for BurnState<D> {
                 out.push_tensor(
                     prefix,
                     &format!("b{i}"),
-                    TensorData::new(b.clone(), [s.len]),
+                    // Its own length: a rule with shapes keeps buffers
+                    // of other sizes (Adafactor's `r`, `c`).
+                    TensorData::new(b.clone(), [b.len()]),
                 );
             }
         }

@@ -184,6 +184,20 @@ pub enum AssignOp {
     Div,
 }
 
+impl AssignOp {
+    /// The operator a compound assignment applies (`x += v` is `x = x + v`);
+    /// `None` for `=`.
+    pub fn bin_op(self) -> Option<BinOp> {
+        match self {
+            AssignOp::Set => None,
+            AssignOp::Add => Some(BinOp::Add),
+            AssignOp::Sub => Some(BinOp::Sub),
+            AssignOp::Mul => Some(BinOp::Mul),
+            AssignOp::Div => Some(BinOp::Div),
+        }
+    }
+}
+
 /// A statement.
 #[derive(Debug, Clone)]
 pub enum Stmt {

@@ -2,7 +2,7 @@
 //! shared, constants folded and `x^2` turned into `x*x`; statements run in
 //! order, and an `if` merges what its branches assigned by selection.
 
-use crate::ast::{AssignOp, BinOp, UnOp};
+use crate::ast::{BinOp, UnOp};
 use crate::ir::{Hyper, Id, Kind, Op, Program, StateSlot, Ty, Value};
 use crate::typed::{Default, TExpr, TNode, TStmt, TypedRule, Var};
 use std::collections::{BTreeMap, HashMap};
@@ -253,12 +253,9 @@ impl Lowerer {
                 TStmt::Assign { target, op, value } => {
                     let v = self.expr(value);
                     let old = self.vars[target];
-                    let new = match op {
-                        AssignOp::Set => v,
-                        AssignOp::Add => self.binary(BinOp::Add, old, v),
-                        AssignOp::Sub => self.binary(BinOp::Sub, old, v),
-                        AssignOp::Mul => self.binary(BinOp::Mul, old, v),
-                        AssignOp::Div => self.binary(BinOp::Div, old, v),
+                    let new = match op.bin_op() {
+                        None => v,
+                        Some(bin) => self.binary(bin, old, v),
                     };
                     self.vars.insert(*target, new);
                 }

@@ -259,24 +259,35 @@ impl<F: Float> State<F> {
     /// Buffers the rule declares compressed (`state m: q8 = 0`) are
     /// compressed.
     pub fn new(info: &RuleInfo, len: usize, buffer_init: &[f64], scalar_init: &[f64]) -> Self {
+        Self::with_shape(info, len, Vec::new(), buffer_init, scalar_init)
+    }
+
+    /// [`State::new`] with the tensor's shape (empty: a vector of `len`);
+    /// each buffer is allocated once, at its size ([`State::buffer_len`]).
+    fn with_shape(
+        info: &RuleInfo,
+        len: usize,
+        shape: Vec<usize>,
+        buffer_init: &[f64],
+        scalar_init: &[f64],
+    ) -> Self {
         let storage = &info.program().storage;
         let mut state = State {
             rule: info.name.to_string(),
             fingerprint: info.program().fingerprint,
             t: 0,
             len,
-            buffers: buffer_init
-                .iter()
-                .map(|&x| vec![F::from_f64(x); len])
-                .collect(),
+            buffers: Vec::new(),
             scalars: scalar_init.to_vec(),
             packed: Vec::new(),
             draws: None,
-            shape: Vec::new(),
+            shape,
         };
-        if info.program().tensor.is_some() {
-            state.size_buffers(info, buffer_init);
-        }
+        state.buffers = buffer_init
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| vec![F::from_f64(x); state.buffer_len(info, i)])
+            .collect();
         for (i, &st) in storage.iter().enumerate() {
             state.store(i, st, None);
         }
@@ -296,21 +307,17 @@ impl<F: Float> State<F> {
         scalar_init: &[f64],
     ) -> Result<Self> {
         let dims = crate::tensor::Dims::of(info, shape)?;
-        let mut state = Self::new(info, dims.numel, buffer_init, scalar_init);
-        if info.program().tensor.is_some() {
-            state.shape = shape.to_vec();
-            state.size_buffers(info, buffer_init);
-        }
-        Ok(state)
-    }
-
-    /// Gives each buffer of a rule with shapes its declared size.
-    fn size_buffers(&mut self, info: &RuleInfo, buffer_init: &[f64]) {
-        for i in 0..self.buffers.len() {
-            let n = self.buffer_len(info, i);
-            let x = buffer_init.get(i).copied().unwrap_or(0.0);
-            self.buffers[i] = vec![F::from_f64(x); n];
-        }
+        let shape = match info.program().tensor {
+            Some(_) => shape.to_vec(),
+            None => Vec::new(),
+        };
+        Ok(Self::with_shape(
+            info,
+            dims.numel,
+            shape,
+            buffer_init,
+            scalar_init,
+        ))
     }
 
     /// How many numbers buffer `i` holds: `len` for element-wise rules, its
@@ -566,24 +573,13 @@ impl<F: Float> State<F> {
                 info.program().fingerprint
             )));
         }
-        if info
-            .program()
-            .tensor
-            .as_ref()
-            .is_some_and(|t| t.needs_matrix)
-        {
-            let dims = crate::tensor::Dims::from_shape(&self.shape, self.len)?;
-            if !dims.matrix {
-                return Err(Error::NeedsMatrix {
-                    rule: info.name.to_string(),
-                    what: "the tensor".into(),
-                    shape: if self.shape.is_empty() {
-                        vec![self.len]
-                    } else {
-                        self.shape.clone()
-                    },
-                });
-            }
+        if info.program().tensor.is_some() {
+            // A flat state is a vector of `len`; Dims::of refuses it for a
+            // rule that needs a matrix.
+            match self.shape.is_empty() {
+                true => crate::tensor::Dims::of(info, &[self.len])?,
+                false => crate::tensor::Dims::of(info, &self.shape)?,
+            };
         }
         if self.buffers.len() != info.buffers.len() || self.scalars.len() != info.scalars.len() {
             return Err(Error::StateMismatch(format!(

@@ -10,7 +10,7 @@ use super::{gemm, Dims};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::rule::{HyperValue, RuleInfo, State};
-use optdsl_lang::ast::{AssignOp, BinOp, UnOp};
+use optdsl_lang::ast::{BinOp, UnOp};
 use optdsl_lang::functions::{Axis, Func, Reduction};
 use optdsl_lang::typed::{Default, Shape, TExpr, TNode, TStmt, Var};
 use optdsl_lang::Program;
@@ -234,12 +234,9 @@ struct Exec<'s, F: Float> {
     lets: Vec<Option<Val<'static, F>>>,
 }
 
+/// The element type's machine epsilon, `2^(1 - digits)`.
 fn epsilon<F: Float>() -> f64 {
-    if F::DTYPE == "f32" {
-        f32::EPSILON as f64
-    } else {
-        f64::EPSILON
-    }
+    (2.0f64).powi(1 - F::DIGITS as i32)
 }
 
 impl<'s, F: Float> Exec<'s, F> {
@@ -257,26 +254,15 @@ impl<'s, F: Float> Exec<'s, F> {
                 self.lets[*var] = Some(v);
             }
             TStmt::Assign { target, op, value } => {
-                let v = self.eval(value)?;
-                if *op != AssignOp::Set && matches!(target, Var::Param | Var::Buffer(_)) {
+                let v = owned(self.eval(value)?);
+                let v = match op.bin_op() {
+                    None => v,
                     // `w -= ...`: in place, as numpy's `-=` on an array.
-                    let v = owned(v);
-                    self.update(*target, *op, &v);
-                    return Ok(());
-                }
-                let v = match op {
-                    AssignOp::Set => owned(v),
-                    _ => {
-                        let bin = match op {
-                            AssignOp::Add => BinOp::Add,
-                            AssignOp::Sub => BinOp::Sub,
-                            AssignOp::Mul => BinOp::Mul,
-                            _ => BinOp::Div,
-                        };
-                        let v = owned(v);
-                        let old = owned(self.var(*target));
-                        binary(bin, old, v, false)
+                    Some(bin) if matches!(target, Var::Param | Var::Buffer(_)) => {
+                        self.update(*target, bin, &v);
+                        return Ok(());
                     }
+                    Some(bin) => binary(bin, owned(self.var(*target)), v),
                 };
                 self.assign(*target, v)?;
             }
@@ -309,26 +295,25 @@ impl<'s, F: Float> Exec<'s, F> {
     }
 
     /// `target op= v` in place on `w` or a buffer (`v` broadcast to it).
-    fn update(&mut self, target: Var, op: AssignOp, v: &Val<'_, F>) {
-        let bin = match op {
-            AssignOp::Add => BinOp::Add,
-            AssignOp::Sub => BinOp::Sub,
-            AssignOp::Mul => BinOp::Mul,
-            _ => BinOp::Div,
-        };
+    fn update(&mut self, target: Var, bin: BinOp, v: &Val<'_, F>) {
         let d = self.dims;
         let (data, dims): (&mut [F], (usize, usize)) = match target {
             Var::Param => (&mut *self.w, (d.rows, d.cols)),
             Var::Buffer(i) => {
-                let dims = self
-                    .shapes
-                    .get(i)
-                    .map_or((d.rows, d.cols), |s| s.dims(d.rows, d.cols));
+                let dims = self.buffer_dims(i);
                 (&mut self.buffers[i][..], dims)
             }
             _ => return,
         };
         per_op!(bin, |f| update_in_place(data, dims, &nums(v), f));
+    }
+
+    /// Buffer `i`'s rows and columns.
+    fn buffer_dims(&self, i: usize) -> (usize, usize) {
+        let d = self.dims;
+        self.shapes
+            .get(i)
+            .map_or((d.rows, d.cols), |s| s.dims(d.rows, d.cols))
     }
 
     fn bug(&self, what: &str) -> Error {
@@ -348,10 +333,7 @@ impl<'s, F: Float> Exec<'s, F> {
                 self.w.copy_from_slice(&a);
             }
             Var::Buffer(i) => {
-                let (r, c) = self
-                    .shapes
-                    .get(i)
-                    .map_or((d.rows, d.cols), |s| s.dims(d.rows, d.cols));
+                let (r, c) = self.buffer_dims(i);
                 let a = broadcast_to(v, r, c)
                     .ok_or_else(|| self.bug("a buffer assigned a value of another shape"))?;
                 self.buffers[i] = a.into_owned();
@@ -381,10 +363,7 @@ impl<'s, F: Float> Exec<'s, F> {
             Var::Grad => arr(self.g, d.rows, d.cols),
             Var::Input(i) => arr(self.inputs.get(i).copied().unwrap_or(&[]), d.rows, d.cols),
             Var::Buffer(i) => {
-                let (r, c) = self
-                    .shapes
-                    .get(i)
-                    .map_or((d.rows, d.cols), |s| s.dims(d.rows, d.cols));
+                let (r, c) = self.buffer_dims(i);
                 arr(&self.buffers[i], r, c)
             }
             Var::Step => Val::Num(self.t),
@@ -418,9 +397,9 @@ impl<'s, F: Float> Exec<'s, F> {
                     let x = self.eval(a)?;
                     let y = borrow(&x);
                     let y = owned(y);
-                    binary(BinOp::Mul, x, y, false)
+                    binary(BinOp::Mul, x, y)
                 } else {
-                    binary(*op, self.eval(a)?, self.eval(b)?, false)
+                    binary(*op, self.eval(a)?, self.eval(b)?)
                 }
             }
             TNode::Call(f, args) => {
@@ -476,12 +455,7 @@ impl<'s, F: Float> Exec<'s, F> {
         let vb = if same { borrow(&va) } else { self.eval(eb)? };
         let (Val::Arr(x), Val::Arr(y)) = (&va, &vb) else {
             // Two numbers (`[1, 1] @ [1, 1]`).
-            return Ok(owned(binary(
-                BinOp::Mul,
-                owned(va.clone()),
-                owned(vb),
-                false,
-            )));
+            return Ok(owned(binary(BinOp::Mul, owned(va.clone()), owned(vb))));
         };
         let sym = x.symmetric && same;
         let out = if same && ta != tb || sym {
@@ -646,6 +620,15 @@ impl<'v, F: Float> Nums<'v, F> {
         }
     }
 
+    /// The number at row `i`, column `j` of the result it broadcasts to.
+    #[inline(always)]
+    fn get(&self, i: usize, j: usize) -> F {
+        match self {
+            Nums::One(v) => *v,
+            Nums::Many(d, w) => d[w.at(i, j)],
+        }
+    }
+
     /// Row `i` of the operand broadcast to `cols` columns.
     fn row(&self, i: usize, cols: usize) -> Row<'v, F> {
         match *self {
@@ -758,7 +741,7 @@ fn nums<'v, F: Float>(v: &'v Val<'_, F>) -> Nums<'v, F> {
     }
 }
 
-fn binary<'a, F: Float>(op: BinOp, a: Val<'a, F>, b: Val<'a, F>, _: bool) -> Val<'a, F> {
+fn binary<'a, F: Float>(op: BinOp, a: Val<'a, F>, b: Val<'a, F>) -> Val<'a, F> {
     match (&a, &b) {
         (Val::Num(x), Val::Num(y)) => {
             return if op.is_arith() {
@@ -910,11 +893,7 @@ fn func<'a, F: Float>(f: Func, vals: Vec<Val<'a, F>>) -> Val<'a, F> {
         _ => None,
     };
     let ns: Vec<Nums<'_, F>> = vals.iter().map(nums).collect();
-    let get = |k: usize, i: usize, j: usize| match ns.get(k) {
-        Some(Nums::One(v)) => *v,
-        Some(Nums::Many(d, w)) => d[w.at(i, j)],
-        None => F::ZERO,
-    };
+    let get = |k: usize, i: usize, j: usize| ns.get(k).map_or(F::ZERO, |n| n.get(i, j));
     let apply = |x: F, i: usize, j: usize| match f {
         Func::Float => x,
         f => f.apply(x, get(1, i, j), get(2, i, j)),
@@ -954,18 +933,14 @@ fn select<'a, F: Float>(c: Val<'a, F>, a: Val<'a, F>, b: Val<'a, F>) -> Val<'a, 
         Val::Mask(mr, mc, m) => {
             let (rows, cols) = out_dims(&[(mr, mc), dims_of(&a), dims_of(&b)]);
             let (na, nb) = (nums(&a), nums(&b));
-            let get = |n: &Nums<'_, F>, i: usize, j: usize| match n {
-                Nums::One(v) => *v,
-                Nums::Many(d, w) => d[w.at(i, j)],
-            };
             let wm = Walk { rows: mr, cols: mc };
             let mut out = Vec::with_capacity(rows * cols);
             for i in 0..rows {
                 for j in 0..cols {
                     out.push(if m[wm.at(i, j)] {
-                        get(&na, i, j)
+                        na.get(i, j)
                     } else {
-                        get(&nb, i, j)
+                        nb.get(i, j)
                     });
                 }
             }

@@ -121,13 +121,9 @@ pub fn step<F: Float>(
     g: &[F],
     inputs: &[&[F]],
 ) -> Result<()> {
+    // The check refuses a vector for a rule that needs a matrix.
     state.check_step(info, w.len(), g.len(), inputs)?;
-    let shape = if state.shape.is_empty() {
-        vec![w.len()]
-    } else {
-        state.shape.clone()
-    };
-    let dims = Dims::of(info, &shape)?;
+    let dims = Dims::from_shape(&state.shape, w.len())?;
     exec::run(info, hypers, dims, state, w, g, inputs)
 }
 

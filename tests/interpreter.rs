@@ -2,7 +2,7 @@
 //! temporary per operation) on the same rules and data: they must agree to the
 //! last bits except for reductions' order of summation.
 
-use optdsl::ir::naive_step_dyn;
+use optdsl::naive::naive_step_dyn;
 use optdsl::{builtins, optimizer, DynRule, Float, State};
 
 optimizer! {

@@ -199,7 +199,7 @@ fn the_reference_interpreter_draws_the_same_bits() {
         s.draws = seed;
         for k in 0..3 {
             let g: Vec<f32> = data(n, k + 2);
-            optdsl::ir::naive_step_dyn(&*rule, &mut s, &mut w, &g, &[]).unwrap();
+            optdsl::naive::naive_step_dyn(&*rule, &mut s, &mut w, &g, &[]).unwrap();
         }
         same(&fused, &(w, s), &format!("reference against {form}"));
     }

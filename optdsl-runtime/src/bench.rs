@@ -8,9 +8,10 @@
 
 use crate::error::{Error, Result};
 use crate::exec::Plan;
-use crate::ir::{naive_step_dyn, traffic, Slot};
+use crate::naive::naive_step_dyn;
 use crate::rule::{DynFloat, DynRule, HyperValue, State};
 use crate::stats::median;
+use optdsl_lang::ir::Slot;
 use optdsl_lang::{StateFormat, Storage, QBLOCK};
 use rayon::prelude::*;
 use std::time::Instant;
@@ -310,7 +311,7 @@ pub fn bench_rule_with<F: DynFloat>(
             .iter()
             .map(|h| rule.hyper(h.name).unwrap_or(h.default))
             .collect();
-        let passes = traffic(info, &hypers, 2);
+        let passes = info.traffic(&hypers, 2);
         let mut bw = fill(1);
         let mut bufs: Vec<Vec<F>> = info.buffers.iter().map(|_| fill(4)).collect();
         let mut byte_bufs: Vec<Vec<u8>> = storage

@@ -1,12 +1,17 @@
 //! optdsl's runtime: the update-rule traits the `optimizer!` macro implements,
-//! the `Optimizer` that steps parameter groups, the built-in rules, networks
-//! (`network!`), data sets and the trainer.
+//! the `Optimizer` that steps parameter groups, the built-in rules, schedules
+//! and rules read from text; with features, networks (`network!`), data sets
+//! and the trainer (`train`), the bundled digits (`datasets`), pictures
+//! (`plot`), the bench (`bench`), fixtures (`replay`) and MPI (`mpi`).
 
 extern crate self as optdsl;
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod builtin;
+#[cfg(feature = "train")]
 pub mod checkpoint;
+#[cfg(feature = "train")]
 pub mod data;
 #[cfg(feature = "mpi")]
 pub mod dist;
@@ -14,27 +19,39 @@ pub mod driver;
 pub mod error;
 pub mod exec;
 pub mod float;
+pub mod hyper;
+pub mod info;
 pub mod interp;
-pub mod ir;
 #[cfg(feature = "jit")]
 pub mod jit;
 pub mod lbfgs;
+#[cfg(feature = "train")]
 pub mod lbfgs_train;
+#[cfg(feature = "train")]
 pub mod memory;
+#[cfg(feature = "bench")]
+pub mod naive;
+#[cfg(feature = "train")]
 pub mod net;
 pub mod optim;
+#[cfg(feature = "train")]
 pub mod parallel;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod qmaps;
 pub mod quant;
+#[cfg(feature = "replay")]
 pub mod replay;
 pub mod rng;
 pub mod rule;
 pub mod schedule;
+pub mod shape;
 pub mod sparse;
+pub mod state;
 pub mod stats;
 pub mod tensor;
 pub mod text;
+#[cfg(feature = "train")]
 pub mod train;
 
 pub use builtin::{builtin_rule, builtins, BuiltinInfo};
@@ -60,6 +77,7 @@ pub mod __private {
     pub use crate::error::Result;
     pub use crate::exec::Simd;
     pub use crate::float::{Float, Real};
+    #[cfg(feature = "train")]
     pub use crate::net;
     pub use crate::quant::Packed;
     pub use crate::rng;

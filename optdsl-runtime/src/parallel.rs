@@ -27,7 +27,6 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::net::NetFloat;
 use crate::optim::{Optimizer, OptimizerState};
-use crate::rule::RuleInfo;
 use crate::train::{Trainer, TrainerState};
 use optdsl_lang::{fnv1a_extend as fnv1a64, FNV_OFFSET};
 use std::ops::Range;
@@ -174,7 +173,7 @@ impl<'c, F: NetFloat> Replicas<'c, F> {
         if shard {
             let lens: Vec<usize> = trainer.optimizer_lens().concat();
             let rule = trainer.optimizer().rule(0)?.info();
-            let mut shards = shard_ranges(&lens, size, has_reduction(rule));
+            let mut shards = shard_ranges(&lens, size, rule.has_reduction());
             let compressed = trainer
                 .optimizer()
                 .groups()
@@ -330,12 +329,6 @@ impl<F: NetFloat> DataParallel<F> for Replicas<'_, F> {
         let send = values.to_vec();
         self.comm.all_reduce_f64(&send, values)
     }
-}
-
-/// Whether a rule reduces over a tensor (`sum`, `mean`, `norm`, `max_abs`),
-/// so that a piece of a tensor would not step as the whole tensor does.
-pub fn has_reduction(info: &RuleInfo) -> bool {
-    crate::ir::has_reduction(info)
 }
 
 /// The contiguous slices of a buffer of tensors of lengths `lens` (back to
@@ -712,8 +705,8 @@ mod tests {
             shard_ranges(&[3], 5, false),
             vec![0..1, 1..2, 2..3, 3..3, 3..3]
         );
-        assert!(has_reduction(builtin_rule("lamb").unwrap().info()));
-        assert!(!has_reduction(builtin_rule("adam").unwrap().info()));
+        assert!(builtin_rule("lamb").unwrap().info().has_reduction());
+        assert!(!builtin_rule("adam").unwrap().info().has_reduction());
     }
 
     #[test]

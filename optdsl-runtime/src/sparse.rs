@@ -36,7 +36,6 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::ir::has_reduction;
 use crate::rule::{DynFloat, DynRule, RuleInfo, State};
 use optdsl_lang::ir::Kind;
 
@@ -69,7 +68,7 @@ pub fn check_row_local(info: &RuleInfo) -> Result<()> {
                 .into(),
         );
     }
-    if has_reduction(info) {
+    if info.has_reduction() {
         return refuse(
             "its update reduces over the whole tensor (sum, mean, norm, ...), so a row's update reads rows the gradient does not touch"
                 .into(),

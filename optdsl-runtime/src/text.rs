@@ -17,8 +17,8 @@
 use crate::driver::{run_pass_packed, Draws};
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::hyper::scalars_of;
 use crate::interp::{Interp, Tape};
-use crate::ir::scalars_of;
 use crate::quant::Packed;
 use crate::rule::{DynRule, HyperSpec, HyperValue, ProgramRef, RuleInfo, State};
 use optdsl_lang::eval::{scalar, Leaves, Scalar};

@@ -24,7 +24,7 @@ pub fn describe(rule: &dyn DynRule) -> String {
         .map(|h| format!("{}={}", h.name, h.default))
         .collect();
     let hypers_now: Vec<optdsl::HyperValue> = info.hypers.iter().map(|h| h.default).collect();
-    let passes = optdsl::ir::traffic(info, &hypers_now, 2);
+    let passes = info.traffic(&hypers_now, 2);
     let bytes = |elem: usize| -> usize { passes.iter().map(|p| p.bytes_per_element(elem)).sum() };
     let list = |v: &[&str]| {
         if v.is_empty() {

@@ -12,6 +12,15 @@ pub use csv::{parse_csv, read_csv, CsvOptions, LabelColumn};
 pub use semeion::semeion;
 pub use usps::{usps, usps_test, usps_train};
 
+/// A bundled data set's bytes, or the error of a build without them (the
+/// `datasets` feature off).
+fn bundled(name: &str, bytes: Option<&'static [u8]>) -> Result<&'static [u8]> {
+    bytes.ok_or_else(|| Error::Data {
+        source_name: name.to_string(),
+        reason: "this build has no bundled digits; enable optdsl-runtime's `datasets` feature, or read a CSV file".into(),
+    })
+}
+
 use crate::error::{Error, Result};
 use optdsl_lang::{fnv1a_extend as fnv1a64, FNV_OFFSET};
 use rand::seq::SliceRandom;

@@ -2,15 +2,19 @@
 //! (0/1) with a one-hot label; no official split.
 
 use super::text::{decode, for_each_row, number, wrong_width, Separator};
-use super::Dataset;
+use super::{bundled, Dataset};
 use crate::error::{Error, Result};
 
-static DATA: &[u8] = include_bytes!("../../data/semeion.data.gz");
+#[cfg(feature = "datasets")]
+static DATA: Option<&[u8]> = Some(include_bytes!("../../data/semeion.data.gz"));
+#[cfg(not(feature = "datasets"))]
+static DATA: Option<&[u8]> = None;
 
-/// All 1593 Semeion rows; split them with [`Dataset::split`].
+/// All 1593 Semeion rows; split them with [`Dataset::split`]. A typed error
+/// in a build without the `datasets` feature.
 pub fn semeion() -> Result<Dataset> {
     let name = "semeion";
-    let text = decode(name, DATA)?;
+    let text = decode(name, bundled(name, DATA)?)?;
     let mut inputs = Vec::with_capacity(1593 * 256);
     let mut labels = Vec::with_capacity(1593);
     for_each_row(&text, Some(Separator::Whitespace), |line, fields| {

@@ -2,20 +2,28 @@
 //! 16x16 grey values, mapped from [-1, 1] to ink -> 1, no ink -> 0.
 
 use super::text::{decode, for_each_row, number, wrong_width, Separator};
-use super::{Dataset, Split};
+use super::{bundled, Dataset, Split};
 use crate::error::Result;
 
-static TRAIN: &[u8] = include_bytes!("../../data/usps.train.gz");
-static TEST: &[u8] = include_bytes!("../../data/usps.test.gz");
+#[cfg(feature = "datasets")]
+static TRAIN: Option<&[u8]> = Some(include_bytes!("../../data/usps.train.gz"));
+#[cfg(feature = "datasets")]
+static TEST: Option<&[u8]> = Some(include_bytes!("../../data/usps.test.gz"));
+#[cfg(not(feature = "datasets"))]
+static TRAIN: Option<&[u8]> = None;
+#[cfg(not(feature = "datasets"))]
+static TEST: Option<&[u8]> = None;
 
-/// The USPS training set (7291 rows).
+/// The USPS training set (7291 rows); a typed error in a build without the
+/// `datasets` feature.
 pub fn usps_train() -> Result<Dataset> {
-    parse("usps.train", TRAIN)
+    parse("usps.train", bundled("usps.train", TRAIN)?)
 }
 
-/// The USPS test set (2007 rows).
+/// The USPS test set (2007 rows); a typed error in a build without the
+/// `datasets` feature.
 pub fn usps_test() -> Result<Dataset> {
-    parse("usps.test", TEST)
+    parse("usps.test", bundled("usps.test", TEST)?)
 }
 
 /// Both USPS sets.

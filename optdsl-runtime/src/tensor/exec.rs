@@ -9,7 +9,9 @@
 use super::{gemm, Dims};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::rule::{HyperValue, RuleInfo, State};
+use crate::hyper::HyperValue;
+use crate::info::RuleInfo;
+use crate::state::State;
 use optdsl_lang::ast::{BinOp, UnOp};
 use optdsl_lang::functions::{Axis, Func, Reduction};
 use optdsl_lang::typed::{Default, Shape, TExpr, TNode, TStmt, Var};
@@ -140,46 +142,6 @@ fn hyper_values(p: &Program, hypers: &[HyperValue]) -> Vec<Default> {
         .collect()
 }
 
-/// The value of a condition on the tensor's shape alone (for buffers that
-/// exist where it holds); `None` if it is not one.
-pub(crate) fn shape_condition(c: &TExpr, d: &Dims) -> Option<bool> {
-    match shape_scalar(c, d)? {
-        Scalar::Bool(b) => Some(b),
-        Scalar::Num(_) => None,
-    }
-}
-
-enum Scalar {
-    Num(f64),
-    Bool(bool),
-}
-
-fn shape_scalar(e: &TExpr, d: &Dims) -> Option<Scalar> {
-    Some(match &e.node {
-        TNode::Num(x) => Scalar::Num(*x),
-        TNode::Bool(b) => Scalar::Bool(*b),
-        TNode::Var(Var::Rows) => Scalar::Num(d.rows as f64),
-        TNode::Var(Var::Cols) => Scalar::Num(d.cols as f64),
-        TNode::Var(Var::Numel) => Scalar::Num(d.numel as f64),
-        TNode::Var(Var::Matrix) => Scalar::Bool(d.matrix),
-        TNode::Unary(UnOp::Not, x) => match shape_scalar(x, d)? {
-            Scalar::Bool(b) => Scalar::Bool(!b),
-            Scalar::Num(_) => return None,
-        },
-        TNode::Unary(UnOp::Neg, x) => match shape_scalar(x, d)? {
-            Scalar::Num(v) => Scalar::Num(-v),
-            Scalar::Bool(_) => return None,
-        },
-        TNode::Binary(op, a, b) => match (shape_scalar(a, d)?, shape_scalar(b, d)?) {
-            (Scalar::Num(a), Scalar::Num(b)) if op.is_arith() => Scalar::Num(op.arith(a, b)),
-            (Scalar::Num(a), Scalar::Num(b)) => Scalar::Bool(op.compare(a, b)),
-            (Scalar::Bool(a), Scalar::Bool(b)) => Scalar::Bool(op.logic(a, b)),
-            _ => return None,
-        },
-        _ => return None,
-    })
-}
-
 /// One step (the state's `t` is advanced here).
 pub(crate) fn run<F: Float>(
     info: &RuleInfo,
@@ -221,7 +183,7 @@ pub(crate) fn run<F: Float>(
 struct Exec<'s, F: Float> {
     rule: &'static str,
     /// What random draws are keyed by (seed, tensor, first element).
-    draws: crate::rule::DrawSeed,
+    draws: crate::state::DrawSeed,
     hypers: Vec<Default>,
     dims: Dims,
     t: f64,

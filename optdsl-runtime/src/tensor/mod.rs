@@ -16,94 +16,12 @@ mod gemm;
 
 pub use gemm::{gram, matmul, recording, Product};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::float::Float;
-use crate::rule::{HyperValue, RuleInfo, State};
-use optdsl_lang::Program;
-
-/// A tensor's dimensions as a rule with shapes sees them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dims {
-    /// The first dimension (the length of a vector).
-    pub rows: usize,
-    /// The product of the others (1 for a vector).
-    pub cols: usize,
-    /// Whether the tensor has two or more dimensions.
-    pub matrix: bool,
-    /// The number of elements.
-    pub numel: usize,
-}
-
-impl Dims {
-    /// The dimensions of a tensor of `shape`; an empty shape is a vector of
-    /// `len`. A shape whose element count overflows is a typed error.
-    pub fn from_shape(shape: &[usize], len: usize) -> Result<Dims> {
-        let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        let Some(numel) = numel else {
-            return Err(Error::Invalid {
-                what: format!("tensor shape {shape:?}"),
-                reason: "its element count overflows".into(),
-            });
-        };
-        Ok(match shape {
-            [] => Dims {
-                rows: len,
-                cols: 1,
-                matrix: false,
-                numel: len,
-            },
-            [n] => Dims {
-                rows: *n,
-                cols: 1,
-                matrix: false,
-                numel,
-            },
-            [r, rest @ ..] => Dims {
-                rows: *r,
-                cols: rest.iter().product(),
-                matrix: true,
-                numel,
-            },
-        })
-    }
-
-    /// The dimensions of a tensor of `shape` for `info`'s rule: a rule that
-    /// needs a matrix refuses a vector with [`Error::NeedsMatrix`].
-    pub fn of(info: &RuleInfo, shape: &[usize]) -> Result<Dims> {
-        let dims = Dims::from_shape(shape, shape.first().copied().unwrap_or(0))?;
-        let needs = info
-            .program()
-            .tensor
-            .as_ref()
-            .is_some_and(|t| t.needs_matrix);
-        if needs && !dims.matrix {
-            return Err(Error::NeedsMatrix {
-                rule: info.name.to_string(),
-                what: "the tensor".into(),
-                shape: shape.to_vec(),
-            });
-        }
-        Ok(dims)
-    }
-
-    /// How many numbers buffer `i` of `p` holds for a tensor of these
-    /// dimensions: its declared shape's size, or 0 where its condition fails.
-    pub fn buffer_len(&self, p: &Program, i: usize) -> usize {
-        let Some(t) = &p.tensor else {
-            return self.numel;
-        };
-        let exists = t.when.get(i).is_none_or(|conds| {
-            conds
-                .iter()
-                .all(|(c, holds)| exec::shape_condition(c, self) == Some(*holds))
-        });
-        match (exists, t.shapes.get(i)) {
-            (true, Some(s)) => s.len(self.rows, self.cols),
-            (true, None) => self.numel,
-            (false, _) => 0,
-        }
-    }
-}
+use crate::hyper::HyperValue;
+use crate::info::RuleInfo;
+pub use crate::shape::Dims;
+use crate::state::State;
 
 /// A fresh state of `info`'s rule with shapes for a tensor of `shape`.
 pub fn init<F: Float>(info: &RuleInfo, hypers: &[HyperValue], shape: &[usize]) -> Result<State<F>> {

@@ -2,20 +2,18 @@
 //! `optdsl_lang::ir`) run with ndarray operators, one temporary array per
 //! operation, the way the rule would be written with numpy or ndarray. It is
 //! the "naive" baseline of `optdsl bench` and an independent check of the
-//! fused code. The traffic analysis of the bench's bound is
-//! `optdsl_lang::traffic`, reached here with the rule's hyperparameters.
+//! fused code.
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::rule::{HyperValue, RuleInfo, State};
+use crate::hyper::{scalars_of, HyperValue};
+use crate::info::RuleInfo;
+use crate::state::State;
 use ndarray::{Array1, Zip};
 use optdsl_lang::ast::UnOp;
 use optdsl_lang::eval::Scalar;
 use optdsl_lang::ir::{Kind, Op, Ty};
 use std::borrow::Cow;
-
-pub use optdsl_lang::ir::Slot;
-pub use optdsl_lang::traffic::PassTraffic;
 
 enum Val<F> {
     S(f64),
@@ -40,17 +38,6 @@ fn boolean<F>(v: &Val<F>, n: usize) -> Cow<'_, Array1<bool>> {
         Val::B(b) => Cow::Owned(Array1::from_elem(n, *b)),
         _ => Cow::Owned(Array1::from_elem(n, false)),
     }
-}
-
-/// The hyperparameters as the IR's per-step values.
-pub fn scalars_of(hypers: &[HyperValue]) -> Vec<Scalar> {
-    hypers
-        .iter()
-        .map(|h| match *h {
-            HyperValue::Num(x) => Scalar::Num(x),
-            HyperValue::Bool(b) => Scalar::Bool(b),
-        })
-        .collect()
 }
 
 /// One step of `info`'s rule by interpretation with ndarray operators.
@@ -273,18 +260,4 @@ pub fn naive_step_dyn<F: Float>(
         .map(|h| rule.hyper(h.name).unwrap_or(h.default))
         .collect();
     naive_step(info, &hypers, state, w, g, inputs)
-}
-
-/// The passes of one step of `info`'s rule at step `t` with these
-/// hyperparameters, and the slices each touches (`optdsl_lang::traffic`).
-pub fn traffic(info: &RuleInfo, hypers: &[HyperValue], t: u64) -> Vec<PassTraffic> {
-    optdsl_lang::traffic::traffic(info.program(), &scalars_of(hypers), t)
-}
-
-/// Whether the rule reduces over the tensor (`sum`, `norm`, ...).
-pub fn has_reduction(info: &RuleInfo) -> bool {
-    info.program()
-        .values
-        .iter()
-        .any(|v| matches!(v.op, Op::Reduce(..)))
 }

@@ -21,7 +21,7 @@
 //!    prediction Σ h u², and the multiple of u that minimizes the
 //!    mini-batch's loss along u (gᵀu / uᵀHu); medians over the four points.
 
-use optdsl::data::{stage_rows, usps, Batches, Dataset};
+use optdsl::data::{usps, Batches, Dataset};
 use optdsl::net::{Activation, Init, Network, NetworkSpec, Workspace};
 use optdsl::rng::Generator;
 use optdsl::train::{Silent, TrainConfig, Trainer};
@@ -139,7 +139,7 @@ fn curvature_along_the_step(train: &Dataset) -> optdsl::Result<Vec<[f64; 3]>> {
         let mut batches = Batches::new(train.len(), 32);
         batches.shuffle(&mut rng);
         for rows in batches.iter().filter(|b| b.len() == 32) {
-            let rows = stage_rows(&mut ws, train, rows);
+            let rows = ws.stage_rows(train, rows);
             net.staged_loss_grad_with(&mut ws, rows, Some(&mut h), Some(&mut g2))?;
             step += 1;
             let a = (1.0 / step as f64).max(1.0 / MEMORY);

@@ -23,7 +23,7 @@ enum Command {
     /// Replay reference trajectories (JSON fixtures) through the built-ins or rule files.
     Replay(cli::replay::Args),
     /// Train the digit network on USPS, Semeion or a CSV file with one optimizer.
-    Train(Box<cli::train::Args>),
+    Train(Box<cli::train_args::Args>),
     /// Train the course's digit network with every built-in optimizer and compare.
     Compare(cli::compare::Args),
     /// Time a rule's step against the same-traffic bound, the memory's limit and the interpreters.

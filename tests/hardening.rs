@@ -939,7 +939,6 @@ fn trained_f32(
 
 #[test]
 fn the_f32_curvature_pass_keeps_subnormal_numbers_out() {
-    use optdsl::data::stage_rows;
     use optdsl::net::Workspace;
     let (trainer, data) = trained_f32("vsgd", 12);
     let net = trainer.network();
@@ -960,7 +959,7 @@ fn the_f32_curvature_pass_keeps_subnormal_numbers_out() {
     let (mut subnormal, mut positive) = ([0usize; 2], [0usize; 2]);
     let order: Vec<usize> = (0..data.train.len()).collect();
     for batch in order.chunks(32) {
-        let rows = stage_rows(&mut ws, &data.train, batch);
+        let rows = ws.stage_rows(&data.train, batch);
         // The curvature and, in the same pass, the squared per-row gradients
         // (vsgd_mb's inputs).
         net.staged_loss_grad_with(&mut ws, rows, Some(&mut h), Some(&mut g2))

@@ -4,7 +4,7 @@
 //! gradient and `n_mb` its row count; all survive a checkpoint bit for bit.
 
 use ndarray::ArrayView2;
-use optdsl::data::{stage_rows, CsvOptions, DataSource, Split};
+use optdsl::data::{CsvOptions, DataSource, Split};
 use optdsl::net::{Activation, Network, NetworkSpec, Workspace};
 use optdsl::train::{Silent, TrainConfig, Trainer};
 use optdsl::{builtin_rule, optimizer};
@@ -74,7 +74,7 @@ fn h_is_the_gauss_newton_diagonal_of_the_batch() {
     let rows = data.train.len();
     let mut ws = Workspace::new(&net, rows);
     let all: Vec<usize> = (0..rows).collect();
-    stage_rows(&mut ws, &data.train, &all);
+    ws.stage_rows(&data.train, &all);
     let mut want = vec![0.0; net.params().len()];
     net.staged_loss_grad_and_curvature(&mut ws, rows, &mut want)
         .unwrap();
@@ -130,7 +130,7 @@ fn g2_is_the_mean_squared_per_row_gradient_and_n_mb_the_row_count() {
             .for_each(|(s, g)| *s += g * g / rows as f64);
     }
     let mut all = Workspace::new(&net, rows);
-    stage_rows(&mut all, &data.train, &(0..rows).collect::<Vec<_>>());
+    all.stage_rows(&data.train, &(0..rows).collect::<Vec<_>>());
     let mut want_h = vec![0.0; net.params().len()];
     net.staged_loss_grad_and_curvature(&mut all, rows, &mut want_h)
         .unwrap();

@@ -2,7 +2,7 @@
 //! the closure the network's mean loss over the whole training set and its
 //! gradient, as a PyTorch script trains a small network with L-BFGS.
 
-use crate::data::{stage_rows, Dataset};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::lbfgs::{Lbfgs, LbfgsState};
 use crate::net::{NetFloat, Network, Workspace};
@@ -98,7 +98,7 @@ impl<F: NetFloat> LbfgsTrainer<F> {
         obs.epoch_start(self.epoch + 1, self.lbfgs.max_eval() as u64);
         let rows: Vec<usize> = (0..train.len()).collect();
         let mut ws = Workspace::new(&self.net, train.len());
-        let staged = stage_rows(&mut ws, train, &rows);
+        let staged = ws.stage_rows(train, &rows);
         let mut w = self.net.params().to_vec();
         let net = &mut self.net;
         let mut first_correct = None;

@@ -2,7 +2,7 @@
 //! per-epoch metrics, history files, progress callbacks, and the timing of
 //! the bare matrix products an epoch needs.
 
-use crate::data::{stage_rows, Batches, DataFingerprint, Dataset};
+use crate::data::{Batches, DataFingerprint, Dataset};
 use crate::error::{Error, Result};
 use crate::net::NetworkSpec;
 use crate::net::{NetFloat, Network, Workspace};
@@ -1024,7 +1024,7 @@ impl<F: NetFloat> Trainer<F> {
         let mut lr = self.base_lrs.first().copied();
         for indices in batches.iter() {
             lr = self.apply_schedule(steps_per_epoch)?;
-            let rows = stage_rows(&mut self.ws, train, par.share(indices));
+            let rows = self.ws.stage_rows(train, par.share(indices));
             let local = if matches!(self.input, RuleInput::Computed(_)) && par.alone() {
                 let n = self.net.params().len();
                 let curvature = self.input.computes(Computed::Curvature).then(|| {
@@ -1275,7 +1275,7 @@ pub fn evaluate_rows<F: NetFloat>(
 ) -> Result<(f64, usize)> {
     let (mut loss, mut correct) = (0.0, 0);
     for chunk in rows.chunks(ws.capacity()) {
-        let staged = stage_rows(ws, data, chunk);
+        let staged = ws.stage_rows(data, chunk);
         let (l, c) = net.staged_loss(ws, staged)?;
         loss += l;
         correct += c;
@@ -1299,7 +1299,7 @@ pub fn matmul_epoch_seconds<F: NetFloat>(
     let batches = Batches::new(rows, batch);
     // Real rows and one real pass, so the buffers hold realistic values.
     let first: Vec<usize> = batches.iter().next().expect("a batch").to_vec();
-    let staged = stage_rows(&mut ws, data, &first);
+    let staged = ws.stage_rows(data, &first);
     net.staged_loss_and_grad(&mut ws, staged)?;
     let mut times = Vec::with_capacity(repeats);
     for rep in 0..=repeats {

@@ -2,6 +2,7 @@
 //! the ndarray-operator interpreter, one line per measurement.
 
 use super::rules::{interpreted, lookup, RuleFiles};
+use super::setup::Dtype;
 use super::CliResult;
 use optdsl::bench::{bench_rule_with, bench_shaped};
 use optdsl::builtins;
@@ -26,9 +27,9 @@ pub struct Args {
     /// Parameters per step.
     #[arg(long, default_value_t = 10_000_000)]
     pub n: usize,
-    /// Element type: f32 or f64.
-    #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
-    pub dtype: String,
+    /// Element type.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
     /// Threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -99,7 +100,7 @@ pub fn run(args: Args) -> CliResult {
             let shaped = rule.info().program().tensor.is_some();
             if shape.is_some() || shaped {
                 let shape = shape.clone().unwrap_or_else(|| vec![1024, 4096]);
-                let line = if args.dtype == "f64" {
+                let line = if args.dtype == Dtype::F64 {
                     bench_shaped::<f64>(rule.as_ref(), &shape, threads, args.reps)?.to_string()
                 } else {
                     bench_shaped::<f32>(rule.as_ref(), &shape, threads, args.reps)?.to_string()
@@ -107,7 +108,7 @@ pub fn run(args: Args) -> CliResult {
                 println!("{label}{}", &line[rule.info().name.len()..]);
                 continue;
             }
-            let result = if args.dtype == "f64" {
+            let result = if args.dtype == Dtype::F64 {
                 bench_rule_with::<f64>(
                     rule.as_ref(),
                     args.n,

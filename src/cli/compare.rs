@@ -3,8 +3,9 @@
 //! table of test accuracy, final train loss and epoch time beside the time of
 //! the bare matrix products an epoch needs, and writes every history.
 
+use super::presets::{make_rule, settings_text, Entry, ENTRIES, TOLERANCE};
 use super::progress::Progress;
-use super::train::{describe_data, hypers_text, parse_hidden, set_init};
+use super::setup::{describe_data, hypers_text, parse_hidden, set_init, Dtype};
 use super::CliResult;
 use optdsl::data::{CsvOptions, DataSource, Split};
 use optdsl::net::{Activation, NetFloat, Network, NetworkSpec};
@@ -12,163 +13,9 @@ use optdsl::plot::{plot_curves, EpochPoint};
 use optdsl::replay::name_key;
 use optdsl::rng::Generator;
 use optdsl::train::{matmul_epoch_seconds, History, TrainConfig, Trainer};
-use optdsl::{builtins, DynRule, Error, HyperValue};
+use optdsl::{builtins, Error};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// One optimizer of the comparison: a label, the built-in it runs, the
-/// settings (hyperparameters by name; `lr` also means `learning_rate`), and
-/// the test accuracy PyTorch 2.15 reached with the same settings on USPS
-/// (256-128-64-10 sigmoid, batch 32, 20 epochs), where measured: one run
-/// each, `torch.manual_seed(0)`, PyTorch's default `nn.Linear` init (what
-/// `tools/pytorch_usps.py --seeds 1 --init default` prints; its means over
-/// seeds are in docs/pytorch-parity.md).
-#[derive(Debug, Clone, Copy)]
-pub struct Entry {
-    /// The row's name.
-    pub label: &'static str,
-    /// The built-in's name.
-    pub optimizer: &'static str,
-    /// Hyperparameters set before training.
-    pub settings: &'static [(&'static str, HyperValue)],
-    /// PyTorch's test accuracy, same settings.
-    pub pytorch: Option<f64>,
-}
-
-const fn num(name: &'static str, x: f64) -> (&'static str, HyperValue) {
-    (name, HyperValue::Num(x))
-}
-
-/// The comparison's optimizers and settings, in the order of the table.
-/// Built-ins not listed here run with their defaults after these.
-pub const ENTRIES: &[Entry] = &[
-    Entry {
-        label: "sgd",
-        optimizer: "sgd",
-        settings: &[num("lr", 0.5)],
-        pytorch: Some(0.931),
-    },
-    Entry {
-        label: "momentum",
-        optimizer: "sgd",
-        settings: &[num("lr", 0.1), num("momentum", 0.9)],
-        pytorch: Some(0.941),
-    },
-    Entry {
-        label: "nesterov",
-        optimizer: "sgd",
-        settings: &[
-            num("lr", 0.1),
-            num("momentum", 0.9),
-            ("nesterov", HyperValue::Bool(true)),
-        ],
-        pytorch: Some(0.940),
-    },
-    Entry {
-        label: "adagrad",
-        optimizer: "adagrad",
-        settings: &[num("lr", 0.05)],
-        pytorch: Some(0.934),
-    },
-    Entry {
-        label: "rmsprop",
-        optimizer: "rmsprop",
-        settings: &[num("lr", 1e-3)],
-        pytorch: Some(0.933),
-    },
-    Entry {
-        label: "adadelta",
-        optimizer: "adadelta",
-        settings: &[num("lr", 1.0)],
-        pytorch: Some(0.933),
-    },
-    Entry {
-        label: "adam",
-        optimizer: "adam",
-        settings: &[num("lr", 1e-3)],
-        pytorch: Some(0.931),
-    },
-    Entry {
-        label: "adamw",
-        optimizer: "adamw",
-        settings: &[num("lr", 1e-3)],
-        pytorch: None,
-    },
-    Entry {
-        label: "adamax",
-        optimizer: "adamax",
-        settings: &[num("lr", 2e-3)],
-        pytorch: None,
-    },
-    Entry {
-        label: "nadam",
-        optimizer: "nadam",
-        settings: &[num("lr", 2e-3)],
-        pytorch: None,
-    },
-    Entry {
-        label: "radam",
-        optimizer: "radam",
-        settings: &[num("lr", 1e-3)],
-        pytorch: None,
-    },
-    Entry {
-        label: "asgd",
-        optimizer: "asgd",
-        settings: &[num("lr", 0.5)],
-        pytorch: None,
-    },
-    Entry {
-        label: "rprop",
-        optimizer: "rprop",
-        settings: &[num("lr", 1e-2)],
-        pytorch: None,
-    },
-    Entry {
-        label: "lion",
-        optimizer: "lion",
-        settings: &[num("lr", 3e-4)],
-        pytorch: None,
-    },
-    Entry {
-        label: "lamb",
-        optimizer: "lamb",
-        settings: &[num("lr", 3e-3)],
-        pytorch: None,
-    },
-    Entry {
-        label: "adabelief",
-        optimizer: "adabelief",
-        settings: &[num("lr", 1e-3)],
-        pytorch: None,
-    },
-    // Rules with shapes: Adafactor at PyTorch's defaults; Muon for the
-    // weight matrices (the biases get AdamW's defaults, as PyTorch's Muon
-    // documentation recommends) at the learning rate of Muon's authors.
-    Entry {
-        label: "adafactor",
-        optimizer: "adafactor",
-        settings: &[num("lr", 1e-2)],
-        pytorch: Some(0.9327),
-    },
-    Entry {
-        label: "muon",
-        optimizer: "muon",
-        settings: &[num("lr", 0.02)],
-        pytorch: Some(0.9422),
-    },
-    // The start of the vSGD authors' code (py-optim's vSGD defaults): v̄ and
-    // h̄ overestimated by c = 2, h̄ from c·max(h, 1) (h ≪ 1 here), τ = 10.
-    Entry {
-        label: "vsgd",
-        optimizer: "vsgd",
-        settings: &[num("c", 2.0), num("hmin", 2.0), num("tau0", 10.0)],
-        pytorch: None,
-    },
-];
-
-/// How far below PyTorch's accuracy a row may end and still pass (0.5 points).
-pub const TOLERANCE: f64 = 0.005;
 
 /// Arguments of `optdsl compare`.
 #[derive(clap::Args, Debug, Clone)]
@@ -219,9 +66,9 @@ pub struct Args {
     /// Also run the slides' reference formulas (the `seed-*` built-ins) at their defaults.
     #[arg(long)]
     pub all: bool,
-    /// The float type: f32 or f64.
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    /// The float type.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
     /// Where to write each history (LABEL.csv, LABEL.json; LABEL-sN.* for
     /// further seeds) and summary.csv.
     #[arg(long, default_value = "optdsl-out/compare")]
@@ -314,12 +161,6 @@ fn validate(args: &Args) -> Result<(), Error> {
     spec.validate()?;
     args.rng.parse::<Generator>()?;
     args.data.parse::<DataSource>()?;
-    if !matches!(args.dtype.as_str(), "f32" | "f64") {
-        return Err(Error::Invalid {
-            what: "dtype".into(),
-            reason: format!("`{}`; use f32 or f64", args.dtype),
-        });
-    }
     selected(args)?;
     if args.seed.checked_add(args.seeds).is_none() {
         return Err(Error::Invalid {
@@ -424,10 +265,9 @@ pub fn run(args: Args) -> CliResult {
         generator,
         args.dtype
     );
-    match args.dtype.as_str() {
-        "f32" => compare::<f32>(&args, &spec, &data, generator),
-        "f64" => compare::<f64>(&args, &spec, &data, generator),
-        other => Err(format!("invalid dtype `{other}`; use f32 or f64").into()),
+    match args.dtype {
+        Dtype::F32 => compare::<f32>(&args, &spec, &data, generator),
+        Dtype::F64 => compare::<f64>(&args, &spec, &data, generator),
     }
 }
 
@@ -620,41 +460,6 @@ fn selected(args: &Args) -> Result<Vec<Entry>, Error> {
     Ok(entries)
 }
 
-/// The entry's rule with its settings.
-fn make_rule(entry: &Entry) -> Result<Box<dyn DynRule>, Error> {
-    let mut rule = super::rules::lookup(entry.optimizer)?;
-    apply_settings(rule.as_mut(), entry)?;
-    Ok(rule)
-}
-
-/// The table's entry that runs the built-in `name` under its own name
-/// (`sgd`, `adam`, `vsgd`, ...), if any: the settings `optdsl train` starts
-/// that optimizer from. The `momentum` and `nesterov` rows run `sgd` with
-/// settings, and are not the built-ins of those names.
-pub fn entry_for_builtin(name: &str) -> Option<&'static Entry> {
-    let name = name.trim().to_ascii_lowercase();
-    ENTRIES
-        .iter()
-        .find(|e| e.label == name && e.optimizer == name)
-}
-
-/// Sets `entry`'s settings on `rule`; `lr` is renamed `learning_rate` for
-/// rules that call it that.
-pub fn apply_settings(rule: &mut dyn DynRule, entry: &Entry) -> Result<(), Error> {
-    for &(name, value) in entry.settings {
-        let name = if name == "lr"
-            && rule.hyper("lr").is_none()
-            && rule.hyper("learning_rate").is_some()
-        {
-            "learning_rate"
-        } else {
-            name
-        };
-        rule.set_hyper(name, value)?;
-    }
-    Ok(())
-}
-
 fn run_entry<F: NetFloat>(
     args: &Args,
     entry: &Entry,
@@ -773,15 +578,4 @@ fn table(rows: &[(Entry, Outcome, f64)], with_sd: bool) -> (String, String, usiz
         }
     }
     (text, csv, bad)
-}
-
-fn settings_text(e: &Entry) -> String {
-    if e.settings.is_empty() {
-        return "(defaults)".into();
-    }
-    e.settings
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }

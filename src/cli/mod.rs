@@ -6,11 +6,14 @@ pub mod compare;
 pub mod list;
 pub mod outputs;
 pub mod paths;
+pub mod presets;
 pub mod progress;
 pub mod replay;
 pub mod rules;
+pub mod setup;
 pub mod state;
 pub mod train;
+pub mod train_args;
 pub mod train_lbfgs;
 
 /// What a subcommand returns: an exit code, or an error printed as `error: ...`.

@@ -3,7 +3,8 @@
 //! per epoch; the same data, network and output flags as `optdsl train`.
 
 use super::progress::Progress;
-use super::train::{describe_data, finish, load_data, network_spec, parse_set, train_config, Args};
+use super::setup::{describe_data, parse_set, Dtype};
+use super::train_args::{finish, load_data, network_spec, train_config, Args};
 use super::CliResult;
 use optdsl::lbfgs::Lbfgs;
 use optdsl::lbfgs_train::LbfgsTrainer;
@@ -79,16 +80,9 @@ pub fn run(args: Args) -> CliResult {
     let lbfgs = options(&args.set)?;
     let data = load_data(&args)?;
     println!("{}", describe_data(&data));
-    let history = match args.dtype.as_str() {
-        "f32" => train::<f32>(&args, lbfgs, &data)?,
-        "f64" => train::<f64>(&args, lbfgs, &data)?,
-        other => {
-            return Err(Error::Invalid {
-                what: "dtype".into(),
-                reason: format!("`{other}`; use f32 or f64"),
-            }
-            .into())
-        }
+    let history = match args.dtype {
+        Dtype::F32 => train::<f32>(&args, lbfgs, &data)?,
+        Dtype::F64 => train::<f64>(&args, lbfgs, &data)?,
     };
     finish(&args, &history)?;
     Ok(ExitCode::SUCCESS)
@@ -101,7 +95,7 @@ fn train<F: NetFloat>(
 ) -> Result<History, Error> {
     let spec = network_spec(args, data)?;
     let config = train_config(args, data)?;
-    super::train::check_outputs(args)?;
+    super::train_args::check_outputs(args)?;
     let options: Vec<String> = optdsl::lbfgs::HYPERS
         .iter()
         .filter_map(|(name, _)| Some(format!("{name}={}", lbfgs.hyper(name)?)))

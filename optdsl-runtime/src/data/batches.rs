@@ -1,8 +1,7 @@
 //! Mini-batches: a seeded shuffle of the row order each epoch, cut into
-//! batches, and the copy of a batch's rows into a network's workspace.
+//! batches (a network's workspace copies a batch's rows in:
+//! `net::Workspace::stage_rows`).
 
-use super::Dataset;
-use crate::net::{NetFloat, Workspace};
 use crate::rng::TorchGenerator;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -49,26 +48,4 @@ impl Batches {
     pub fn iter(&self) -> std::slice::Chunks<'_, usize> {
         self.order.chunks(self.batch)
     }
-}
-
-/// Copies the rows `indices` of `data` (inputs converted to `F`) and their
-/// labels into `ws`'s staging buffers; returns the number of rows.
-///
-/// # Panics
-/// If there are more indices than the workspace's capacity, or the data's
-/// width is not the network's input width.
-pub fn stage_rows<F: NetFloat>(ws: &mut Workspace<F>, data: &Dataset, indices: &[usize]) -> usize {
-    let dim = data.dim();
-    let inputs = F::inputs_of(data);
-    let (x, y) = ws.stage(indices.len());
-    assert_eq!(
-        x.len(),
-        indices.len() * dim,
-        "data width differs from the network's"
-    );
-    for ((row, label), &i) in x.chunks_exact_mut(dim).zip(y.iter_mut()).zip(indices) {
-        row.copy_from_slice(&inputs[i * dim..(i + 1) * dim]);
-        *label = data.labels()[i];
-    }
-    indices.len()
 }

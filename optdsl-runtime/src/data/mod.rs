@@ -7,7 +7,7 @@ mod semeion;
 mod text;
 mod usps;
 
-pub use batches::{stage_rows, Batches};
+pub use batches::Batches;
 pub use csv::{parse_csv, read_csv, CsvOptions, LabelColumn};
 pub use semeion::semeion;
 pub use usps::{usps, usps_test, usps_train};

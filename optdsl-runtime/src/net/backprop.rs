@@ -2,6 +2,7 @@
 //! ndarray's `general_mat_mul` into buffers a [`Workspace`] allocates once.
 
 use super::{NetFloat, Network};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -112,6 +113,28 @@ impl<F: NetFloat> Workspace<F> {
         assert!(rows <= self.capacity, "batch larger than the workspace");
         let dim = self.widths[0];
         (&mut self.input[..rows * dim], &mut self.labels[..rows])
+    }
+
+    /// Copies the rows `indices` of `data` (inputs converted to `F`) and their
+    /// labels into the staging buffers's staging buffers; returns the number of rows.
+    ///
+    /// # Panics
+    /// If there are more indices than the workspace's capacity, or the data's
+    /// width is not the network's input width.
+    pub fn stage_rows(&mut self, data: &Dataset, indices: &[usize]) -> usize {
+        let dim = data.dim();
+        let inputs = F::inputs_of(data);
+        let (x, y) = self.stage(indices.len());
+        assert_eq!(
+            x.len(),
+            indices.len() * dim,
+            "data width differs from the network's"
+        );
+        for ((row, label), &i) in x.chunks_exact_mut(dim).zip(y.iter_mut()).zip(indices) {
+            row.copy_from_slice(&inputs[i * dim..(i + 1) * dim]);
+            *label = data.labels()[i];
+        }
+        indices.len()
     }
 }
 

@@ -3,7 +3,7 @@
 //! table of test accuracy, final train loss and epoch time beside the time of
 //! the bare matrix products an epoch needs, and writes every history.
 
-use super::presets::{make_rule, settings_text, Entry, ENTRIES, TOLERANCE};
+use super::presets::{make_rule, pytorch_reference, settings_text, Entry, ENTRIES, TOLERANCE};
 use super::progress::Progress;
 use super::setup::{describe_data, hypers_text, parse_hidden, set_init, Dtype};
 use super::CliResult;
@@ -301,6 +301,11 @@ fn compare<F: NetFloat>(
         println!(
             "PyTorch's accuracies are for usps, 128,64 sigmoid, batch 32, 20 epochs: not shown"
         );
+    } else if args.seeds > 1 {
+        println!(
+            "PyTorch: its mean test accuracy over seeds 0-9 with the same init \
+             (docs/pytorch-parity.md, table 1; - where not measured)"
+        );
     } else if !off_pytorch_start(args)?.is_empty() {
         println!(
             "PyTorch's accuracies are single runs from torch.manual_seed(0) with nn.Linear's \
@@ -310,9 +315,10 @@ fn compare<F: NetFloat>(
     }
     let mut rows = Vec::new();
     for mut entry in selected(args)? {
-        if !reference {
-            entry.pytorch = None;
-        }
+        entry.pytorch = match reference {
+            true => pytorch_reference(&entry, args.seeds, &args.init),
+            false => None,
+        };
         let matmul = matmul_epoch_seconds(&probe, &data.train, args.batch, 9)?;
         let outcome = run_entry::<F>(args, &entry, spec, data, generator);
         match &outcome {

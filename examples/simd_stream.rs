@@ -2,6 +2,7 @@
 //! baseline, AVX2 and AVX-512, timed in turn: which vector width streams
 //! fastest on this machine. Run with `cargo run --release --example simd_stream`.
 
+use optdsl::stats::median;
 use std::time::Instant;
 
 #[inline(always)]
@@ -21,11 +22,6 @@ unsafe fn stream_avx2(w: &mut [f32], g: &[f32]) {
 #[target_feature(enable = "avx512f")]
 unsafe fn stream_avx512(w: &mut [f32], g: &[f32]) {
     stream(w, g)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() {

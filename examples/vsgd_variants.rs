@@ -24,6 +24,7 @@
 use optdsl::data::{usps, Batches, Dataset};
 use optdsl::net::{Activation, Init, Network, NetworkSpec, Workspace};
 use optdsl::rng::Generator;
+use optdsl::stats::median;
 use optdsl::train::{Silent, TrainConfig, Trainer};
 use optdsl::{builtin_rule, optimizer, DynRule, HyperValue};
 use rand::SeedableRng;
@@ -113,11 +114,6 @@ fn summary(rule: &dyn DynRule, torch: bool, data: &(Dataset, Dataset)) -> optdsl
         100.0 * sd,
         100.0 * low
     ))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 /// Table 3: per tensor, the medians over steps 1000..=4000 of SGD's path of

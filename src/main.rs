@@ -61,7 +61,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // Escaped: an error may quote bytes of a damaged input file.
-            eprintln!("error: {}", optdsl::error::escape_controls(&e.to_string()));
+            eprintln!(
+                "error: {}",
+                optdsl::error::escape_controls(&cli::flags::render(e.as_ref()))
+            );
             ExitCode::from(2)
         }
     }

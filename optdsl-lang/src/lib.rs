@@ -125,3 +125,8 @@ pub fn fnv1a_extend(hash: u64, bytes: &[u8]) -> u64 {
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     fnv1a_extend(FNV_OFFSET, bytes)
 }
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

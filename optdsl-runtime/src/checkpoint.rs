@@ -263,7 +263,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
         };
         return Err(error(
             path,
-            format!("not a regular file ({kind}); give a checkpoint file written by --save"),
+            format!("not a regular file ({kind}); give a checkpoint file a trainer saved"),
         ));
     }
     let size = meta.len();

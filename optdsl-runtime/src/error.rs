@@ -103,7 +103,7 @@ pub enum Error {
     },
     /// A loss that became NaN or infinite under a hyperparameter that is not
     /// a finite number (e.g. a learning rate of NaN given to one group).
-    #[error("non-finite {what} at epoch {epoch}, step {step}: the {group}' {hyper} is {value}; give it a finite value ({} {hyper}=...)", if group == "biases" { "--bias-set" } else { "--set" })]
+    #[error("non-finite {what} at epoch {epoch}, step {step}: the {group}' {hyper} is {value}; give it a finite value")]
     NonFiniteHyper {
         /// "loss".
         what: String,

@@ -712,7 +712,7 @@ pub fn replay_as<F: DynFloat>(rule: &dyn DynRule, fixture: &Fixture) -> Result<O
             return Err(Error::Invalid {
                 what: format!("fixture {}", fixture.name),
                 reason: format!(
-                    "it is closure-driven (an objective, not gradients) and replays through L-BFGS, not {}; replay it without --rule or --optimizer",
+                    "it is closure-driven (an objective, not gradients) and replays through L-BFGS, not {}; replay it through the built-in lbfgs",
                     rule.info().name
                 ),
             })

@@ -449,7 +449,7 @@ impl<F: NetFloat> Trainer<F> {
             return Err(Error::Invalid {
                 what: "schedule".into(),
                 reason: format!(
-                    "{} has no `lr` or `learning_rate` hyperparameter to schedule; use --schedule constant",
+                    "{} has no `lr` or `learning_rate` hyperparameter to schedule; use the constant schedule",
                     rule.info().name
                 ),
             });
@@ -727,7 +727,7 @@ impl<F: NetFloat> Trainer<F> {
         };
         if saved.epoch >= epochs {
             return Err(wrap(Error::StateMismatch(format!(
-                "it is at epoch {} already; ask for more than {} --epochs",
+                "it is at epoch {} already; ask for more than {} epochs",
                 saved.epoch, saved.epoch
             ))));
         }
@@ -739,7 +739,7 @@ impl<F: NetFloat> Trainer<F> {
         }
         if saved.config.generator != self.config.generator {
             return Err(wrap(Error::StateMismatch(format!(
-                "it was made with --rng {}, this run asks for --rng {}",
+                "it was made with the {} generator, this run asks for the {} generator",
                 saved.config.generator, self.config.generator
             ))));
         }
@@ -761,7 +761,7 @@ impl<F: NetFloat> Trainer<F> {
     /// group's schedule starts). A saved state of another rule is left to
     /// [`Trainer::restore`] to refuse.
     fn check_saved_hypers(&self, saved: &TrainerState<F>) -> Result<()> {
-        const GROUPS: [(&str, &str); 2] = [("weights", "--set"), ("biases", "--bias-set")];
+        const GROUPS: [&str; 2] = ["weights", "biases"];
         for (g, theirs) in saved.optimizer.groups.iter().enumerate() {
             let Ok(mine) = self.opt.rule(g) else {
                 return Ok(());
@@ -769,7 +769,7 @@ impl<F: NetFloat> Trainer<F> {
             if theirs.rule != mine.info().name {
                 return Ok(());
             }
-            let (group, flag) = GROUPS.get(g).copied().unwrap_or(("group", "--set"));
+            let group = GROUPS.get(g).copied().unwrap_or("group");
             for (name, value) in &theirs.hypers {
                 let (saved_value, asked) = if Some(name.as_str()) == self.lr_hyper {
                     match (saved.base_lrs.get(g), self.base_lrs.get(g)) {
@@ -785,8 +785,8 @@ impl<F: NetFloat> Trainer<F> {
                 if saved_value != asked {
                     return Err(Error::StateMismatch(format!(
                         "it was made with {name}={saved_value} for the {group}, this run asks \
-                         for {name}={asked}; repeat the run's flags ({flag} {name}={saved_value}) \
-                         to resume it, or start a new run"
+                         for {name}={asked}; set {name}={saved_value} for the {group} to resume \
+                         it, or start a new run"
                     )));
                 }
             }
@@ -845,7 +845,7 @@ impl<F: NetFloat> Trainer<F> {
         let change = match (self.lr_hyper, self.base_lrs.first()) {
             (Some(name), Some(&lr)) => format!(
                 "lower the learning rate ({name}={} now; try a tenth of it or less) or let it \
-                 decay (--schedule)",
+                 decay with a schedule",
                 HyperValue::Num(lr)
             ),
             _ => format!(
@@ -927,8 +927,8 @@ impl<F: NetFloat> Trainer<F> {
                     source_name: train.name().to_string(),
                     reason: format!(
                         "this run was trained on {recorded}, not on these rows {this}; \
-                         continue it on the data it started with (the same --data, --seed, \
-                         --test-fraction, --label and --scale) or start a new run"
+                         continue it on the data it started with (the same data source, seed, \
+                         test fraction, label column and scale) or start a new run"
                     ),
                 })
             }
@@ -1051,7 +1051,7 @@ impl<F: NetFloat> Trainer<F> {
             } else {
                 if !par.alone() {
                     return Err(Error::Invalid {
-                        what: "--distributed".into(),
+                        what: "data-parallel training".into(),
                         reason:
                             "rules that take an input (the vSGD rules) train on one process only"
                                 .into(),
@@ -1202,7 +1202,7 @@ fn spec_difference(saved: &NetworkSpec, mine: &NetworkSpec) -> String {
         return match (one(&ia), one(&ib)) {
             (Some(x), Some(y)) => format!(
                 "the network {a} was saved with init {x}, this run asks for init {y}; give \
-                 --init {x} to resume it"
+                 it init {x} to resume it"
             ),
             _ => format!(
                 "the network {a} was saved with the layers' inits {}, this run asks for {}",

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod check;
 pub mod compare;
+pub mod flags;
 pub mod list;
 pub mod outputs;
 pub mod paths;

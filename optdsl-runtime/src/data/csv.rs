@@ -225,8 +225,8 @@ fn parse_rows(
                 return Err(Error::Data {
                     source_name: name.to_string(),
                     reason: format!(
-                        "line {line}, field {}: `{f}` divided by --scale {} is {x}; give a \
-                         larger --scale",
+                        "line {line}, field {}: `{f}` divided by the scale {} is {x}; give a \
+                         larger scale",
                         first + j,
                         opts.scale
                     ),
@@ -260,7 +260,7 @@ fn parse_rows(
                 source_name: name.to_string(),
                 reason: format!(
                     "every row's label is {first} (the {column} column of {} rows): one class, \
-                     nothing to learn; if the label is in the {other} column, give --label {other}",
+                     nothing to learn; if the label is in the {other} column, read it from the {other} column",
                     labels.len()
                 ),
             });
@@ -280,7 +280,7 @@ fn label(name: &str, line: usize, col: usize, field: &str) -> Result<u32> {
             source_name: name.to_string(),
             reason: format!(
                 "line {line}, field {col}: expected a class label (0, 1, 2, ...), found `{field}`; \
-                 is the label in the other column (--label first|last)?"
+                 is the label in the other column (first or last)?"
             ),
         }),
     }
@@ -363,11 +363,11 @@ mod tests {
         assert!(reason(parse_csv("t", "1\n2\n", &o).unwrap_err()).contains("at least one value"));
         let r = reason(parse_csv("t", "0,3,1\n0,4,2\n", &o).unwrap_err());
         assert!(
-            r.contains("every row's label is 0") && r.contains("--label last"),
+            r.contains("every row's label is 0") && r.contains("read it from the last column"),
             "{r}"
         );
         let r = reason(parse_csv("t", "3,1,0\n4,2,0\n", &opts(LabelColumn::Last)).unwrap_err());
-        assert!(r.contains("--label first"), "{r}");
+        assert!(r.contains("read it from the first column"), "{r}");
     }
 
     #[test]

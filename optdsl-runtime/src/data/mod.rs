@@ -182,7 +182,7 @@ impl Dataset {
                 if b.text.parse::<f64>().ok() == Some(b.value) {
                     String::new()
                 } else {
-                    format!(" ({} after --scale)", b.value)
+                    format!(" ({} after the scale)", b.value)
                 }
             ),
             None => format!(
@@ -196,7 +196,7 @@ impl Dataset {
             source_name: self.name.clone(),
             reason: format!(
                 "{what} cannot be represented in f32 (largest magnitude {:e}), and would make \
-                 every loss NaN; train with --dtype f64, or divide the inputs with --scale",
+                 every loss NaN; train in f64, or divide the inputs by a scale",
                 f32::MAX
             ),
         })

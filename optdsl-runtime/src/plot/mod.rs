@@ -65,7 +65,7 @@ pub fn prepare_dir(dir: &Path) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         return Err(Error::Io {
             path: dir.display().to_string(),
-            message: "exists and is not a directory; choose another --out".into(),
+            message: "exists and is not a directory; choose another output directory".into(),
         });
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::Io {

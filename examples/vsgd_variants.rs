@@ -36,7 +36,7 @@ optimizer! {
     /// slow start.
     pub WithoutMiniBatchForm {
         hyper c = 4180, n0 = 10, eps = 1e-9;
-        input h;
+        input h: curvature;
         state gbar = 0, vbar = 0, hbar = 0, tau = n0;
         if t <= n0 {
             gbar = gbar + (g - gbar) / t;

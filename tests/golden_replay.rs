@@ -155,7 +155,7 @@ fn the_list_command_names_every_required_builtin() {
     let adam = text.lines().find(|l| l.starts_with("adam ")).unwrap();
     assert!(adam.contains("lr=0.001") && adam.contains("beta2=0.999") && adam.contains("Kingma"));
     let vsgd = text.lines().find(|l| l.starts_with("vsgd ")).unwrap();
-    assert!(vsgd.contains("[input h]"), "{vsgd}");
+    assert!(vsgd.contains("[input h: curvature]"), "{vsgd}");
     let noisy = text.lines().find(|l| l.starts_with("noisy_sgd ")).unwrap();
     assert!(
         noisy.contains("eta=0.01") && noisy.contains("gamma=0.55"),

@@ -15,15 +15,15 @@ optimizer! {
 
     /// Plain gradient descent that records g_prev: w moves by g_prev's mean
     /// difference from g, which is 0 on the first step.
-    pub Probe { hyper lr = 0.05; input g_prev; state diff = 0; diff = g - g_prev; w -= lr * g; }
+    pub Probe { hyper lr = 0.05; input g_prev: previous_grad; state diff = 0; diff = g - g_prev; w -= lr * g; }
 
     /// Gradient descent that records the curvature it was given.
-    pub CurvatureProbe { input h; state seen = 0; seen = h; w -= 0.05 * g; }
+    pub CurvatureProbe { input h: curvature; state seen = 0; seen = h; w -= 0.05 * g; }
 
     /// Gradient descent that records the row count, squared gradients and
     /// curvature it was given (in that order of inputs).
     pub BatchProbe {
-        input n_mb, g2, h;
+        input n_mb: batch_rows, g2: grad_squares, h: curvature;
         state rows = 0, squares = 0, curvature = 0;
         rows = n_mb;
         squares = g2;
@@ -32,7 +32,7 @@ optimizer! {
     }
 
     /// A rule asking for `g_prev` and `h` together.
-    pub Mixed { input g_prev, h; w -= 0.1 * g; }
+    pub Mixed { input g_prev: previous_grad, h: curvature; w -= 0.1 * g; }
 }
 
 fn data() -> Split {
@@ -212,7 +212,8 @@ fn g_prev_does_not_combine_with_other_inputs() {
         panic!("g_prev with h is refused")
     };
     assert!(
-        err.to_string().contains("takes inputs [g_prev, h]"),
+        err.to_string()
+            .contains("takes inputs [g_prev: previous_grad, h: curvature]"),
         "{err}"
     );
 }

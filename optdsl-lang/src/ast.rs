@@ -29,6 +29,8 @@ pub struct RuleDef {
     pub scalars: Vec<Decl>,
     /// `input` declarations: per-element slices the caller passes beside `g`.
     pub inputs: Vec<Name>,
+    /// Each input's role as written (`input h: curvature`), if it has one.
+    pub input_roles: Vec<Option<Name>>,
     /// The statements, in order.
     pub body: Vec<Stmt>,
     /// The rule's text as the parser saw it.

@@ -8,6 +8,7 @@ use crate::ast::{
 };
 use crate::diag::Diagnostic;
 use crate::functions::{Callee, Draw, ALIASES, CALLEES};
+use crate::role::Role;
 use crate::span::Span;
 use crate::storage::{Storage, STORAGE_NAMES};
 use crate::typed::{
@@ -337,6 +338,30 @@ impl Checker {
                     .insert(name.text.clone(), Binding::Var(Var::Input(i)));
             }
         }
+        let input_roles = rule
+            .input_roles
+            .iter()
+            .map(|role| {
+                let role = role.as_ref()?;
+                let found = Role::parse(&role.text);
+                if found.is_none() {
+                    let names = Role::ALL.map(Role::name);
+                    let hint = match suggest(&role.text, names) {
+                        Some(s) => format!("did you mean `{s}`? "),
+                        None => String::new(),
+                    };
+                    self.error(
+                        role.span,
+                        format!(
+                            "unknown input role `{}`; {hint}roles: {}",
+                            role.text,
+                            names.join(", ")
+                        ),
+                    );
+                }
+                found
+            })
+            .collect();
         let mut buffers = Vec::new();
         for (i, b) in rule.buffers.iter().enumerate() {
             if let Some(s) = self.state_decl(b, Var::Buffer(i)) {
@@ -366,6 +391,7 @@ impl Checker {
             buffers,
             scalars,
             inputs: rule.inputs.clone(),
+            input_roles,
             lets: self.lets,
             body,
             shaped: self.shaped,

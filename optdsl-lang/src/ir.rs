@@ -147,6 +147,9 @@ pub struct Program {
     pub scalars: Vec<StateSlot>,
     /// Input names in order.
     pub inputs: Vec<String>,
+    /// Each input's declared role (what a trainer computes for it); not part
+    /// of the fingerprint, as it does not change a step.
+    pub input_roles: Vec<Option<crate::role::Role>>,
     /// The SSA values, each after its operands.
     pub values: Vec<Value>,
     /// The new `w`, if the rule assigns it.

@@ -32,6 +32,7 @@ pub mod parse;
 pub mod passes;
 pub mod random;
 pub mod real;
+pub mod role;
 pub mod shaped;
 pub mod span;
 pub mod storage;

@@ -104,6 +104,7 @@ pub fn lower(rule: &TypedRule) -> Program {
         storage: rule.buffers.iter().map(|b| b.storage.0).collect(),
         scalars,
         inputs: rule.inputs.iter().map(|n| n.text.clone()).collect(),
+        input_roles: rule.input_roles.clone(),
         values: l.values,
         w_out,
         buffer_out,

@@ -96,6 +96,7 @@ fn describe(rule: &Rule) -> String {
         Rule::state_decl => "`state`".into(),
         Rule::scalar_decl => "`scalar`".into(),
         Rule::input_decl => "`input`".into(),
+        Rule::input_item => "an input: `name` or `name: role`".into(),
         Rule::let_stmt => "`let`".into(),
         Rule::if_stmt | Rule::if_expr => "`if`".into(),
         Rule::assign_stmt => "an assignment".into(),
@@ -466,6 +467,7 @@ impl Builder {
             buffers: Vec::new(),
             scalars: Vec::new(),
             inputs: Vec::new(),
+            input_roles: Vec::new(),
             body: Vec::new(),
             source,
             span: whole,
@@ -478,11 +480,14 @@ impl Builder {
                 Rule::hyper_decl => def.hypers.extend(self.decls(p)?),
                 Rule::state_decl => def.buffers.extend(self.decls(p)?),
                 Rule::scalar_decl => def.scalars.extend(self.decls(p)?),
-                Rule::input_decl => def.inputs.extend(
-                    inner(p)
-                        .filter(|n| n.as_rule() == Rule::ident)
-                        .map(|n| self.name(n)),
-                ),
+                Rule::input_decl => {
+                    for item in inner(p).filter(|n| n.as_rule() == Rule::input_item) {
+                        let mut parts = inner(item).filter(|n| n.as_rule() == Rule::ident);
+                        def.inputs
+                            .push(self.name(parts.next().expect("input name")));
+                        def.input_roles.push(parts.next().map(|r| self.name(r)));
+                    }
+                }
                 _ => def.body.push(self.stmt(p)?),
             }
         }

@@ -273,6 +273,8 @@ pub struct TypedRule {
     pub scalars: Vec<TState>,
     /// Inputs in order.
     pub inputs: Vec<Name>,
+    /// Each input's declared role.
+    pub input_roles: Vec<Option<crate::role::Role>>,
     /// How many `let`s the body has.
     pub lets: usize,
     /// The statements.

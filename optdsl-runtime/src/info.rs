@@ -83,6 +83,19 @@ impl RuleInfo {
         optdsl_lang::traffic::traffic(self.program(), &scalars_of(hypers), t)
     }
 
+    /// The inputs as declared, with their roles: `["h: curvature", "x"]`.
+    pub fn input_decls(&self) -> Vec<String> {
+        let roles = &self.program().input_roles;
+        self.inputs
+            .iter()
+            .enumerate()
+            .map(|(i, name)| match roles.get(i).copied().flatten() {
+                Some(role) => format!("{name}: {role}"),
+                None => name.to_string(),
+            })
+            .collect()
+    }
+
     /// Whether the rule reduces over the tensor (`sum`, `norm`, ...).
     pub fn has_reduction(&self) -> bool {
         self.program()

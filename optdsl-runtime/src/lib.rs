@@ -57,6 +57,7 @@ pub mod train;
 pub use builtin::{builtin_rule, builtins, BuiltinInfo};
 pub use error::{Error, Result};
 pub use float::Float;
+pub use optdsl_lang::role::Role;
 pub use optdsl_lang::storage::storage_for;
 pub use optdsl_lang::{StateFormat, Storage};
 pub use optdsl_macros::{network, optimizer};

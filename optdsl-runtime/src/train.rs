@@ -12,6 +12,7 @@ use crate::rng::{Generator, TorchGenerator};
 use crate::rule::{DynRule, HyperValue};
 use crate::schedule::{Clock, LrSchedule};
 use crate::stats::median;
+use optdsl_lang::role::Role;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -373,23 +374,29 @@ enum Computed {
 }
 
 impl RuleInput {
-    /// The inputs the trainer gives a rule that declares `names`, or `None`
-    /// if it cannot give them.
-    fn of(names: &[&str]) -> Option<RuleInput> {
-        match names {
+    /// The inputs the trainer gives a rule, by the roles its inputs declare
+    /// (`input h: curvature`), or `None` if it cannot give them (an input
+    /// without a role, or `previous_grad` beside others).
+    fn of(roles: &[Option<Role>]) -> Option<RuleInput> {
+        match roles {
             [] => Some(RuleInput::None),
-            ["g_prev"] => Some(RuleInput::GradPrev),
-            _ => names
+            [Some(Role::PreviousGrad)] => Some(RuleInput::GradPrev),
+            _ => roles
                 .iter()
-                .map(|name| match *name {
-                    "h" => Some(Computed::Curvature),
-                    "g2" => Some(Computed::SquaredGrads),
-                    "n_mb" => Some(Computed::BatchRows),
-                    _ => None,
+                .map(|role| match role {
+                    Some(Role::Curvature) => Some(Computed::Curvature),
+                    Some(Role::GradSquares) => Some(Computed::SquaredGrads),
+                    Some(Role::BatchRows) => Some(Computed::BatchRows),
+                    Some(Role::PreviousGrad) | None => None,
                 })
                 .collect::<Option<Vec<_>>>()
                 .map(RuleInput::Computed),
         }
+    }
+
+    /// `[h: curvature, g2]`: a rule's inputs with their roles, for messages.
+    fn describe(info: &crate::RuleInfo) -> String {
+        format!("[{}]", info.input_decls().join(", "))
     }
 
     /// Whether the inputs include `kind`.
@@ -454,13 +461,17 @@ impl<F: NetFloat> Trainer<F> {
                 ),
             });
         }
-        let Some(input) = RuleInput::of(rule.info().inputs) else {
+        let Some(input) = RuleInput::of(&rule.info().program().input_roles) else {
             return Err(Error::Invalid {
                 what: "optimizer".into(),
                 reason: format!(
-                    "{} takes inputs [{}]; the trainer provides `g_prev` (the batch's gradient at the previous parameters) alone, or any of `h` (the Gauss-Newton diagonal of the batch loss), `g2` (the batch's mean squared per-row gradient) and `n_mb` (the batch's row count)",
+                    "{} takes inputs {}; the trainer gives inputs by their declared role \
+                     (`input h: curvature;`): `previous_grad` (the batch's gradient at the \
+                     previous parameters) alone, or any of `curvature` (the Gauss-Newton \
+                     diagonal of the batch loss), `grad_squares` (the batch's mean squared \
+                     per-row gradient) and `batch_rows` (the batch's row count)",
                     rule.info().name,
-                    rule.info().inputs.join(", ")
+                    RuleInput::describe(rule.info())
                 ),
             });
         };
@@ -468,15 +479,15 @@ impl<F: NetFloat> Trainer<F> {
             Some(r) => r,
             None => Self::default_bias_rule(rule.as_ref())?,
         };
-        if RuleInput::of(bias_rule.info().inputs) != Some(input.clone()) {
+        if RuleInput::of(&bias_rule.info().program().input_roles) != Some(input.clone()) {
             return Err(Error::Invalid {
                 what: "bias optimizer".into(),
                 reason: format!(
-                    "{} takes inputs [{}] and {} [{}]; the two groups must take the same inputs",
+                    "{} takes inputs {} and {} {}; the two groups must take the same inputs",
                     bias_rule.info().name,
-                    bias_rule.info().inputs.join(", "),
+                    RuleInput::describe(bias_rule.info()),
                     rule.info().name,
-                    rule.info().inputs.join(", ")
+                    RuleInput::describe(rule.info())
                 ),
             });
         }
@@ -536,12 +547,12 @@ impl<F: NetFloat> Trainer<F> {
         config: &TrainConfig,
     ) -> Result<()> {
         let info = rule.info();
-        let inputs = match info.inputs {
-            [] => 0,
+        let inputs = match RuleInput::of(&info.program().input_roles) {
+            Some(RuleInput::None) => 0,
             // The previous parameters, the input, a copy of the gradient.
-            ["g_prev"] => 3,
+            Some(RuleInput::GradPrev) => 3,
             // Each input, and a scratch buffer up to the largest weight matrix.
-            names => names.len() + 1,
+            _ => info.inputs.len() + 1,
         };
         let per_param = 3 + info.buffers.len() + inputs;
         spec.check_memory(

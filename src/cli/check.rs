@@ -39,7 +39,7 @@ pub fn describe(rule: &dyn DynRule) -> String {
         if hypers.is_empty() { "-".to_string() } else { hypers.join(" ") },
         list(info.buffers),
         list(info.scalars),
-        list(info.inputs),
+        list(&info.input_decls().iter().map(String::as_str).collect::<Vec<_>>()),
         passes.len(),
         bytes(4),
         bytes(8),

@@ -480,7 +480,8 @@ fn run_entry<F: NetFloat>(
         }
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    if rule.info().inputs.contains(&"g_prev") && !args.all {
+    let roles = &rule.info().program().input_roles;
+    if roles.contains(&Some(optdsl::Role::PreviousGrad)) && !args.all {
         // The trainer gives vsgd_fd the batch's gradient at the previous
         // parameters (a second backward pass); its finite-difference
         // curvature is too noisy here: `optdsl train --optimizer vsgd_fd

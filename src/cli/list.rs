@@ -21,7 +21,7 @@ pub struct Args {
     pub state: StateFormat,
 }
 
-/// `lr=0.001[0<=lr] beta1=0.9[0<=beta1<1] amsgrad=false [input h]
+/// `lr=0.001[0<=lr] beta1=0.9[0<=beta1<1] amsgrad=false [input h: curvature]
 /// [state m:q8 v:uq8]`: each hyper with its default and, where the rule
 /// declares one, its range; the inputs; how the buffers are stored when
 /// any is compressed (`full`: the element type).
@@ -41,7 +41,7 @@ fn hypers_of(rule: &dyn DynRule, format: StateFormat) -> String {
         })
         .collect();
     if !info.inputs.is_empty() {
-        hypers.push(format!("[input {}]", info.inputs.join(", ")));
+        hypers.push(format!("[input {}]", info.input_decls().join(", ")));
     }
     let storage = storage_for(info.program(), format);
     if storage.iter().any(|s| *s != Storage::Full) {

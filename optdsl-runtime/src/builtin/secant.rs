@@ -38,7 +38,7 @@ optimizer! {
     /// gradient, `vsgd_mb` has the paper's per-sample estimate.
     pub Vsgd {
         hyper c = 10 where c >= 1, tau0 = 1 where tau0 >= 1, eps = 1e-10 where eps > 0, hmin = 0;
-        input h;
+        input h: curvature;
         state gbar = 0, vbar = 0, hbar = 0, tau = tau0;
         let hh = max(h, eps);
         if t == 1 {
@@ -89,7 +89,7 @@ optimizer! {
     pub VsgdMb {
         hyper c = 4180 where c > 0, n0 = 10 where n0 >= 1, eps = 1e-9 where eps >= 0,
               hmin = 0 where hmin >= 0;
-        input h, g2, n_mb;
+        input h: curvature, g2: grad_squares, n_mb: batch_rows;
         state gbar = 0, vbar = 0, hbar = 0, tau = n0;
         if t <= n0 {
             gbar = gbar + (g - gbar) / t;
@@ -126,7 +126,7 @@ optimizer! {
     pub VsgdMbB {
         hyper c = 4180 where c > 0, n0 = 10 where n0 >= 1, eps = 1e-9 where eps >= 0,
               hmin = 0 where hmin >= 0;
-        input h, g2, n_mb;
+        input h: curvature, g2: grad_squares, n_mb: batch_rows;
         state gbar = 0, vbar = 0, hbar = 0;
         scalar tau = n0;
         if t <= n0 {
@@ -168,7 +168,7 @@ optimizer! {
     pub VsgdFd {
         hyper c = 10 where c >= 1, tau0 = 1 where tau0 >= 1, h0 = 1 where h0 > 0,
               eps = 1e-10 where eps > 0;
-        input g_prev;
+        input g_prev: previous_grad;
         state gbar = 0, vbar = 0, hbar = h0, tau = tau0, dw = 0;
         let known = dw != 0;
         let hfd = max(abs(g - g_prev) / select(known, abs(dw), 1), eps);

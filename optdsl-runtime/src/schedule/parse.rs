@@ -135,13 +135,17 @@ const FORMS: &[(&str, &str)] = &[
     ("polynomial", "poly:EPOCHS:POWER"),
     ("onecycle", "onecycle[:key=value...]"),
     ("cyclic", "cyclic:BASE_LR:STEP_SIZE_UP[:key=value...]"),
-    ("sgdr", "sgdr:T_0, sgdr:T_0:T_MULT or sgdr:T_0:T_MULT:ETA_MIN"),
+    (
+        "sgdr",
+        "sgdr:T_0, sgdr:T_0:T_MULT or sgdr:T_0:T_MULT:ETA_MIN",
+    ),
     ("plateau", "plateau[:key=value...]"),
     ("piecewise", "piecewise:STEP=SCALE,STEP=SCALE,..."),
     ("warmup", "warmup:EPOCHS or warmup:EPOCHS+SCHEDULE"),
 ];
 
-const ONECYCLE_OPTIONS: &str = "pct_start, anneal_strategy, div_factor, final_div_factor, three_phase";
+const ONECYCLE_OPTIONS: &str =
+    "pct_start, anneal_strategy, div_factor, final_div_factor, three_phase";
 const CYCLIC_OPTIONS: &str = "step_size_down, mode, gamma";
 const PLATEAU_OPTIONS: &str =
     "mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps";
@@ -388,10 +392,10 @@ impl FromStr for LrSchedule {
                 let start = t.float("START_FACTOR", start)?;
                 let end = t.float("END_FACTOR", end)?;
                 LrSchedule::Linear {
-                    start: t.check("START_FACTOR", start, "in (0, 1]", |x| {
-                        x > 0.0 && x <= 1.0
+                    start: t.check("START_FACTOR", start, "in (0, 1]", |x| x > 0.0 && x <= 1.0)?,
+                    end: t.check("END_FACTOR", end, FACTOR_RANGE, |x| {
+                        (0.0..=1.0).contains(&x)
                     })?,
-                    end: t.check("END_FACTOR", end, FACTOR_RANGE, |x| (0.0..=1.0).contains(&x))?,
                     epochs: t.epochs("EPOCHS (total_iters)", epochs)?,
                 }
             }
@@ -420,7 +424,8 @@ impl FromStr for LrSchedule {
                     "the boundaries",
                     list,
                     |pair| {
-                        let (step, scale) = pair.split_once('=').ok_or_else(|| t.form("piecewise"))?;
+                        let (step, scale) =
+                            pair.split_once('=').ok_or_else(|| t.form("piecewise"))?;
                         Ok((
                             t.whole("a boundary (a step)", step)?,
                             t.non_negative("a scale", scale)?,
@@ -441,7 +446,8 @@ fn one_cycle(t: &Text, options: &[&str]) -> Result<OneCycle, ScheduleError> {
         match key {
             "pct_start" => {
                 let p = t.float("pct_start", value)?;
-                c.pct_start = t.check("pct_start", p, FACTOR_RANGE, |x| (0.0..=1.0).contains(&x))?;
+                c.pct_start =
+                    t.check("pct_start", p, FACTOR_RANGE, |x| (0.0..=1.0).contains(&x))?;
             }
             "anneal_strategy" => {
                 c.anneal = t.word(

@@ -30,7 +30,12 @@ fn epoch_wise_schedules_change_once_an_epoch() {
     let lrs: Vec<f64> = (0..5).map(|e| multi.value(1.0, clock(4 * e))).collect();
     assert_eq!(lrs, [1.0, 0.5, 0.5, 0.25, 0.25]);
     // Every step of an epoch has the epoch's rate.
-    for s in ["linear:0.5:1:4", "poly:4:2", "sgdr:2:2:0.1", "multistep:2:0.1"] {
+    for s in [
+        "linear:0.5:1:4",
+        "poly:4:2",
+        "sgdr:2:2:0.1",
+        "multistep:2:0.1",
+    ] {
         let s = parse(s);
         for e in 0..10 {
             let first = s.value(1.0, clock(4 * e));
@@ -217,7 +222,15 @@ fn text_round_trips() {
 fn bad_text_is_a_typed_error_naming_what_to_fix() {
     use ScheduleError as E;
     let err = |s: &str| s.parse::<LrSchedule>().unwrap_err();
-    for bad in ["", "linear", "step:2", "nope", "sgdr", "sgdr:1:2:3:4", "1/t:1:2"] {
+    for bad in [
+        "",
+        "linear",
+        "step:2",
+        "nope",
+        "sgdr",
+        "sgdr:1:2:3:4",
+        "1/t:1:2",
+    ] {
         assert!(matches!(err(bad), E::Form { .. }), "{bad}: {:?}", err(bad));
     }
     assert!(err("step:2").to_string().contains("step:EVERY:GAMMA"));
@@ -245,7 +258,12 @@ fn bad_text_is_a_typed_error_naming_what_to_fix() {
             other => panic!("{bad}: {other:?}"),
         }
     }
-    for bad in ["cosine:x", "step:2.5:0.5", "plateau:patience=-1", "cosine:inf"] {
+    for bad in [
+        "cosine:x",
+        "step:2.5:0.5",
+        "plateau:patience=-1",
+        "cosine:inf",
+    ] {
         assert!(matches!(err(bad), E::NotANumber { .. }), "{bad}");
     }
     assert!(matches!(err("multistep::0.1"), E::Empty { .. }));
@@ -258,17 +276,17 @@ fn bad_text_is_a_typed_error_naming_what_to_fix() {
             ..
         }
     ));
-    assert!(matches!(
-        err("multistep:5,5:0.1"),
-        E::NotIncreasing { .. }
-    ));
+    assert!(matches!(err("multistep:5,5:0.1"), E::NotIncreasing { .. }));
     assert!(matches!(
         err("piecewise:10=0.5,3=0.1"),
         E::NotIncreasing { .. }
     ));
     assert!(matches!(err("plateau:speed=2"), E::UnknownOption { .. }));
     assert!(matches!(err("onecycle:three_phase"), E::NotANumber { .. }));
-    assert!(matches!(err("plateau:patience=2:patience=3"), E::Repeated { .. }));
+    assert!(matches!(
+        err("plateau:patience=2:patience=3"),
+        E::Repeated { .. }
+    ));
     assert!(matches!(err("cyclic:0.1:5:gamma=0.9"), E::Conflict { .. }));
     assert!(matches!(err("plateau:threshold=1"), E::Conflict { .. }));
     assert!(matches!(err("warmup:1+nope"), E::Form { text, .. } if text == "warmup:1+nope"));

@@ -153,7 +153,7 @@ fn every_schedule_gives_pytorchs_rates() {
         }
         report += &format!("{text}: largest relative error {worst:e}\n");
     }
-    eprint!("{report}largest relative error against the closed forms: {closed_worst:e}\n");
+    eprintln!("{report}largest relative error against the closed forms: {closed_worst:e}");
     // The tolerance is not loose by more than two orders of magnitude.
     assert!(worst_chained > CHAINED / 100.0, "{worst_chained:e}");
 }

@@ -10,9 +10,10 @@
 //! one against the rates PyTorch's schedulers give
 //! (`tests/golden/schedules/`).
 //!
-//! The string forms are parsed in [`parse`]; reduce-on-plateau's memory
-//! between epochs (the only schedule with one) is [`ScheduleState`], in
-//! [`plateau`].
+//! The string forms parse with [`std::str::FromStr`] (a [`ScheduleError`]
+//! for a bad one) and print with [`std::fmt::Display`];
+//! reduce-on-plateau's memory between epochs (the only schedule with one)
+//! is [`ScheduleState`].
 
 mod parse;
 mod plateau;

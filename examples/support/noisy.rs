@@ -6,7 +6,8 @@
 
 #![allow(dead_code)]
 
-use optdsl::{DynRule, HyperValue, InverseTime, Schedule};
+use optdsl::schedule::Clock;
+use optdsl::{DynRule, HyperValue, LrSchedule, Schedule};
 
 /// A small deterministic generator (splitmix64) with normal draws.
 pub struct Rng(u64);
@@ -76,10 +77,11 @@ impl NoisyQuadratic {
 }
 
 /// Runs `rule` for `steps` samples from seed `seed` and returns the final
-/// excess loss; `schedule` sets `lr` before each step when given.
+/// excess loss; `schedule` (a base rate and its schedule, counted in
+/// steps) sets `lr` before each step when given.
 pub fn run(
     rule: &dyn DynRule,
-    schedule: Option<InverseTime>,
+    schedule: Option<(f64, &LrSchedule)>,
     p: &NoisyQuadratic,
     steps: usize,
     seed: u64,
@@ -90,8 +92,9 @@ pub fn run(
     let mut w_prev = w.clone();
     let mut state = rule.init_f64(w.len());
     for t in 1..=steps {
-        if let Some(s) = schedule {
-            rule.set_hyper("lr", HyperValue::Num(s.value(t as u64)))
+        if let Some((lr, s)) = schedule {
+            let clock = Clock::of_steps(t as u64 - 1, steps as u64);
+            rule.set_hyper("lr", HyperValue::Num(s.value(lr, clock)))
                 .unwrap();
         }
         let star: Vec<f64> = p.sigma.iter().map(|s| s * rng.normal()).collect();
@@ -120,7 +123,7 @@ pub fn run(
 /// The mean final excess loss over `seeds` runs.
 pub fn mean_loss(
     rule: &dyn DynRule,
-    schedule: Option<InverseTime>,
+    schedule: Option<(f64, &LrSchedule)>,
     p: &NoisyQuadratic,
     steps: usize,
     seeds: u64,
@@ -139,13 +142,8 @@ pub fn best_sgd(p: &NoisyQuadratic, steps: usize, seeds: u64) -> (f64, f64, f64)
     for k in 0..16 {
         let lr = 1e-3 * 10f64.powf(k as f64 * 5.0 / 15.0);
         for decay in [1e-3, 1e-2, 1e-1, 1.0] {
-            let loss = mean_loss(
-                sgd.as_ref(),
-                Some(InverseTime { lr, decay }),
-                p,
-                steps,
-                seeds,
-            );
+            let schedule = LrSchedule::inverse_time(decay);
+            let loss = mean_loss(sgd.as_ref(), Some((lr, &schedule)), p, steps, seeds);
             if loss < best.0 {
                 best = (loss, lr, decay);
             }

@@ -66,7 +66,7 @@ pub use quant::Packed;
 pub use rule::{
     DrawSeed, DynFloat, DynRule, HyperRange, HyperSpec, HyperValue, RuleInfo, State, UpdateRule,
 };
-pub use schedule::{InverseTime, Schedule};
+pub use schedule::{LrSchedule, Schedule};
 pub use text::{RuleErrors, Rules, TextRule};
 
 /// What generated code names, by absolute path; not a public interface.

@@ -10,7 +10,7 @@ use crate::optim::{Optimizer, OptimizerState};
 use crate::parallel::{Alone, DataParallel};
 use crate::rng::{Generator, TorchGenerator};
 use crate::rule::{DynRule, HyperValue};
-use crate::schedule::{Clock, LrSchedule};
+use crate::schedule::{Clock, LrSchedule, Schedule, ScheduleState};
 use crate::stats::median;
 use optdsl_lang::role::Role;
 use rand::SeedableRng;
@@ -260,6 +260,10 @@ pub struct TrainerState<F> {
     /// epoch; absent in checkpoints written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_data: Option<DataFingerprint>,
+    /// What the schedule remembers between epochs (reduce-on-plateau's best
+    /// loss, bad epochs and cuts); absent while it remembers nothing.
+    #[serde(default, skip_serializing_if = "ScheduleState::is_start")]
+    pub schedule_state: ScheduleState,
 }
 
 /// The kind a trainer checkpoint of element type `F` is saved as.
@@ -346,6 +350,8 @@ pub struct Trainer<F: NetFloat> {
     /// The training set checked against `train_data` last (its buffers'
     /// addresses and row count), so that it is hashed once, not every epoch.
     checked_data: Option<(usize, usize, usize)>,
+    /// The schedule's memory between epochs (see [`ScheduleState`]).
+    schedule_state: ScheduleState,
 }
 
 /// What a rule with an `input` is given by the trainer.
@@ -530,6 +536,7 @@ impl<F: NetFloat> Trainer<F> {
             rows_buf: Vec::new(),
             train_data: None,
             checked_data: None,
+            schedule_state: ScheduleState::default(),
         };
         trainer.read_base_lrs();
         Ok(trainer)
@@ -579,7 +586,8 @@ impl<F: NetFloat> Trainer<F> {
     /// Everything the run is at, to save: the network's shape and parameters,
     /// the optimizer's state (rules, hyperparameters, per-tensor buffers), the
     /// settings, the epoch and step counters, the shuffling generator (the
-    /// schedule's position follows from the counters) and the records so far.
+    /// schedule's position follows from the counters and its memory,
+    /// [`ScheduleState`]) and the records so far.
     /// A trainer with a sharded optimizer ([`Trainer::shard_optimizer`])
     /// gives its shard's optimizer state only.
     pub fn state(&self) -> TrainerState<F> {
@@ -600,6 +608,7 @@ impl<F: NetFloat> Trainer<F> {
                 vec![self.prev_params.clone(), self.input_buf.clone()]
             },
             train_data: self.train_data.clone(),
+            schedule_state: self.schedule_state.clone(),
         }
     }
 
@@ -657,6 +666,7 @@ impl<F: NetFloat> Trainer<F> {
         self.prev_params = buffers.next().unwrap_or_default();
         self.input_buf = buffers.next().unwrap_or_default();
         self.train_data = saved.train_data;
+        self.schedule_state = saved.schedule_state;
         self.checked_data = None;
         Ok(())
     }
@@ -1094,6 +1104,10 @@ impl<F: NetFloat> Trainer<F> {
             eval_seconds: eval_start.elapsed().as_secs_f64(),
         };
         obs.epoch_end(&record);
+        // Reduce-on-plateau watches the epoch's training loss (the trainer
+        // has no validation set; its held-out set is the test set).
+        self.schedule_state
+            .observe(&self.config.schedule, record.train_loss);
         self.history.push(record.clone());
         Ok(record)
     }
@@ -1175,12 +1189,13 @@ impl<F: NetFloat> Trainer<F> {
             epoch: self.epoch,
             steps_per_epoch,
             total_steps: steps_per_epoch.saturating_mul(self.config.epochs as u64),
+            cuts: self.schedule_state.cuts,
         };
         for g in 0..self.base_lrs.len() {
-            let lr = self.config.schedule.lr(self.base_lrs[g], clock);
+            let lr = self.config.schedule.value(self.base_lrs[g], clock);
             self.opt.set_group_hyper(g, name, HyperValue::Num(lr))?;
         }
-        Ok(Some(self.config.schedule.lr(self.base_lrs[0], clock)))
+        Ok(Some(self.config.schedule.value(self.base_lrs[0], clock)))
     }
 
     /// The mean loss and the accuracy of the network on `data`.

@@ -67,7 +67,11 @@ pub struct Args {
     /// rule needs a matrix, as for muon).
     #[arg(long = "bias-optimizer", value_name = "NAME")]
     pub bias_optimizer: Option<String>,
-    /// constant, 1/t, 1/t:step, step:EVERY:GAMMA, exp:GAMMA, cosine[:MIN_LR], warmup:EPOCHS[+SCHEDULE].
+    /// constant, 1/t[:step][:DECAY], step:EVERY:GAMMA, multistep:E1,E2,..:GAMMA, exp:GAMMA,
+    /// cosine[:MIN_LR], linear:START:END:EPOCHS, poly:EPOCHS:POWER, onecycle[:KEY=VALUE..],
+    /// cyclic:BASE_LR:STEP_SIZE_UP[:KEY=VALUE..], sgdr:T_0[:T_MULT[:ETA_MIN]],
+    /// plateau[:KEY=VALUE..] (watches the training loss), piecewise:STEP=SCALE,..,
+    /// warmup:EPOCHS[+SCHEDULE]; options by PyTorch's argument names (README).
     #[arg(long, default_value = "constant")]
     pub schedule: String,
     /// Passes over the training set.

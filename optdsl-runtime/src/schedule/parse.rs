@@ -15,7 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Every form, for the error messages.
-pub const SYNTAX: &str = "constant, 1/t[:step][:DECAY], step:EVERY:GAMMA, \
+const SYNTAX: &str = "constant, 1/t[:step][:DECAY], step:EVERY:GAMMA, \
     multistep:E1,E2,...:GAMMA, exp:GAMMA, cosine[:MIN_LR], linear:START:END:EPOCHS, \
     poly:EPOCHS:POWER, onecycle[:pct_start=P][:anneal_strategy=cos|linear][:div_factor=D]\
     [:final_div_factor=F][:three_phase=true], cyclic:BASE_LR:STEP_SIZE_UP[:step_size_down=N]\
@@ -326,7 +326,7 @@ const FACTOR_RANGE: &str = "in [0, 1]";
 impl FromStr for LrSchedule {
     type Err = ScheduleError;
 
-    /// Parses the forms of [`SYNTAX`]: positional arguments after colons,
+    /// Parses the forms `--schedule` lists: positional arguments after colons,
     /// the settings of `onecycle`, `cyclic` and `plateau` as PyTorch's
     /// argument names (`:key=value`, any order, defaults as PyTorch's),
     /// and `warmup:EPOCHS+SCHEDULE` before any of them.

@@ -327,7 +327,7 @@ impl Schedule for LrSchedule {
                 eta / (1.0 + decay * t as f64)
             }
             // Powers as PyTorch's closed forms take them (`gamma ** k`).
-            LrSchedule::Step { every, gamma } => eta * gamma.powf((epoch / every) as f64),
+            LrSchedule::Step { every, gamma } => eta * gamma.powf((epoch / (*every).max(1)) as f64),
             LrSchedule::MultiStep { milestones, gamma } => {
                 let passed = milestones.partition_point(|&m| m <= epoch);
                 eta * gamma.powf(passed as f64)

@@ -1,12 +1,19 @@
 //! Training curves: train loss, test loss and test accuracy per epoch for
-//! several optimizers, side by side in one picture with a shared legend.
+//! several optimizers as small multiples. Each row of the picture is one
+//! family of optimizers (as `optdsl list` groups the built-ins; rules from
+//! files form a row of their own), drawn in color with a marker per
+//! optimizer, over the other rows' optimizers in faint grey; each row has its
+//! own legend. The value axes are shared down each column.
 
-use super::{color, draw_error, file_in, fmt_num, prepare_dir, register_font, Format, FONT};
+use super::family::{looks, panels, Group, Look, Panel};
+use super::output::{draw_error, file_in, prepare_dir, Format};
+use super::style::{fmt_num, register_font, CONTEXT_GREY, FONT};
 use crate::error::{Error, Result};
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 
 /// What one epoch of training measured.
@@ -37,13 +44,27 @@ impl From<&crate::train::EpochRecord> for EpochPoint {
 /// The picture's file stem: `curves.png`, `curves.svg`.
 pub const CURVES_STEM: &str = "curves";
 
-/// Picture size in pixels (PNG) or user units (SVG).
-pub const CURVES_SIZE: (u32, u32) = (1600, 620);
+/// Picture size in pixels (PNG) or user units (SVG); the rows share the
+/// height, one per family present.
+pub const CURVES_SIZE: (u32, u32) = (1800, 1900);
+
+/// One optimizer's curves: its legend label, the panel it goes in, and its
+/// epochs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Curve {
+    /// The legend's name for it.
+    pub label: String,
+    /// The row it is drawn in color in.
+    pub group: Group,
+    /// Its epochs.
+    pub points: Vec<EpochPoint>,
+}
 
 /// Draws train loss, test loss and test accuracy per epoch of every named
 /// history into `dir/curves.png` (creating `dir` if needed) and returns the
-/// file written. Non-finite values (a diverged run) are left out of the lines
-/// and noted in the legend.
+/// file written. A name that is a built-in's goes in that built-in's family
+/// row, any other in the row of rules from files. Non-finite values (a
+/// diverged run) are left out of the lines and noted in the legend.
 pub fn plot_curves(histories: &[(String, Vec<EpochPoint>)], dir: &Path) -> Result<Vec<PathBuf>> {
     plot_curves_as(histories, dir, &[Format::Png])
 }
@@ -54,7 +75,25 @@ pub fn plot_curves_as(
     dir: &Path,
     formats: &[Format],
 ) -> Result<Vec<PathBuf>> {
-    if histories.iter().all(|(_, h)| h.is_empty()) {
+    let curves: Vec<Curve> = histories
+        .iter()
+        .map(|(label, points)| Curve {
+            label: label.clone(),
+            group: Group::of_name(label),
+            points: points.clone(),
+        })
+        .collect();
+    plot_grouped_curves(&curves, dir, formats)
+}
+
+/// [`plot_curves_as`] with each optimizer's row given by the caller (a
+/// comparison knows which rows ran rules from files, whatever their names).
+pub fn plot_grouped_curves(
+    curves: &[Curve],
+    dir: &Path,
+    formats: &[Format],
+) -> Result<Vec<PathBuf>> {
+    if curves.iter().all(|c| c.points.is_empty()) {
         return Err(Error::Invalid {
             what: "training curves".into(),
             reason: "no epochs to draw; train for at least one epoch".into(),
@@ -68,12 +107,12 @@ pub fn plot_curves_as(
         match format {
             Format::Png => {
                 let root = BitMapBackend::new(&path, CURVES_SIZE).into_drawing_area();
-                paint(&root, histories).map_err(|e| draw_error(&path, e))?;
+                paint(&root, curves).map_err(|e| draw_error(&path, e))?;
                 root.present().map_err(|e| draw_error(&path, e))?;
             }
             Format::Svg => {
                 let root = SVGBackend::new(&path, CURVES_SIZE).into_drawing_area();
-                paint(&root, histories).map_err(|e| draw_error(&path, e))?;
+                paint(&root, curves).map_err(|e| draw_error(&path, e))?;
                 root.present().map_err(|e| draw_error(&path, e))?;
             }
         }
@@ -85,213 +124,296 @@ pub fn plot_curves_as(
 type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-/// Which number a panel shows.
-#[derive(Clone, Copy)]
-enum Panel {
+/// Which number a column shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Metric {
     TrainLoss,
     TestLoss,
     TestAccuracy,
 }
 
-impl Panel {
+impl Metric {
+    const ALL: [Metric; 3] = [Metric::TrainLoss, Metric::TestLoss, Metric::TestAccuracy];
+
     fn value(self, p: &EpochPoint) -> f64 {
         match self {
-            Panel::TrainLoss => p.train_loss,
-            Panel::TestLoss => p.test_loss,
-            Panel::TestAccuracy => 100.0 * p.test_accuracy,
+            Metric::TrainLoss => p.train_loss,
+            Metric::TestLoss => p.test_loss,
+            Metric::TestAccuracy => 100.0 * p.test_accuracy,
         }
     }
+
     fn title(self) -> &'static str {
         match self {
-            Panel::TrainLoss => "Training loss",
-            Panel::TestLoss => "Test loss",
-            Panel::TestAccuracy => "Test accuracy",
-        }
-    }
-    fn y_desc(self) -> &'static str {
-        match self {
-            Panel::TrainLoss => "mean loss over the epoch",
-            Panel::TestLoss => "loss on the test set",
-            Panel::TestAccuracy => "% of the test set correct",
+            Metric::TrainLoss => "Training loss (mean over the epoch)",
+            Metric::TestLoss => "Test loss",
+            Metric::TestAccuracy => "Test accuracy (% correct)",
         }
     }
 }
 
-fn paint<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    histories: &[(String, Vec<EpochPoint>)],
-) -> DrawResult<DB> {
+/// A column's value axis, shared by every row: its range, and whether it is
+/// logarithmic (losses spanning more than a factor 30).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Axis {
+    lo: f64,
+    hi: f64,
+    log: bool,
+}
+
+impl Axis {
+    fn of(curves: &[Curve], metric: Metric) -> Axis {
+        let (mut lo, mut hi) = curves
+            .iter()
+            .flat_map(|c| c.points.iter().map(move |p| metric.value(p)))
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        if !lo.is_finite() {
+            (lo, hi) = (0.0, 1.0);
+        }
+        let log = metric != Metric::TestAccuracy && lo > 0.0 && hi / lo > 30.0;
+        if log {
+            return Axis {
+                lo: lo / 1.2,
+                hi: hi * 1.2,
+                log,
+            };
+        }
+        let pad = if hi > lo {
+            (hi - lo) * 0.06
+        } else {
+            lo.abs().max(1.0) * 0.05
+        };
+        Axis {
+            lo: lo - pad,
+            hi: hi + pad,
+            log,
+        }
+    }
+}
+
+/// The epochs drawn: the first and the last of any curve.
+fn epoch_span(curves: &[Curve]) -> (usize, usize) {
+    let epochs = || curves.iter().flat_map(|c| c.points.iter().map(|p| p.epoch));
+    let first = epochs().min().unwrap_or(1);
+    (first, epochs().max().unwrap_or(1).max(first))
+}
+
+/// The width of each row's legend.
+const LEGEND_W: u32 = 330;
+/// The picture's title band.
+const HEAD_H: u32 = 76;
+/// The column titles' band.
+const COLUMN_TITLE_H: u32 = 34;
+
+fn paint<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, curves: &[Curve]) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let (w, _) = root.dim_in_pixel();
-    let epochs = histories
-        .iter()
-        .flat_map(|(_, h)| h.iter().map(|p| p.epoch))
-        .max()
-        .unwrap_or(1);
-    let first = histories
-        .iter()
-        .flat_map(|(_, h)| h.iter().map(|p| p.epoch))
-        .min()
-        .unwrap_or(1);
-    let (head, body) = root.split_vertically(60);
+    let (w, h) = root.dim_in_pixel();
+    let (first, last) = epoch_span(curves);
+    let groups: Vec<Group> = curves.iter().map(|c| c.group).collect();
+    let rows = panels(&groups);
+    let look = looks(&rows, curves.len());
+    let axes = Metric::ALL.map(|m| Axis::of(curves, m));
+
+    let (head, rest) = root.split_vertically(HEAD_H);
     head.draw_text(
         &format!(
-            "Training curves: {} optimizer{}, {} epoch{}",
-            histories.len(),
-            if histories.len() == 1 { "" } else { "s" },
-            epochs,
-            if epochs == 1 { "" } else { "s" }
+            "Training curves: {} optimizer{}, {} epoch{}, one row per family",
+            curves.len(),
+            if curves.len() == 1 { "" } else { "s" },
+            last,
+            if last == 1 { "" } else { "s" }
         ),
-        &(FONT, 28).into_font().color(&BLACK),
-        (20, 14),
+        &(FONT, 30).into_font().color(&BLACK),
+        (20, 10),
     )?;
-    let legend_w = 280;
-    let (panels, legend) = body.split_horizontally(w - legend_w);
-    let cols = panels.split_evenly((1, 3));
-    for (area, panel) in cols
-        .iter()
-        .zip([Panel::TrainLoss, Panel::TestLoss, Panel::TestAccuracy])
-    {
-        draw_panel(area, histories, panel, first, epochs)?;
-    }
-
-    let big = (FONT, 18).into_font().color(&BLACK);
-    let mut y = 50;
-    legend.draw_text(
-        "Optimizers",
-        &(FONT, 20).into_font().color(&BLACK),
-        (10, y - 30),
+    head.draw_text(
+        "Each row draws its family in color (one color and marker per optimizer); \
+         grey lines are the other rows' optimizers, for comparison.",
+        &(FONT, 18).into_font().color(&RGBColor(80, 80, 80)),
+        (20, 48),
     )?;
-    let row = ((CURVES_SIZE.1 as i32 - 140) / histories.len().max(1) as i32).clamp(16, 26);
-    for (i, (name, h)) in histories.iter().enumerate() {
-        let c = color(i);
-        legend.draw(&PathElement::new(
-            vec![(10, y + 8), (44, y + 8)],
-            c.stroke_width(3),
-        ))?;
-        legend.draw(&Circle::new((27, y + 8), 4, c.filled()))?;
-        let diverged = h.iter().any(|p| {
-            !(p.train_loss.is_finite() && p.test_loss.is_finite() && p.test_accuracy.is_finite())
-        });
-        let last = h.iter().rev().find(|p| p.test_accuracy.is_finite());
-        let text = match (diverged, last) {
-            (true, _) => format!("{name} (diverged)"),
-            (false, Some(p)) => format!("{name}  {}%", fmt_num(100.0 * p.test_accuracy)),
-            (false, None) => name.clone(),
-        };
-        legend.draw_text(&text, &big, (52, y))?;
-        y += row;
+    let (titles, body) = rest.split_vertically(COLUMN_TITLE_H);
+    let (title_cols, _) = titles.split_horizontally(w - LEGEND_W);
+    for (area, metric) in title_cols.split_evenly((1, 3)).iter().zip(Metric::ALL) {
+        let style = (FONT, 22)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        let (aw, _) = area.dim_in_pixel();
+        area.draw_text(metric.title(), &style, (aw as i32 / 2, 4))?;
     }
-    legend.draw_text(
-        "(last test accuracy)",
-        &(FONT, 14).into_font().color(&RGBColor(90, 90, 90)),
-        (10, y + 6),
-    )?;
-    Ok(())
-}
-
-fn draw_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    histories: &[(String, Vec<EpochPoint>)],
-    panel: Panel,
-    first: usize,
-    epochs: usize,
-) -> DrawResult<DB> {
-    let values: Vec<f64> = histories
-        .iter()
-        .flat_map(|(_, h)| h.iter().map(move |p| panel.value(p)))
-        .filter(|v| v.is_finite())
-        .collect();
-    let (mut lo, mut hi) = values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    let log = !matches!(panel, Panel::TestAccuracy) && lo > 0.0 && hi / lo > 30.0;
-    let pad = if hi > lo {
-        (hi - lo) * 0.06
-    } else {
-        lo.abs().max(1.0) * 0.05
-    };
-    let (x0, x1) = (first as f64 - 0.15, epochs.max(first + 1) as f64 + 0.15);
-    let ticks = (epochs - first + 1).min(10);
-    let epoch_label = |v: &f64| {
-        if (v - v.round()).abs() < 1e-6 {
-            format!("{}", v.round() as i64)
-        } else {
-            String::new()
+    let row_h = (h - HEAD_H - COLUMN_TITLE_H) / rows.len().max(1) as u32;
+    let mut rest = body;
+    for (r, row) in rows.iter().enumerate() {
+        let (area, below) = rest.split_vertically(row_h);
+        rest = below;
+        let bottom = r + 1 == rows.len();
+        let (charts, legend) = area.split_horizontally(w - LEGEND_W);
+        for (chart, (metric, axis)) in charts
+            .split_evenly((1, 3))
+            .iter()
+            .zip(Metric::ALL.into_iter().zip(axes))
+        {
+            let cell = Cell {
+                curves,
+                row,
+                look: &look,
+                metric,
+                axis,
+                epochs: (first, last),
+                bottom,
+            };
+            cell.draw(chart)?;
         }
-    };
-    let mut builder = ChartBuilder::on(area);
-    builder
-        .caption(panel.title(), (FONT, 22))
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(72);
-    let lines = Lines {
-        histories,
-        panel,
-        ticks,
-        epoch_label: &epoch_label,
-    };
-    if log {
-        let mut chart = builder.build_cartesian_2d(x0..x1, ((lo / 1.2)..(hi * 1.2)).log_scale())?;
-        lines.draw(&mut chart, format!("{} (log scale)", panel.y_desc()), |v| {
-            v > 0.0
-        })?;
-    } else {
-        let mut chart = builder.build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))?;
-        lines.draw(&mut chart, panel.y_desc().to_string(), |_| true)?;
+        draw_legend(&legend, curves, row, &look)?;
     }
     Ok(())
 }
 
-/// One panel's lines: a curve per optimizer over the epochs, on a linear or
-/// a logarithmic value axis.
-struct Lines<'a> {
-    histories: &'a [(String, Vec<EpochPoint>)],
-    panel: Panel,
-    ticks: usize,
-    epoch_label: &'a dyn Fn(&f64) -> String,
+/// One chart of the grid: a row's family against one metric.
+struct Cell<'a> {
+    curves: &'a [Curve],
+    row: &'a Panel,
+    look: &'a [Look],
+    metric: Metric,
+    axis: Axis,
+    epochs: (usize, usize),
+    bottom: bool,
 }
 
-impl Lines<'_> {
-    /// Draws the grid and the curves on `chart`, keeping the values `keep`
-    /// accepts (a log axis shows positive values only).
-    fn draw<DB: DrawingBackend, Y>(
+impl Cell<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let (first, last) = self.epochs;
+        let (x0, x1) = (first as f64 - 0.15, last.max(first + 1) as f64 + 0.15);
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .margin_left(8)
+            .margin_right(14)
+            .margin_top(8)
+            .margin_bottom(4)
+            .x_label_area_size(if self.bottom { 50 } else { 28 })
+            .y_label_area_size(64);
+        if self.axis.log {
+            let mut chart =
+                builder.build_cartesian_2d(x0..x1, (self.axis.lo..self.axis.hi).log_scale())?;
+            self.lines(&mut chart, |v| v > 0.0)
+        } else {
+            let mut chart = builder.build_cartesian_2d(x0..x1, self.axis.lo..self.axis.hi)?;
+            self.lines(&mut chart, |_| true)
+        }
+    }
+
+    /// Draws the grid, the other rows' curves in grey and this row's in
+    /// color, keeping the values `keep` accepts (a log axis shows positive
+    /// values only).
+    fn lines<DB: DrawingBackend, Y>(
         &self,
         chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
-        y_desc: String,
         keep: impl Fn(f64) -> bool,
     ) -> DrawResult<DB>
     where
         Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
     {
-        chart
-            .configure_mesh()
-            .x_labels(self.ticks + 1)
-            .x_label_formatter(self.epoch_label)
+        let (first, last) = self.epochs;
+        let ticks = (last - first + 1).min(10);
+        let epoch_label = |v: &f64| {
+            if (v - v.round()).abs() < 1e-6 {
+                format!("{}", v.round() as i64)
+            } else {
+                String::new()
+            }
+        };
+        let mut mesh = chart.configure_mesh();
+        mesh.x_labels(ticks + 1)
+            .y_labels(6)
+            .x_label_formatter(&epoch_label)
             .y_label_formatter(&|v| fmt_num(*v))
-            .x_desc("epoch")
-            .y_desc(y_desc)
             .axis_desc_style((FONT, 18))
             .label_style((FONT, 16))
             .max_light_lines(1)
-            .light_line_style(RGBColor(240, 240, 240))
-            .bold_line_style(RGBColor(215, 215, 215))
-            .draw()?;
-        for (i, (_, h)) in self.histories.iter().enumerate() {
-            let pts: Vec<(f64, f64)> = h
+            .light_line_style(RGBColor(244, 244, 244))
+            .bold_line_style(RGBColor(225, 225, 225));
+        if self.bottom {
+            mesh.x_desc("epoch");
+        }
+        if self.axis.log {
+            mesh.y_desc("log scale");
+        }
+        mesh.draw()?;
+        let points = |c: &Curve| -> Vec<(f64, f64)> {
+            c.points
                 .iter()
-                .map(|p| (p.epoch as f64, self.panel.value(p)))
+                .map(|p| (p.epoch as f64, self.metric.value(p)))
                 .filter(|&(_, v)| v.is_finite() && keep(v))
-                .collect();
-            chart.draw_series(LineSeries::new(pts.clone(), color(i).stroke_width(2)))?;
-            chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, color(i).filled())))?;
+                .collect()
+        };
+        for (i, c) in self.curves.iter().enumerate() {
+            if !self.row.members.contains(&i) {
+                chart.draw_series(LineSeries::new(points(c), CONTEXT_GREY.stroke_width(1)))?;
+            }
+        }
+        for &i in &self.row.members {
+            let (c, look) = (&self.curves[i], self.look[i]);
+            let pts = points(c);
+            chart.draw_series(LineSeries::new(pts.clone(), look.color.stroke_width(2)))?;
+            let shape = look.marker.outline(5.0);
+            chart.draw_series(pts.iter().map(|&p| {
+                EmptyElement::at(p) + Polygon::new(shape.clone(), look.color.filled())
+            }))?;
         }
         Ok(())
     }
+}
+
+/// A row's legend: the family's name, then one entry per optimizer (line,
+/// marker, label and last test accuracy), in as many columns as the height
+/// needs.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    curves: &[Curve],
+    row: &Panel,
+    look: &[Look],
+) -> DrawResult<DB> {
+    let (_, h) = area.dim_in_pixel();
+    area.draw_text(
+        &format!("{}  (last test accuracy)", row.group.title()),
+        &(FONT, 19).into_font().color(&BLACK),
+        (8, 8),
+    )?;
+    let n = row.members.len().max(1) as u32;
+    let room = h.saturating_sub(42).max(1);
+    let cols = if room / n >= 17 { 1 } else { 2 };
+    let per_col = n.div_ceil(cols);
+    let step = (room / per_col).clamp(12, 27) as i32;
+    let size = (step - 6).clamp(12, 18);
+    let col_w = (LEGEND_W / cols) as i32;
+    let text = (FONT, size).into_font().color(&BLACK);
+    for (k, &i) in row.members.iter().enumerate() {
+        let (c, look) = (&curves[i], look[i]);
+        let x = 8 + col_w * (k as u32 / per_col) as i32;
+        let y = 40 + step * (k as u32 % per_col) as i32;
+        let mid = y + size / 2;
+        area.draw(&PathElement::new(
+            vec![(x, mid), (x + 34, mid)],
+            look.color.stroke_width(3),
+        ))?;
+        area.draw(&Polygon::new(
+            look.marker.at((x + 17, mid), 6.0),
+            look.color.filled(),
+        ))?;
+        let diverged = c.points.iter().any(|p| {
+            !(p.train_loss.is_finite() && p.test_loss.is_finite() && p.test_accuracy.is_finite())
+        });
+        let last = c.points.iter().rev().find(|p| p.test_accuracy.is_finite());
+        let label = match (diverged, last) {
+            (true, _) => format!("{} (diverged)", c.label),
+            (false, Some(p)) => format!("{}  {}%", c.label, fmt_num(100.0 * p.test_accuracy)),
+            (false, None) => c.label.clone(),
+        };
+        area.draw_text(&label, &text, (x + 42, y))?;
+    }
+    Ok(())
 }

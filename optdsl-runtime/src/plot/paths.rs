@@ -1,154 +1,19 @@
-//! Optimizer paths on 2-D error surfaces: each built-in named in a
-//! [`PathSpec`] is stepped from the surface's start, and the points are drawn
-//! over a pale heat map of f with contour lines, one picture per surface.
+//! Pictures of optimizer paths on 2-D error surfaces: the traces of
+//! [`tracer`](super::tracer) drawn over a pale heat map of f with contour
+//! lines, one picture per surface of [`gallery`](super::gallery), each path
+//! in its own color and marker shape. Drawing only: the maths, the optimizer
+//! lists and the tracing live in the modules this one uses.
 
 use super::contour::{geometric_levels, linear_levels, quadratic_levels, Grid};
+use super::gallery::surfaces;
+use super::output::{draw_error, file_in, prepare_dir, Format};
+use super::style::{color, fmt_num, register_font, wrap, Marker, FONT};
 use super::surface::{Levels, Surface};
-use super::{color, draw_error, file_in, fmt_num, prepare_dir, register_font, wrap, Format, FONT};
-use crate::builtin::builtin_rule;
-use crate::error::{Error, Result};
-use crate::rule::HyperValue;
+use super::tracer::{trace, Stop, Trace};
+use crate::error::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
-
-/// One optimizer to draw: a legend label, a built-in's name and the
-/// hyperparameters set on it (the others keep their defaults).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PathSpec {
-    /// The legend's name for it ("GD", "Momentum").
-    pub label: String,
-    /// The built-in rule (`optdsl list`).
-    pub rule: String,
-    /// Hyperparameters set before the first step.
-    pub hypers: Vec<(String, f64)>,
-}
-
-impl PathSpec {
-    /// A spec from borrowed parts.
-    pub fn new(label: &str, rule: &str, hypers: &[(&str, f64)]) -> Self {
-        PathSpec {
-            label: label.into(),
-            rule: rule.into(),
-            hypers: hypers.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
-        }
-    }
-
-    /// "momentum: lr 0.012, momentum 0.9" (the rule and the hypers that were
-    /// set), or "vsgd: defaults".
-    pub fn describe(&self) -> String {
-        let hypers: Vec<String> = self
-            .hypers
-            .iter()
-            .map(|(n, v)| format!("{n} {}", fmt_num(*v)))
-            .collect();
-        if hypers.is_empty() {
-            format!("{}: defaults", self.rule)
-        } else {
-            format!("{}: {}", self.rule, hypers.join(", "))
-        }
-    }
-}
-
-/// Why a trace ended before its last step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stop {
-    /// The point left the drawn window by more than half its size, at this step.
-    Left(usize),
-    /// f or the point became NaN or infinite at this step.
-    Diverged(usize),
-}
-
-/// The points an optimizer visited on a surface.
-#[derive(Clone, Debug)]
-pub struct Trace {
-    /// What was run.
-    pub spec: PathSpec,
-    /// `points[0]` is the start, `points[k]` the point after step k.
-    pub points: Vec<[f64; 2]>,
-    /// f at each point.
-    pub values: Vec<f64>,
-    /// Set when the trace ended early.
-    pub stop: Option<Stop>,
-}
-
-impl Trace {
-    /// The last point reached.
-    pub fn last(&self) -> [f64; 2] {
-        *self.points.last().expect("a trace holds its start")
-    }
-    /// Steps taken.
-    pub fn steps(&self) -> usize {
-        self.points.len() - 1
-    }
-}
-
-/// Runs `spec` on `surface` for `steps` steps from the surface's start, in f64.
-///
-/// Rules with an `input h` get the surface's diagonal curvature at the current
-/// point; rules with `input g_prev` get the gradient at the previous point (at
-/// the start: the current gradient); `g2` and `n_mb` are those of one sample,
-/// the gradient squared and 1. The trace stops early when the point
-/// leaves the window by more than half its size or stops being finite.
-pub fn trace(surface: &Surface, spec: &PathSpec, steps: usize) -> Result<Trace> {
-    let mut rule = builtin_rule(&spec.rule)?;
-    for (name, value) in &spec.hypers {
-        rule.set_hyper(name, HyperValue::Num(*value))?;
-    }
-    let inputs = rule.info().inputs;
-    for name in inputs {
-        if !["h", "g_prev", "g2", "n_mb"].contains(name) {
-            return Err(Error::Invalid {
-                what: format!("optimizer `{}` for a path picture", spec.rule),
-                reason: format!("it needs the input `{name}`, which a 2-D surface does not provide; only h (curvature), g_prev, g2 and n_mb are"),
-            });
-        }
-    }
-    let mut state = rule.init_f64(2);
-    let mut w = surface.start;
-    let mut points = vec![w];
-    let mut values = vec![(surface.f)(w[0], w[1])];
-    let mut g_prev = (surface.grad)(w[0], w[1]);
-    let (wx, wy) = (surface.x.1 - surface.x.0, surface.y.1 - surface.y.0);
-    let mut stop = None;
-    for k in 1..=steps {
-        let g = (surface.grad)(w[0], w[1]);
-        let h = (surface.curvature)(w[0], w[1]);
-        let g2 = [g[0] * g[0], g[1] * g[1]];
-        let slices: Vec<&[f64]> = inputs
-            .iter()
-            .map(|n| match *n {
-                "h" => &h[..],
-                "g2" => &g2[..],
-                "n_mb" => &[1.0, 1.0][..],
-                _ => &g_prev[..],
-            })
-            .collect();
-        rule.step_f64(&mut state, &mut w, &g, &slices)?;
-        g_prev = g;
-        let f = (surface.f)(w[0], w[1]);
-        if !(w[0].is_finite() && w[1].is_finite() && f.is_finite()) {
-            stop = Some(Stop::Diverged(k));
-            break;
-        }
-        points.push(w);
-        values.push(f);
-        if w[0] < surface.x.0 - wx / 2.0
-            || w[0] > surface.x.1 + wx / 2.0
-            || w[1] < surface.y.0 - wy / 2.0
-            || w[1] > surface.y.1 + wy / 2.0
-        {
-            stop = Some(Stop::Left(k));
-            break;
-        }
-    }
-    Ok(Trace {
-        spec: spec.clone(),
-        points,
-        values,
-        stop,
-    })
-}
 
 /// Picture size in pixels (PNG) or user units (SVG).
 pub const PATHS_SIZE: (u32, u32) = (1280, 820);
@@ -160,7 +25,7 @@ pub const PATHS_SIZE: (u32, u32) = (1280, 820);
 pub fn plot_paths(dir: &Path, steps: Option<usize>, formats: &[Format]) -> Result<Vec<PathBuf>> {
     prepare_dir(dir)?;
     let mut written = Vec::new();
-    for s in super::surfaces() {
+    for s in surfaces() {
         let n = steps.unwrap_or(s.steps);
         let traces = s
             .paths
@@ -280,22 +145,14 @@ fn clip(a: [f64; 2], b: [f64; 2], x: (f64, f64), y: (f64, f64)) -> Option<([f64;
 type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-fn inside(p: [f64; 2], s: &Surface) -> bool {
-    s.x.0 <= p[0] && p[0] <= s.x.1 && s.y.0 <= p[1] && p[1] <= s.y.1
+/// The marked point's star, outer radius about `r` pixels, centred at `c`.
+fn star(c: (i32, i32), r: f64) -> Vec<(i32, i32)> {
+    Marker::Star.at(c, r / 1.35)
 }
 
-/// A five-pointed star centred at `c`, outer radius `r` pixels.
-fn star(c: (i32, i32), r: f64) -> Vec<(i32, i32)> {
-    (0..10)
-        .map(|k| {
-            let rad = if k % 2 == 0 { r } else { r * 0.45 };
-            let a = std::f64::consts::FRAC_PI_2 + k as f64 * std::f64::consts::PI / 5.0;
-            (
-                c.0 + (rad * a.cos()).round() as i32,
-                c.1 - (rad * a.sin()).round() as i32,
-            )
-        })
-        .collect()
+/// Path `i`'s marker shape: the paths of one picture all differ.
+fn marker(i: usize) -> Marker {
+    Marker::nth(i)
 }
 
 /// Draws the whole picture on `root`; `cell` is the heat map's cell size in pixels.
@@ -341,7 +198,7 @@ fn paint<DB: DrawingBackend>(
         .draw()?;
 
     // Heat map and contours from one grid sample.
-    let grid = Grid::sample(s.f, s.x, s.y, 401, 401);
+    let grid = Grid::sample(|x, y| s.f(x, y), s.x, s.y, 401, 401);
     let (lv, to_t) = levels(s, &grid);
     {
         let area = chart.plotting_area();
@@ -354,7 +211,7 @@ fn paint<DB: DrawingBackend>(
             while cx < pw {
                 let x = s.x.0 + (s.x.1 - s.x.0) * (cx as f64 + cell as f64 / 2.0) / pw as f64;
                 let y = s.y.1 - (s.y.1 - s.y.0) * (cy as f64 + cell as f64 / 2.0) / ph as f64;
-                let c = heat(to_t((s.f)(x, y)), 0.78);
+                let c = heat(to_t(s.f(x, y)), 0.78);
                 if cell == 1 {
                     px.draw_pixel((cx, cy), &c)?;
                 } else {
@@ -395,18 +252,22 @@ fn paint<DB: DrawingBackend>(
                 .map(|(a, b)| PathElement::new(vec![(a[0], a[1]), (b[0], b[1])], line)),
         )?;
         let every = (t.points.len() / 80).max(1);
+        let dot = marker(i).outline(4.0);
         chart.draw_series(
             t.points
                 .iter()
                 .enumerate()
-                .filter(|(k, p)| k % every == 0 && inside(**p, s))
-                .map(|(_, p)| Circle::new((p[0], p[1]), 3, c.filled())),
+                .filter(|(k, p)| k % every == 0 && s.contains(**p))
+                .map(|(_, p)| {
+                    EmptyElement::at((p[0], p[1])) + Polygon::new(dot.clone(), c.filled())
+                }),
         )?;
         let end = t.last();
-        if inside(end, s) {
+        if s.contains(end) {
+            let at = (end[0], end[1]);
             chart.draw_series([
-                Circle::new((end[0], end[1]), 7, WHITE.filled()),
-                Circle::new((end[0], end[1]), 6, c.filled()),
+                EmptyElement::at(at) + Polygon::new(marker(i).outline(9.0), WHITE.filled()),
+                EmptyElement::at(at) + Polygon::new(marker(i).outline(7.0), c.filled()),
             ])?;
         }
     }
@@ -441,7 +302,11 @@ fn paint<DB: DrawingBackend>(
             vec![(10, y + 10), (50, y + 10)],
             c.stroke_width(width(i)),
         ))?;
-        legend.draw(&Circle::new((30, y + 10), 6, c.filled()))?;
+        legend.draw(&Polygon::new(
+            marker(i).at((30, y + 10), 8.0),
+            WHITE.filled(),
+        ))?;
+        legend.draw(&Polygon::new(marker(i).at((30, y + 10), 6.5), c.filled()))?;
         legend.draw_text(&t.spec.label, &big, (60, y))?;
         y += 24;
         legend.draw_text(&t.spec.describe(), &small, (60, y))?;
@@ -449,7 +314,7 @@ fn paint<DB: DrawingBackend>(
         let outcome = match t.stop {
             Some(Stop::Left(k)) => format!("left the picture at step {k}, stopped"),
             Some(Stop::Diverged(k)) => format!("diverged at step {k}"),
-            None if inside(t.last(), s) => {
+            None if s.contains(t.last()) => {
                 format!(
                     "f = {} at the end",
                     fmt_num(*t.values.last().unwrap_or(&f64::NAN))

@@ -5,6 +5,7 @@
 //! optimizer, over the other rows' optimizers in faint grey; each row has its
 //! own legend. The value axes are shared down each column.
 
+use super::clip::clip;
 use super::family::{looks, panels, Group, Look, Panel};
 use super::output::{draw_error, file_in, prepare_dir, Format};
 use super::style::{fmt_num, register_font, CONTEXT_GREY, FONT};
@@ -46,7 +47,7 @@ pub const CURVES_STEM: &str = "curves";
 
 /// Picture size in pixels (PNG) or user units (SVG); the rows share the
 /// height, one per family present.
-pub const CURVES_SIZE: (u32, u32) = (1800, 1900);
+pub const CURVES_SIZE: (u32, u32) = (1800, 2000);
 
 /// One optimizer's curves: its legend label, the panel it goes in, and its
 /// epochs.
@@ -153,7 +154,7 @@ impl Metric {
 }
 
 /// A column's value axis, shared by every row: its range, and whether it is
-/// logarithmic (losses spanning more than a factor 30).
+/// logarithmic (losses spanning more than a factor 100).
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Axis {
     lo: f64,
@@ -162,18 +163,36 @@ struct Axis {
 }
 
 impl Axis {
+    /// The range of `metric` over the curves. A loss axis stops at 1.5 times
+    /// the highest first-epoch loss when some run climbs past 3 times it (a
+    /// diverging run would otherwise squash every other curve); that run's
+    /// line leaves the chart at the top.
     fn of(curves: &[Curve], metric: Metric) -> Axis {
+        fn finite(c: &Curve, metric: Metric) -> impl Iterator<Item = f64> + '_ {
+            c.points
+                .iter()
+                .map(move |p| metric.value(p))
+                .filter(|v| v.is_finite())
+        }
         let (mut lo, mut hi) = curves
             .iter()
-            .flat_map(|c| c.points.iter().map(move |p| metric.value(p)))
-            .filter(|v| v.is_finite())
+            .flat_map(|c| finite(c, metric))
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
                 (a.min(v), b.max(v))
             });
         if !lo.is_finite() {
             (lo, hi) = (0.0, 1.0);
         }
-        let log = metric != Metric::TestAccuracy && lo > 0.0 && hi / lo > 30.0;
+        if metric != Metric::TestAccuracy {
+            let start = curves
+                .iter()
+                .filter_map(|c| finite(c, metric).next())
+                .fold(f64::NEG_INFINITY, f64::max);
+            if start.is_finite() && hi > 3.0 * start && start > lo {
+                hi = 1.5 * start;
+            }
+        }
+        let log = metric != Metric::TestAccuracy && lo > 0.0 && hi / lo > 100.0;
         if log {
             return Axis {
                 lo: lo / 1.2,
@@ -192,6 +211,32 @@ impl Axis {
             log,
         }
     }
+
+    /// Whether the curve has a finite value above the axis.
+    fn exceeded_by(&self, c: &Curve, metric: Metric) -> bool {
+        c.points.iter().any(|p| {
+            let v = metric.value(p);
+            v.is_finite() && v > self.hi
+        })
+    }
+
+    /// The value as placed along the axis: its logarithm on a log axis.
+    fn to_axis(&self, v: f64) -> f64 {
+        if self.log {
+            v.ln()
+        } else {
+            v
+        }
+    }
+
+    /// The inverse of [`Axis::to_axis`].
+    fn from_axis(&self, t: f64) -> f64 {
+        if self.log {
+            t.exp()
+        } else {
+            t
+        }
+    }
 }
 
 /// The epochs drawn: the first and the last of any curve.
@@ -203,6 +248,8 @@ fn epoch_span(curves: &[Curve]) -> (usize, usize) {
 
 /// The width of each row's legend.
 const LEGEND_W: u32 = 330;
+/// Where a row legend's entries start, below its heading.
+const LEGEND_TOP: u32 = 36;
 /// The picture's title band.
 const HEAD_H: u32 = 76;
 /// The column titles' band.
@@ -237,13 +284,23 @@ fn paint<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, curves: &[Curve]) ->
     )?;
     let (titles, body) = rest.split_vertically(COLUMN_TITLE_H);
     let (title_cols, _) = titles.split_horizontally(w - LEGEND_W);
-    for (area, metric) in title_cols.split_evenly((1, 3)).iter().zip(Metric::ALL) {
+    for ((area, metric), axis) in title_cols
+        .split_evenly((1, 3))
+        .iter()
+        .zip(Metric::ALL)
+        .zip(axes)
+    {
         let style = (FONT, 22)
             .into_font()
             .color(&BLACK)
             .pos(Pos::new(HPos::Center, VPos::Top));
         let (aw, _) = area.dim_in_pixel();
-        area.draw_text(metric.title(), &style, (aw as i32 / 2, 4))?;
+        let title = if axis.log {
+            format!("{}, log scale", metric.title())
+        } else {
+            metric.title().to_string()
+        };
+        area.draw_text(&title, &style, (aw as i32 / 2, 4))?;
     }
     let row_h = (h - HEAD_H - COLUMN_TITLE_H) / rows.len().max(1) as u32;
     let mut rest = body;
@@ -268,7 +325,7 @@ fn paint<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, curves: &[Curve]) ->
             };
             cell.draw(chart)?;
         }
-        draw_legend(&legend, curves, row, &look)?;
+        draw_legend(&legend, curves, row, &look, &axes)?;
     }
     Ok(())
 }
@@ -339,28 +396,47 @@ impl Cell<'_> {
         if self.bottom {
             mesh.x_desc("epoch");
         }
-        if self.axis.log {
-            mesh.y_desc("log scale");
-        }
         mesh.draw()?;
-        let points = |c: &Curve| -> Vec<(f64, f64)> {
-            c.points
+        let (x0, x1) = (first as f64 - 0.15, last.max(first + 1) as f64 + 0.15);
+        let window = (self.axis.to_axis(self.axis.lo), self.axis.to_axis(self.axis.hi));
+        // The curve's points in axis units, clipped to the window.
+        let segments = |c: &Curve| -> Vec<Vec<(f64, f64)>> {
+            let pts: Vec<[f64; 2]> = c
+                .points
                 .iter()
                 .map(|p| (p.epoch as f64, self.metric.value(p)))
                 .filter(|&(_, v)| v.is_finite() && keep(v))
+                .map(|(e, v)| [e, self.axis.to_axis(v)])
+                .collect();
+            pts.windows(2)
+                .filter_map(|w| clip(w[0], w[1], (x0, x1), window))
+                .map(|(a, b)| {
+                    vec![
+                        (a[0], self.axis.from_axis(a[1])),
+                        (b[0], self.axis.from_axis(b[1])),
+                    ]
+                })
                 .collect()
         };
         for (i, c) in self.curves.iter().enumerate() {
             if !self.row.members.contains(&i) {
-                chart.draw_series(LineSeries::new(points(c), CONTEXT_GREY.stroke_width(1)))?;
+                let grey = CONTEXT_GREY.stroke_width(1);
+                chart.draw_series(segments(c).into_iter().map(|s| PathElement::new(s, grey)))?;
             }
         }
         for &i in &self.row.members {
             let (c, look) = (&self.curves[i], self.look[i]);
-            let pts = points(c);
-            chart.draw_series(LineSeries::new(pts.clone(), look.color.stroke_width(2)))?;
+            let line = look.color.stroke_width(2);
+            chart.draw_series(segments(c).into_iter().map(|s| PathElement::new(s, line)))?;
             let shape = look.marker.outline(5.0);
-            chart.draw_series(pts.iter().map(|&p| {
+            let inside = c
+                .points
+                .iter()
+                .map(|p| (p.epoch as f64, self.metric.value(p)))
+                .filter(|&(_, v)| {
+                    v.is_finite() && keep(v) && self.axis.lo <= v && v <= self.axis.hi
+                });
+            chart.draw_series(inside.map(|p| {
                 EmptyElement::at(p) + Polygon::new(shape.clone(), look.color.filled())
             }))?;
         }
@@ -376,25 +452,26 @@ fn draw_legend<DB: DrawingBackend>(
     curves: &[Curve],
     row: &Panel,
     look: &[Look],
+    axes: &[Axis; 3],
 ) -> DrawResult<DB> {
     let (_, h) = area.dim_in_pixel();
     area.draw_text(
         &format!("{}  (last test accuracy)", row.group.title()),
         &(FONT, 19).into_font().color(&BLACK),
-        (8, 8),
+        (8, 6),
     )?;
     let n = row.members.len().max(1) as u32;
-    let room = h.saturating_sub(42).max(1);
+    let room = h.saturating_sub(LEGEND_TOP).max(1);
     let cols = if room / n >= 17 { 1 } else { 2 };
     let per_col = n.div_ceil(cols);
-    let step = (room / per_col).clamp(12, 27) as i32;
-    let size = (step - 6).clamp(12, 18);
+    let step = (room / per_col).clamp(14, 27) as i32;
+    let size = (step - 4).clamp(13, 18);
     let col_w = (LEGEND_W / cols) as i32;
     let text = (FONT, size).into_font().color(&BLACK);
     for (k, &i) in row.members.iter().enumerate() {
         let (c, look) = (&curves[i], look[i]);
         let x = 8 + col_w * (k as u32 / per_col) as i32;
-        let y = 40 + step * (k as u32 % per_col) as i32;
+        let y = LEGEND_TOP as i32 + step * (k as u32 % per_col) as i32;
         let mid = y + size / 2;
         area.draw(&PathElement::new(
             vec![(x, mid), (x + 34, mid)],
@@ -408,11 +485,18 @@ fn draw_legend<DB: DrawingBackend>(
             !(p.train_loss.is_finite() && p.test_loss.is_finite() && p.test_accuracy.is_finite())
         });
         let last = c.points.iter().rev().find(|p| p.test_accuracy.is_finite());
-        let label = match (diverged, last) {
+        let mut label = match (diverged, last) {
             (true, _) => format!("{} (diverged)", c.label),
             (false, Some(p)) => format!("{}  {}%", c.label, fmt_num(100.0 * p.test_accuracy)),
             (false, None) => c.label.clone(),
         };
+        if Metric::ALL
+            .iter()
+            .zip(axes)
+            .any(|(&m, axis)| axis.exceeded_by(c, m))
+        {
+            label.push_str("  ↑ loss off chart");
+        }
         area.draw_text(&label, &text, (x + 42, y))?;
     }
     Ok(())

@@ -7,10 +7,12 @@
 //! [`style`] and [`output`] (look and files), [`spec`] (which optimizer to
 //! run), [`surface`] (the test functions as maths), [`gallery`] (the
 //! surfaces pictured and the optimizers on each), [`tracer`] (running an
-//! optimizer over a surface), [`contour`] (iso-lines), [`family`] (panels by
+//! optimizer over a surface), [`clip`] and [`contour`] (segments in a
+//! window, iso-lines), [`family`] (panels by
 //! optimizer family, colors and markers), and the drawing: [`paths`] and
 //! [`curves`].
 
+pub mod clip;
 pub mod contour;
 pub mod curves;
 pub mod family;

@@ -2,7 +2,12 @@
 //! draw only the part of a path or curve inside their window.
 
 /// Clips the segment a–b to the box; None when it lies outside.
-pub fn clip(a: [f64; 2], b: [f64; 2], x: (f64, f64), y: (f64, f64)) -> Option<([f64; 2], [f64; 2])> {
+pub fn clip(
+    a: [f64; 2],
+    b: [f64; 2],
+    x: (f64, f64),
+    y: (f64, f64),
+) -> Option<([f64; 2], [f64; 2])> {
     // Liang–Barsky.
     let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
     let (mut t0, mut t1) = (0.0f64, 1.0f64);

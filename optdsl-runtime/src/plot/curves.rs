@@ -398,7 +398,10 @@ impl Cell<'_> {
         }
         mesh.draw()?;
         let (x0, x1) = (first as f64 - 0.15, last.max(first + 1) as f64 + 0.15);
-        let window = (self.axis.to_axis(self.axis.lo), self.axis.to_axis(self.axis.hi));
+        let window = (
+            self.axis.to_axis(self.axis.lo),
+            self.axis.to_axis(self.axis.hi),
+        );
         // The curve's points in axis units, clipped to the window.
         let segments = |c: &Curve| -> Vec<Vec<(f64, f64)>> {
             let pts: Vec<[f64; 2]> = c
@@ -436,9 +439,11 @@ impl Cell<'_> {
                 .filter(|&(_, v)| {
                     v.is_finite() && keep(v) && self.axis.lo <= v && v <= self.axis.hi
                 });
-            chart.draw_series(inside.map(|p| {
-                EmptyElement::at(p) + Polygon::new(shape.clone(), look.color.filled())
-            }))?;
+            chart.draw_series(
+                inside.map(|p| {
+                    EmptyElement::at(p) + Polygon::new(shape.clone(), look.color.filled())
+                }),
+            )?;
         }
         Ok(())
     }

@@ -12,12 +12,17 @@ use super::style::{color, fmt_num, register_font, wrap, Marker, FONT};
 use super::surface::{Levels, Surface};
 use super::tracer::{trace, Stop, Trace};
 use crate::error::Result;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// Picture size in pixels (PNG) or user units (SVG).
-pub const PATHS_SIZE: (u32, u32) = (1280, 820);
+pub const PATHS_SIZE: (u32, u32) = (1280, 1120);
+
+/// The grey of the other paths on an optimizer's own small chart (darker
+/// than the curves' context grey: it lies on the heat map).
+const PATH_GREY: RGBColor = RGBColor(120, 120, 120);
 
 /// Traces every optimizer of every surface and writes `paths-<key>.png` (and
 /// `.svg` when `formats` holds [`Format::Svg`]) into `dir`, which is created
@@ -124,7 +129,135 @@ fn marker(i: usize) -> Marker {
     Marker::nth(i)
 }
 
-/// Draws the whole picture on `root`; `cell` is the heat map's cell size in pixels.
+/// The axes of a chart over a surface's window.
+type SurfaceChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// What every chart of one picture shares: the surface, a grid sample of f,
+/// its contour levels and the heat map's scale.
+struct Backdrop<'a> {
+    s: &'a Surface,
+    grid: Grid,
+    levels: Vec<f64>,
+    to_t: Box<dyn Fn(f64) -> f64>,
+    /// The heat map's cell size in pixels.
+    cell: i32,
+}
+
+impl Backdrop<'_> {
+    /// Paints the pale heat map of f and the contour lines on `chart`.
+    fn draw<DB: DrawingBackend>(&self, chart: &mut SurfaceChart<'_, DB>) -> DrawResult<DB> {
+        let (s, cell) = (self.s, self.cell);
+        {
+            let area = chart.plotting_area();
+            let (xr, yr) = area.get_pixel_range();
+            let (pw, ph) = (xr.end - xr.start, yr.end - yr.start);
+            let px = area.strip_coord_spec();
+            let mut cy = 0;
+            while cy < ph {
+                let mut cx = 0;
+                while cx < pw {
+                    let x = s.x.0 + (s.x.1 - s.x.0) * (cx as f64 + cell as f64 / 2.0) / pw as f64;
+                    let y = s.y.1 - (s.y.1 - s.y.0) * (cy as f64 + cell as f64 / 2.0) / ph as f64;
+                    let c = heat((self.to_t)(s.f(x, y)), 0.78);
+                    if cell == 1 {
+                        px.draw_pixel((cx, cy), &c)?;
+                    } else {
+                        px.draw(&Rectangle::new(
+                            [(cx, cy), ((cx + cell).min(pw), (cy + cell).min(ph))],
+                            c.filled(),
+                        ))?;
+                    }
+                    cx += cell;
+                }
+                cy += cell;
+            }
+        }
+        for &level in &self.levels {
+            let c = heat((self.to_t)(level), 0.25);
+            let style = ShapeStyle::from(&c.mix(0.8)).stroke_width(1);
+            chart.draw_series(
+                self.grid
+                    .iso_segments(level)
+                    .into_iter()
+                    .map(|[a, b]| PathElement::new(vec![a, b], style)),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The start (a ringed white disc of radius `r`) and the marked point
+    /// (a yellow star of radius about 1.45 `r`).
+    fn marks<DB: DrawingBackend>(
+        &self,
+        chart: &mut SurfaceChart<'_, DB>,
+        r: i32,
+    ) -> DrawResult<DB> {
+        let s = self.s;
+        let start = (s.start[0], s.start[1]);
+        chart.draw_series([
+            Circle::new(start, r, WHITE.filled()),
+            Circle::new(start, r, BLACK.stroke_width((r / 3).max(1) as u32)),
+        ])?;
+        let m = chart.backend_coord(&(s.mark.0[0], s.mark.0[1]));
+        let pa = chart.plotting_area().strip_coord_spec();
+        let (xr, yr) = chart.plotting_area().get_pixel_range();
+        let m = (m.0 - xr.start, m.1 - yr.start);
+        let size = 1.45 * f64::from(r);
+        pa.draw(&Polygon::new(star(m, size), RGBColor(255, 200, 0).filled()))?;
+        let mut outline = star(m, size);
+        outline.push(outline[0]);
+        pa.draw(&PathElement::new(outline, BLACK.stroke_width(2)))?;
+        Ok(())
+    }
+}
+
+/// Draws trace `i` on `chart`: its line (`width` pixels, clipped to the
+/// window), its marker at up to `dots` points along it, and a larger marker
+/// of radius `end` where it ends.
+fn draw_trace<DB: DrawingBackend>(
+    chart: &mut SurfaceChart<'_, DB>,
+    s: &Surface,
+    t: &Trace,
+    i: usize,
+    (width, dots, end): (u32, usize, f64),
+) -> DrawResult<DB> {
+    let c = color(i);
+    let line = c.stroke_width(width);
+    chart.draw_series(
+        t.points
+            .windows(2)
+            .filter_map(|p| clip(p[0], p[1], s.x, s.y))
+            .map(|(a, b)| PathElement::new(vec![(a[0], a[1]), (b[0], b[1])], line)),
+    )?;
+    let every = (t.points.len() / dots.max(1)).max(1);
+    let dot = marker(i).outline(end * 4.0 / 7.0);
+    chart.draw_series(
+        t.points
+            .iter()
+            .enumerate()
+            .filter(|(k, p)| k % every == 0 && s.contains(**p))
+            .map(|(_, p)| EmptyElement::at((p[0], p[1])) + Polygon::new(dot.clone(), c.filled())),
+    )?;
+    let last = t.last();
+    if s.contains(last) {
+        let at = (last[0], last[1]);
+        chart.draw_series([
+            EmptyElement::at(at) + Polygon::new(marker(i).outline(end + 2.0), WHITE.filled()),
+            EmptyElement::at(at) + Polygon::new(marker(i).outline(end), c.filled()),
+        ])?;
+    }
+    Ok(())
+}
+
+/// The height of the strip of small pictures, one per optimizer, under the
+/// main one.
+const STRIP_H: u32 = 300;
+
+/// Draws the whole picture on `root`: the title and caption, every path on
+/// one chart with the legend beside it, and under them one small chart per
+/// optimizer showing its path alone in color, the others in grey (where
+/// paths run together on the main chart, each stays visible there). `cell`
+/// is the heat map's cell size in pixels.
 fn paint<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     s: &Surface,
@@ -144,8 +277,10 @@ fn paint<DB: DrawingBackend>(
     for (k, line) in caption.iter().enumerate() {
         head.draw_text(line, &caption_font, (20, 48 + 24 * k as i32))?;
     }
+    let (_, body_h) = body.dim_in_pixel();
+    let (top, strip) = body.split_vertically(body_h.saturating_sub(STRIP_H));
     let legend_w = 345;
-    let (left, legend) = body.split_horizontally(w - legend_w);
+    let (left, legend) = top.split_horizontally(w - legend_w);
 
     let mut chart = ChartBuilder::on(&left)
         .margin_left(10)
@@ -168,91 +303,65 @@ fn paint<DB: DrawingBackend>(
 
     // Heat map and contours from one grid sample.
     let grid = Grid::sample(|x, y| s.f(x, y), s.x, s.y, 401, 401);
-    let (lv, to_t) = levels(s, &grid);
-    {
-        let area = chart.plotting_area();
-        let (xr, yr) = area.get_pixel_range();
-        let (pw, ph) = (xr.end - xr.start, yr.end - yr.start);
-        let px = area.strip_coord_spec();
-        let mut cy = 0;
-        while cy < ph {
-            let mut cx = 0;
-            while cx < pw {
-                let x = s.x.0 + (s.x.1 - s.x.0) * (cx as f64 + cell as f64 / 2.0) / pw as f64;
-                let y = s.y.1 - (s.y.1 - s.y.0) * (cy as f64 + cell as f64 / 2.0) / ph as f64;
-                let c = heat(to_t(s.f(x, y)), 0.78);
-                if cell == 1 {
-                    px.draw_pixel((cx, cy), &c)?;
-                } else {
-                    px.draw(&Rectangle::new(
-                        [(cx, cy), ((cx + cell).min(pw), (cy + cell).min(ph))],
-                        c.filled(),
-                    ))?;
-                }
-                cx += cell;
-            }
-            cy += cell;
-        }
-    }
-    for &level in &lv {
-        let c = heat(to_t(level), 0.25);
-        let style = ShapeStyle::from(&c.mix(0.8)).stroke_width(1);
-        chart.draw_series(
-            grid.iso_segments(level)
-                .into_iter()
-                .map(|[a, b]| PathElement::new(vec![a, b], style)),
-        )?;
-    }
+    let (levels, to_t) = levels(s, &grid);
+    let backdrop = Backdrop {
+        s,
+        grid,
+        levels,
+        to_t,
+        cell,
+    };
+    backdrop.draw(&mut chart)?;
 
-    // The marked point and the paths.
     // Earlier paths are drawn wider, so that where paths coincide each one
     // still shows as a band around the later ones.
     let width = |i: usize| (2 + traces.len().saturating_sub(i + 1)).min(6) as u32;
     for (i, t) in traces.iter().enumerate() {
-        let c = color(i);
-        let line = c.stroke_width(width(i));
-        let segs: Vec<_> = t
-            .points
-            .windows(2)
-            .filter_map(|p| clip(p[0], p[1], s.x, s.y))
-            .collect();
-        chart.draw_series(
-            segs.iter()
-                .map(|(a, b)| PathElement::new(vec![(a[0], a[1]), (b[0], b[1])], line)),
-        )?;
-        let every = (t.points.len() / 80).max(1);
-        let dot = marker(i).outline(4.0);
-        chart.draw_series(
-            t.points
-                .iter()
-                .enumerate()
-                .filter(|(k, p)| k % every == 0 && s.contains(**p))
-                .map(|(_, p)| {
-                    EmptyElement::at((p[0], p[1])) + Polygon::new(dot.clone(), c.filled())
-                }),
-        )?;
-        let end = t.last();
-        if s.contains(end) {
-            let at = (end[0], end[1]);
-            chart.draw_series([
-                EmptyElement::at(at) + Polygon::new(marker(i).outline(9.0), WHITE.filled()),
-                EmptyElement::at(at) + Polygon::new(marker(i).outline(7.0), c.filled()),
-            ])?;
-        }
+        draw_trace(&mut chart, s, t, i, (width(i), 80, 7.0))?;
     }
-    let start = (s.start[0], s.start[1]);
-    chart.draw_series([
-        Circle::new(start, 9, WHITE.filled()),
-        Circle::new(start, 9, BLACK.stroke_width(3)),
-    ])?;
-    let m = chart.backend_coord(&(s.mark.0[0], s.mark.0[1]));
-    let pa = chart.plotting_area().strip_coord_spec();
-    let (xr, yr) = chart.plotting_area().get_pixel_range();
-    let m = (m.0 - xr.start, m.1 - yr.start);
-    pa.draw(&Polygon::new(star(m, 13.0), RGBColor(255, 200, 0).filled()))?;
-    let mut outline = star(m, 13.0);
-    outline.push(outline[0]);
-    pa.draw(&PathElement::new(outline, BLACK.stroke_width(2)))?;
+    backdrop.marks(&mut chart, 9)?;
+
+    // One small chart per path: that path in color over the others in grey.
+    let small_cell = if cell == 1 { 2 } else { cell };
+    let small = Backdrop {
+        cell: small_cell,
+        ..backdrop
+    };
+    for (area, (i, t)) in strip
+        .split_evenly((1, traces.len().max(1)))
+        .iter()
+        .zip(traces.iter().enumerate())
+    {
+        let title = (FONT, 18).into_font().color(&color(i));
+        let mut chart = ChartBuilder::on(area)
+            .caption(&t.spec.label, title)
+            .margin(8)
+            .x_label_area_size(22)
+            .y_label_area_size(36)
+            .build_cartesian_2d(s.x.0..s.x.1, s.y.0..s.y.1)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(5)
+            .y_labels(5)
+            .label_style((FONT, 13))
+            .x_label_formatter(&|v| fmt_num(*v))
+            .y_label_formatter(&|v| fmt_num(*v))
+            .draw()?;
+        small.draw(&mut chart)?;
+        let grey = PATH_GREY.stroke_width(1);
+        for (_, other) in traces.iter().enumerate().filter(|&(j, _)| j != i) {
+            chart.draw_series(
+                other
+                    .points
+                    .windows(2)
+                    .filter_map(|p| clip(p[0], p[1], s.x, s.y))
+                    .map(|(a, b)| PathElement::new(vec![(a[0], a[1]), (b[0], b[1])], grey)),
+            )?;
+        }
+        draw_trace(&mut chart, s, t, i, (2, 40, 5.0))?;
+        small.marks(&mut chart, 5)?;
+    }
 
     // The legend, beside the chart.
     let big = (FONT, 20).into_font().color(&BLACK);

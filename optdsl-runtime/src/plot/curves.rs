@@ -213,7 +213,7 @@ impl Axis {
     }
 
     /// Whether the curve has a finite value above the axis.
-    fn exceeded_by(&self, c: &Curve, metric: Metric) -> bool {
+    fn exceeded_by(self, c: &Curve, metric: Metric) -> bool {
         c.points.iter().any(|p| {
             let v = metric.value(p);
             v.is_finite() && v > self.hi
@@ -221,7 +221,7 @@ impl Axis {
     }
 
     /// The value as placed along the axis: its logarithm on a log axis.
-    fn to_axis(&self, v: f64) -> f64 {
+    fn place(self, v: f64) -> f64 {
         if self.log {
             v.ln()
         } else {
@@ -229,8 +229,8 @@ impl Axis {
         }
     }
 
-    /// The inverse of [`Axis::to_axis`].
-    fn from_axis(&self, t: f64) -> f64 {
+    /// The inverse of [`Axis::place`].
+    fn value_at(self, t: f64) -> f64 {
         if self.log {
             t.exp()
         } else {
@@ -398,10 +398,7 @@ impl Cell<'_> {
         }
         mesh.draw()?;
         let (x0, x1) = (first as f64 - 0.15, last.max(first + 1) as f64 + 0.15);
-        let window = (
-            self.axis.to_axis(self.axis.lo),
-            self.axis.to_axis(self.axis.hi),
-        );
+        let window = (self.axis.place(self.axis.lo), self.axis.place(self.axis.hi));
         // The curve's points in axis units, clipped to the window.
         let segments = |c: &Curve| -> Vec<Vec<(f64, f64)>> {
             let pts: Vec<[f64; 2]> = c
@@ -409,14 +406,14 @@ impl Cell<'_> {
                 .iter()
                 .map(|p| (p.epoch as f64, self.metric.value(p)))
                 .filter(|&(_, v)| v.is_finite() && keep(v))
-                .map(|(e, v)| [e, self.axis.to_axis(v)])
+                .map(|(e, v)| [e, self.axis.place(v)])
                 .collect();
             pts.windows(2)
                 .filter_map(|w| clip(w[0], w[1], (x0, x1), window))
                 .map(|(a, b)| {
                     vec![
-                        (a[0], self.axis.from_axis(a[1])),
-                        (b[0], self.axis.from_axis(b[1])),
+                        (a[0], self.axis.value_at(a[1])),
+                        (b[0], self.axis.value_at(b[1])),
                     ]
                 })
                 .collect()
@@ -505,4 +502,66 @@ fn draw_legend<DB: DrawingBackend>(
         area.draw_text(&label, &text, (x + 42, y))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve(label: &str, losses: &[f64]) -> Curve {
+        Curve {
+            label: label.into(),
+            group: Group::of_name(label),
+            points: losses
+                .iter()
+                .enumerate()
+                .map(|(k, &l)| EpochPoint {
+                    epoch: k + 1,
+                    train_loss: l,
+                    test_loss: l,
+                    test_accuracy: 0.5,
+                })
+                .collect(),
+        }
+    }
+
+    /// A run whose loss explodes leaves the chart at the top instead of
+    /// squashing the others: the axis ends at 1.5 times the highest
+    /// first-epoch loss, every other value is on it, and only the exploding
+    /// run is marked as exceeding it.
+    #[test]
+    fn a_diverging_loss_does_not_set_the_axis() {
+        let calm = curve("sgd", &[2.3, 1.0, 0.5]);
+        let wild = curve("adam", &[2.0, 1.5, 4e7]);
+        let curves = vec![calm.clone(), wild.clone()];
+        let axis = Axis::of(&curves, Metric::TrainLoss);
+        assert!(!axis.log, "{axis:?}");
+        assert!(
+            axis.hi < 1.5 * 2.3 * 1.1 && axis.hi >= 1.5 * 2.3,
+            "{axis:?}"
+        );
+        assert!(calm
+            .points
+            .iter()
+            .all(|p| axis.lo < p.train_loss && p.train_loss < axis.hi));
+        assert!(axis.exceeded_by(&wild, Metric::TrainLoss));
+        assert!(!axis.exceeded_by(&calm, Metric::TrainLoss));
+        // Without the explosion the axis spans the data, with no clipping.
+        let tame = Axis::of(
+            &[calm.clone(), curve("adam", &[2.0, 1.5, 3.0])],
+            Metric::TrainLoss,
+        );
+        assert!(tame.hi >= 3.0 && tame.hi < 3.5, "{tame:?}");
+    }
+
+    /// Losses spanning more than two decades get a log axis, and points map
+    /// to it and back.
+    #[test]
+    fn wide_losses_get_a_log_axis() {
+        let axis = Axis::of(&[curve("sgd", &[2.0, 0.1, 0.005])], Metric::TestLoss);
+        assert!(axis.log && axis.lo < 0.005 && axis.hi > 2.0, "{axis:?}");
+        assert!((axis.value_at(axis.place(0.3)) - 0.3).abs() < 1e-12);
+        let acc = Axis::of(&[curve("sgd", &[2.0, 0.1, 0.005])], Metric::TestAccuracy);
+        assert!(!acc.log);
+    }
 }

@@ -118,7 +118,7 @@ pub fn matmul<F: Float>(
 ) -> Vec<F> {
     let (m, k) = if ta { (da.1, da.0) } else { da };
     let n = if tb { db.0 } else { db.1 };
-    let mut out = vec![F::ZERO; m * n];
+    let mut out = super::pool::take::<F>(m * n);
     note(Product::General { m, n, k });
     if m == 0 || n == 0 {
         return out;
@@ -160,7 +160,7 @@ pub fn matmul<F: Float>(
 pub fn gram<F: Float>(x: &[F], rows: usize, cols: usize, t: bool) -> Vec<F> {
     // Rows of op(x): the result is n x n, each entry a dot product of length k.
     let (n, k) = if t { (cols, rows) } else { (rows, cols) };
-    let mut out = vec![F::ZERO; n * n];
+    let mut out = super::pool::take::<F>(n * n);
     note(Product::Gram { n, k });
     if n == 0 {
         return out;

@@ -520,8 +520,8 @@ fn accumulate_body<F: Float>(part: &mut Part<F>, r: Reduction, data: &[F], cols:
                         let rows: [&[F]; 8] =
                             std::array::from_fn(|q| &group[q * cols..(q + 1) * cols]);
                         for j in 0..cols {
-                            for q in 0..8 {
-                                acc[q] = add(acc[q], rows[q][j].to_f64());
+                            for (s, row) in acc.iter_mut().zip(&rows) {
+                                *s = add(*s, row[j].to_f64());
                             }
                         }
                     } else {
@@ -1165,14 +1165,14 @@ impl<'s, F: Float> Exec<'s, F> {
         found: &mut Vec<(&'s TExpr, usize)>,
     ) {
         match &e.node {
-            TNode::Reduce(_, x) | TNode::Axis(_, _, x) => {
+            TNode::Reduce(_, x) | TNode::Axis(_, _, x)
                 if x.kind == Kind::Element
                     && !self.batched.contains_key(&key(e))
-                    && self.clean(x, None, dirty)
-                {
-                    found.push((e, owner));
-                }
+                    && self.clean(x, None, dirty) =>
+            {
+                found.push((e, owner));
             }
+            TNode::Reduce(..) | TNode::Axis(..) => {}
             TNode::Unary(_, a) | TNode::Transpose(a) => self.collect(a, owner, dirty, found),
             TNode::Binary(_, a, b) | TNode::MatMul(a, b) => {
                 self.collect(a, owner, dirty, found);

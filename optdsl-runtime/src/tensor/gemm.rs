@@ -48,17 +48,30 @@ impl Product {
         }
     }
 
-    /// Runs this product alone on `F` data (for the benchmark: the products
-    /// a step runs, timed without the rest of the step).
-    pub fn run<F: Float>(self) -> Vec<F> {
+    /// Operands for [`Product::run`]: constant `F` data of this product's
+    /// shapes (the second is empty for a Gram product).
+    pub fn operands<F: Float>(self) -> (Vec<F>, Vec<F>) {
         match self {
-            Product::General { m, n, k } => {
-                let a = vec![F::from_f64(0.5); m * k];
-                let b = vec![F::from_f64(0.25); k * n];
-                matmul(&a, (m, k), false, &b, (k, n), false)
-            }
-            Product::Gram { n, k } => gram(&vec![F::from_f64(0.5); n * k], n, k, false),
+            Product::General { m, n, k } => (
+                vec![F::from_f64(0.5); m * k],
+                vec![F::from_f64(0.25); k * n],
+            ),
+            Product::Gram { n, k } => (vec![F::from_f64(0.5); n * k], Vec::new()),
         }
+    }
+
+    /// Runs this product alone on `operands` (from [`Product::operands`];
+    /// for the benchmark: the products a step runs, timed without the rest
+    /// of the step); its result goes back to the workspace, as the step's
+    /// products do, and its first number is returned.
+    pub fn run<F: Float>(self, (a, b): &(Vec<F>, Vec<F>)) -> F {
+        let out = match self {
+            Product::General { m, n, k } => matmul(a, (m, k), false, b, (k, n), false),
+            Product::Gram { n, k } => gram(a, n, k, false),
+        };
+        let first = out.first().copied().unwrap_or(F::ZERO);
+        super::pool::give(out);
+        first
     }
 }
 

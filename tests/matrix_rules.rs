@@ -1,7 +1,8 @@
 //! Rules with shapes: the matrix fixtures replay, a user's own Adafactor
 //! compiles and steps as the built-in does, text and compiled forms give
-//! the same bits, state is sized by the shape, and a vector given to a rule
-//! that needs a matrix is a typed error.
+//! the same bits, state is sized by the shape, a vector given to a rule
+//! that needs a matrix is a typed error, and the fused passes give the same
+//! bits on one thread and on two.
 
 use optdsl::{builtin_rule, optimizer, DynRule, Error, Rules, State, UpdateRule};
 
@@ -191,4 +192,41 @@ fn a_bounded_hyper_cannot_make_repeat_endless() {
         .unwrap();
     let n = w.iter().map(|x| x * x).sum::<f64>().sqrt();
     assert!((n - 1e-3).abs() < 1e-12, "{w:?}");
+}
+
+#[test]
+fn fused_passes_give_the_same_bits_on_one_thread_and_two() {
+    // Large enough that a pass is split into chunks shared among threads
+    // (300 rows of 260: two chunks; a vector of 100000: two chunks).
+    let cases: [(&str, Vec<usize>); 4] = [
+        ("adafactor", vec![300, 260]),
+        ("adafactor", vec![260, 300]),
+        ("adafactor", vec![100_000]),
+        ("muon", vec![300, 260]),
+    ];
+    for (name, shape) in cases {
+        let rule = builtin_rule(name).unwrap();
+        let n: usize = shape.iter().product();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut state = rule.init_shaped_f32(&shape).unwrap();
+                let mut w: Vec<f32> = data(n, 7).iter().map(|&x| x as f32).collect();
+                for k in 0..3 {
+                    let g: Vec<f32> = data(n, 40 + k).iter().map(|&x| x as f32).collect();
+                    rule.step_f32(&mut state, &mut w, &g, &[]).unwrap();
+                }
+                (w, state)
+            })
+        };
+        let (w1, s1) = run(1);
+        let (w2, s2) = run(2);
+        let b = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(b(&w1), b(&w2), "{name} {shape:?}");
+        assert_eq!(s1, s2, "{name} {shape:?}");
+        assert_ne!(w1, data(n, 7).iter().map(|&x| x as f32).collect::<Vec<_>>());
+    }
 }

@@ -48,17 +48,30 @@ impl Product {
         }
     }
 
-    /// Runs this product alone on `F` data (for the benchmark: the products
-    /// a step runs, timed without the rest of the step).
-    pub fn run<F: Float>(self) -> Vec<F> {
+    /// Operands for [`Product::run`]: constant `F` data of this product's
+    /// shapes (the second is empty for a Gram product).
+    pub fn operands<F: Float>(self) -> (Vec<F>, Vec<F>) {
         match self {
-            Product::General { m, n, k } => {
-                let a = vec![F::from_f64(0.5); m * k];
-                let b = vec![F::from_f64(0.25); k * n];
-                matmul(&a, (m, k), false, &b, (k, n), false)
-            }
-            Product::Gram { n, k } => gram(&vec![F::from_f64(0.5); n * k], n, k, false),
+            Product::General { m, n, k } => (
+                vec![F::from_f64(0.5); m * k],
+                vec![F::from_f64(0.25); k * n],
+            ),
+            Product::Gram { n, k } => (vec![F::from_f64(0.5); n * k], Vec::new()),
         }
+    }
+
+    /// Runs this product alone on `operands` (from [`Product::operands`];
+    /// for the benchmark: the products a step runs, timed without the rest
+    /// of the step); its result goes back to the workspace, as the step's
+    /// products do, and its first number is returned.
+    pub fn run<F: Float>(self, (a, b): &(Vec<F>, Vec<F>)) -> F {
+        let out = match self {
+            Product::General { m, n, k } => matmul(a, (m, k), false, b, (k, n), false),
+            Product::Gram { n, k } => gram(a, n, k, false),
+        };
+        let first = out.first().copied().unwrap_or(F::ZERO);
+        super::pool::give(out);
+        first
     }
 }
 
@@ -118,7 +131,7 @@ pub fn matmul<F: Float>(
 ) -> Vec<F> {
     let (m, k) = if ta { (da.1, da.0) } else { da };
     let n = if tb { db.0 } else { db.1 };
-    let mut out = vec![F::ZERO; m * n];
+    let mut out = super::pool::take::<F>(m * n);
     note(Product::General { m, n, k });
     if m == 0 || n == 0 {
         return out;
@@ -160,7 +173,7 @@ pub fn matmul<F: Float>(
 pub fn gram<F: Float>(x: &[F], rows: usize, cols: usize, t: bool) -> Vec<F> {
     // Rows of op(x): the result is n x n, each entry a dot product of length k.
     let (n, k) = if t { (cols, rows) } else { (rows, cols) };
-    let mut out = vec![F::ZERO; n * n];
+    let mut out = super::pool::take::<F>(n * n);
     note(Product::Gram { n, k });
     if n == 0 {
         return out;

@@ -13,6 +13,7 @@
 
 mod exec;
 mod gemm;
+mod pool;
 
 pub use gemm::{gram, matmul, recording, Product};
 

@@ -1105,7 +1105,7 @@ impl<'s, F: Float> Exec<'s, F> {
                     cond,
                     then,
                     otherwise,
-                } => match shape_condition(cond, &self.dims) {
+                } => match crate::shape::shape_condition(cond, &self.dims) {
                     Some(holds) => {
                         if !self.scan(if holds { then } else { otherwise }, dirty, found) {
                             return false;

@@ -2,6 +2,8 @@
 //! `optimizer!` into fused, vectorized, multi-threaded loops. This crate is the
 //! facade users depend on; it re-exports `optdsl-runtime`.
 
+#![warn(missing_docs)]
+
 pub use optdsl_runtime::*;
 
 #[cfg(feature = "candle")]

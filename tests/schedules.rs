@@ -404,6 +404,7 @@ fn mangled_schedule_strings_are_typed_errors_never_panics() {
         "plateau:mode=max:factor=0.5:patience=3:threshold_mode=abs:cooldown=2:min_lr=0.0001",
         "piecewise:100=0.5,200=0.1",
         "warmup:0.5+cosine",
+        "warmup:2+multistep:3,5:0.5",
     ];
     let noise = ['0', '-', ':', ',', '=', '+', 'x', '.', ' ', '9'];
     let mut rng = ChaCha8Rng::seed_from_u64(11);

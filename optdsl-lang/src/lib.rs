@@ -20,6 +20,8 @@
 //! assert_eq!(err[0].message, "unknown function `sgn`; did you mean `sign`?");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod ast;
 pub mod bounds;
 pub mod check;

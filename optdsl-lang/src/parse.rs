@@ -15,9 +15,15 @@ use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser;
 use std::sync::OnceLock;
 
-#[derive(pest_derive::Parser)]
-#[grammar = "grammar.pest"]
-struct Grammar;
+/// The pest parser of `grammar.pest` and its `Rule` enum (generated; one
+/// variant a grammar rule).
+mod grammar {
+    #![allow(missing_docs)]
+    #[derive(pest_derive::Parser)]
+    #[grammar = "grammar.pest"]
+    pub(super) struct Grammar;
+}
+use grammar::{Grammar, Rule};
 
 /// How deep brackets and prefix operators may nest: deeper text is refused
 /// with an error at the token, before the recursive parser sees it.

@@ -4,6 +4,8 @@
 //! (`kernel`), the step around them (`step`) and the rule's type
 //! (`rule_type`); `network` checks and expands network specs.
 
+#![warn(missing_docs)]
+
 mod compile;
 mod kernel;
 mod network;

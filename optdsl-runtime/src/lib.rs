@@ -4,6 +4,8 @@
 //! and the trainer (`train`), the bundled digits (`datasets`), pictures
 //! (`plot`), the bench (`bench`), fixtures (`replay`) and MPI (`mpi`).
 
+#![warn(missing_docs)]
+
 extern crate self as optdsl;
 
 #[cfg(feature = "bench")]

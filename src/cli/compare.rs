@@ -9,7 +9,7 @@ use super::setup::{describe_data, hypers_text, parse_hidden, set_init, Dtype};
 use super::CliResult;
 use optdsl::data::{CsvOptions, DataSource, Split};
 use optdsl::net::{Activation, NetFloat, Network, NetworkSpec};
-use optdsl::plot::{plot_curves, EpochPoint};
+use optdsl::plot::{plot_grouped_curves, Curve, EpochPoint, Format, Group};
 use optdsl::replay::name_key;
 use optdsl::rng::Generator;
 use optdsl::train::{matmul_epoch_seconds, History, TrainConfig, Trainer};
@@ -349,18 +349,24 @@ fn compare<F: NetFloat>(
     std::fs::create_dir_all(&args.out)?;
     optdsl::train::write_atomically(&args.out.join("summary.csv"), csv.as_bytes())?;
     println!("histories and summary.csv in {}", args.out.display());
-    let curves: Vec<(String, Vec<EpochPoint>)> = rows
+    // One picture row per family of the optimizer a row runs; rows running
+    // a rule from a file (which shadows a built-in of its name) get their own.
+    let curves: Vec<Curve> = rows
         .iter()
         .filter_map(|(entry, outcome, _)| match outcome {
-            Outcome::Done(runs) => Some((
-                entry.label.to_string(),
-                runs[0].epochs.iter().map(EpochPoint::from).collect(),
-            )),
+            Outcome::Done(runs) => Some(Curve {
+                label: entry.label.to_string(),
+                group: match super::rules::find(entry.optimizer) {
+                    Some(_) => Group::UserRules,
+                    None => Group::of_name(entry.optimizer),
+                },
+                points: runs[0].epochs.iter().map(EpochPoint::from).collect(),
+            }),
             _ => None,
         })
         .collect();
     if !curves.is_empty() {
-        for path in plot_curves(&curves, &args.out)? {
+        for path in plot_grouped_curves(&curves, &args.out, &[Format::Png])? {
             println!("wrote {}", path.display());
         }
     }

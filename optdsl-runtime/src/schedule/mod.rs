@@ -327,7 +327,7 @@ impl Schedule for LrSchedule {
                 eta / (1.0 + decay * t as f64)
             }
             // Powers as PyTorch's closed forms take them (`gamma ** k`).
-            LrSchedule::Step { every, gamma } => eta * gamma.powf((epoch / every) as f64),
+            LrSchedule::Step { every, gamma } => eta * gamma.powf((epoch / (*every).max(1)) as f64),
             LrSchedule::MultiStep { milestones, gamma } => {
                 let passed = milestones.partition_point(|&m| m <= epoch);
                 eta * gamma.powf(passed as f64)
@@ -335,8 +335,7 @@ impl Schedule for LrSchedule {
             LrSchedule::Exponential { gamma } => eta * gamma.powf(epoch as f64),
             LrSchedule::Cosine { min } => {
                 let span = clock.total_steps.max(1) as f64;
-                let s = (clock.step as f64).min(span);
-                min + (eta - min) * (1.0 + (PI * s / span).cos()) / 2.0
+                cosine(eta, *min, (clock.step as f64).min(span), span)
             }
             LrSchedule::Linear { start, end, epochs } => {
                 let e = epoch.min(*epochs) as f64;
@@ -350,7 +349,7 @@ impl Schedule for LrSchedule {
             LrSchedule::Cyclic(c) => c.value(eta, clock.step),
             LrSchedule::Restarts { t0, t_mult, min } => {
                 let (t, period) = restart_position(epoch as u64, *t0 as u64, *t_mult as u64);
-                min + (eta - min) * (1.0 + (PI * t as f64 / period as f64).cos()) / 2.0
+                cosine(eta, *min, t as f64, period as f64)
             }
             LrSchedule::Plateau(p) => p.reduced(eta, clock.cuts),
             LrSchedule::Piecewise { boundaries } => boundaries
@@ -375,6 +374,14 @@ impl Schedule for LrSchedule {
             }
         }
     }
+}
+
+/// Cosine annealing from `eta` to `min`, `t` into a period of `period`:
+/// `min + (eta - min) (1 + cos(pi t / period)) / 2`, in the order PyTorch's
+/// `CosineAnnealingLR` (closed form) and `CosineAnnealingWarmRestarts`
+/// compute it.
+fn cosine(eta: f64, min: f64, t: f64, period: f64) -> f64 {
+    min + (eta - min) * (1.0 + (PI * t / period).cos()) / 2.0
 }
 
 /// Where epoch `epoch` falls in SGDR's periods: (epochs into its period,

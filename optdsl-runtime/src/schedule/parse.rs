@@ -15,7 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Every form, for the error messages.
-pub const SYNTAX: &str = "constant, 1/t[:step][:DECAY], step:EVERY:GAMMA, \
+const SYNTAX: &str = "constant, 1/t[:step][:DECAY], step:EVERY:GAMMA, \
     multistep:E1,E2,...:GAMMA, exp:GAMMA, cosine[:MIN_LR], linear:START:END:EPOCHS, \
     poly:EPOCHS:POWER, onecycle[:pct_start=P][:anneal_strategy=cos|linear][:div_factor=D]\
     [:final_div_factor=F][:three_phase=true], cyclic:BASE_LR:STEP_SIZE_UP[:step_size_down=N]\
@@ -38,7 +38,7 @@ pub enum ScheduleError {
         hint: Option<&'static str>,
     },
     /// An argument that is not a number of the kind expected.
-    #[error("in schedule `{text}`: {what} `{value}` is not {expected}; use {SYNTAX}")]
+    #[error("`{text}`: {what} `{value}` is not {expected}; use {SYNTAX}")]
     NotANumber {
         /// The whole string.
         text: String,
@@ -50,7 +50,7 @@ pub enum ScheduleError {
         expected: &'static str,
     },
     /// A number outside its range (a period of 0, a factor above 1, ...).
-    #[error("in schedule `{text}`: {what} is {value} but must be {range}")]
+    #[error("`{text}`: {what} is {value} but must be {range}")]
     OutOfRange {
         /// The whole string.
         text: String,
@@ -62,7 +62,7 @@ pub enum ScheduleError {
         range: &'static str,
     },
     /// A list with nothing in it.
-    #[error("in schedule `{text}`: {what} is empty; give at least one")]
+    #[error("`{text}`: no {what} given; give at least one")]
     Empty {
         /// The whole string.
         text: String,
@@ -70,7 +70,7 @@ pub enum ScheduleError {
         what: &'static str,
     },
     /// A list of epochs or steps that does not increase.
-    #[error("in schedule `{text}`: {what} must increase, but {next} follows {prev}")]
+    #[error("`{text}`: {what} must increase, but {next} follows {prev}")]
     NotIncreasing {
         /// The whole string.
         text: String,
@@ -82,7 +82,9 @@ pub enum ScheduleError {
         next: u64,
     },
     /// A `key=value` option the schedule does not take.
-    #[error("in schedule `{text}`: `{option}` is not an option of {name}; its options are {known} (as key=value)")]
+    #[error(
+        "`{text}`: `{option}` is not an option of {name}; its options are {known} (as key=value)"
+    )]
     UnknownOption {
         /// The whole string.
         text: String,
@@ -94,7 +96,7 @@ pub enum ScheduleError {
         known: &'static str,
     },
     /// An option given twice.
-    #[error("in schedule `{text}`: option `{key}` is given twice; give it once")]
+    #[error("`{text}`: option `{key}` is given twice; give it once")]
     Repeated {
         /// The whole string.
         text: String,
@@ -102,13 +104,65 @@ pub enum ScheduleError {
         key: String,
     },
     /// Settings that contradict each other.
-    #[error("in schedule `{text}`: {reason}")]
+    #[error("`{text}`: {reason}")]
     Conflict {
         /// The whole string.
         text: String,
         /// What contradicts what, and what to do.
         reason: &'static str,
     },
+}
+
+impl ScheduleError {
+    /// The same error naming `whole` as the string (a warm-up's errors
+    /// name the whole string, not the schedule after its `+`).
+    fn within(self, whole: &str) -> ScheduleError {
+        let text = whole.to_string();
+        match self {
+            ScheduleError::Form { hint, .. } => ScheduleError::Form { text, hint },
+            ScheduleError::NotANumber {
+                what,
+                value,
+                expected,
+                ..
+            } => ScheduleError::NotANumber {
+                text,
+                what,
+                value,
+                expected,
+            },
+            ScheduleError::OutOfRange {
+                what, value, range, ..
+            } => ScheduleError::OutOfRange {
+                text,
+                what,
+                value,
+                range,
+            },
+            ScheduleError::Empty { what, .. } => ScheduleError::Empty { text, what },
+            ScheduleError::NotIncreasing {
+                what, prev, next, ..
+            } => ScheduleError::NotIncreasing {
+                text,
+                what,
+                prev,
+                next,
+            },
+            ScheduleError::UnknownOption {
+                name,
+                option,
+                known,
+                ..
+            } => ScheduleError::UnknownOption {
+                text,
+                name,
+                option,
+                known,
+            },
+            ScheduleError::Repeated { key, .. } => ScheduleError::Repeated { text, key },
+            ScheduleError::Conflict { reason, .. } => ScheduleError::Conflict { text, reason },
+        }
+    }
 }
 
 impl From<ScheduleError> for Error {
@@ -326,7 +380,7 @@ const FACTOR_RANGE: &str = "in [0, 1]";
 impl FromStr for LrSchedule {
     type Err = ScheduleError;
 
-    /// Parses the forms of [`SYNTAX`]: positional arguments after colons,
+    /// Parses the forms `--schedule` lists: positional arguments after colons,
     /// the settings of `onecycle`, `cyclic` and `plateau` as PyTorch's
     /// argument names (`:key=value`, any order, defaults as PyTorch's),
     /// and `warmup:EPOCHS+SCHEDULE` before any of them.
@@ -338,14 +392,7 @@ impl FromStr for LrSchedule {
             let (epochs, then) = rest.split_once('+').unwrap_or((rest, "constant"));
             let epochs = t.non_negative("the warm-up's EPOCHS", epochs)?;
             let epochs = t.check("the warm-up's EPOCHS", epochs, "above 0", |x| x > 0.0)?;
-            let then = then.parse::<LrSchedule>().map_err(|e| match e {
-                // Name the whole string, not only the part after `+`.
-                ScheduleError::Form { hint, .. } => ScheduleError::Form {
-                    text: whole.into(),
-                    hint,
-                },
-                other => other,
-            })?;
+            let then = then.parse::<LrSchedule>().map_err(|e| e.within(whole))?;
             return Ok(LrSchedule::Warmup {
                 epochs,
                 then: Box::new(then),
@@ -374,7 +421,7 @@ impl FromStr for LrSchedule {
             },
             ("multistep", [milestones, gamma]) => LrSchedule::MultiStep {
                 milestones: t.increasing(
-                    "the milestones",
+                    "milestones",
                     milestones,
                     |m| t.epochs("a milestone (an epoch)", m),
                     |&m| m as u64,
@@ -421,7 +468,7 @@ impl FromStr for LrSchedule {
             ("plateau", options) => LrSchedule::Plateau(plateau(&t, options)?),
             ("piecewise", [list]) => LrSchedule::Piecewise {
                 boundaries: t.increasing(
-                    "the boundaries",
+                    "boundaries",
                     list,
                     |pair| {
                         let (step, scale) =

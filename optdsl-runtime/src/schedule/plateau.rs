@@ -151,7 +151,8 @@ impl ScheduleState {
     /// becomes the best, else the epoch is bad; bad epochs during a
     /// cool-down are forgotten; more than `patience` bad epochs cut the
     /// rate (from the next epoch) and start a cool-down. Does nothing for a
-    /// schedule without a plateau. A metric that is not finite (which the
+    /// schedule without a plateau; a plateau after a warm-up watches the
+    /// warm-up's epochs too. A metric that is not finite (which the
     /// trainer never gives: it stops at a non-finite loss) counts as a bad
     /// epoch and never becomes the best.
     pub fn observe(&mut self, schedule: &LrSchedule, metric: f64) {

@@ -290,6 +290,9 @@ fn bad_text_is_a_typed_error_naming_what_to_fix() {
     assert!(matches!(err("cyclic:0.1:5:gamma=0.9"), E::Conflict { .. }));
     assert!(matches!(err("plateau:threshold=1"), E::Conflict { .. }));
     assert!(matches!(err("warmup:1+nope"), E::Form { text, .. } if text == "warmup:1+nope"));
+    assert!(
+        matches!(err("warmup:1+cosine:x"), E::NotANumber { text, .. } if text == "warmup:1+cosine:x")
+    );
     // The runtime's error, for callers that return it.
     let e: crate::Error = err("step:0:1").into();
     assert!(matches!(e, crate::Error::Invalid { ref what, .. } if what == "schedule"));

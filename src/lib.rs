@@ -42,8 +42,9 @@ pub struct MatricesDoctests;
 #[doc = include_str!("../docs/compressed-state.md")]
 pub struct CompressedStateDoctests;
 
-/// The Rust examples of `docs/training.md`, compiled and run as doc tests.
-#[cfg(doctest)]
+/// The Rust examples of `docs/training.md` (networks and the trainer: feature
+/// `train`), compiled and run as doc tests.
+#[cfg(all(doctest, feature = "train"))]
 #[doc = include_str!("../docs/training.md")]
 pub struct TrainingDoctests;
 

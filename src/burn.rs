@@ -229,7 +229,9 @@ impl BurnOptimizer {
                 ),
             });
         }
-        let len = w.num_elements();
+        // Rules with shapes (Muon, Adafactor) size their state by the
+        // parameter's shape; element-wise rules see its length.
+        let shape = w.shape().to_vec();
         let read = |e: burn::tensor::DataError| BurnAdapterError::Read(format!("{e:?}"));
         match w.dtype() {
             DType::F32 => {
@@ -241,7 +243,7 @@ impl BurnOptimizer {
                     Some(ParamState::F32(s)) => rule.step_f32(s, w, g, &[])?,
                     Some(ParamState::F64(_)) => return Err(state_dtype("f64", "f32")),
                     None => {
-                        let mut s = rule.init_f32(len);
+                        let mut s = rule.init_shaped_f32(&shape)?;
                         s.decompress();
                         rule.step_f32(&mut s, w, g, &[])?;
                         *state = Some(ParamState::F32(s));
@@ -257,7 +259,7 @@ impl BurnOptimizer {
                     Some(ParamState::F64(s)) => rule.step_f64(s, w, g, &[])?,
                     Some(ParamState::F32(_)) => return Err(state_dtype("f32", "f64")),
                     None => {
-                        let mut s = rule.init_f64(len);
+                        let mut s = rule.init_shaped_f64(&shape)?;
                         s.decompress();
                         rule.step_f64(&mut s, w, g, &[])?;
                         *state = Some(ParamState::F64(s));

@@ -323,3 +323,32 @@ fn on_ndarray_each_step_runs_on_the_parameters_own_buffer() {
         assert_eq!(step, [w, b], "{seen:x?}");
     }
 }
+
+#[test]
+fn muon_steps_the_weight_matrix_by_its_shape_and_refuses_the_bias_vector() {
+    let opt = BurnOptimizer::new(builtin_rule("muon").unwrap()).unwrap();
+    let errors = opt.errors();
+    let mut optim = opt.init();
+    let model = Affine::new(DType::F64);
+    let mut rule = builtin_rule("muon").unwrap();
+    rule.set_hyper("lr", HyperValue::Num(0.02)).unwrap();
+    let mut w = values::<f64>(model.w.val());
+    let b_before = values1::<f64>(model.b.val());
+    // The same step on a slice, its state sized by the [4, 3] shape.
+    let mut sw = rule.init_shaped_f64(&[4, 3]).unwrap();
+    let (model, gw, _) = step::<f64>(&mut optim, model, 0.02, DType::F64);
+    rule.step_f64(&mut sw, &mut w, &gw, &[]).unwrap();
+    assert_eq!(bits(&values::<f64>(model.w.val())), bits(&w));
+    // The bias is a vector: Muon needs a matrix, so its step is refused,
+    // logged, and the bias is left as it was.
+    assert_eq!(values1::<f64>(model.b.val()), b_before);
+    assert_eq!(errors.count(), 1, "the bias alone is refused");
+    let err = errors.take().unwrap();
+    assert!(
+        matches!(
+            err,
+            BurnAdapterError::Rule(optdsl::Error::NeedsMatrix { .. })
+        ),
+        "{err}"
+    );
+}

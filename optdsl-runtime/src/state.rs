@@ -40,7 +40,7 @@ pub struct State<F> {
     pub packed: Vec<Option<Packed>>,
     /// What the rule's random draws (`rand()`, `randn()`) are keyed by:
     /// set by [`crate::Optimizer`] for each of its tensors (`None`, as in a
-    /// state made by [`UpdateRule::init`] alone, draws as
+    /// state made by [`UpdateRule::init`](crate::UpdateRule::init) alone, draws as
     /// [`DrawSeed::default`]: seed 0, tensor 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draws: Option<DrawSeed>,

@@ -1,6 +1,6 @@
 //! Training a network by mini-batches. One file a job: the settings
 //! ([`config`]), the [`Trainer`] and its epoch loop ([`trainer`]), what it
-//! gives rules that take inputs ([`inputs`]), the records and history files
+//! gives rules that take inputs (`inputs`), the records and history files
 //! ([`history`], [`files`]), checkpoints and resuming ([`resume`]), progress
 //! callbacks ([`observer`]), evaluation and timing ([`eval`]) and the
 //! data-parallel extension point ([`strategy`]).

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::net::NetFloat;
 use crate::optim::Optimizer;
 
-/// How a [`Trainer`] shares its steps with other processes: which rows of a
+/// How a [`Trainer`](super::Trainer) shares its steps with other processes: which rows of a
 /// global batch are this process's, how gradients are combined, how the
 /// optimizer step is applied, how metrics are summed.
 pub trait DataParallel<F: NetFloat> {

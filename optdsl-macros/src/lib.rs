@@ -14,7 +14,8 @@ mod source;
 mod step;
 
 /// Compiles one or more update rules into types implementing
-/// `optdsl::UpdateRule`. See the optdsl README for the language.
+/// `optdsl::UpdateRule`. The language is described in the optdsl
+/// repository's docs/language.md.
 #[proc_macro]
 pub fn optimizer(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     compile::rules(input.into()).into()

@@ -56,7 +56,7 @@ pub mod text;
 #[cfg(feature = "train")]
 pub mod train;
 
-pub use builtin::{builtin_rule, builtins, BuiltinInfo};
+pub use builtin::{builtin_rule, builtins, BuiltinInfo, Family};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use optdsl_lang::role::Role;

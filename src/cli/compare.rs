@@ -439,7 +439,7 @@ fn selected(args: &Args) -> Result<Vec<Entry>, Error> {
         let listed = ENTRIES
             .iter()
             .any(|e| e.optimizer == b.name || e.label == b.name);
-        if !listed && (args.all || b.family != "slides") {
+        if !listed && (args.all || b.family != optdsl::Family::Slides) {
             entries.push(Entry {
                 label: b.name,
                 optimizer: b.name,

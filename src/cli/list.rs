@@ -3,15 +3,36 @@
 
 use super::rules::RuleFiles;
 use super::CliResult;
-use optdsl::{storage_for, DynRule, StateFormat, Storage};
+use optdsl::{storage_for, DynRule, Family, StateFormat, Storage};
 use std::process::ExitCode;
+
+/// What `--family` picks: a built-in family, or the rules of files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listed {
+    /// The built-ins of a family.
+    Builtin(Family),
+    /// The rules of `--rule` files.
+    File,
+}
+
+/// `--family NAME`: a family's name or `file`.
+fn parse_family(name: &str) -> Result<Listed, String> {
+    if name == "file" {
+        return Ok(Listed::File);
+    }
+    Family::parse(name).map(Listed::Builtin).ok_or_else(|| {
+        let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+        format!("`{name}`; use one of {}, or file", names.join(", "))
+    })
+}
 
 /// Arguments of `optdsl list`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Only the built-ins of this family (sgd, sign, adaptive, adam, curvature, slides).
-    #[arg(long)]
-    pub family: Option<String>,
+    /// Only the built-ins of this family (sgd, sign, adaptive, adam, matrix,
+    /// curvature, slides), or `file` for the rules of --rule files.
+    #[arg(long, value_parser = parse_family)]
+    pub family: Option<Listed>,
     /// Rule files whose rules are listed too (family `file`).
     #[command(flatten)]
     pub rules: RuleFiles,
@@ -62,7 +83,7 @@ fn hypers_of(rule: &dyn DynRule, format: StateFormat) -> String {
 pub fn run(args: Args) -> CliResult {
     let files = args.rules.load()?;
     for b in optdsl::builtins() {
-        if args.family.as_deref().is_some_and(|f| f != b.family) {
+        if args.family.is_some_and(|f| f != Listed::Builtin(b.family)) {
             continue;
         }
         let rule = (b.make)();
@@ -76,7 +97,10 @@ pub fn run(args: Args) -> CliResult {
     }
     // L-BFGS is no rule (it drives a closure: `optdsl::lbfgs`), listed
     // with the curvature-based rules.
-    if args.family.as_deref().is_none_or(|f| f == "curvature") {
+    if args
+        .family
+        .is_none_or(|f| f == Listed::Builtin(Family::Curvature))
+    {
         let options: Vec<String> = optdsl::lbfgs::HYPERS
             .iter()
             .map(|(name, default)| format!("{name}={default}"))
@@ -89,7 +113,7 @@ pub fn run(args: Args) -> CliResult {
             options.join(" "),
         );
     }
-    if args.family.as_deref().is_none_or(|f| f == "file") {
+    if args.family.is_none_or(|f| f == Listed::File) {
         for r in files {
             let doc = r.info().doc.lines().next().unwrap_or("").trim();
             println!(

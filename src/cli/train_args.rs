@@ -71,7 +71,7 @@ pub struct Args {
     /// cosine[:MIN_LR], linear:START:END:EPOCHS, poly:EPOCHS:POWER, onecycle[:KEY=VALUE..],
     /// cyclic:BASE_LR:STEP_SIZE_UP[:KEY=VALUE..], sgdr:T_0[:T_MULT[:ETA_MIN]],
     /// plateau[:KEY=VALUE..] (watches the training loss), piecewise:STEP=SCALE,..,
-    /// warmup:EPOCHS[+SCHEDULE]; options by PyTorch's argument names (README).
+    /// warmup:EPOCHS[+SCHEDULE]; options by PyTorch's argument names (docs/training.md).
     #[arg(long, default_value = "constant")]
     pub schedule: String,
     /// Passes over the training set.

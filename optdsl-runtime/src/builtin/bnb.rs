@@ -11,6 +11,7 @@
 //! line, or `State::set_format` from Rust.
 
 use super::BuiltinInfo;
+use super::Family;
 use crate::optimizer;
 
 optimizer! {
@@ -70,19 +71,19 @@ optimizer! {
 pub(crate) static BUILTINS: &[BuiltinInfo] = &[
     BuiltinInfo {
         name: "adam8bit",
-        family: "adam",
+        family: Family::Adam,
         reference: "bitsandbytes.optim.Adam8bit; Dettmers et al. 2022 (arXiv 2110.02861)",
         make: || Box::new(Adam8bit::default()),
     },
     BuiltinInfo {
         name: "adamw8bit",
-        family: "adam",
+        family: Family::Adam,
         reference: "bitsandbytes.optim.AdamW8bit; Dettmers et al. 2022 (arXiv 2110.02861)",
         make: || Box::new(AdamW8bit::default()),
     },
     BuiltinInfo {
         name: "lion8bit",
-        family: "sign",
+        family: Family::Sign,
         reference: "bitsandbytes.optim.Lion8bit; Chen et al. 2023, Dettmers et al. 2022",
         make: || Box::new(Lion8bit::default()),
     },

@@ -4,6 +4,7 @@
 //! their maths needs.
 
 use super::BuiltinInfo;
+use super::Family;
 use crate::optimizer;
 
 optimizer! {
@@ -98,25 +99,25 @@ optimizer! {
 pub(crate) static BUILTINS: &[BuiltinInfo] = &[
     BuiltinInfo {
         name: "sgd",
-        family: "sgd",
+        family: Family::Sgd,
         reference: "torch.optim.SGD; Robbins & Monro 1951",
         make: || Box::new(Sgd::default()),
     },
     BuiltinInfo {
         name: "momentum",
-        family: "sgd",
+        family: Family::Sgd,
         reference: "Polyak 1964; Rumelhart, Hinton & Williams 1986",
         make: || Box::new(Momentum::default()),
     },
     BuiltinInfo {
         name: "nesterov",
-        family: "sgd",
+        family: Family::Sgd,
         reference: "Nesterov 1983; Sutskever et al. 2013; Bengio et al. 2013 (arXiv 1212.0901)",
         make: || Box::new(Nesterov::default()),
     },
     BuiltinInfo {
         name: "signsgd",
-        family: "sign",
+        family: Family::Sign,
         reference: "Riedmiller & Braun 1993 (sign rule); Bernstein et al. 2018 (arXiv 1802.04434)",
         make: || Box::new(SignSgd::default()),
     },

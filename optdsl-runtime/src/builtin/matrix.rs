@@ -4,6 +4,7 @@
 //! and run by the tensor executor ([`crate::tensor`]).
 
 use super::BuiltinInfo;
+use super::Family;
 use crate::optimizer;
 
 optimizer! {
@@ -94,13 +95,13 @@ optimizer! {
 pub(crate) static BUILTINS: &[BuiltinInfo] = &[
     BuiltinInfo {
         name: "adafactor",
-        family: "adaptive",
+        family: Family::Adaptive,
         reference: "torch.optim.Adafactor; Shazeer & Stern 2018 (arXiv 1804.04235)",
         make: || Box::new(Adafactor::default()),
     },
     BuiltinInfo {
         name: "muon",
-        family: "matrix",
+        family: Family::Matrix,
         reference: "torch.optim.Muon; Jordan et al. 2024 (kellerjordan.github.io/posts/muon)",
         make: || Box::new(Muon::default()),
     },

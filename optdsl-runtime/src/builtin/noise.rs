@@ -5,6 +5,7 @@
 //! the same bits on any number of threads and after a resumed checkpoint.
 
 use super::BuiltinInfo;
+use super::Family;
 use crate::optimizer;
 
 optimizer! {
@@ -44,13 +45,13 @@ optimizer! {
 pub(crate) static BUILTINS: &[BuiltinInfo] = &[
     BuiltinInfo {
         name: "noisy_sgd",
-        family: "sgd",
+        family: Family::Sgd,
         reference: "optax.noisy_sgd; Neelakantan et al. 2015 (arXiv 1511.06807)",
         make: || Box::new(NoisySgd::default()),
     },
     BuiltinInfo {
         name: "sgld",
-        family: "sgd",
+        family: Family::Sgd,
         reference: "Welling & Teh 2011 (ICML), stochastic gradient Langevin dynamics",
         make: || Box::new(Sgld::default()),
     },

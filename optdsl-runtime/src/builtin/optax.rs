@@ -13,6 +13,7 @@
 //! [0, 1] where nothing divides by 1 − βᵗ.
 
 use super::BuiltinInfo;
+use super::Family;
 use crate::optimizer;
 
 optimizer! {
@@ -100,19 +101,19 @@ optimizer! {
 pub(crate) static BUILTINS: &[BuiltinInfo] = &[
     BuiltinInfo {
         name: "lion",
-        family: "sign",
+        family: Family::Sign,
         reference: "optax.lion; Chen et al. 2023 (arXiv 2302.06675)",
         make: || Box::new(Lion::default()),
     },
     BuiltinInfo {
         name: "lamb",
-        family: "adam",
+        family: Family::Adam,
         reference: "optax.lamb; You et al. 2020 (arXiv 1904.00962)",
         make: || Box::new(Lamb::default()),
     },
     BuiltinInfo {
         name: "adabelief",
-        family: "adam",
+        family: Family::Adam,
         reference: "optax.adabelief; Zhuang et al. 2020 (arXiv 2010.07468)",
         make: || Box::new(AdaBelief::default()),
     },

@@ -5,6 +5,7 @@
 //! hyper ranges are what the maths needs, each stated with its reason.
 
 use super::BuiltinInfo;
+use super::Family;
 use crate::optimizer;
 
 optimizer! {
@@ -258,31 +259,31 @@ optimizer! {
 pub(crate) static BUILTINS: &[BuiltinInfo] = &[
     BuiltinInfo {
         name: "vsgd",
-        family: "curvature",
+        family: Family::Curvature,
         reference: "Schaul, Zhang & LeCun 2012, No more pesky learning rates (arXiv 1206.1106); input h",
         make: || Box::new(Vsgd::default()),
     },
     BuiltinInfo {
         name: "vsgd_mb",
-        family: "curvature",
+        family: Family::Curvature,
         reference: "vSGD-l with the mini-batch estimates and slow start of Schaul, Zhang & LeCun 2012 (arXiv 1206.1106); inputs h, g2, n_mb",
         make: || Box::new(VsgdMb::default()),
     },
     BuiltinInfo {
         name: "vsgd_mb_b",
-        family: "curvature",
+        family: Family::Curvature,
         reference: "vSGD-b (one rate per tensor) with the mini-batch estimates and slow start of Schaul, Zhang & LeCun 2012 (arXiv 1206.1106); inputs h, g2, n_mb",
         make: || Box::new(VsgdMbB::default()),
     },
     BuiltinInfo {
         name: "vsgd_fd",
-        family: "curvature",
+        family: Family::Curvature,
         reference: "vSGD with finite-difference curvature, Schaul & LeCun 2013 (arXiv 1301.3764); input g_prev",
         make: || Box::new(VsgdFd::default()),
     },
     BuiltinInfo {
         name: "adasecant",
-        family: "curvature",
+        family: Family::Curvature,
         reference: "Gulcehre, Moczulski & Bengio 2014, AdaSecant (arXiv 1412.7419)",
         make: || Box::new(AdaSecant::default()),
     },

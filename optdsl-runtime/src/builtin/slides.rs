@@ -8,6 +8,7 @@
 //! argument stays ≥ 0), and Adam's β in [0, 1) (1 − βᵗ divides).
 
 use super::BuiltinInfo;
+use super::Family;
 use crate::optimizer;
 
 optimizer! {
@@ -112,7 +113,7 @@ macro_rules! slide {
     ($name:literal, $ty:ident, $what:literal) => {
         BuiltinInfo {
             name: $name,
-            family: "slides",
+            family: Family::Slides,
             reference: concat!("course slides: ", $what),
             make: || Box::new($ty::default()),
         }

@@ -13,6 +13,7 @@
 //! (Rprop's step sizes, ASGD's `t0`) have no range. NaN is outside every range.
 
 use super::BuiltinInfo;
+use super::Family;
 use crate::optimizer;
 
 optimizer! {
@@ -333,67 +334,67 @@ optimizer! {
 pub(crate) static BUILTINS: &[BuiltinInfo] = &[
     BuiltinInfo {
         name: "adagrad",
-        family: "adaptive",
+        family: Family::Adaptive,
         reference: "torch.optim.Adagrad; Duchi, Hazan & Singer 2011",
         make: || Box::new(Adagrad::default()),
     },
     BuiltinInfo {
         name: "rmsprop",
-        family: "adaptive",
+        family: Family::Adaptive,
         reference: "torch.optim.RMSprop; Tieleman & Hinton 2012",
         make: || Box::new(Rmsprop::default()),
     },
     BuiltinInfo {
         name: "rprop",
-        family: "sign",
+        family: Family::Sign,
         reference: "torch.optim.Rprop; Riedmiller & Braun 1993; iRprop- of Igel & Huesken 2000",
         make: || Box::new(Rprop::default()),
     },
     BuiltinInfo {
         name: "adadelta",
-        family: "adaptive",
+        family: Family::Adaptive,
         reference: "torch.optim.Adadelta; Zeiler 2012 (arXiv 1212.5701)",
         make: || Box::new(Adadelta::default()),
     },
     BuiltinInfo {
         name: "adam",
-        family: "adam",
+        family: Family::Adam,
         reference: "torch.optim.Adam; Kingma & Ba 2015 (arXiv 1412.6980)",
         make: || Box::new(Adam::default()),
     },
     BuiltinInfo {
         name: "adamw",
-        family: "adam",
+        family: Family::Adam,
         reference: "torch.optim.AdamW; Loshchilov & Hutter 2019 (arXiv 1711.05101)",
         make: || Box::new(AdamW::default()),
     },
     BuiltinInfo {
         name: "adamax",
-        family: "adam",
+        family: Family::Adam,
         reference: "torch.optim.Adamax; Kingma & Ba 2015, section 7",
         make: || Box::new(Adamax::default()),
     },
     BuiltinInfo {
         name: "nadam",
-        family: "adam",
+        family: Family::Adam,
         reference: "torch.optim.NAdam; Dozat 2016",
         make: || Box::new(NAdam::default()),
     },
     BuiltinInfo {
         name: "radam",
-        family: "adam",
+        family: Family::Adam,
         reference: "torch.optim.RAdam; Liu et al. 2020 (arXiv 1908.03265)",
         make: || Box::new(RAdam::default()),
     },
     BuiltinInfo {
         name: "sparse_adam",
-        family: "adam",
+        family: Family::Adam,
         reference: "torch.optim.SparseAdam (row-sparse steps: optdsl::sparse)",
         make: || Box::new(SparseAdam::default()),
     },
     BuiltinInfo {
         name: "asgd",
-        family: "sgd",
+        family: Family::Sgd,
         reference: "torch.optim.ASGD; Polyak & Juditsky 1992",
         make: || Box::new(Asgd::default()),
     },

@@ -5,14 +5,14 @@
 //! two lines share a color or a marker.
 
 use super::style::{color, Marker, PALETTE};
-use crate::builtin::builtins;
+use crate::builtin::{builtins, Family};
 use plotters::style::RGBColor;
 
 /// The panel an optimizer is drawn in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Group {
-    /// A built-in family, as the registry names it (`sgd`, `adam`, ...).
-    Family(&'static str),
+    /// A built-in family.
+    Family(Family),
     /// Rules loaded with `--rule`: they have no built-in family.
     UserRules,
 }
@@ -47,7 +47,7 @@ impl Group {
     fn rank(self) -> usize {
         let all = builtins();
         match self {
-            Group::Family(f) => all.iter().position(|b| b.family == f).unwrap_or(all.len()),
+            Group::Family(f) => f as usize,
             Group::UserRules => all.len() + 1,
         }
     }
@@ -159,9 +159,8 @@ mod tests {
             }
             assert!(seen.iter().all(|&c| c == 1), "{seen:?}");
             // One panel per family `optdsl list` shows, plus the user rules last.
-            let mut families: Vec<&str> = builtins().iter().map(|b| b.family).collect();
-            families.dedup();
-            families.sort_unstable();
+            let mut families: Vec<Family> = builtins().iter().map(|b| b.family).collect();
+            families.sort_by_key(|&f| f as usize);
             families.dedup();
             assert_eq!(ps.len(), families.len() + 1);
             assert_eq!(ps.last().map(|p| p.group), Some(Group::UserRules));
@@ -215,8 +214,8 @@ mod tests {
 
     #[test]
     fn names_no_builtin_has_are_user_rules() {
-        assert_eq!(Group::of_name("Adam"), Group::Family("adam"));
-        assert_eq!(Group::of_name("momentum"), Group::Family("sgd"));
+        assert_eq!(Group::of_name("Adam"), Group::Family(Family::Adam));
+        assert_eq!(Group::of_name("momentum"), Group::Family(Family::Sgd));
         assert_eq!(Group::of_name("my_rule"), Group::UserRules);
         assert_eq!(Group::of_builtin("my_rule"), None);
         assert_eq!(Group::UserRules.title(), "user rules (--rule)");

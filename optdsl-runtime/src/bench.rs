@@ -238,6 +238,15 @@ impl<F: DynFloat> Stream<F> {
     }
 }
 
+/// The bench's numbers for `n` elements from `seed`: small values in
+/// [-0.01, 0.01] that depend on the index (the same for every rule, so runs
+/// compare).
+fn filled<F: DynFloat>(n: usize, seed: usize) -> Vec<F> {
+    (0..n)
+        .map(|i| F::from_f64((((i * 7919 + seed) % 2001) as f64 / 1000.0 - 1.0) * 1e-2))
+        .collect()
+}
+
 /// Measures `rule` on `n` parameters in `F` with a pool of `threads` threads:
 /// `reps` fused steps and bound passes, interleaved, and `naive_reps`
 /// interpreted steps (0 to skip).
@@ -288,11 +297,7 @@ pub fn bench_rule_with<F: DynFloat>(
     };
     let info = rule.info();
     install(&mut || {
-        let fill = |seed: usize| -> Vec<F> {
-            (0..n)
-                .map(|i| F::from_f64((((i * 7919 + seed) % 2001) as f64 / 1000.0 - 1.0) * 1e-2))
-                .collect()
-        };
+        let fill = |seed: usize| filled::<F>(n, seed);
         let mut w = fill(1);
         let g = fill(2);
         let inputs: Vec<Vec<F>> = info
@@ -547,11 +552,7 @@ pub fn bench_shaped<F: DynFloat>(
             reason: e.to_string(),
         })?;
     pool.install(|| {
-        let fill = |seed: usize| -> Vec<F> {
-            (0..n)
-                .map(|i| F::from_f64((((i * 7919 + seed) % 2001) as f64 / 1000.0 - 1.0) * 1e-2))
-                .collect()
-        };
+        let fill = |seed: usize| filled::<F>(n, seed);
         let mut w = fill(1);
         let g = fill(2);
         let mut state = F::dyn_init_shaped(rule, shape)?;

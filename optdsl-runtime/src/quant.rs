@@ -840,32 +840,9 @@ mod tests {
     fn the_table_agrees_with_the_exhaustive_search() {
         for signed in [true, false] {
             let q = quantizer(signed);
-            // Every code, the values around each midpoint, and a sweep.
-            let mut probes: Vec<f32> = Vec::new();
-            for w in q.map.windows(2) {
-                let mid = (w[0] + w[1]) / 2.0;
-                let mut x = mid;
-                for _ in 0..4 {
-                    x = f32::from_bits(x.to_bits().wrapping_sub(1));
-                }
-                for _ in 0..9 {
-                    probes.push(x);
-                    x = if x >= 0.0 {
-                        f32::from_bits(x.to_bits() + 1)
-                    } else {
-                        f32::from_bits(x.to_bits() - 1)
-                    };
-                }
-                probes.push(w[0]);
-            }
-            let mut s = 0x1234_5678u64;
-            for _ in 0..200_000 {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                probes.push(((s >> 40) as f32 / (1u64 << 23) as f32) * 2.0 - 1.0);
-            }
-            probes.extend([0.0, -0.0, 1.0, -1.0, f32::NAN, 1e-30, -1e-30]);
+            // Every code, the values around each midpoint, the special
+            // values and a sweep.
+            let probes = probes(q, 200_000);
             for &x in &probes {
                 let x = x.clamp(-1.0, 1.0);
                 assert_eq!(q.code(x), nearest_reference(&q.map, x), "{x:e}");

@@ -33,10 +33,36 @@ pub struct RuleDef {
     pub input_roles: Vec<Option<Name>>,
     /// The statements, in order.
     pub body: Vec<Stmt>,
-    /// The rule's text as the parser saw it.
+    /// The rule's text as the parser saw it (for a preset once expanded,
+    /// the expanded rule written out by [`crate::print`]).
     pub source: String,
     /// The whole rule's range.
     pub span: Span,
+    /// For a preset (`pub AdamW = Adam { ... }`), what it takes from its
+    /// base; the other fields then hold only the docs, visibility and name
+    /// until [`crate::preset::expand`] fills them from the base.
+    pub preset: Option<PresetOf>,
+}
+
+/// What a preset changes in the rule it is defined from.
+#[derive(Debug, Clone)]
+pub struct PresetOf {
+    /// The rule it is defined from, as written.
+    pub base: Name,
+    /// `hyper name = value`: new defaults; still hyperparameters.
+    pub defaults: Vec<Setting>,
+    /// `let name = value`: hyperparameters fixed to a value; the preset has
+    /// no hyperparameter of that name.
+    pub fixed: Vec<Setting>,
+}
+
+/// `name = value` in a preset.
+#[derive(Debug, Clone)]
+pub struct Setting {
+    /// The hyperparameter.
+    pub name: Name,
+    /// Its value as written (a number, `-` a number, `true` or `false`).
+    pub value: Expr,
 }
 
 /// One `network!` spec.

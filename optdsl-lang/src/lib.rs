@@ -32,6 +32,8 @@ pub mod ir;
 pub mod lower;
 pub mod parse;
 pub mod passes;
+pub mod preset;
+pub mod print;
 pub mod random;
 pub mod real;
 pub mod role;
@@ -55,8 +57,8 @@ pub fn compile(text: &str) -> Result<Vec<Program>, Vec<Diagnostic>> {
     let defs = parse::parse_rules(text).map_err(|d| vec![d])?;
     let mut errors = check::check_names(&defs);
     let mut programs = Vec::new();
-    for def in &defs {
-        match compile_rule(def) {
+    for outcome in compile_defs(&defs) {
+        match outcome {
             Ok(p) => programs.push(p),
             Err(e) => errors.extend(e),
         }
@@ -69,10 +71,36 @@ pub fn compile(text: &str) -> Result<Vec<Program>, Vec<Diagnostic>> {
     }
 }
 
-/// Checks and lowers one parsed rule: the typed tree, the IR, the storage
+/// Checks and lowers each rule of one file or macro call, in order, a
+/// preset expanded from the rule it names ([`preset::expand`]). A preset
+/// whose base has errors is an `Err` with none of its own: the base's
+/// errors are reported once, at the base.
+pub fn compile_defs(defs: &[ast::RuleDef]) -> Vec<Result<Program, Vec<Diagnostic>>> {
+    let mut out: Vec<Result<Program, Vec<Diagnostic>>> = Vec::with_capacity(defs.len());
+    for (i, def) in defs.iter().enumerate() {
+        let base_failed = preset::base_index(def, &defs[..i]).is_some_and(|b| out[b].is_err());
+        out.push(if base_failed {
+            Err(Vec::new())
+        } else {
+            preset::expand(def, &defs[..i]).and_then(|d| compile_rule(&d))
+        });
+    }
+    out
+}
+
+/// Checks and lowers one parsed rule (a preset already expanded): the typed tree, the IR, the storage
 /// declarations and the driver's limits (what [`compile`] and the
 /// `optimizer!` macro both run on each rule).
 pub fn compile_rule(def: &ast::RuleDef) -> Result<Program, Vec<Diagnostic>> {
+    if def.preset.is_some() {
+        return Err(vec![Diagnostic::new(
+            def.name.span,
+            format!(
+                "`{}` is a preset: expand it from its base first (`preset::expand`, or `compile_defs`)",
+                def.name.text
+            ),
+        )]);
+    }
     let typed = check::check(def)?;
     let p = lower::lower(&typed);
     check_storage(&typed, &p)?;

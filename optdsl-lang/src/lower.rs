@@ -211,6 +211,16 @@ impl Lowerer {
                 let b = self.expr(b);
                 self.binary(*op, a, b)
             }
+            // A condition written as a literal (a preset's fixed `true`)
+            // lowers only the branch it takes.
+            TNode::Select(c, a, b) if matches!(c.node, TNode::Bool(_)) => {
+                let taken = if matches!(c.node, TNode::Bool(true)) {
+                    a
+                } else {
+                    b
+                };
+                self.expr(taken)
+            }
             TNode::Select(c, a, b) => {
                 let c = self.expr(c);
                 let a = self.expr(a);
@@ -262,6 +272,18 @@ impl Lowerer {
                 }
                 // Only rules with shapes repeat, and they are not lowered here.
                 TStmt::Repeat { body, .. } => self.stmts(body),
+                // A literal condition (a preset's fixed `true`): only the
+                // branch taken is lowered, so the program is the one the rule
+                // written without the `if` gives.
+                TStmt::If {
+                    cond:
+                        TExpr {
+                            node: TNode::Bool(b),
+                            ..
+                        },
+                    then,
+                    otherwise,
+                } => self.stmts(if *b { then } else { otherwise }),
                 TStmt::If {
                     cond,
                     then,
@@ -352,6 +374,17 @@ mod tests {
             .iter()
             .filter(|v| v.op.draw().is_some())
             .all(|v| v.kind == Kind::Element));
+    }
+
+    #[test]
+    fn a_literal_condition_lowers_only_the_branch_it_takes() {
+        let with_if = lowered(
+            "R { hyper lr = 0.1; state m = 0; if true { m = m + g; } else { m = m - g; }
+             let s = if false { 2 } else { lr }; w -= s * m; }",
+        );
+        let plain = lowered("R { hyper lr = 0.1; state m = 0; m = m + g; w -= lr * m; }");
+        assert_eq!(with_if.values, plain.values);
+        assert_eq!(with_if.fingerprint, plain.fingerprint);
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! tokens, so a range here becomes a span there).
 
 use crate::ast::{
-    AssignOp, BinOp, Bound, Decl, Expr, ExprKind, Name, NetDef, NetItem, Number, RangeDecl,
-    RuleDef, ShapeDecl, Stmt, UnOp,
+    AssignOp, BinOp, Bound, Decl, Expr, ExprKind, Name, NetDef, NetItem, Number, PresetOf,
+    RangeDecl, RuleDef, Setting, ShapeDecl, Stmt, UnOp,
 };
 use crate::diag::Diagnostic;
 use crate::span::Span;
@@ -81,6 +81,12 @@ fn describe(rule: &Rule) -> String {
     match rule {
         Rule::EOI => "the end of the input".into(),
         Rule::rule_def | Rule::rule_name => "a rule: `pub Name { ... }`".into(),
+        Rule::preset_def => "a preset: `pub Name = Base { hyper x = 1; let y = true; }`".into(),
+        Rule::preset_base => "the name of a rule defined above".into(),
+        Rule::preset_hyper | Rule::preset_fixed => {
+            "`hyper name = value;` or `let name = value;`".into()
+        }
+        Rule::preset_set => "`name = value`".into(),
         Rule::doc => "a doc comment".into(),
         Rule::vis | Rule::k_pub => "`pub`".into(),
         Rule::vis_scope => "`crate`, `super` or `self`".into(),
@@ -385,8 +391,10 @@ pub fn parse_rules(text: &str) -> Result<Vec<RuleDef>, Diagnostic> {
     };
     let mut rules = Vec::new();
     for pair in top.into_inner() {
-        if pair.as_rule() == Rule::rule_def {
-            rules.push(Builder.rule_def(pair)?);
+        match pair.as_rule() {
+            Rule::rule_def => rules.push(Builder.rule_def(pair)?),
+            Rule::preset_def => rules.push(Builder.preset_def(pair)?),
+            _ => {}
         }
     }
     Ok(rules)
@@ -477,6 +485,7 @@ impl Builder {
             body: Vec::new(),
             source,
             span: whole,
+            preset: None,
         };
         for p in inner(pair) {
             match p.as_rule() {
@@ -498,6 +507,59 @@ impl Builder {
             }
         }
         Ok(def)
+    }
+
+    /// `pub Name = Base { hyper x = 1; let y = true; }`: a rule def with
+    /// only its docs, visibility and name, and what it takes from `Base`.
+    fn preset_def(&self, pair: Pair<Rule>) -> Result<RuleDef, Diagnostic> {
+        let source = pair.as_str().to_string();
+        let whole = self.span(&pair);
+        let mut docs = Vec::new();
+        let mut vis = None;
+        let mut name = None;
+        let mut base = None;
+        let mut defaults = Vec::new();
+        let mut fixed = Vec::new();
+        for p in inner(pair) {
+            match p.as_rule() {
+                Rule::doc => docs.push(self.doc(p)?),
+                Rule::vis => vis = Some(p.as_str().split_whitespace().collect()),
+                Rule::rule_name => name = Some(self.name(inner(p).next().expect("ident"))),
+                Rule::preset_base => base = Some(self.name(inner(p).next().expect("ident"))),
+                Rule::preset_hyper | Rule::preset_fixed => {
+                    let into = if p.as_rule() == Rule::preset_hyper {
+                        &mut defaults
+                    } else {
+                        &mut fixed
+                    };
+                    for set in inner(p).filter(|s| s.as_rule() == Rule::preset_set) {
+                        let mut it = inner(set);
+                        let name = self.name(it.next().expect("name"));
+                        let value = self.expr(it.next().expect("value"))?;
+                        into.push(Setting { name, value });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(RuleDef {
+            docs,
+            vis,
+            name: name.expect("a preset has a name"),
+            hypers: Vec::new(),
+            buffers: Vec::new(),
+            scalars: Vec::new(),
+            inputs: Vec::new(),
+            input_roles: Vec::new(),
+            body: Vec::new(),
+            source,
+            span: whole,
+            preset: Some(PresetOf {
+                base: base.expect("a preset has a base"),
+                defaults,
+                fixed,
+            }),
+        })
     }
 
     fn decls(&self, pair: Pair<Rule>) -> Result<Vec<Decl>, Diagnostic> {

@@ -15,11 +15,11 @@ pub fn rules(input: TokenStream) -> TokenStream {
     };
     let mut out = src.errors(&optdsl_lang::check::check_names(&defs));
     let mut seen = std::collections::HashSet::new();
-    for def in &defs {
+    for (def, outcome) in defs.iter().zip(optdsl_lang::compile_defs(&defs)) {
         if !seen.insert(def.name.text.clone()) {
             continue;
         }
-        match optdsl_lang::compile_rule(def) {
+        match outcome {
             Ok(p) => {
                 let plan = optdsl_lang::passes::plan(&p);
                 let sh = rule_type::Shell::of(&p, &src);

@@ -34,21 +34,11 @@ optimizer! {
         let step = -lr / (1 - beta1^t);
         w += step * m / (sqrt(v) / sqrt(1 - beta2^t) + eps);
     }
-}
 
-optimizer! {
     /// bitsandbytes' `AdamW8bit`: [`Adam8bit`] with its default weight decay
     /// 0.01 (bitsandbytes runs both through one kernel, decay decoupled).
-    pub AdamW8bit {
-        hyper lr = 1e-3 where lr >= 0, beta1 = 0.9 where 0 <= beta1 < 1,
-              beta2 = 0.999 where 0 <= beta2 < 1, eps = 1e-8 where eps >= 0,
-              weight_decay = 1e-2 where weight_decay >= 0;
-        state m: q8 = 0, v: uq8 = 0;
-        w = w * (1 - lr * weight_decay);
-        m = fma(g, 1 - beta1, beta1 * m);
-        v = beta2 * v + (1 - beta2) * g * g;
-        let step = -lr / (1 - beta1^t);
-        w += step * m / (sqrt(v) / sqrt(1 - beta2^t) + eps);
+    pub AdamW8bit = Adam8bit {
+        hyper weight_decay = 1e-2;
     }
 }
 

@@ -151,32 +151,19 @@ optimizer! {
         }
         w -= step_size * (exp_avg / (sqrt(v) / bc2_sqrt + eps));
     }
-}
 
-optimizer! {
     /// AdamW (Loshchilov & Hutter 2019, algorithm 2), `torch.optim.AdamW`: Adam
     /// with decoupled weight decay, w ← (1 − ηλ) w before the Adam step, λ = 0.01.
+    /// As in torch 2.15, where `AdamW` is `Adam` with
+    /// `decoupled_weight_decay=True`, it is a preset of [`Adam`]: the switch is
+    /// fixed (not a hyperparameter), and the program is that of Adam written
+    /// without it.
     ///
     /// Ranges: PyTorch's constructor checks (`AdamW.__init__` passes its
     /// arguments to `Adam.__init__`, whose checks these are).
-    pub AdamW {
-        hyper lr = 1e-3 where lr >= 0, beta1 = 0.9 where 0 <= beta1 < 1,
-              beta2 = 0.999 where 0 <= beta2 < 1, eps = 1e-8 where eps >= 0,
-              weight_decay = 1e-2 where weight_decay >= 0,
-              amsgrad = false, maximize = false;
-        state exp_avg = 0, exp_avg_sq = 0, max_exp_avg_sq = 0;
-        let d = if maximize { -g } else { g };
-        w = w * (1 - lr * weight_decay);
-        exp_avg = exp_avg + (1 - beta1) * (d - exp_avg);
-        exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * (d * d);
-        let step_size = lr / (1 - beta1^t);
-        let bc2_sqrt = sqrt(1 - beta2^t);
-        let v = exp_avg_sq;
-        if amsgrad {
-            max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq);
-            v = max_exp_avg_sq;
-        }
-        w -= step_size * (exp_avg / (sqrt(v) / bc2_sqrt + eps));
+    pub AdamW = Adam {
+        hyper weight_decay = 1e-2;
+        let decoupled_weight_decay = true;
     }
 }
 

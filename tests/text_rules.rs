@@ -145,3 +145,36 @@ fn text_rule_errors_are_rendered_with_file_line_and_column() {
     assert!(err.contains("rules.opt:3:15"), "{err}");
     assert!(err.contains("did you mean `sign`?"), "{err}");
 }
+
+#[test]
+fn a_preset_in_a_rule_file_runs_as_its_base_with_its_settings() {
+    let text = "pub Heavy {\n    hyper lr = 0.1, mu = 0.9, nesterov = false;\n    state v = 0;\n    v = mu * v + g;\n    w -= if nesterov { lr * (g + mu * v) } else { lr * v };\n}\n\
+        /// Nesterov's form, a step of 0.5.\n\
+        pub Nag = Heavy { hyper lr = 0.5; let nesterov = true; }\n";
+    let rules = Rules::parse(text).unwrap();
+    assert_eq!(rules[1].name(), "Nag");
+    assert_eq!(rules[1].info().hyper_names(), ["lr", "mu"]);
+    let mut base = rules[0].clone();
+    base.set_hyper("lr", 0.5.into()).unwrap();
+    base.set_hyper("nesterov", true.into()).unwrap();
+    let g = [1.0, -2.0, 0.25];
+    let (mut w1, mut w2) = (vec![1.0f64; 3], vec![1.0f64; 3]);
+    let (mut s1, mut s2) = (base.init_f64(3), rules[1].init_f64(3));
+    for _ in 0..3 {
+        base.step_f64(&mut s1, &mut w1, &g, &[]).unwrap();
+        rules[1].step_f64(&mut s2, &mut w2, &g, &[]).unwrap();
+    }
+    assert_eq!(w1, w2);
+    // The preset's source is a rule of its own.
+    assert_eq!(Rules::parse(rules[1].info().source).unwrap().len(), 1);
+}
+
+#[test]
+fn a_mistake_in_a_preset_is_rendered_at_its_file_line_and_column() {
+    let text = "pub R {\n    hyper lr = 0.1;\n    w -= lr * g;\n}\npub S = R { hyper lrr = 1; }\n";
+    let err = Rules::parse_named("rules.opt", text)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rules.opt:5:19"), "{err}");
+    assert!(err.contains("did you mean `lr`?"), "{err}");
+}

@@ -47,12 +47,12 @@ pub fn expand(def: &RuleDef, before: &[RuleDef]) -> Result<RuleDef, Vec<Diagnost
     let Some(i) = base_index(def, before) else {
         let names = before.iter().map(|r| r.name.text.as_str());
         let hint = suggest(&preset.base.text, names)
-            .map(|s| format!("did you mean `{s}`? "))
+            .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_default();
         return Err(vec![Diagnostic::new(
             preset.base.span,
             format!(
-                "no rule named `{}` is written above; {hint}a preset names a rule defined before it in the same file or macro call",
+                "no rule named `{}` is written above (a preset names a rule defined before it in the same file or macro call){hint}",
                 preset.base.text
             ),
         )]);

@@ -11,8 +11,11 @@
 //! `[d0, d1 * ... * dk]` (row-major, as PyTorch stores it); a vector `[n]`
 //! has `rows = n`, `cols = 1` and `matrix = false`.
 
+#[macro_use]
+mod macros;
 mod exec;
 mod gemm;
+mod ops;
 mod pool;
 
 pub use gemm::{gram, matmul, recording, Product};

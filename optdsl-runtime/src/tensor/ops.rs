@@ -1,0 +1,692 @@
+//! The tensor executor's values and their operations: arrays with a shape
+//! and per-step numbers ([`Val`]), numpy's broadcasting, element-wise
+//! operators and functions, selections, reductions over the whole array or
+//! along an axis, and the transpose. Each loop is compiled per vector level
+//! (`simd!`), with the maths of `BinOp::arith` and `Func::apply`, the one
+//! definition of each operator.
+
+use crate::float::Float;
+use optdsl_lang::ast::{BinOp, UnOp};
+use optdsl_lang::functions::{Axis, Func, Reduction};
+use std::borrow::Cow;
+
+/// An array of numbers with a shape.
+#[derive(Debug, Clone)]
+pub(crate) struct Arr<'a, F: Clone> {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Cow<'a, [F]>,
+    /// Known symmetric (a Gram matrix, or sums and scalings of them), so a
+    /// product with itself is a Gram product too.
+    pub symmetric: bool,
+}
+
+/// A value during a step.
+#[derive(Debug, Clone)]
+pub(crate) enum Val<'a, F: Clone> {
+    /// A per-step number (or a constant), in f64.
+    Num(f64),
+    /// A per-step boolean.
+    Bool(bool),
+    /// Numbers with a shape.
+    Arr(Arr<'a, F>),
+    /// Booleans per element (`rows`, `cols`, values).
+    Mask(usize, usize, Vec<bool>),
+}
+
+/// One chunk's part of a reduction.
+pub(super) enum Part<F> {
+    All(f64),
+    Rows(Vec<F>),
+    Cols(Vec<f64>),
+}
+
+/// Adds `data` (rows of `cols` numbers) to a chunk's part of reduction `r`.
+pub(super) fn accumulate<F: Float>(part: &mut Part<F>, r: Reduction, data: &[F], cols: usize) {
+    simd!(accumulate_body, accumulate_avx2, accumulate_avx512, <F: Float>, (part: &mut Part<F>, r: Reduction, data: &[F], cols: usize), (part, r, data, cols));
+}
+
+#[inline(always)]
+pub(super) fn accumulate_body<F: Float>(part: &mut Part<F>, r: Reduction, data: &[F], cols: usize) {
+    // Each reduction's loops compiled apart (the maths is
+    // `Reduction::accumulate`, the one definition).
+    macro_rules! per_red {
+        (|$add:ident| $body:expr) => {
+            match r {
+                Reduction::Sum => {
+                    let $add = |s: f64, x: f64| Reduction::Sum.accumulate(s, x);
+                    $body
+                }
+                Reduction::Mean => {
+                    let $add = |s: f64, x: f64| Reduction::Mean.accumulate(s, x);
+                    $body
+                }
+                Reduction::Norm => {
+                    let $add = |s: f64, x: f64| Reduction::Norm.accumulate(s, x);
+                    $body
+                }
+                Reduction::MaxAbs => {
+                    let $add = |s: f64, x: f64| Reduction::MaxAbs.accumulate(s, x);
+                    $body
+                }
+            }
+        };
+    }
+    match part {
+        Part::All(total) => {
+            let mut acc = [r.identity::<f64>(); 8];
+            let mut chunks = data.chunks_exact(8);
+            per_red!(|add| {
+                for c in &mut chunks {
+                    for (s, &v) in acc.iter_mut().zip(c) {
+                        *s = add(*s, v.to_f64());
+                    }
+                }
+                for (s, &v) in acc.iter_mut().zip(chunks.remainder()) {
+                    *s = add(*s, v.to_f64());
+                }
+            });
+            let block = acc[1..].iter().fold(acc[0], |t, &s| r.combine(t, s));
+            *total = r.combine(*total, block);
+        }
+        Part::Rows(out) => {
+            // Each row in index order; eight rows at a time, so their sums
+            // proceed side by side.
+            for group in data.chunks(8 * cols) {
+                let n = group.len() / cols;
+                let mut acc = [r.identity::<f64>(); 8];
+                per_red!(|add| {
+                    if n == 8 {
+                        let rows: [&[F]; 8] =
+                            std::array::from_fn(|q| &group[q * cols..(q + 1) * cols]);
+                        for j in 0..cols {
+                            for (s, row) in acc.iter_mut().zip(&rows) {
+                                *s = add(*s, row[j].to_f64());
+                            }
+                        }
+                    } else {
+                        for (q, s) in acc.iter_mut().enumerate().take(n) {
+                            *s = group[q * cols..(q + 1) * cols]
+                                .iter()
+                                .fold(*s, |s, &v| add(s, v.to_f64()));
+                        }
+                    }
+                });
+                out.extend(acc[..n].iter().map(|&t| F::from_f64(r.finish(t, cols))));
+            }
+        }
+        Part::Cols(acc) => per_red!(|add| {
+            for row in data.chunks_exact(cols) {
+                for (s, &v) in acc.iter_mut().zip(row) {
+                    *s = add(*s, v.to_f64());
+                }
+            }
+        }),
+    }
+}
+
+pub(super) fn borrow<'b, F: Float>(v: &'b Val<'_, F>) -> Val<'b, F> {
+    match v {
+        Val::Num(x) => Val::Num(*x),
+        Val::Bool(b) => Val::Bool(*b),
+        Val::Arr(a) => Val::Arr(Arr {
+            rows: a.rows,
+            cols: a.cols,
+            data: Cow::Borrowed(&a.data),
+            symmetric: a.symmetric,
+        }),
+        Val::Mask(r, c, m) => Val::Mask(*r, *c, m.clone()),
+    }
+}
+
+pub(super) fn owned<F: Float>(v: Val<'_, F>) -> Val<'static, F> {
+    match v {
+        Val::Num(x) => Val::Num(x),
+        Val::Bool(b) => Val::Bool(b),
+        Val::Arr(a) => Val::Arr(Arr {
+            rows: a.rows,
+            cols: a.cols,
+            data: Cow::Owned(a.data.into_owned()),
+            symmetric: a.symmetric,
+        }),
+        Val::Mask(r, c, m) => Val::Mask(r, c, m),
+    }
+}
+
+/// `v` as `rows x cols` numbers, broadcast; `None` if its shape does not
+/// broadcast there.
+pub(super) fn broadcast_to<F: Float>(
+    v: Val<'_, F>,
+    rows: usize,
+    cols: usize,
+) -> Option<Cow<'_, [F]>> {
+    match v {
+        Val::Num(x) => Some(Cow::Owned(vec![F::from_f64(x); rows * cols])),
+        Val::Arr(a) if a.rows == rows && a.cols == cols => Some(a.data),
+        Val::Arr(a) if (a.rows == rows || a.rows == 1) && (a.cols == cols || a.cols == 1) => {
+            let mut out = Vec::with_capacity(rows * cols);
+            for i in 0..rows {
+                let r = if a.rows == 1 { 0 } else { i };
+                for j in 0..cols {
+                    let c = if a.cols == 1 { 0 } else { j };
+                    out.push(a.data[r * a.cols + c]);
+                }
+            }
+            Some(Cow::Owned(out))
+        }
+        _ => None,
+    }
+}
+
+pub(super) fn unary<F: Float>(op: UnOp, x: Val<'_, F>) -> Val<'_, F> {
+    match (op, x) {
+        (UnOp::Neg, Val::Num(v)) => Val::Num(-v),
+        (UnOp::Not, Val::Bool(b)) => Val::Bool(!b),
+        (UnOp::Neg, Val::Arr(mut a)) => {
+            a.data.to_mut().iter_mut().for_each(|v| *v = -*v);
+            Val::Arr(a)
+        }
+        (UnOp::Not, Val::Mask(r, c, mut m)) => {
+            m.iter_mut().for_each(|b| *b = !*b);
+            Val::Mask(r, c, m)
+        }
+        (_, other) => other,
+    }
+}
+
+/// How an operand is read at row `i`, column `j`: its index, from its shape.
+#[derive(Clone, Copy)]
+pub(super) struct Walk {
+    rows: usize,
+    cols: usize,
+}
+
+impl Walk {
+    #[inline(always)]
+    fn at(self, i: usize, j: usize) -> usize {
+        let r = if self.rows == 1 { 0 } else { i };
+        let c = if self.cols == 1 { 0 } else { j };
+        r * self.cols + c
+    }
+}
+
+/// Numbers of an operand: one (a per-step number) or an array.
+pub(super) enum Nums<'v, F> {
+    One(F),
+    Many(&'v [F], Walk),
+}
+
+pub(super) fn dims_of<F: Clone>(v: &Val<'_, F>) -> (usize, usize) {
+    match v {
+        Val::Arr(a) => (a.rows, a.cols),
+        Val::Mask(r, c, _) => (*r, *c),
+        _ => (1, 1),
+    }
+}
+
+pub(super) fn out_dims(shapes: &[(usize, usize)]) -> (usize, usize) {
+    shapes.iter().fold((1, 1), |(r, c), &(a, b)| {
+        // numpy's rule: a dimension of 1 takes the other's, 0 included.
+        (if a == 1 { r } else { a }, if b == 1 { c } else { b })
+    })
+}
+
+/// One row of an operand broadcast to the result's columns: one number, or
+/// a slice of the row's numbers.
+pub(super) enum Row<'v, F> {
+    One(F),
+    Slice(&'v [F]),
+}
+
+impl<'v, F: Float> Nums<'v, F> {
+    /// Whether it covers a `rows x cols` result number for number (or is one
+    /// number), so a flat loop reads it.
+    fn flat(&self, rows: usize, cols: usize) -> bool {
+        match self {
+            Nums::One(_) => true,
+            Nums::Many(_, w) => w.rows == rows && w.cols == cols,
+        }
+    }
+
+    /// The number at row `i`, column `j` of the result it broadcasts to.
+    #[inline(always)]
+    fn get(&self, i: usize, j: usize) -> F {
+        match self {
+            Nums::One(v) => *v,
+            Nums::Many(d, w) => d[w.at(i, j)],
+        }
+    }
+
+    /// Row `i` of the operand broadcast to `cols` columns.
+    fn row(&self, i: usize, cols: usize) -> Row<'v, F> {
+        match *self {
+            Nums::One(v) => Row::One(v),
+            Nums::Many(d, w) => {
+                let r = if w.rows == 1 { 0 } else { i };
+                if w.cols == 1 && cols != 1 {
+                    Row::One(d[r])
+                } else {
+                    Row::Slice(&d[r * w.cols..(r + 1) * w.cols])
+                }
+            }
+        }
+    }
+}
+
+/// Applies `f` element by element over numbers `a` and `b` broadcast to
+/// `(rows, cols)`, into `out`: one flat loop where both cover the result,
+/// else row by row (each row's loop over slices or one number).
+pub(super) fn zip_into<F: Float, T: Copy>(
+    out: &mut [T],
+    dims: (usize, usize),
+    a: &Nums<'_, F>,
+    b: &Nums<'_, F>,
+    f: impl Fn(F, F) -> T,
+) {
+    simd!(zip_body, zip_avx2, zip_avx512, <F: Float, T: Copy, G: Fn(F, F) -> T>, (out: &mut [T], dims: (usize, usize), a: &Nums<'_, F>, b: &Nums<'_, F>, f: &G), (out, dims, a, b, &f));
+}
+
+#[inline(always)]
+pub(super) fn zip_body<F: Float, T: Copy, G: Fn(F, F) -> T>(
+    out: &mut [T],
+    (rows, cols): (usize, usize),
+    a: &Nums<'_, F>,
+    b: &Nums<'_, F>,
+    f: &G,
+) {
+    match (a, b) {
+        (Nums::Many(x, _), Nums::Many(y, _)) if a.flat(rows, cols) && b.flat(rows, cols) => {
+            for ((o, &x), &y) in out.iter_mut().zip(x.iter()).zip(y.iter()) {
+                *o = f(x, y);
+            }
+        }
+        (Nums::Many(x, _), Nums::One(y)) if a.flat(rows, cols) => {
+            for (o, &x) in out.iter_mut().zip(x.iter()) {
+                *o = f(x, *y);
+            }
+        }
+        (Nums::One(x), Nums::Many(y, _)) if b.flat(rows, cols) => {
+            for (o, &y) in out.iter_mut().zip(y.iter()) {
+                *o = f(*x, y);
+            }
+        }
+        (Nums::One(x), Nums::One(y)) => out.fill(f(*x, *y)),
+        _ => {
+            for (i, o) in out.chunks_exact_mut(cols.max(1)).enumerate().take(rows) {
+                match (a.row(i, cols), b.row(i, cols)) {
+                    (Row::Slice(x), Row::Slice(y)) => {
+                        for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                            *o = f(x, y);
+                        }
+                    }
+                    (Row::Slice(x), Row::One(y)) => {
+                        for (o, &x) in o.iter_mut().zip(x) {
+                            *o = f(x, y);
+                        }
+                    }
+                    (Row::One(x), Row::Slice(y)) => {
+                        for (o, &y) in o.iter_mut().zip(y) {
+                            *o = f(x, y);
+                        }
+                    }
+                    (Row::One(x), Row::One(y)) => o.fill(f(x, y)),
+                }
+            }
+        }
+    }
+}
+
+/// `out[i, j] = f(out[i, j], other[i, j])`, `other` broadcast to `out`'s
+/// shape.
+pub(super) fn update_in_place<F: Float>(
+    out: &mut [F],
+    dims: (usize, usize),
+    other: &Nums<'_, F>,
+    f: impl Fn(F, F) -> F,
+) {
+    simd!(update_body, update_avx2, update_avx512, <F: Float, G: Fn(F, F) -> F>, (out: &mut [F], dims: (usize, usize), other: &Nums<'_, F>, f: &G), (out, dims, other, &f));
+}
+
+#[inline(always)]
+pub(super) fn update_body<F: Float, G: Fn(F, F) -> F>(
+    out: &mut [F],
+    (rows, cols): (usize, usize),
+    other: &Nums<'_, F>,
+    f: &G,
+) {
+    match other {
+        Nums::One(y) => out.iter_mut().for_each(|o| *o = f(*o, *y)),
+        Nums::Many(y, _) if other.flat(rows, cols) => {
+            for (o, &y) in out.iter_mut().zip(y.iter()) {
+                *o = f(*o, y);
+            }
+        }
+        Nums::Many(..) => {
+            for (i, o) in out.chunks_exact_mut(cols.max(1)).enumerate().take(rows) {
+                match other.row(i, cols) {
+                    Row::Slice(y) => {
+                        for (o, &y) in o.iter_mut().zip(y) {
+                            *o = f(*o, y);
+                        }
+                    }
+                    Row::One(y) => o.iter_mut().for_each(|o| *o = f(*o, y)),
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn nums<'v, F: Float>(v: &'v Val<'_, F>) -> Nums<'v, F> {
+    match v {
+        Val::Num(x) => Nums::One(F::from_f64(*x)),
+        Val::Arr(a) => Nums::Many(
+            &a.data,
+            Walk {
+                rows: a.rows,
+                cols: a.cols,
+            },
+        ),
+        _ => Nums::One(F::ZERO),
+    }
+}
+
+pub(super) fn binary<'a, F: Float>(op: BinOp, a: Val<'a, F>, b: Val<'a, F>) -> Val<'a, F> {
+    match (&a, &b) {
+        (Val::Num(x), Val::Num(y)) => {
+            return if op.is_arith() {
+                Val::Num(op.arith(*x, *y))
+            } else {
+                Val::Bool(op.compare(*x, *y))
+            }
+        }
+        (Val::Bool(x), Val::Bool(y)) => return Val::Bool(op.logic(*x, *y)),
+        _ => {}
+    }
+    if op.is_logic() {
+        return mask_logic(op, a, b);
+    }
+    let (rows, cols) = out_dims(&[dims_of(&a), dims_of(&b)]);
+    if op.is_arith() {
+        let symmetric = sym(&a) && sym(&b);
+        // Write into an owned temporary of the result's shape where there is one.
+        let reusable =
+            |x: &Arr<'_, F>| matches!(x.data, Cow::Owned(_)) && x.rows == rows && x.cols == cols;
+        let out = match (a, b) {
+            (Val::Arr(x), b) if reusable(&x) => {
+                let mut out = x.data.into_owned();
+                per_op!(op, |f| update_in_place(
+                    &mut out,
+                    (rows, cols),
+                    &nums(&b),
+                    f
+                ));
+                out
+            }
+            (a, Val::Arr(y)) if reusable(&y) => {
+                let mut out = y.data.into_owned();
+                per_op!(op, |f| update_in_place(
+                    &mut out,
+                    (rows, cols),
+                    &nums(&a),
+                    |o, x| f(x, o)
+                ));
+                out
+            }
+            (a, b) => {
+                let mut out = vec![F::ZERO; rows * cols];
+                per_op!(op, |f| zip_into(
+                    &mut out,
+                    (rows, cols),
+                    &nums(&a),
+                    &nums(&b),
+                    f
+                ));
+                out
+            }
+        };
+        return Val::Arr(Arr {
+            rows,
+            cols,
+            data: Cow::Owned(out),
+            symmetric,
+        });
+    }
+    let mut out = vec![false; rows * cols];
+    zip_into(&mut out, (rows, cols), &nums(&a), &nums(&b), |x, y| {
+        op.compare(x, y)
+    });
+    Val::Mask(rows, cols, out)
+}
+
+pub(super) fn sym<F: Clone>(v: &Val<'_, F>) -> bool {
+    match v {
+        Val::Num(_) => true,
+        Val::Arr(a) => a.symmetric,
+        _ => false,
+    }
+}
+
+pub(super) fn mask_logic<'a, F: Float>(op: BinOp, a: Val<'a, F>, b: Val<'a, F>) -> Val<'a, F> {
+    let (rows, cols) = out_dims(&[dims_of(&a), dims_of(&b)]);
+    let get = |v: &Val<'_, F>, i: usize, j: usize| match v {
+        Val::Bool(x) => *x,
+        Val::Mask(r, c, m) => m[Walk { rows: *r, cols: *c }.at(i, j)],
+        _ => false,
+    };
+    let mut out = Vec::with_capacity(rows * cols);
+    for i in 0..rows {
+        for j in 0..cols {
+            out.push(op.logic(get(&a, i, j), get(&b, i, j)));
+        }
+    }
+    Val::Mask(rows, cols, out)
+}
+
+pub(super) fn func<'a, F: Float>(f: Func, vals: Vec<Val<'a, F>>) -> Val<'a, F> {
+    if vals.iter().all(|v| matches!(v, Val::Num(_))) {
+        let at = |i: usize| match vals.get(i) {
+            Some(Val::Num(x)) => *x,
+            _ => 0.0,
+        };
+        return Val::Num(f.apply_scalar::<F>(at(0), at(1), at(2)));
+    }
+    let shapes: Vec<(usize, usize)> = vals.iter().map(dims_of).collect();
+    let (rows, cols) = out_dims(&shapes);
+    let mut vals = vals;
+    if f.arity() <= 2 {
+        // One or two arguments: the same loops as the operators.
+        fn second<'v, F: Float>(vals: &'v [Val<'_, F>]) -> Nums<'v, F> {
+            vals.get(1).map_or(Nums::One(F::ZERO), nums)
+        }
+        let out = match vals.first_mut() {
+            Some(Val::Arr(a))
+                if matches!(a.data, Cow::Owned(_)) && (a.rows, a.cols) == (rows, cols) =>
+            {
+                let mut out = std::mem::take(a.data.to_mut());
+                per_func!(f, |g| update_in_place(
+                    &mut out,
+                    (rows, cols),
+                    &second(&vals),
+                    g
+                ));
+                out
+            }
+            _ => {
+                let mut out = vec![F::ZERO; rows * cols];
+                let first = vals.first().map_or(Nums::One(F::ZERO), nums);
+                per_func!(f, |g| zip_into(
+                    &mut out,
+                    (rows, cols),
+                    &first,
+                    &second(&vals),
+                    g
+                ));
+                out
+            }
+        };
+        return Val::Arr(Arr {
+            rows,
+            cols,
+            data: Cow::Owned(out),
+            symmetric: false,
+        });
+    }
+    // The first argument's array, when it is a temporary of the result's
+    // shape, takes the result.
+    let reuse = match vals.first_mut() {
+        Some(Val::Arr(a))
+            if matches!(a.data, Cow::Owned(_)) && (a.rows, a.cols) == (rows, cols) =>
+        {
+            Some(std::mem::take(a.data.to_mut()))
+        }
+        _ => None,
+    };
+    let ns: Vec<Nums<'_, F>> = vals.iter().map(nums).collect();
+    let get = |k: usize, i: usize, j: usize| ns.get(k).map_or(F::ZERO, |n| n.get(i, j));
+    let apply = |x: F, i: usize, j: usize| match f {
+        Func::Float => x,
+        f => f.apply(x, get(1, i, j), get(2, i, j)),
+    };
+    let out = match reuse {
+        Some(mut out) => {
+            for i in 0..rows {
+                for j in 0..cols {
+                    let o = &mut out[i * cols + j];
+                    *o = apply(*o, i, j);
+                }
+            }
+            out
+        }
+        None => {
+            let mut out = Vec::with_capacity(rows * cols);
+            for i in 0..rows {
+                for j in 0..cols {
+                    out.push(apply(get(0, i, j), i, j));
+                }
+            }
+            out
+        }
+    };
+    Val::Arr(Arr {
+        rows,
+        cols,
+        data: Cow::Owned(out),
+        symmetric: false,
+    })
+}
+
+pub(super) fn select<'a, F: Float>(c: Val<'a, F>, a: Val<'a, F>, b: Val<'a, F>) -> Val<'a, F> {
+    match c {
+        Val::Bool(true) => a,
+        Val::Bool(false) => b,
+        Val::Mask(mr, mc, m) => {
+            let (rows, cols) = out_dims(&[(mr, mc), dims_of(&a), dims_of(&b)]);
+            let (na, nb) = (nums(&a), nums(&b));
+            let wm = Walk { rows: mr, cols: mc };
+            let mut out = Vec::with_capacity(rows * cols);
+            for i in 0..rows {
+                for j in 0..cols {
+                    out.push(if m[wm.at(i, j)] {
+                        na.get(i, j)
+                    } else {
+                        nb.get(i, j)
+                    });
+                }
+            }
+            Val::Arr(Arr {
+                rows,
+                cols,
+                data: Cow::Owned(out),
+                symmetric: false,
+            })
+        }
+        _ => b,
+    }
+}
+
+/// A reduction over every number of `x`, in f64 over eight interleaved
+/// partial results combined in order.
+pub(super) fn reduce<F: Float>(r: Reduction, x: &Val<'_, F>) -> f64 {
+    match x {
+        Val::Num(v) => r.finish(r.accumulate(r.identity::<f64>(), *v), 1),
+        Val::Arr(a) => {
+            let mut acc = [r.identity::<f64>(); 8];
+            let mut chunks = a.data.chunks_exact(8);
+            for c in &mut chunks {
+                for (s, &v) in acc.iter_mut().zip(c) {
+                    *s = r.accumulate(*s, v.to_f64());
+                }
+            }
+            for (s, &v) in acc.iter_mut().zip(chunks.remainder()) {
+                *s = r.accumulate(*s, v.to_f64());
+            }
+            let total = acc[1..].iter().fold(acc[0], |t, &s| r.combine(t, s));
+            r.finish(total, a.data.len())
+        }
+        _ => f64::NAN,
+    }
+}
+
+/// A reduction along one axis: one number per row (`Axis::Row`) or per
+/// column, accumulated in f64 in index order.
+pub(super) fn axis_reduce<'a, F: Float>(axis: Axis, r: Reduction, x: &Val<'_, F>) -> Val<'a, F> {
+    let Val::Arr(a) = x else {
+        return Val::Num(reduce(r, x));
+    };
+    let (rows, cols) = (a.rows, a.cols);
+    let out: Vec<F> = match axis {
+        Axis::Row => a
+            .data
+            .chunks_exact(cols.max(1))
+            .map(|row| {
+                let t = row
+                    .iter()
+                    .fold(r.identity::<f64>(), |s, &v| r.accumulate(s, v.to_f64()));
+                F::from_f64(r.finish(t, cols))
+            })
+            .collect(),
+        Axis::Col => {
+            let mut acc = vec![r.identity::<f64>(); cols];
+            for row in a.data.chunks_exact(cols.max(1)) {
+                for (s, &v) in acc.iter_mut().zip(row) {
+                    *s = r.accumulate(*s, v.to_f64());
+                }
+            }
+            acc.into_iter()
+                .map(|t| F::from_f64(r.finish(t, rows)))
+                .collect()
+        }
+    };
+    let (orows, ocols) = match axis {
+        Axis::Row => (rows, 1),
+        Axis::Col => (1, cols),
+    };
+    Val::Arr(Arr {
+        rows: orows,
+        cols: ocols,
+        data: Cow::Owned(out),
+        symmetric: false,
+    })
+}
+
+pub(super) fn transpose<F: Float>(x: Val<'_, F>) -> Val<'_, F> {
+    match x {
+        Val::Arr(a) if a.symmetric => Val::Arr(a),
+        Val::Arr(a) => {
+            let (rows, cols) = (a.rows, a.cols);
+            let mut out = vec![F::ZERO; rows * cols];
+            for i in 0..rows {
+                for j in 0..cols {
+                    out[j * rows + i] = a.data[i * cols + j];
+                }
+            }
+            Val::Arr(Arr {
+                rows: cols,
+                cols: rows,
+                data: Cow::Owned(out),
+                symmetric: false,
+            })
+        }
+        other => other,
+    }
+}

@@ -2,13 +2,14 @@
 //! uninterrupted one; damaged or mismatched checkpoints are refused with an
 //! error that says "checkpoint", and the file is left untouched.
 
+mod common;
+
+use common::{ok, refused as err};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("optdsl-ckpt-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("ckpt", name)
 }
 
 fn train(dir: &Path, extra: &[&str]) -> Output {
@@ -17,29 +18,11 @@ fn train(dir: &Path, extra: &[&str]) -> Output {
     } else {
         &["--hidden", "24"][..]
     };
-    Command::new(env!("CARGO_BIN_EXE_optdsl"))
-        .current_dir(dir)
-        .args(["train", "--data", "semeion", "--optimizer", "adam"])
-        .args(hidden)
-        .args(["--set", "lr=0.01", "--batch", "64", "--out", "out"])
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-fn err(out: &Output) -> String {
-    assert!(!out.status.success());
-    String::from_utf8_lossy(&out.stderr).to_string()
+    let mut args = vec!["train", "--data", "semeion", "--optimizer", "adam"];
+    args.extend(hidden);
+    args.extend(["--set", "lr=0.01", "--batch", "64", "--out", "out"]);
+    args.extend(extra);
+    common::optdsl(dir, &args)
 }
 
 #[test]

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::optdsl;
+use common::{ok, optdsl, refused, text};
 
 fn dir(name: &str) -> std::path::PathBuf {
     common::scratch("cli", name)
@@ -17,32 +17,8 @@ fn dir(name: &str) -> std::path::PathBuf {
 use optdsl::net::{Activation, NetworkSpec};
 use optdsl::train::{Silent, TrainConfig, Trainer};
 use optdsl::{optimizer, Error};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-/// The error line of a run that must fail.
-fn refused(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "accepted:\n{}{}",
-        stdout(out),
-        stderr(out)
-    );
-    stderr(out)
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
-    stdout(out)
-}
 
 #[test]
 fn compare_refuses_zero_batches_seeds_or_epochs_before_training() {
@@ -61,7 +37,11 @@ fn compare_refuses_zero_batches_seeds_or_epochs_before_training() {
         );
         assert!(!e.contains("panicked"), "{e}");
         // Refused up front: no row ran, no table was written.
-        assert!(!stdout(&out).contains("test accuracy"), "{}", stdout(&out));
+        assert!(
+            !text(&out.stdout).contains("test accuracy"),
+            "{}",
+            text(&out.stdout)
+        );
         assert!(!d.join("out").exists());
         assert!(start.elapsed() < Duration::from_secs(20));
     }
@@ -87,7 +67,11 @@ fn compare_check_is_refused_for_a_run_that_starts_elsewhere() {
                 && e.contains(names),
             "{args:?}: {e}"
         );
-        assert!(!stdout(&out).contains("test accuracy"), "{}", stdout(&out));
+        assert!(
+            !text(&out.stdout).contains("test accuracy"),
+            "{}",
+            text(&out.stdout)
+        );
     }
     // Without --check the same start runs, with the PyTorch column's note.
     let out = ok(&optdsl(
@@ -199,7 +183,7 @@ fn an_unknown_optdsl_simd_is_warned_about_once() {
         .output()
         .unwrap();
     ok(&out);
-    let warnings: Vec<String> = stderr(&out)
+    let warnings: Vec<String> = text(&out.stderr)
         .lines()
         .filter(|l| l.contains("OPTDSL_SIMD"))
         .map(str::to_string)
@@ -219,7 +203,11 @@ fn an_unknown_optdsl_simd_is_warned_about_once() {
         .output()
         .unwrap();
     ok(&out);
-    assert!(!stderr(&out).contains("OPTDSL_SIMD"), "{}", stderr(&out));
+    assert!(
+        !text(&out.stderr).contains("OPTDSL_SIMD"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

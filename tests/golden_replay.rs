@@ -3,9 +3,12 @@
 //! through the built-ins, in the fixture's dtype; and the `optdsl replay` and
 //! `optdsl list` commands.
 
+mod common;
+
+use common::optdsl_at_root as optdsl;
+
 use optdsl::replay::{replay, replay_file, Fixture, Outcome};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn fixtures(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -79,14 +82,6 @@ fn a_wrong_reference_fails_at_the_first_bad_value() {
     let mut f = Fixture::load(&path).unwrap();
     f.optimizer = "AdamW".into();
     assert!(!replay(&f).unwrap().passed());
-}
-
-fn optdsl(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_optdsl"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -3,12 +3,15 @@
 //! evaluation counts, the `optdsl replay` command on them; the options'
 //! effects and the typed errors of closure-driven steps; full-batch training.
 
+mod common;
+
+use common::optdsl_at_root as optdsl;
+
 use optdsl::error::Error;
 use optdsl::lbfgs::Lbfgs;
 use optdsl::replay::{replay, replay_file, Fixture, Outcome};
 use optdsl::{builtin_rule, HyperValue, Optimizer};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn fixtures(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -120,14 +123,6 @@ fn fixture_hyperparameters_are_checked() {
     f.objective.as_mut().unwrap().kind = "himmelblau".into();
     let e = replay(&f).unwrap_err().to_string();
     assert!(e.contains("quadratic-rosenbrock-12"), "{e}");
-}
-
-fn optdsl(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_optdsl"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -20,12 +20,16 @@
 //! `1 / (1 + δt)` and ours divides it by `1 + δt` (two roundings against
 //! one: within [`ONE_ULP`]).
 
+mod common;
+
+use common::ok;
+
 use optdsl::schedule::{Clock, LrSchedule, Schedule, ScheduleError, ScheduleState};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// The largest relative error allowed against a chainable PyTorch
 /// scheduler's rates: the largest measured is 1.1e-15 (`linear:1:0.1:30`,
@@ -488,37 +492,27 @@ fn each_kind_of_bad_string_has_its_error() {
 }
 
 fn train(dir: &std::path::Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_optdsl"))
-        .current_dir(dir)
-        .args([
-            "train",
-            "--data",
-            "semeion",
-            "--optimizer",
-            "sgd",
-            "--hidden",
-            "16",
-        ])
-        .args(["--set", "lr=0.5", "--batch", "64", "--out", "out"])
+    let mut args = vec![
+        "train",
+        "--data",
+        "semeion",
+        "--optimizer",
+        "sgd",
+        "--hidden",
+        "16",
+        "--set",
+        "lr=0.5",
+        "--batch",
+        "64",
+        "--out",
+        "out",
         // Nothing counts as an improvement after the first epoch: each
         // later epoch halves the rate of the next.
-        .args([
-            "--schedule",
-            "plateau:factor=0.5:patience=0:threshold=100:threshold_mode=abs",
-        ])
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+        "--schedule",
+        "plateau:factor=0.5:patience=0:threshold=100:threshold_mode=abs",
+    ];
+    args.extend(extra);
+    common::optdsl(dir, &args)
 }
 
 #[test]

@@ -24,6 +24,35 @@ pub fn optdsl(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `optdsl ARGS...` run in the repository's root (where `tests/golden/` is).
+pub fn optdsl_at_root(args: &[&str]) -> Output {
+    optdsl(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// The standard output of a run that must succeed (both streams shown if
+/// it did not).
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The standard error of a run that must fail (both streams shown if it
+/// did not).
+pub fn refused(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "accepted:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stderr)
+}
+
 /// Bytes as text (lossy).
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()

@@ -257,6 +257,7 @@ impl<F: Float> Tape<F> {
             tape.reductions.push((r, s));
         }
         tape.store_in_place();
+        tape.reuse_temporaries();
         tape
     }
 
@@ -278,25 +279,109 @@ impl<F: Float> Tape<F> {
         .at(at)
     }
 
+    /// Gives temporaries whose last reader has run to later instructions:
+    /// a rule of a hundred operations then computes in a few temporaries
+    /// that stay in the first-level cache, instead of a hundred sub-blocks
+    /// that do not (AdaSecant: 94 temporaries of 304 elements, 228 KiB in
+    /// f64, against 32 KiB of L1). An instruction's result never takes the
+    /// place of one of its own operands (no slice is read and written at
+    /// once); broadcast per-step values keep theirs (filled once per run);
+    /// what the stores and reductions read lives to the end.
+    fn reuse_temporaries(&mut self) {
+        let end = self.instrs.len();
+        let (mut last_num, mut last_bool) = (vec![0; self.nums], vec![0; self.bools]);
+        let mut note = |s: Src, at: usize| match s {
+            Src::Num(k) => last_num[k] = last_num[k].max(at),
+            Src::Bool(k) => last_bool[k] = last_bool[k].max(at),
+            _ => {}
+        };
+        for (at, i) in self.instrs.iter().enumerate() {
+            for s in reads_of(i) {
+                note(s, at);
+            }
+        }
+        for &(_, s) in &self.stores {
+            note(s, end);
+        }
+        for &(_, s) in &self.reductions {
+            note(s, end);
+        }
+        let mut num_map: Vec<Option<usize>> = vec![None; self.nums];
+        let mut bool_map: Vec<Option<usize>> = vec![None; self.bools];
+        let (mut nums, mut bools) = (0usize, 0usize);
+        for c in &mut self.num_consts {
+            num_map[c.0] = Some(nums);
+            c.0 = nums;
+            nums += 1;
+        }
+        for c in &mut self.bool_consts {
+            bool_map[c.0] = Some(bools);
+            c.0 = bools;
+            bools += 1;
+        }
+        let (mut free_nums, mut free_bools): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+        for at in 0..end {
+            let ins = reads_of(&self.instrs[at]);
+            if let Some(s) = out_of_mut(&mut self.instrs[at]) {
+                match s {
+                    Out::Num(k) => {
+                        let slot = free_nums.pop().unwrap_or_else(|| {
+                            nums += 1;
+                            nums - 1
+                        });
+                        num_map[*k] = Some(slot);
+                        *k = slot;
+                    }
+                    Out::Bool(k) => {
+                        let slot = free_bools.pop().unwrap_or_else(|| {
+                            bools += 1;
+                            bools - 1
+                        });
+                        bool_map[*k] = Some(slot);
+                        *k = slot;
+                    }
+                }
+            }
+            // Operands read for the last time free their places, after
+            // the result took its own.
+            let mut freed = Vec::new();
+            for s in ins {
+                if freed.contains(&s) {
+                    continue;
+                }
+                freed.push(s);
+                match s {
+                    Src::Num(k)
+                        if last_num[k] == at
+                            && !self.num_consts.iter().any(|c| Some(c.0) == num_map[k]) =>
+                    {
+                        free_nums.extend(num_map[k]);
+                    }
+                    Src::Bool(k)
+                        if last_bool[k] == at
+                            && !self.bool_consts.iter().any(|c| Some(c.0) == bool_map[k]) =>
+                    {
+                        free_bools.extend(bool_map[k]);
+                    }
+                    _ => {}
+                }
+            }
+            map_reads(&mut self.instrs[at], |s| rename(s, &num_map, &bool_map));
+        }
+        for st in &mut self.stores {
+            rename(&mut st.1, &num_map, &bool_map);
+        }
+        for r in &mut self.reductions {
+            rename(&mut r.1, &num_map, &bool_map);
+        }
+        self.nums = nums;
+        self.bools = bools;
+    }
+
     /// Lets the arithmetic that computes a stored value write it straight
     /// into its slice, where nothing after it reads that slice's old value:
     /// one pass over the sub-block fewer per such store.
     fn store_in_place(&mut self) {
-        let reads_of = |i: &Instr| -> Vec<Src> {
-            match *i {
-                Instr::Neg(_, a) | Instr::Not(_, a) | Instr::Copy(_, a) => vec![a],
-                Instr::ArithScalar(_, _, a, _, _) | Instr::ArithScalarTo(_, _, a, _, _) => vec![a],
-                Instr::ArithInto(_, k, b, _) => vec![Src::Write(k), b],
-                Instr::ArithScalarInto(_, k, _, _) => vec![Src::Write(k)],
-                Instr::Arith(_, _, a, b)
-                | Instr::ArithTo(_, _, a, b)
-                | Instr::Compare(_, _, a, b)
-                | Instr::Logic(_, _, a, b) => vec![a, b],
-                Instr::Func(_, _, abc) => abc.to_vec(),
-                Instr::Select(_, c, a, b) | Instr::SelectBool(_, c, a, b) => vec![c, a, b],
-                Instr::Draw(..) => Vec::new(),
-            }
-        };
         let mut kept = Vec::new();
         let stores = std::mem::take(&mut self.stores);
         for (n, &(k, value)) in stores.iter().enumerate() {
@@ -355,33 +440,90 @@ impl<F: Float> Tape<F> {
                 }
             };
             for i in &mut self.instrs[at + 1..] {
-                match i {
-                    Instr::Neg(_, a) | Instr::Not(_, a) | Instr::Copy(_, a) => rename(a),
-                    Instr::ArithScalar(_, _, a, _, _) | Instr::ArithScalarTo(_, _, a, _, _) => {
-                        rename(a)
-                    }
-                    Instr::ArithInto(_, _, b, _) => rename(b),
-                    Instr::ArithScalarInto(..) | Instr::Draw(..) => {}
-                    Instr::Arith(_, _, a, b)
-                    | Instr::ArithTo(_, _, a, b)
-                    | Instr::Compare(_, _, a, b)
-                    | Instr::Logic(_, _, a, b) => {
-                        rename(a);
-                        rename(b);
-                    }
-                    Instr::Func(_, _, abc) => abc.iter_mut().for_each(rename),
-                    Instr::Select(_, c, a, b) | Instr::SelectBool(_, c, a, b) => {
-                        rename(c);
-                        rename(a);
-                        rename(b);
-                    }
-                }
+                map_reads(i, &rename);
             }
             for r in &mut self.reductions {
                 rename(&mut r.1);
             }
         }
         self.stores = kept;
+    }
+}
+
+/// A temporary an instruction writes.
+enum Out<'a> {
+    Num(&'a mut usize),
+    Bool(&'a mut usize),
+}
+
+/// The temporary `i` writes (none when it writes a slice).
+fn out_of_mut(i: &mut Instr) -> Option<Out<'_>> {
+    match i {
+        Instr::Neg(k, _)
+        | Instr::Arith(_, k, _, _)
+        | Instr::ArithScalar(_, k, _, _, _)
+        | Instr::Func(_, k, _)
+        | Instr::Select(k, _, _, _)
+        | Instr::Copy(k, _)
+        | Instr::Draw(_, _, k) => Some(Out::Num(k)),
+        Instr::Not(k, _)
+        | Instr::Compare(_, k, _, _)
+        | Instr::Logic(_, k, _, _)
+        | Instr::SelectBool(k, _, _, _) => Some(Out::Bool(k)),
+        Instr::ArithTo(..)
+        | Instr::ArithScalarTo(..)
+        | Instr::ArithInto(..)
+        | Instr::ArithScalarInto(..) => None,
+    }
+}
+
+/// The operands `i` reads (a slice updated in place included).
+fn reads_of(i: &Instr) -> Vec<Src> {
+    match *i {
+        Instr::Neg(_, a) | Instr::Not(_, a) | Instr::Copy(_, a) => vec![a],
+        Instr::ArithScalar(_, _, a, _, _) | Instr::ArithScalarTo(_, _, a, _, _) => vec![a],
+        Instr::ArithInto(_, k, b, _) => vec![Src::Write(k), b],
+        Instr::ArithScalarInto(_, k, _, _) => vec![Src::Write(k)],
+        Instr::Arith(_, _, a, b)
+        | Instr::ArithTo(_, _, a, b)
+        | Instr::Compare(_, _, a, b)
+        | Instr::Logic(_, _, a, b) => vec![a, b],
+        Instr::Func(_, _, abc) => abc.to_vec(),
+        Instr::Select(_, c, a, b) | Instr::SelectBool(_, c, a, b) => vec![c, a, b],
+        Instr::Draw(..) => Vec::new(),
+    }
+}
+
+/// Applies `f` to each operand `i` reads from a temporary or a slice (not
+/// to a slice it updates in place).
+fn map_reads(i: &mut Instr, mut f: impl FnMut(&mut Src)) {
+    match i {
+        Instr::Neg(_, a) | Instr::Not(_, a) | Instr::Copy(_, a) => f(a),
+        Instr::ArithScalar(_, _, a, _, _) | Instr::ArithScalarTo(_, _, a, _, _) => f(a),
+        Instr::ArithInto(_, _, b, _) => f(b),
+        Instr::ArithScalarInto(..) | Instr::Draw(..) => {}
+        Instr::Arith(_, _, a, b)
+        | Instr::ArithTo(_, _, a, b)
+        | Instr::Compare(_, _, a, b)
+        | Instr::Logic(_, _, a, b) => {
+            f(a);
+            f(b);
+        }
+        Instr::Func(_, _, abc) => abc.iter_mut().for_each(f),
+        Instr::Select(_, c, a, b) | Instr::SelectBool(_, c, a, b) => {
+            f(c);
+            f(a);
+            f(b);
+        }
+    }
+}
+
+/// A temporary operand under its new place.
+fn rename(s: &mut Src, nums: &[Option<usize>], bools: &[Option<usize>]) {
+    match s {
+        Src::Num(k) => *k = nums[*k].unwrap_or(*k),
+        Src::Bool(k) => *k = bools[*k].unwrap_or(*k),
+        _ => {}
     }
 }
 
@@ -560,6 +702,21 @@ macro_rules! by_op {
             }
         }
     };
+}
+
+/// `out = a op b` for a comparison, one loop per operator (so that each is
+/// compiled, and vectorized, for its operator rather than choosing it per
+/// element).
+#[inline(always)]
+fn compare<F: Float>(op: BinOp, out: &mut [bool], a: &[F], b: &[F]) {
+    match op {
+        BinOp::Lt => map2(out, a, b, |x, y| BinOp::Lt.compare(x, y)),
+        BinOp::Le => map2(out, a, b, |x, y| BinOp::Le.compare(x, y)),
+        BinOp::Gt => map2(out, a, b, |x, y| BinOp::Gt.compare(x, y)),
+        BinOp::Ge => map2(out, a, b, |x, y| BinOp::Ge.compare(x, y)),
+        BinOp::Eq => map2(out, a, b, |x, y| BinOp::Eq.compare(x, y)),
+        op => map2(out, a, b, |x, y| op.compare(x, y)),
+    }
 }
 
 /// `out = a op b`.
@@ -799,16 +956,18 @@ fn run<F: Float>(
                         arith(op, arrays.out_num(k), arrays.num(a), arrays.num(b))
                     }
                     Instr::Compare(op, k, a, b) => {
-                        map2(arrays.out_bool(k), arrays.num(a), arrays.num(b), |x, y| {
-                            op.compare(x, y)
-                        })
+                        compare(op, arrays.out_bool(k), arrays.num(a), arrays.num(b))
                     }
-                    Instr::Logic(op, k, a, b) => map2(
-                        arrays.out_bool(k),
-                        arrays.truth(a),
-                        arrays.truth(b),
-                        |x, y| op.logic(x, y),
-                    ),
+                    Instr::Logic(op, k, a, b) => {
+                        let (out, x, y) = (arrays.out_bool(k), arrays.truth(a), arrays.truth(b));
+                        // One loop per operator; `&` and `|` on booleans are
+                        // `&&` and `||` without the branch.
+                        match op {
+                            BinOp::And => map2(out, x, y, |x, y| x & y),
+                            BinOp::Or => map2(out, x, y, |x, y| x | y),
+                            op => map2(out, x, y, |x, y| op.logic(x, y)),
+                        }
+                    }
                     Instr::Func(f, k, [a, b, c]) => func(
                         f,
                         arrays.out_num(k),
@@ -856,5 +1015,72 @@ fn run<F: Float>(
             writes[k][at..at + len].copy_from_slice(value);
         }
         at += len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tape of `len` instructions, each reading the one before (and
+    /// read slice 0), stored into written slice 0, with a comparison and a
+    /// selection on the way: the temporaries are reused, and the stored
+    /// values are those of the same operations done here element by element.
+    #[test]
+    fn a_chain_reuses_its_temporaries_with_the_same_values() {
+        let len = 40;
+        let mut instrs = vec![Instr::Arith(BinOp::Add, 0, Src::Read(0), Src::Read(0))];
+        for k in 1..len {
+            let op = [BinOp::Mul, BinOp::Sub, BinOp::Div, BinOp::Add][k % 4];
+            instrs.push(Instr::Arith(op, k, Src::Num(k - 1), Src::Read(0)));
+        }
+        instrs.push(Instr::Compare(
+            BinOp::Gt,
+            0,
+            Src::Num(len - 1),
+            Src::Num(len - 2),
+        ));
+        instrs.push(Instr::Select(
+            len,
+            Src::Bool(0),
+            Src::Num(len - 1),
+            Src::Num(0),
+        ));
+        let mut tape = Tape::<f64> {
+            instrs,
+            num_consts: Vec::new(),
+            scalars: Vec::new(),
+            bool_consts: Vec::new(),
+            nums: len + 1,
+            bools: 1,
+            stores: vec![(0, Src::Num(len))],
+            reductions: Vec::new(),
+            keys: Vec::new(),
+            step: 0,
+            first: 0,
+        };
+        tape.reuse_temporaries();
+        // Num(0) lives to the selection, beside the chain's last two.
+        assert!(tape.nums <= 4, "{} temporaries", tape.nums);
+        let n = 3 * SUB + 64;
+        let x: Vec<f64> = (0..n).map(|i| 0.5 + i as f64 / 7.0).collect();
+        let mut w = vec![0.0; n];
+        {
+            let mut writes: [&mut [f64]; 1] = [&mut w];
+            Interp::new(&tape, Simd::Portable).run(0, &[&x], &mut writes, &mut [], Walk::Chunks);
+        }
+        for (i, (&xi, &wi)) in x.iter().zip(&w).enumerate() {
+            let mut t = vec![xi + xi];
+            for k in 1..len {
+                let op = [BinOp::Mul, BinOp::Sub, BinOp::Div, BinOp::Add][k % 4];
+                t.push(op.arith(t[k - 1], xi));
+            }
+            let want = if t[len - 1] > t[len - 2] {
+                t[len - 1]
+            } else {
+                t[0]
+            };
+            assert_eq!(wi.to_bits(), want.to_bits(), "element {i}");
+        }
     }
 }

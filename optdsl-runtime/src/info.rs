@@ -67,6 +67,23 @@ pub fn compile_one(source: &str) -> optdsl_lang::Program {
 }
 
 impl RuleInfo {
+    /// Checks that `given` input slices (or buffers) are what the rule
+    /// declares: the one check of the count, for a state's step and an
+    /// optimizer's alike.
+    pub fn check_input_count(&self, given: usize) -> Result<()> {
+        if given == self.inputs.len() {
+            return Ok(());
+        }
+        Err(Error::Invalid {
+            what: format!("inputs of {}", self.name),
+            reason: format!(
+                "the rule takes {} input slice(s) [{}] beside the gradient, {given} were given; pass them to step_with (a tensor) or step_flat_with (an optimizer's flat buffer)",
+                self.inputs.len(),
+                self.inputs.join(", "),
+            ),
+        })
+    }
+
     /// The rule's lowered program.
     pub fn program(&self) -> &'static optdsl_lang::Program {
         self.program.get()

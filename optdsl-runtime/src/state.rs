@@ -370,17 +370,7 @@ impl<F: Float> State<F> {
     /// step does this before touching memory.
     pub fn check_step(&self, info: &RuleInfo, w: usize, g: usize, inputs: &[&[F]]) -> Result<()> {
         self.check(info, w, g)?;
-        if inputs.len() != info.inputs.len() {
-            return Err(Error::Invalid {
-                what: format!("inputs of {}", info.name),
-                reason: format!(
-                    "the rule takes {} input slice(s) [{}] beside the gradient, {} were given; use step_with",
-                    info.inputs.len(),
-                    info.inputs.join(", "),
-                    inputs.len()
-                ),
-            });
-        }
+        info.check_input_count(inputs.len())?;
         for (name, input) in info.inputs.iter().zip(inputs) {
             if input.len() != w {
                 return Err(Error::LengthMismatch {

@@ -100,20 +100,49 @@ fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
         quote!(let #x: f64 = #r.finish(__red[#j], __n);)
     });
     let ids: Vec<Ident> = pass.reductions.iter().map(|r| s(r.1)).collect();
+    // Per choice of the pass's booleans (bit k: boolean k), the slices its
+    // variant leaves alone, as the driver's bit masks over reads and writes
+    // (compressed ones are then neither decoded nor encoded); past
+    // IDLE_BOOLS booleans, none.
+    const IDLE_BOOLS: usize = 6;
+    let idle_table: Vec<TokenStream> = if nb <= IDLE_BOOLS {
+        (0..1usize << nb)
+            .map(|combo| {
+                let bits: Vec<bool> = (0..nb).map(|k| combo >> k & 1 == 1).collect();
+                let idle = pass.idle_slots(p, &bits);
+                let (mut r, mut w, mut mr, mut mw) = (0u32, 0u32, 0u32, 0u32);
+                for (&(_, written), &i) in pass.slots.iter().zip(&idle) {
+                    let (mask, count) = if written { (&mut mw, &mut w) } else { (&mut mr, &mut r) };
+                    if i && *count < 32 {
+                        *mask |= 1 << *count;
+                    }
+                    *count += 1;
+                }
+                quote!(#pr::Idle { reads: #mr, writes: #mw })
+            })
+            .collect()
+    } else {
+        vec![quote!(#pr::Idle::NONE)]
+    };
+    let idle_index = if nb <= IDLE_BOOLS {
+        quote!(__cb.iter().enumerate().fold(0usize, |__m, (__k, &__b)| __m | usize::from(__b) << __k))
+    } else {
+        quote!(0usize)
+    };
     let call = quote! {
         let __cf: [F; #nn] = [#(<F as #pr::Real>::from_f64(#nums)),*];
         let __cb: [bool; #nb] = [#(#bools),*];
         let mut __red = [0.0f64; #nr];
-        let __ran = #pr::run_pass_packed(
+        const __IDLE: &[#pr::Idle] = &[#(#idle_table),*];
+        let __ran = #pr::run_pass_packed_idle(
             // SAFETY: the driver hands the chooser only levels this CPU has.
             |__simd| unsafe { #pr::FnKernel::new(#pick::<F>(__simd, &__cb), &__cf, &__cb).with_draws(__draws) },
             #heavy,
             __n,
             __step,
-            &[#(#reads),*],
-            &mut [#(#writes),*],
-            &[#(#packed_reads),*],
-            &mut [#(#packed_writes),*],
+            (&[#(#reads),*], &mut [#(#writes),*]),
+            (&[#(#packed_reads),*], &mut [#(#packed_writes),*]),
+            __IDLE[#idle_index],
             &[#(#kinds),*],
             &mut __red,
         );

@@ -458,6 +458,73 @@ pub fn run_pass_packed<F: Float, K: Kernel<F>>(
     reductions: &[Reduction],
     out: &mut [f64],
 ) -> Result<(), PassShapeError> {
+    run_pass_packed_idle(
+        select,
+        heavy,
+        n,
+        step,
+        (reads, writes),
+        (packed_reads, packed_writes),
+        Idle::NONE,
+        reductions,
+        out,
+    )
+}
+
+/// Which of a pass's slices the running variant of its kernel neither needs
+/// nor changes (`optdsl_lang::passes::Pass::idle_slots`): bit `k` of `reads`
+/// (`writes`) for `reads[k]` (`writes[k]`). A compressed buffer that is idle
+/// is neither decoded nor encoded (its bytes stay as they are); the kernel
+/// sees scratch values in its place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Idle {
+    /// Idle slices among the reads, one bit each.
+    pub reads: u32,
+    /// Idle slices among the writes, one bit each.
+    pub writes: u32,
+}
+
+impl Idle {
+    /// No slice idle.
+    pub const NONE: Idle = Idle {
+        reads: 0,
+        writes: 0,
+    };
+
+    /// From the flags of [`optdsl_lang::passes::Pass::idle_slots`], over a
+    /// pass's `slots` (each with whether it is written), in slot order.
+    pub fn of_slots(slots: &[(optdsl_lang::ir::Slot, bool)], idle: &[bool]) -> Idle {
+        let (mut r, mut w) = (0, 0);
+        let mut out = Idle::NONE;
+        for (&(_, written), &i) in slots.iter().zip(idle) {
+            let (bit, count) = if written {
+                (&mut out.writes, &mut w)
+            } else {
+                (&mut out.reads, &mut r)
+            };
+            if i && *count < 32 {
+                *bit |= 1 << *count;
+            }
+            *count += 1;
+        }
+        out
+    }
+}
+
+/// [`run_pass_packed`] knowing which slices the kernel's variant leaves
+/// alone ([`Idle`]): those that are compressed are not decoded or encoded.
+#[allow(clippy::too_many_arguments)]
+pub fn run_pass_packed_idle<F: Float, K: Kernel<F>>(
+    select: impl Fn(Simd) -> K,
+    heavy: bool,
+    n: usize,
+    step: u64,
+    (reads, writes): (&[&[F]], &mut [&mut [F]]),
+    (packed_reads, packed_writes): (&[Option<&Packed>], &mut [Option<&mut Packed>]),
+    idle: Idle,
+    reductions: &[Reduction],
+    out: &mut [f64],
+) -> Result<(), PassShapeError> {
     if packed_reads.iter().all(Option::is_none) && packed_writes.iter().all(Option::is_none) {
         return run_pass(select, heavy, reads, writes, reductions, out);
     }
@@ -493,12 +560,16 @@ pub fn run_pass_packed<F: Float, K: Kernel<F>>(
     let mut packs = Packs {
         reads: [None; MAX_SLOTS],
         writes: [None; MAX_SLOTS],
+        idle_reads: [false; MAX_SLOTS],
+        idle_writes: [false; MAX_SLOTS],
     };
     for (k, p) in packed_reads.iter().enumerate() {
         packs.reads[k] = p.map(RawPacked::of);
+        packs.idle_reads[k] = p.is_some() && idle.reads >> k & 1 == 1;
     }
     for (k, p) in packed_writes.iter().enumerate() {
         packs.writes[k] = p.as_deref().map(RawPacked::of);
+        packs.idle_writes[k] = p.is_some() && idle.writes >> k & 1 == 1;
     }
     over_supers(n, reductions, out, |lo, hi| {
         // SAFETY: super-blocks are disjoint ranges (whole 8-bit blocks: the
@@ -512,6 +583,9 @@ pub fn run_pass_packed<F: Float, K: Kernel<F>>(
 struct Packs {
     reads: [Option<RawPacked>; MAX_SLOTS],
     writes: [Option<RawPacked>; MAX_SLOTS],
+    /// Compressed buffers the kernel leaves alone ([`Idle`]).
+    idle_reads: [bool; MAX_SLOTS],
+    idle_writes: [bool; MAX_SLOTS],
 }
 
 // SAFETY: as for `Slices`: the pointers come from buffers borrowed for the
@@ -555,12 +629,16 @@ unsafe fn staged_super<F: Float, K: Kernel<F>>(
                 let (mut r, mut w) = unsafe { slices.range(a, b) };
                 let mut parts = area.chunks_mut(STAGE);
                 let mut staged_writes: [Option<(RawPacked, usize)>; MAX_SLOTS] = [None; MAX_SLOTS];
-                for (slot, p) in r[..nr].iter_mut().zip(&packs.reads[..nr]) {
+                for (k, (slot, p)) in r[..nr].iter_mut().zip(&packs.reads[..nr]).enumerate() {
                     if let Some(p) = p {
                         let part =
                             &mut parts.next().expect("staging sized for every buffer")[..len];
-                        // SAFETY: in bounds; no task writes a read buffer.
-                        unsafe { p.decode(a, part) };
+                        // An idle buffer's part holds scratch values: the
+                        // kernel neither needs them nor changes them.
+                        if !packs.idle_reads[k] {
+                            // SAFETY: in bounds; no task writes a read buffer.
+                            unsafe { p.decode(a, part) };
+                        }
                         *slot = part;
                     }
                 }
@@ -568,9 +646,13 @@ unsafe fn staged_super<F: Float, K: Kernel<F>>(
                     if let Some(p) = packs.writes[k] {
                         let part =
                             &mut parts.next().expect("staging sized for every buffer")[..len];
-                        // SAFETY: this task owns a..b of the buffer.
-                        unsafe { p.decode(a, part) };
-                        staged_writes[k] = Some((p, k));
+                        // An idle buffer is neither decoded nor encoded: it
+                        // keeps its bytes.
+                        if !packs.idle_writes[k] {
+                            // SAFETY: this task owns a..b of the buffer.
+                            unsafe { p.decode(a, part) };
+                            staged_writes[k] = Some((p, k));
+                        }
                         w[k] = part;
                     }
                 }

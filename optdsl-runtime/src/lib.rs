@@ -75,7 +75,8 @@ pub use text::{RuleErrors, Rules, TextRule};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::driver::{
-        packed_views, run_pass, run_pass_packed, Draws, FnKernel, KernelFn, Walk,
+        packed_views, run_pass, run_pass_packed, run_pass_packed_idle, Draws, FnKernel, Idle,
+        KernelFn, Walk,
     };
     pub use crate::error::Result;
     pub use crate::exec::Simd;

@@ -313,6 +313,148 @@ fn over_supers(
 /// [`LANES`]; with a few buffers it stays in L1).
 pub const STAGE: usize = 1024;
 
+/// A generated kernel whose buffer slices are bfloat16 bits, converted in
+/// registers as it loads and stores them ([`optdsl_lang::Real::from_bf16`],
+/// [`optdsl_lang::Real::to_bf16`]): `hreads` and `hwrites` are the pass's
+/// buffers among its reads and writes, in order; `reads` and `writes` the
+/// rest.
+pub type KernelFnHalf<F> = unsafe fn(
+    cf: &[F],
+    cb: &[bool],
+    draws: Draws<'_>,
+    reads: &[&[F]],
+    writes: &mut [&mut [F]],
+    hreads: &[&[u16]],
+    hwrites: &mut [&mut [u16]],
+    acc: &mut [[F; LANES]],
+    walk: Walk,
+);
+
+/// The bfloat16 bits of a buffer kept as bfloat16 rounded to nearest even
+/// (what [`run_pass_half`] takes; empty otherwise).
+pub fn bf16_bits(p: Option<&Packed>) -> &[u16] {
+    match p {
+        Some(Packed::Bf16 {
+            bits,
+            stochastic: None,
+        }) => bits,
+        _ => &[],
+    }
+}
+
+/// [`bf16_bits`], to be written.
+pub fn bf16_bits_mut(p: Option<&mut Packed>) -> &mut [u16] {
+    match p {
+        Some(Packed::Bf16 {
+            bits,
+            stochastic: None,
+        }) => bits,
+        _ => &mut [],
+    }
+}
+
+/// Whether every one of a pass's buffers is kept as bfloat16 rounded to
+/// nearest even: then [`run_pass_half`] can run it.
+pub fn all_bf16(ps: &[Option<&Packed>]) -> bool {
+    ps.iter().all(|p| {
+        matches!(
+            p,
+            Some(Packed::Bf16 {
+                stochastic: None,
+                ..
+            })
+        )
+    })
+}
+
+/// [`run_pass_packed_idle`] for a pass whose buffers are all bfloat16 rounded
+/// to nearest even, with a kernel that converts them in registers
+/// ([`KernelFnHalf`]): no staging, one pass over memory. The walk is the
+/// staged one (blocks of [`BLOCK`] from each super-block's start, chunks of
+/// [`LANES`] from the block's start, the block's tail one by one), and the
+/// conversions are the staged ones, so the bits are the same; the kernel
+/// skips the stores of buffers its variant leaves alone, as the staged pass
+/// skips their encoding.
+#[allow(clippy::too_many_arguments)]
+pub fn run_pass_half<F: Float>(
+    select: impl Fn(Simd) -> KernelFnHalf<F>,
+    (cf, cb, draws): (&[F], &[bool], Draws<'_>),
+    heavy: bool,
+    n: usize,
+    (reads, writes): (&[&[F]], &mut [&mut [F]]),
+    (hreads, hwrites): (&[&[u16]], &mut [&mut [u16]]),
+    reductions: &[Reduction],
+    out: &mut [f64],
+) -> Result<(), PassShapeError> {
+    check_limits(
+        reads.len() + hreads.len(),
+        writes.len() + hwrites.len(),
+        reductions.len(),
+    )?;
+    let lengths_ok = reads.iter().all(|r| r.len() == n)
+        && writes.iter().all(|w| w.len() == n)
+        && hreads.iter().all(|r| r.len() == n)
+        && hwrites.iter().all(|w| w.len() == n);
+    if !lengths_ok {
+        return Err(PassShapeError(
+            "the slices of a pass differ in length".into(),
+        ));
+    }
+    if out.len() < reductions.len() {
+        let nred = reductions.len();
+        return Err(PassShapeError(format!(
+            "{nred} reductions need {nred} results, {} given",
+            out.len()
+        )));
+    }
+    let f = select(level_for(heavy));
+    let plain = Slices::of(reads, writes);
+    let half = Slices::of(hreads, hwrites);
+    let nred = reductions.len();
+    over_supers(n, reductions, out, |lo, hi| {
+        let mut red = [0.0f64; MAX_REDUCTIONS];
+        let mut block = lo;
+        while block < hi {
+            let block_end = (block + BLOCK).min(hi);
+            let mut acc = [[F::ZERO; LANES]; MAX_REDUCTIONS];
+            let acc = &mut acc[..nred];
+            let m = block + (block_end - block) / LANES * LANES;
+            for (a, b, walk) in [
+                (block, m, Walk::Chunks),
+                (m, block_end, Walk::Single { lane0: 0 }),
+            ] {
+                if a == b {
+                    continue;
+                }
+                // SAFETY: super-blocks are disjoint ranges of every slice,
+                // and a..b lies in this one.
+                let ((r, mut w), (hr, mut hw)) = unsafe { (plain.range(a, b), half.range(a, b)) };
+                // SAFETY: `select` gives kernels for levels this CPU has (the
+                // generated chooser, handed the level `level_for` allows).
+                unsafe {
+                    f(
+                        cf,
+                        cb,
+                        draws.at(a),
+                        &r[..plain.nr],
+                        &mut w[..plain.nw],
+                        &hr[..half.nr],
+                        &mut hw[..half.nw],
+                        acc,
+                        walk,
+                    )
+                };
+            }
+            for (j, r) in reductions.iter().enumerate() {
+                red[j] = r.combine(red[j], finish_block(*r, &acc[j], 0));
+            }
+            block = block_end;
+        }
+        red
+    });
+    Ok(())
+}
+
 /// A compressed buffer's parts, shareable across threads; tasks touch
 /// disjoint blocks.
 #[derive(Clone, Copy)]

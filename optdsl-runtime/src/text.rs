@@ -337,7 +337,9 @@ fn run<F: Float>(
             _ => None,
         })
         .collect();
-    let idle = bools.map_or(Idle::NONE, |b| Idle::of_slots(&pass.slots, &pass.idle_slots(p, &b)));
+    let idle = bools.map_or(Idle::NONE, |b| {
+        Idle::of_slots(&pass.slots, &pass.idle_slots(p, &b))
+    });
     // The pass compiled to machine code, or else interpreted.
     #[cfg(feature = "jit")]
     let compiled = jit

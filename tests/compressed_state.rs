@@ -372,11 +372,19 @@ fn a_buffer_the_step_leaves_alone_keeps_its_bytes() {
             s.set_format(info, format, None);
             match s.packed[mx].as_mut().unwrap() {
                 Packed::Q8 { codes, absmax, .. } => {
-                    codes.iter_mut().enumerate().for_each(|(i, c)| *c = (i % 200) as u8);
-                    absmax.iter_mut().enumerate().for_each(|(i, a)| *a = 1.0 + i as f32);
+                    codes
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, c)| *c = (i % 200) as u8);
+                    absmax
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, a)| *a = 1.0 + i as f32);
                 }
                 Packed::Bf16 { bits, .. } => {
-                    bits.iter_mut().enumerate().for_each(|(i, b)| *b = 0x7f81 + (i % 3) as u16);
+                    bits.iter_mut()
+                        .enumerate()
+                        .for_each(|(i, b)| *b = 0x7f81 + (i % 3) as u16);
                 }
             }
             let before = s.packed[mx].clone();
@@ -396,6 +404,9 @@ fn a_buffer_the_step_leaves_alone_keeps_its_bytes() {
             runs.push((bits(&w), format!("{:?}", s.packed)));
         }
         assert!(runs[1] == runs[0], "{format}: text and compiled differ");
-        assert!(runs[2] == runs[0], "{format}: reference and compiled differ");
+        assert!(
+            runs[2] == runs[0],
+            "{format}: reference and compiled differ"
+        );
     }
 }

@@ -347,3 +347,66 @@ fn a_checkpoint_with_8bit_state_resumes_byte_identical() {
     let history = |dir: &str| std::fs::read_to_string(d.join(dir).join("adam.csv")).unwrap();
     assert_ne!(history("out"), history("out2"), "q8 state changes the run");
 }
+
+#[test]
+fn a_buffer_the_step_leaves_alone_keeps_its_bytes() {
+    // Adam without AMSGrad neither reads nor writes `max_exp_avg_sq`: the
+    // fused step does not decode or encode it, and neither do the text rule
+    // or the reference interpreter. Bytes that a decode and encode would
+    // change (8-bit blocks whose maximum code is not the map's top, a
+    // signalling NaN in bfloat16) must stay as they are.
+    let compiled = builtin_rule("adam").unwrap();
+    let info = compiled.info();
+    let text = Rules::parse(&info.program().source).unwrap().remove(0);
+    let mx = info
+        .buffers
+        .iter()
+        .position(|b| *b == "max_exp_avg_sq")
+        .unwrap();
+    let n = 70_000;
+    for format in [StateFormat::Q8, StateFormat::Bf16] {
+        let mut runs = Vec::new();
+        for run in 0..3 {
+            let rule: &dyn DynRule = if run == 1 { &text } else { compiled.as_ref() };
+            let mut s: State<f32> = f32::dyn_init(rule, n);
+            s.set_format(info, format, None);
+            match s.packed[mx].as_mut().unwrap() {
+                Packed::Q8 { codes, absmax, .. } => {
+                    codes
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, c)| *c = (i % 200) as u8);
+                    absmax
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, a)| *a = 1.0 + i as f32);
+                }
+                Packed::Bf16 { bits, .. } => {
+                    bits.iter_mut()
+                        .enumerate()
+                        .for_each(|(i, b)| *b = 0x7f81 + (i % 3) as u16);
+                }
+            }
+            let before = s.packed[mx].clone();
+            let mut w: Vec<f32> = data(n, 1);
+            for step in 0..3u64 {
+                let g: Vec<f32> = data(n, step + 2);
+                if run == 2 {
+                    optdsl::naive::naive_step_dyn(rule, &mut s, &mut w, &g, &[]).unwrap();
+                } else {
+                    f32::dyn_step(rule, &mut s, &mut w, &g, &[]).unwrap();
+                }
+            }
+            assert!(
+                s.packed[mx] == before,
+                "{format} run {run}: the switched-off buffer changed"
+            );
+            runs.push((bits(&w), format!("{:?}", s.packed)));
+        }
+        assert!(runs[1] == runs[0], "{format}: text and compiled differ");
+        assert!(
+            runs[2] == runs[0],
+            "{format}: reference and compiled differ"
+        );
+    }
+}

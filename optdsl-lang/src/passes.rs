@@ -67,6 +67,62 @@ impl Pass {
     }
 }
 
+impl Pass {
+    /// Which of the slices in [`Pass::slots`] the pass's variant for these
+    /// values of its boolean inputs (`bools`, in [`Pass::bool_inputs`]
+    /// order) neither needs nor changes: no value it writes (other than the
+    /// slice's own value, stored back) or reduces reads it, and it writes
+    /// the slice, if at all, with its own value (Adam's AMSGrad buffer when
+    /// `amsgrad` is false). Such a slice's contents may be anything while the
+    /// pass runs, and it keeps its bytes (a compressed one need not be
+    /// decoded or encoded). With `bools` too short, nothing is idle.
+    pub fn idle_slots(&self, p: &Program, bools: &[bool]) -> Vec<bool> {
+        let inputs: Vec<Id> = self.bool_inputs(p).collect();
+        if bools.len() < inputs.len() {
+            return vec![false; self.slots.len()];
+        }
+        let known = |c: Id| match p.values[c].op {
+            Op::Bool(b) => Some(b),
+            _ => inputs.iter().position(|&i| i == c).map(|k| bools[k]),
+        };
+        // Follow selections whose condition these booleans decide.
+        let resolve = |mut id: Id| loop {
+            match p.values[id].op {
+                Op::Select(c, a, b) => match known(c) {
+                    Some(true) => id = a,
+                    Some(false) => id = b,
+                    None => return id,
+                },
+                _ => return id,
+            }
+        };
+        let mut roots: Vec<Id> = self.reductions.iter().map(|r| resolve(r.2)).collect();
+        let mut changed = Vec::new();
+        for &(slot, id) in &self.writes {
+            let v = resolve(id);
+            if p.values[v].op.slot() != Some(slot) {
+                roots.push(v);
+                changed.push(slot);
+            }
+        }
+        let mut seen = vec![false; p.values.len()];
+        let mut needed = Vec::new();
+        while let Some(id) = roots.pop() {
+            if std::mem::replace(&mut seen[id], true) || p.values[id].kind != Kind::Element {
+                continue;
+            }
+            match p.values[id].op.slot() {
+                Some(s) => needed.push(s),
+                None => roots.extend(p.values[id].op.operands().into_iter().map(resolve)),
+            }
+        }
+        self.slots
+            .iter()
+            .map(|(s, _)| !needed.contains(s) && !changed.contains(s))
+            .collect()
+    }
+}
+
 /// A whole step: passes and the per-step scalars computed around them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepPlan {
@@ -274,6 +330,23 @@ mod tests {
             [Slot::W, Slot::Buffer(0), Slot::Buffer(1)]
         );
         assert!(u.heavy);
+    }
+
+    #[test]
+    fn a_switched_off_buffer_is_idle_only_in_the_variant_that_skips_it() {
+        let (p, s) = planned(
+            "R { hyper amsgrad = false, b = 0.9; state m = 0, mx = 0;
+             m = b * m + g; let v = m; if amsgrad { mx = max(mx, m); v = mx; } w -= v; }",
+        );
+        let u = s.update.unwrap();
+        assert_eq!(u.bool_inputs(&p).count(), 1);
+        let mx = u.slots.iter().position(|s| s.0 == Slot::Buffer(1)).unwrap();
+        let off = u.idle_slots(&p, &[false]);
+        assert!(off[mx]);
+        assert_eq!(off.iter().filter(|&&b| b).count(), 1, "{off:?}");
+        assert!(u.idle_slots(&p, &[true]).iter().all(|&b| !b));
+        // Without the booleans, nothing may be skipped.
+        assert!(u.idle_slots(&p, &[]).iter().all(|&b| !b));
     }
 
     #[test]

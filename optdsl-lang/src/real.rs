@@ -39,6 +39,22 @@ pub trait Real:
     fn from_f64(x: f64) -> Self;
     /// Converts to f64 exactly.
     fn to_f64(self) -> f64;
+    /// The bfloat16 with bits `b` (exact: widened to f32, then to `Self`).
+    #[inline(always)]
+    fn from_bf16(b: u16) -> Self {
+        Self::from_f64(f32::from_bits(u32::from(b) << 16) as f64)
+    }
+    /// Rounded to f32, then to bfloat16 to nearest even (a NaN keeps its
+    /// upper bits, made quiet): how compressed state stores a value.
+    #[inline(always)]
+    fn to_bf16(self) -> u16 {
+        let x = self.to_f64() as f32;
+        let b = x.to_bits();
+        // Without a branch, so that loops over it vectorize.
+        let quiet = (b >> 16) | 0x40;
+        let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
+        (if x.is_nan() { quiet } else { rounded }) as u16
+    }
     /// Square root.
     fn sqrt(self) -> Self;
     /// Absolute value.

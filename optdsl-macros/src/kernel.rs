@@ -146,6 +146,8 @@ pub fn reduction_path(r: optdsl_lang::Reduction) -> TokenStream {
 
 struct Gen<'a> {
     p: &'a Program,
+    /// Buffers are bfloat16 bits, converted as they are loaded.
+    half: bool,
 }
 
 impl Gen<'_> {
@@ -168,7 +170,12 @@ impl Gen<'_> {
         let rhs = match &v.op {
             op @ (Op::Param | Op::Grad | Op::Buffer(_) | Op::Input(_)) => {
                 let x = chunk(op.slot().expect("a load"));
-                quote!(#x[__i])
+                if self.half && matches!(op, Op::Buffer(_)) {
+                    let pr = private();
+                    quote!(<F as #pr::Real>::from_bf16(#x[__i]))
+                } else {
+                    quote!(#x[__i])
+                }
             }
             op @ (Op::Unary(..) | Op::Binary(..) | Op::Func(..) | Op::Select(..)) => {
                 operation(p, op, &r, false)
@@ -195,11 +202,32 @@ impl Gen<'_> {
     }
 }
 
+/// Whether a pass has a copy with its buffers as bfloat16 bits
+/// ([`kernel_half`]): it touches a buffer, and every per-step boolean is a
+/// const generic (so the stores its variant skips are known).
+pub fn has_half(p: &Program, pass: &Pass) -> bool {
+    pass.slots.iter().any(|s| matches!(s.0, Slot::Buffer(_)))
+        && pass.bool_inputs(p).count() <= SPECIALIZED
+}
+
 /// The kernel functions of `pass` (named `name`, `name_avx2`, `name_avx512`)
 /// and its chooser `name_pick`.
 pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
+    kernel_with(p, pass, name, false)
+}
+
+/// The copy of a pass's kernel whose buffer slices are bfloat16 bits,
+/// converted in registers (`Real::from_bf16` as loaded, `Real::to_bf16` as
+/// stored; a buffer the variant leaves alone is not stored), named `name_h`
+/// (the runtime's `KernelFnHalf`), for passes with [`has_half`].
+pub fn kernel_half(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
+    kernel_with(p, pass, &format_ident!("{}_h", name), true)
+}
+
+fn kernel_with(p: &Program, pass: &Pass, name: &Ident, half: bool) -> TokenStream {
     let pr = private();
-    let g = Gen { p };
+    let g = Gen { p, half };
+    let is_buffer = |slot: Slot| half && matches!(slot, Slot::Buffer(_));
     let nums: Vec<Ident> = pass.num_inputs(p).map(c).collect();
     let bools: Vec<Ident> = pass.bool_inputs(p).map(c).collect();
     let reads: Vec<Ident> = pass.reads().map(block).collect();
@@ -236,10 +264,42 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
         (iter, pat)
     };
     let lets = pass.elements.iter().map(|&i| g.element_let(i));
+    // Per choice of the const booleans (bit k: `__Bk`), whether each slot is
+    // one the variant leaves alone (`Pass::idle_slots`).
+    let nconst = consts.len();
+    let idle_by_combo: Vec<Vec<bool>> = (0..1usize << nconst)
+        .map(|combo| {
+            let bits: Vec<bool> = (0..nconst).map(|k| combo >> k & 1 == 1).collect();
+            pass.idle_slots(p, &bits)
+        })
+        .collect();
+    let combo = if consts.is_empty() {
+        quote!(0usize)
+    } else {
+        let terms = consts
+            .iter()
+            .enumerate()
+            .map(|(k, b)| quote!((#b as usize) << #k));
+        quote!(#(#terms)|*)
+    };
     let stores = pass.writes.iter().map(|&(slot, id)| {
         let ch = chunk(slot);
         let v = g.operand(id);
-        quote!(#ch[__i] = #v;)
+        if is_buffer(slot) {
+            let k = pass
+                .slots
+                .iter()
+                .position(|s| s.0 == slot)
+                .expect("a written slot is among the pass's slots");
+            let idle = idle_by_combo.iter().map(|flags| flags[k]);
+            quote! {
+                if !([#(#idle),*][#combo]) {
+                    #ch[__i] = <F as #pr::Real>::to_bf16(#v);
+                }
+            }
+        } else {
+            quote!(#ch[__i] = #v;)
+        }
     });
     let accumulate = pass.reductions.iter().zip(&accs).map(|(&(r, _, arg), a)| {
         let r = reduction_path(r);
@@ -254,15 +314,58 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
     let (main_iter, main_pat) = chunks(quote!(#LANES));
     let (one_iter, one_pat) = chunks(quote!(1));
     let inner = format_ident!("{}_loop", name);
-    let read_params: Vec<TokenStream> = reads.iter().map(|x| quote!(#x: &[F])).collect();
-    let write_params: Vec<TokenStream> = writes.iter().map(|x| quote!(#x: &mut [F])).collect();
+    let read_params: Vec<TokenStream> = pass
+        .reads()
+        .map(|slot| {
+            let x = block(slot);
+            if is_buffer(slot) {
+                quote!(#x: &[u16])
+            } else {
+                quote!(#x: &[F])
+            }
+        })
+        .collect();
+    let write_params: Vec<TokenStream> = pass
+        .written()
+        .map(|slot| {
+            let x = block(slot);
+            if is_buffer(slot) {
+                quote!(#x: &mut [u16])
+            } else {
+                quote!(#x: &mut [F])
+            }
+        })
+        .collect();
+    // The entry's slices: the plain ones from `__r`/`__wr`, bfloat16 buffers
+    // (in the copy that has them) from `__hr`/`__hw`.
+    let plain_reads: Vec<Ident> = pass.reads().filter(|&s| !is_buffer(s)).map(block).collect();
+    let half_reads: Vec<Ident> = pass.reads().filter(|&s| is_buffer(s)).map(block).collect();
+    let plain_writes: Vec<Ident> = pass
+        .written()
+        .filter(|&s| !is_buffer(s))
+        .map(block)
+        .collect();
+    let half_writes: Vec<Ident> = pass
+        .written()
+        .filter(|&s| is_buffer(s))
+        .map(block)
+        .collect();
     let acc_params: Vec<TokenStream> = acc_refs.iter().map(|x| quote!(#x: &mut [F; 64])).collect();
     let avx2 = format_ident!("{}_avx2", name);
     let avx512 = format_ident!("{}_avx512", name);
     let pick = format_ident!("{}_pick", name);
     let generics = quote!(<F: #pr::Real #(, const #consts: bool)*>);
     let turbofish = quote!(::<F #(, #consts)*>);
-    let params = quote!(__cf: &[F], __cb: &[bool], __draws: #pr::Draws<'_>, __r: &[&[F]], __wr: &mut [&mut [F]], __accs: &mut [[F; 64]], __walk: #pr::Walk);
+    let params = if half {
+        quote!(__cf: &[F], __cb: &[bool], __draws: #pr::Draws<'_>, __r: &[&[F]], __wr: &mut [&mut [F]], __hr: &[&[u16]], __hw: &mut [&mut [u16]], __accs: &mut [[F; 64]], __walk: #pr::Walk)
+    } else {
+        quote!(__cf: &[F], __cb: &[bool], __draws: #pr::Draws<'_>, __r: &[&[F]], __wr: &mut [&mut [F]], __accs: &mut [[F; 64]], __walk: #pr::Walk)
+    };
+    let fn_type = if half {
+        quote!(#pr::KernelFnHalf<F>)
+    } else {
+        quote!(#pr::KernelFn<F>)
+    };
     let nspec = consts.len();
     let mut arms = Vec::new();
     for combo in 0..(1usize << nspec) {
@@ -270,10 +373,10 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
         let tf = quote!(::<F #(, #bits)*>);
         arms.push(quote! {
             #[cfg(target_arch = "x86_64")]
-            (#pr::Simd::Avx512 #(, #bits)*) => #avx512 #tf as #pr::KernelFn<F>,
+            (#pr::Simd::Avx512 #(, #bits)*) => #avx512 #tf as #fn_type,
             #[cfg(target_arch = "x86_64")]
-            (#pr::Simd::Avx2 #(, #bits)*) => #avx2 #tf as #pr::KernelFn<F>,
-            (_ #(, #bits)*) => #name #tf as #pr::KernelFn<F>,
+            (#pr::Simd::Avx2 #(, #bits)*) => #avx2 #tf as #fn_type,
+            (_ #(, #bits)*) => #name #tf as #fn_type,
         });
     }
     let keys = (0..nspec).map(|k| quote!(__cb[#k]));
@@ -311,6 +414,15 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
     // A uniform entry for the driver: the per-step values and slices taken
     // apart, then the loop of one SIMD level called with each slice as an
     // argument of its own.
+    let half_entry = if half {
+        quote! {
+            let &[#(#half_reads),*] = __hr else { ::core::unreachable!("bfloat16 slices read") };
+            let [#(#half_writes),*] = __hw else { ::core::unreachable!("bfloat16 slices written") };
+            #(let #half_writes: &mut [u16] = &mut **#half_writes;)*
+        }
+    } else {
+        TokenStream::new()
+    };
     let entry = |f: &Ident, target: &Ident, unsafety: TokenStream, attrs: TokenStream| {
         quote! {
             #attrs
@@ -318,10 +430,11 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
             #unsafety fn #f #generics(#params) {
                 let &[#(#nums),*] = __cf else { ::core::unreachable!("per-step numbers") };
                 let &[#(#bools),*] = __cb else { ::core::unreachable!("per-step booleans") };
-                let &[#(#reads),*] = __r else { ::core::unreachable!("slices read") };
-                let [#(#writes),*] = __wr else { ::core::unreachable!("slices written") };
+                let &[#(#plain_reads),*] = __r else { ::core::unreachable!("slices read") };
+                let [#(#plain_writes),*] = __wr else { ::core::unreachable!("slices written") };
+                #half_entry
                 let [#(#acc_refs),*] = __accs else { ::core::unreachable!("accumulators") };
-                #(let #writes: &mut [F] = &mut **#writes;)*
+                #(let #plain_writes: &mut [F] = &mut **#plain_writes;)*
                 #target #turbofish(#loop_args)
             }
         }
@@ -386,7 +499,7 @@ pub fn kernel(p: &Program, pass: &Pass, name: &Ident) -> TokenStream {
         #entry_avx512
         #entry_portable
         #[allow(unused, clippy::all)]
-        fn #pick<F: #pr::Real>(__simd: #pr::Simd, __cb: &[bool]) -> #pr::KernelFn<F> {
+        fn #pick<F: #pr::Real>(__simd: #pr::Simd, __cb: &[bool]) -> #fn_type {
             match (__simd #(, #keys)*) {
                 #(#arms)*
             }

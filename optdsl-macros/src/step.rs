@@ -2,7 +2,9 @@
 //! code, outside every loop), one call of the runtime's driver per pass with
 //! the pass's kernel, and the rule's `init`.
 
-use crate::kernel::{f64_lit, kernel, operation, private, reduction_path, s};
+use crate::kernel::{
+    f64_lit, has_half, kernel, kernel_half, operation, private, reduction_path, s,
+};
 use optdsl_lang::ir::{Id, Kind, Op, Program, Slot, Ty};
 use optdsl_lang::passes::{Pass, PassKind, StepPlan};
 use proc_macro2::{Ident, TokenStream};
@@ -92,7 +94,11 @@ fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
         _ => quote!(::core::option::Option::None),
     });
     let nr = pass.reductions.len();
-    let kinds = pass.reductions.iter().map(|r| reduction_path(r.0));
+    let kinds: Vec<TokenStream> = pass
+        .reductions
+        .iter()
+        .map(|r| reduction_path(r.0))
+        .collect();
     let heavy = pass.heavy;
     let finish = pass.reductions.iter().enumerate().map(|(j, &(r, id, _))| {
         let x = s(id);
@@ -100,23 +106,113 @@ fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
         quote!(let #x: f64 = #r.finish(__red[#j], __n);)
     });
     let ids: Vec<Ident> = pass.reductions.iter().map(|r| s(r.1)).collect();
+    // Per choice of the pass's booleans (bit k: boolean k), the slices its
+    // variant leaves alone, as the driver's bit masks over reads and writes
+    // (compressed ones are then neither decoded nor encoded); past
+    // IDLE_BOOLS booleans, none.
+    const IDLE_BOOLS: usize = 6;
+    let idle_table: Vec<TokenStream> = if nb <= IDLE_BOOLS {
+        (0..1usize << nb)
+            .map(|combo| {
+                let bits: Vec<bool> = (0..nb).map(|k| combo >> k & 1 == 1).collect();
+                let idle = pass.idle_slots(p, &bits);
+                let (mut r, mut w, mut mr, mut mw) = (0u32, 0u32, 0u32, 0u32);
+                for (&(_, written), &i) in pass.slots.iter().zip(&idle) {
+                    let (mask, count) = if written {
+                        (&mut mw, &mut w)
+                    } else {
+                        (&mut mr, &mut r)
+                    };
+                    if i && *count < 32 {
+                        *mask |= 1 << *count;
+                    }
+                    *count += 1;
+                }
+                quote!(#pr::Idle { reads: #mr, writes: #mw })
+            })
+            .collect()
+    } else {
+        vec![quote!(#pr::Idle::NONE)]
+    };
+    let idle_index = if nb <= IDLE_BOOLS {
+        quote!(__cb
+            .iter()
+            .enumerate()
+            .fold(0usize, |__m, (__k, &__b)| __m | usize::from(__b) << __k))
+    } else {
+        quote!(0usize)
+    };
+    // With every buffer of the pass bfloat16 (to nearest even), the kernel's
+    // copy that converts them in registers, without staging.
+    let (half_call, half_cond) = if has_half(p, pass) {
+        let pick_h = format_ident!("{}_h_pick", pass_name(pass));
+        let is_buf = |s: &Slot| matches!(s, Slot::Buffer(_));
+        let pk = |slot: Slot| match slot {
+            Slot::Buffer(i) => format_ident!("__pk{}", i),
+            _ => unreachable!("only buffers are packed"),
+        };
+        let all_bufs = pass.slots.iter().filter(|s| is_buf(&s.0)).map(|s| {
+            let x = pk(s.0);
+            quote!(#x.as_deref())
+        });
+        let plain_reads = pass.reads().filter(|s| !is_buf(s)).map(|slot| {
+            let x = all(slot);
+            quote!(&#x[..])
+        });
+        let plain_writes = pass.written().filter(|s| !is_buf(s)).map(|slot| {
+            let x = all(slot);
+            quote!(&mut #x[..])
+        });
+        let half_reads = pass.reads().filter(is_buf).map(|slot| {
+            let x = pk(slot);
+            quote!(#pr::bf16_bits(#x.as_deref()))
+        });
+        let half_writes = pass.written().filter(is_buf).map(|slot| {
+            let x = pk(slot);
+            quote!(#pr::bf16_bits_mut(#x.as_deref_mut()))
+        });
+        (
+            Some(quote! {
+                #pr::run_pass_half(
+                    |__simd| #pick_h::<F>(__simd, &__cb),
+                    (&__cf, &__cb, __draws),
+                    #heavy,
+                    __n,
+                    (&[#(#plain_reads),*], &mut [#(#plain_writes),*]),
+                    (&[#(#half_reads),*], &mut [#(#half_writes),*]),
+                    &[#(#kinds),*],
+                    &mut __red,
+                )
+            }),
+            quote!(#pr::all_bf16(&[#(#all_bufs),*])),
+        )
+    } else {
+        (None, quote!())
+    };
+    let staged = quote! {
+    #pr::run_pass_packed_idle(
+                // SAFETY: the driver hands the chooser only levels this CPU has.
+                |__simd| unsafe { #pr::FnKernel::new(#pick::<F>(__simd, &__cb), &__cf, &__cb).with_draws(__draws) },
+                #heavy,
+                __n,
+                __step,
+                (&[#(#reads),*], &mut [#(#writes),*]),
+                (&[#(#packed_reads),*], &mut [#(#packed_writes),*]),
+                __IDLE[#idle_index],
+                &[#(#kinds),*],
+                &mut __red,
+            )
+        };
+    let dispatch = match half_call {
+        Some(half) => quote!(if #half_cond { #half } else { #staged }),
+        None => staged,
+    };
     let call = quote! {
         let __cf: [F; #nn] = [#(<F as #pr::Real>::from_f64(#nums)),*];
         let __cb: [bool; #nb] = [#(#bools),*];
         let mut __red = [0.0f64; #nr];
-        let __ran = #pr::run_pass_packed(
-            // SAFETY: the driver hands the chooser only levels this CPU has.
-            |__simd| unsafe { #pr::FnKernel::new(#pick::<F>(__simd, &__cb), &__cf, &__cb).with_draws(__draws) },
-            #heavy,
-            __n,
-            __step,
-            &[#(#reads),*],
-            &mut [#(#writes),*],
-            &[#(#packed_reads),*],
-            &mut [#(#packed_writes),*],
-            &[#(#kinds),*],
-            &mut __red,
-        );
+        const __IDLE: &[#pr::Idle] = &[#(#idle_table),*];
+        let __ran = #dispatch;
         if let ::core::result::Result::Err(__e) = __ran {
             ::core::unreachable!("checked by optdsl-lang: {}", __e.0);
         }
@@ -139,7 +235,15 @@ pub fn apply(p: &Program, plan: &StepPlan) -> TokenStream {
         .chain(&plan.reduces)
         .chain(&plan.update)
         .collect();
-    let kernels = passes.iter().map(|pass| kernel(p, pass, &pass_name(pass)));
+    let kernels = passes.iter().map(|pass| {
+        let plain = kernel(p, pass, &pass_name(pass));
+        if has_half(p, pass) {
+            let half = kernel_half(p, pass, &pass_name(pass));
+            quote!(#plain #half)
+        } else {
+            plain
+        }
+    });
     let scalars_at = |stage: usize| -> Vec<TokenStream> {
         plan.scalars
             .get(stage)

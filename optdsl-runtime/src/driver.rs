@@ -313,6 +313,148 @@ fn over_supers(
 /// [`LANES`]; with a few buffers it stays in L1).
 pub const STAGE: usize = 1024;
 
+/// A generated kernel whose buffer slices are bfloat16 bits, converted in
+/// registers as it loads and stores them ([`optdsl_lang::Real::from_bf16`],
+/// [`optdsl_lang::Real::to_bf16`]): `hreads` and `hwrites` are the pass's
+/// buffers among its reads and writes, in order; `reads` and `writes` the
+/// rest.
+pub type KernelFnHalf<F> = unsafe fn(
+    cf: &[F],
+    cb: &[bool],
+    draws: Draws<'_>,
+    reads: &[&[F]],
+    writes: &mut [&mut [F]],
+    hreads: &[&[u16]],
+    hwrites: &mut [&mut [u16]],
+    acc: &mut [[F; LANES]],
+    walk: Walk,
+);
+
+/// The bfloat16 bits of a buffer kept as bfloat16 rounded to nearest even
+/// (what [`run_pass_half`] takes; empty otherwise).
+pub fn bf16_bits(p: Option<&Packed>) -> &[u16] {
+    match p {
+        Some(Packed::Bf16 {
+            bits,
+            stochastic: None,
+        }) => bits,
+        _ => &[],
+    }
+}
+
+/// [`bf16_bits`], to be written.
+pub fn bf16_bits_mut(p: Option<&mut Packed>) -> &mut [u16] {
+    match p {
+        Some(Packed::Bf16 {
+            bits,
+            stochastic: None,
+        }) => bits,
+        _ => &mut [],
+    }
+}
+
+/// Whether every one of a pass's buffers is kept as bfloat16 rounded to
+/// nearest even: then [`run_pass_half`] can run it.
+pub fn all_bf16(ps: &[Option<&Packed>]) -> bool {
+    ps.iter().all(|p| {
+        matches!(
+            p,
+            Some(Packed::Bf16 {
+                stochastic: None,
+                ..
+            })
+        )
+    })
+}
+
+/// [`run_pass_packed_idle`] for a pass whose buffers are all bfloat16 rounded
+/// to nearest even, with a kernel that converts them in registers
+/// ([`KernelFnHalf`]): no staging, one pass over memory. The walk is the
+/// staged one (blocks of [`BLOCK`] from each super-block's start, chunks of
+/// [`LANES`] from the block's start, the block's tail one by one), and the
+/// conversions are the staged ones, so the bits are the same; the kernel
+/// skips the stores of buffers its variant leaves alone, as the staged pass
+/// skips their encoding.
+#[allow(clippy::too_many_arguments)]
+pub fn run_pass_half<F: Float>(
+    select: impl Fn(Simd) -> KernelFnHalf<F>,
+    (cf, cb, draws): (&[F], &[bool], Draws<'_>),
+    heavy: bool,
+    n: usize,
+    (reads, writes): (&[&[F]], &mut [&mut [F]]),
+    (hreads, hwrites): (&[&[u16]], &mut [&mut [u16]]),
+    reductions: &[Reduction],
+    out: &mut [f64],
+) -> Result<(), PassShapeError> {
+    check_limits(
+        reads.len() + hreads.len(),
+        writes.len() + hwrites.len(),
+        reductions.len(),
+    )?;
+    let lengths_ok = reads.iter().all(|r| r.len() == n)
+        && writes.iter().all(|w| w.len() == n)
+        && hreads.iter().all(|r| r.len() == n)
+        && hwrites.iter().all(|w| w.len() == n);
+    if !lengths_ok {
+        return Err(PassShapeError(
+            "the slices of a pass differ in length".into(),
+        ));
+    }
+    if out.len() < reductions.len() {
+        let nred = reductions.len();
+        return Err(PassShapeError(format!(
+            "{nred} reductions need {nred} results, {} given",
+            out.len()
+        )));
+    }
+    let f = select(level_for(heavy));
+    let plain = Slices::of(reads, writes);
+    let half = Slices::of(hreads, hwrites);
+    let nred = reductions.len();
+    over_supers(n, reductions, out, |lo, hi| {
+        let mut red = [0.0f64; MAX_REDUCTIONS];
+        let mut block = lo;
+        while block < hi {
+            let block_end = (block + BLOCK).min(hi);
+            let mut acc = [[F::ZERO; LANES]; MAX_REDUCTIONS];
+            let acc = &mut acc[..nred];
+            let m = block + (block_end - block) / LANES * LANES;
+            for (a, b, walk) in [
+                (block, m, Walk::Chunks),
+                (m, block_end, Walk::Single { lane0: 0 }),
+            ] {
+                if a == b {
+                    continue;
+                }
+                // SAFETY: super-blocks are disjoint ranges of every slice,
+                // and a..b lies in this one.
+                let ((r, mut w), (hr, mut hw)) = unsafe { (plain.range(a, b), half.range(a, b)) };
+                // SAFETY: `select` gives kernels for levels this CPU has (the
+                // generated chooser, handed the level `level_for` allows).
+                unsafe {
+                    f(
+                        cf,
+                        cb,
+                        draws.at(a),
+                        &r[..plain.nr],
+                        &mut w[..plain.nw],
+                        &hr[..half.nr],
+                        &mut hw[..half.nw],
+                        acc,
+                        walk,
+                    )
+                };
+            }
+            for (j, r) in reductions.iter().enumerate() {
+                red[j] = r.combine(red[j], finish_block(*r, &acc[j], 0));
+            }
+            block = block_end;
+        }
+        red
+    });
+    Ok(())
+}
+
 /// A compressed buffer's parts, shareable across threads; tasks touch
 /// disjoint blocks.
 #[derive(Clone, Copy)]
@@ -458,6 +600,73 @@ pub fn run_pass_packed<F: Float, K: Kernel<F>>(
     reductions: &[Reduction],
     out: &mut [f64],
 ) -> Result<(), PassShapeError> {
+    run_pass_packed_idle(
+        select,
+        heavy,
+        n,
+        step,
+        (reads, writes),
+        (packed_reads, packed_writes),
+        Idle::NONE,
+        reductions,
+        out,
+    )
+}
+
+/// Which of a pass's slices the running variant of its kernel neither needs
+/// nor changes (`optdsl_lang::passes::Pass::idle_slots`): bit `k` of `reads`
+/// (`writes`) for `reads[k]` (`writes[k]`). A compressed buffer that is idle
+/// is neither decoded nor encoded (its bytes stay as they are); the kernel
+/// sees scratch values in its place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Idle {
+    /// Idle slices among the reads, one bit each.
+    pub reads: u32,
+    /// Idle slices among the writes, one bit each.
+    pub writes: u32,
+}
+
+impl Idle {
+    /// No slice idle.
+    pub const NONE: Idle = Idle {
+        reads: 0,
+        writes: 0,
+    };
+
+    /// From the flags of [`optdsl_lang::passes::Pass::idle_slots`], over a
+    /// pass's `slots` (each with whether it is written), in slot order.
+    pub fn of_slots(slots: &[(optdsl_lang::ir::Slot, bool)], idle: &[bool]) -> Idle {
+        let (mut r, mut w) = (0, 0);
+        let mut out = Idle::NONE;
+        for (&(_, written), &i) in slots.iter().zip(idle) {
+            let (bit, count) = if written {
+                (&mut out.writes, &mut w)
+            } else {
+                (&mut out.reads, &mut r)
+            };
+            if i && *count < 32 {
+                *bit |= 1 << *count;
+            }
+            *count += 1;
+        }
+        out
+    }
+}
+
+/// [`run_pass_packed`] knowing which slices the kernel's variant leaves
+/// alone ([`Idle`]): those that are compressed are not decoded or encoded.
+#[allow(clippy::too_many_arguments)]
+pub fn run_pass_packed_idle<F: Float, K: Kernel<F>>(
+    select: impl Fn(Simd) -> K,
+    heavy: bool,
+    n: usize,
+    step: u64,
+    (reads, writes): (&[&[F]], &mut [&mut [F]]),
+    (packed_reads, packed_writes): (&[Option<&Packed>], &mut [Option<&mut Packed>]),
+    idle: Idle,
+    reductions: &[Reduction],
+    out: &mut [f64],
+) -> Result<(), PassShapeError> {
     if packed_reads.iter().all(Option::is_none) && packed_writes.iter().all(Option::is_none) {
         return run_pass(select, heavy, reads, writes, reductions, out);
     }
@@ -493,12 +702,16 @@ pub fn run_pass_packed<F: Float, K: Kernel<F>>(
     let mut packs = Packs {
         reads: [None; MAX_SLOTS],
         writes: [None; MAX_SLOTS],
+        idle_reads: [false; MAX_SLOTS],
+        idle_writes: [false; MAX_SLOTS],
     };
     for (k, p) in packed_reads.iter().enumerate() {
         packs.reads[k] = p.map(RawPacked::of);
+        packs.idle_reads[k] = p.is_some() && idle.reads >> k & 1 == 1;
     }
     for (k, p) in packed_writes.iter().enumerate() {
         packs.writes[k] = p.as_deref().map(RawPacked::of);
+        packs.idle_writes[k] = p.is_some() && idle.writes >> k & 1 == 1;
     }
     over_supers(n, reductions, out, |lo, hi| {
         // SAFETY: super-blocks are disjoint ranges (whole 8-bit blocks: the
@@ -512,6 +725,9 @@ pub fn run_pass_packed<F: Float, K: Kernel<F>>(
 struct Packs {
     reads: [Option<RawPacked>; MAX_SLOTS],
     writes: [Option<RawPacked>; MAX_SLOTS],
+    /// Compressed buffers the kernel leaves alone ([`Idle`]).
+    idle_reads: [bool; MAX_SLOTS],
+    idle_writes: [bool; MAX_SLOTS],
 }
 
 // SAFETY: as for `Slices`: the pointers come from buffers borrowed for the
@@ -555,12 +771,16 @@ unsafe fn staged_super<F: Float, K: Kernel<F>>(
                 let (mut r, mut w) = unsafe { slices.range(a, b) };
                 let mut parts = area.chunks_mut(STAGE);
                 let mut staged_writes: [Option<(RawPacked, usize)>; MAX_SLOTS] = [None; MAX_SLOTS];
-                for (slot, p) in r[..nr].iter_mut().zip(&packs.reads[..nr]) {
+                for (k, (slot, p)) in r[..nr].iter_mut().zip(&packs.reads[..nr]).enumerate() {
                     if let Some(p) = p {
                         let part =
                             &mut parts.next().expect("staging sized for every buffer")[..len];
-                        // SAFETY: in bounds; no task writes a read buffer.
-                        unsafe { p.decode(a, part) };
+                        // An idle buffer's part holds scratch values: the
+                        // kernel neither needs them nor changes them.
+                        if !packs.idle_reads[k] {
+                            // SAFETY: in bounds; no task writes a read buffer.
+                            unsafe { p.decode(a, part) };
+                        }
                         *slot = part;
                     }
                 }
@@ -568,9 +788,13 @@ unsafe fn staged_super<F: Float, K: Kernel<F>>(
                     if let Some(p) = packs.writes[k] {
                         let part =
                             &mut parts.next().expect("staging sized for every buffer")[..len];
-                        // SAFETY: this task owns a..b of the buffer.
-                        unsafe { p.decode(a, part) };
-                        staged_writes[k] = Some((p, k));
+                        // An idle buffer is neither decoded nor encoded: it
+                        // keeps its bytes.
+                        if !packs.idle_writes[k] {
+                            // SAFETY: this task owns a..b of the buffer.
+                            unsafe { p.decode(a, part) };
+                            staged_writes[k] = Some((p, k));
+                        }
                         w[k] = part;
                     }
                 }

@@ -75,7 +75,8 @@ pub use text::{RuleErrors, Rules, TextRule};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::driver::{
-        packed_views, run_pass, run_pass_packed, Draws, FnKernel, KernelFn, Walk,
+        all_bf16, bf16_bits, bf16_bits_mut, packed_views, run_pass, run_pass_half, run_pass_packed,
+        run_pass_packed_idle, Draws, FnKernel, Idle, KernelFn, KernelFnHalf, Walk,
     };
     pub use crate::error::Result;
     pub use crate::exec::Simd;

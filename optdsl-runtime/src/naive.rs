@@ -12,7 +12,7 @@ use crate::state::State;
 use ndarray::{Array1, Zip};
 use optdsl_lang::ast::UnOp;
 use optdsl_lang::eval::Scalar;
-use optdsl_lang::ir::{Kind, Op, Ty};
+use optdsl_lang::ir::{Kind, Op, Slot, Ty};
 use std::borrow::Cow;
 
 enum Val<F> {
@@ -237,9 +237,20 @@ pub fn naive_step<F: Float>(
         }
     }
     let step = state.t;
+    // A buffer the step leaves alone (Adam's AMSGrad buffer without
+    // `amsgrad`; filled from `w` or `g` on the first step counts as
+    // written) keeps its bytes, as the fused step keeps them.
+    let written: Vec<Slot> = optdsl_lang::traffic::traffic(p, &hyper_scalars, step)
+        .into_iter()
+        .flat_map(|pass| pass.writes)
+        .collect();
     for (k, packed) in state.packed.iter_mut().enumerate() {
         if let Some(packed) = packed {
-            packed.encode_from(&std::mem::take(&mut state.buffers[k]), step);
+            let values = std::mem::take(&mut state.buffers[k]);
+            let filled = first && p.values[p.buffers[k].init].kind == Kind::Element;
+            if filled || written.contains(&Slot::Buffer(k)) {
+                packed.encode_from(&values, step);
+            }
         }
     }
     Ok(())

@@ -14,7 +14,7 @@
 //! assert_eq!(w, [0.5, 2.5]);
 //! ```
 
-use crate::driver::{run_pass_packed, Draws};
+use crate::driver::{run_pass_packed_idle, Draws, Idle};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::hyper::scalars_of;
@@ -329,6 +329,17 @@ fn run<F: Float>(
     }
     let kinds: Vec<optdsl_lang::Reduction> = pass.reductions.iter().map(|r| r.0).collect();
     let mut out = vec![0.0; kinds.len()];
+    // The slices this step's booleans switch off, as compiled rules skip them.
+    let bools: Option<Vec<bool>> = pass
+        .bool_inputs(p)
+        .map(|id| match known.get(id) {
+            Some(Some(Scalar::Bool(b))) => Some(*b),
+            _ => None,
+        })
+        .collect();
+    let idle = bools.map_or(Idle::NONE, |b| {
+        Idle::of_slots(&pass.slots, &pass.idle_slots(p, &b))
+    });
     // The pass compiled to machine code, or else interpreted.
     #[cfg(feature = "jit")]
     let compiled = jit
@@ -339,15 +350,14 @@ fn run<F: Float>(
     let done = {
         #[cfg(feature = "jit")]
         if let Some(code) = &compiled {
-            run_pass_packed(
+            run_pass_packed_idle(
                 |_| code.kernel(),
                 pass.heavy,
                 n,
                 step,
-                &reads,
-                &mut writes,
-                &packed_reads,
-                &mut packed_writes,
+                (&reads, &mut writes),
+                (&packed_reads, &mut packed_writes),
+                idle,
                 &kinds,
                 &mut out,
             )
@@ -358,7 +368,7 @@ fn run<F: Float>(
                 (known, draws),
                 (n, step),
                 (&reads, &mut writes),
-                (&packed_reads, &mut packed_writes),
+                (&packed_reads, &mut packed_writes, idle),
                 &kinds,
                 &mut out,
             )
@@ -370,7 +380,7 @@ fn run<F: Float>(
             (known, draws),
             (n, step),
             (&reads, &mut writes),
-            (&packed_reads, &mut packed_writes),
+            (&packed_reads, &mut packed_writes, idle),
             &kinds,
             &mut out,
         )
@@ -384,8 +394,13 @@ fn run<F: Float>(
 
 /// The slices of a pass and the compressed buffers that stand for some.
 type PassSlices<'a, 'b, F> = (&'a [&'b [F]], &'a mut [&'b mut [F]]);
-/// The compressed buffers of a pass, by position among its reads and writes.
-type PassPacked<'a, 'b> = (&'a [Option<&'b Packed>], &'a mut [Option<&'b mut Packed>]);
+/// The compressed buffers of a pass, by position among its reads and writes,
+/// and the slices its variant leaves alone.
+type PassPacked<'a, 'b> = (
+    &'a [Option<&'b Packed>],
+    &'a mut [Option<&'b mut Packed>],
+    Idle,
+);
 
 /// Runs one pass on the block interpreter (`known`: the per-step values,
 /// `draws`: what keys its random draws; `(n, step)`: the tensor's length and
@@ -397,20 +412,19 @@ fn interpret<F: Float>(
     (known, draws): (&[Option<Scalar>], Draws<'_>),
     (n, step): (usize, u64),
     (reads, writes): PassSlices<'_, '_, F>,
-    (packed_reads, packed_writes): PassPacked<'_, '_>,
+    (packed_reads, packed_writes, idle): PassPacked<'_, '_>,
     kinds: &[optdsl_lang::Reduction],
     out: &mut [f64],
 ) -> std::result::Result<(), crate::driver::PassShapeError> {
     let tape = Tape::<F>::new(p, pass, known).with_draws(draws);
-    run_pass_packed(
+    run_pass_packed_idle(
         |simd| Interp::new(&tape, simd),
         pass.heavy,
         n,
         step,
-        reads,
-        writes,
-        packed_reads,
-        packed_writes,
+        (reads, writes),
+        (packed_reads, packed_writes),
+        idle,
         kinds,
         out,
     )

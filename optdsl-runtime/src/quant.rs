@@ -312,7 +312,7 @@ pub(crate) fn decode_bf16<F: Float>(src: &[u16], out: &mut [F]) {
         return decode_bf16_f32(src, out);
     }
     for (o, &b) in out.iter_mut().zip(src) {
-        *o = F::from_f64(f32::from_bits(u32::from(b) << 16) as f64);
+        *o = optdsl_lang::Real::from_bf16(b);
     }
 }
 
@@ -430,6 +430,7 @@ per_level! {
 per_level! {
     /// bfloat16 bits widened to f32.
     fn decode_bf16_f32 / decode_bf16_f32_any(src: &[u16], out: &mut [f32]) {
+        // `Real::from_bf16` widened in place: the bits moved up, no rounding.
         for (o, &b) in out.iter_mut().zip(src) {
             *o = f32::from_bits(u32::from(b) << 16);
         }
@@ -860,14 +861,12 @@ pub fn quantizer(signed: bool) -> &'static Quantizer {
     cell.get_or_init(|| Quantizer::build(bits.map(f32::from_bits)))
 }
 
-/// `x` rounded to bfloat16, to nearest even (NaN stays a quiet NaN).
+/// `x` rounded to bfloat16, to nearest even (NaN stays a quiet NaN): the
+/// one definition, [`optdsl_lang::Real::to_bf16`], which compiled kernels
+/// also use when they convert in registers.
 #[inline(always)]
 pub fn bf16_nearest(x: f32) -> u16 {
-    let b = x.to_bits();
-    // Without a branch, so that loops over it vectorize.
-    let quiet = (b >> 16) | 0x40;
-    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
-    (if x.is_nan() { quiet } else { rounded }) as u16
+    optdsl_lang::Real::to_bf16(x)
 }
 
 /// `x` rounded to bfloat16 stochastically with 16 random bits `r`

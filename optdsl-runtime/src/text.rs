@@ -329,17 +329,22 @@ fn run<F: Float>(
     }
     let kinds: Vec<optdsl_lang::Reduction> = pass.reductions.iter().map(|r| r.0).collect();
     let mut out = vec![0.0; kinds.len()];
-    // The slices this step's booleans switch off, as compiled rules skip them.
-    let bools: Option<Vec<bool>> = pass
-        .bool_inputs(p)
-        .map(|id| match known.get(id) {
-            Some(Some(Scalar::Bool(b))) => Some(*b),
-            _ => None,
-        })
-        .collect();
-    let idle = bools.map_or(Idle::NONE, |b| {
-        Idle::of_slots(&pass.slots, &pass.idle_slots(p, &b))
-    });
+    // The slices this step's booleans switch off, as compiled rules skip them
+    // (only compressed ones cost anything to keep, so only they are looked for).
+    let any_packed =
+        packed_reads.iter().any(Option::is_some) || packed_writes.iter().any(Option::is_some);
+    let bools = || -> Option<Vec<bool>> {
+        pass.bool_inputs(p)
+            .map(|id| match known.get(id) {
+                Some(Some(Scalar::Bool(b))) => Some(*b),
+                _ => None,
+            })
+            .collect()
+    };
+    let idle = match any_packed.then(bools).flatten() {
+        Some(b) => Idle::of_slots(&pass.slots, &pass.idle_slots(p, &b)),
+        None => Idle::NONE,
+    };
     // The pass compiled to machine code, or else interpreted.
     #[cfg(feature = "jit")]
     let compiled = jit

@@ -3,8 +3,8 @@
 //! table of test accuracy, final train loss and epoch time beside the time of
 //! the bare matrix products an epoch needs, and writes every history.
 
-use super::presets::{make_rule, pytorch_reference, settings_text, Entry, ENTRIES, TOLERANCE};
 use super::progress::Progress;
+use super::rows::{make_rule, pytorch_reference, settings_text, Entry, ENTRIES, TOLERANCE};
 use super::setup::{describe_data, hypers_text, parse_hidden, set_init, Dtype};
 use super::CliResult;
 use optdsl::data::{CsvOptions, DataSource, Split};

@@ -2,8 +2,8 @@
 //! on USPS, Semeion or a CSV file with a built-in optimizer, prints each
 //! epoch and writes the history; its last line is `test accuracy: 0.xxxx`.
 
-use super::presets::{apply_settings, entry_for_builtin};
 use super::progress::Progress;
+use super::rows::{apply_settings, entry_for_builtin};
 use super::setup::{
     apply_sets, describe_data, hypers_text, invalid, parse_hidden, parse_set, set_init, Dtype,
 };

@@ -77,19 +77,37 @@ pub fn compile(text: &str) -> Result<Vec<Program>, Vec<Diagnostic>> {
 /// errors are reported once, at the base.
 pub fn compile_defs(defs: &[ast::RuleDef]) -> Vec<Result<Program, Vec<Diagnostic>>> {
     let mut out: Vec<Result<Program, Vec<Diagnostic>>> = Vec::with_capacity(defs.len());
+    // Each rule's expansion, kept for the presets written below it, so a
+    // chain of presets is expanded once.
+    let mut expanded: Vec<Option<ast::RuleDef>> = Vec::with_capacity(defs.len());
     for (i, def) in defs.iter().enumerate() {
-        let base_failed = preset::base_index(def, &defs[..i]).is_some_and(|b| out[b].is_err());
-        out.push(if base_failed {
-            Err(Vec::new())
-        } else {
-            preset::expand(def, &defs[..i]).and_then(|d| compile_rule(&d))
-        });
+        let rule = match preset::base_index(def, &defs[..i]) {
+            // A base with errors: they are reported once, at the base.
+            Some(b) if out[b].is_err() => Err(Vec::new()),
+            Some(b) => match &expanded[b] {
+                Some(base) => preset::apply(def, base.clone()),
+                None => Err(Vec::new()),
+            },
+            None => preset::expand(def, &defs[..i]),
+        };
+        let result = match rule {
+            Ok(r) => {
+                let p = compile_rule(&r);
+                expanded.push(Some(r));
+                p
+            }
+            Err(e) => {
+                expanded.push(None);
+                Err(e)
+            }
+        };
+        out.push(result);
     }
     out
 }
 
-/// Checks and lowers one parsed rule (a preset already expanded): the typed tree, the IR, the storage
-/// declarations and the driver's limits (what [`compile`] and the
+/// Checks and lowers one parsed rule (a preset already expanded): the
+/// typed tree, the IR, the storage declarations and the driver's limits (what [`compile`] and the
 /// `optimizer!` macro both run on each rule).
 pub fn compile_rule(def: &ast::RuleDef) -> Result<Program, Vec<Diagnostic>> {
     if def.preset.is_some() {

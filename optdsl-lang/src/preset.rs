@@ -41,24 +41,53 @@ pub fn base_index(def: &RuleDef, before: &[RuleDef]) -> Option<usize> {
 /// assert!(fast.source.contains("if true"));
 /// ```
 pub fn expand(def: &RuleDef, before: &[RuleDef]) -> Result<RuleDef, Vec<Diagnostic>> {
+    // The chain of bases back to a rule that is not a preset, walked without
+    // recursion (a file may chain any number of presets).
+    let mut chain = vec![def];
+    let mut scope = before;
+    let mut root = def;
+    while root.preset.is_some() {
+        let i = find_base(root, scope)?;
+        chain.push(&scope[i]);
+        root = &scope[i];
+        scope = &scope[..i];
+    }
+    let mut out = root.clone();
+    for preset in chain.iter().rev().skip(1) {
+        out = apply(preset, out)?;
+    }
+    Ok(out)
+}
+
+/// The position in `before` of the rule `def` (a preset) names, or the
+/// error at the name.
+fn find_base(def: &RuleDef, before: &[RuleDef]) -> Result<usize, Vec<Diagnostic>> {
+    if let Some(i) = base_index(def, before) {
+        return Ok(i);
+    }
+    let base = def.preset.as_ref().map(|p| &p.base).unwrap_or(&def.name);
+    let names = before.iter().map(|r| r.name.text.as_str());
+    let hint = suggest(&base.text, names)
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    Err(vec![Diagnostic::new(
+        base.span,
+        format!(
+            "no rule named `{}` is written above (a preset names a rule defined before it in the same file or macro call){hint}",
+            base.text
+        ),
+    )])
+}
+
+/// The preset `def` applied to its base, already expanded (`base`; a rule
+/// that is not a preset comes back as it is). [`crate::compile_defs`] keeps
+/// each rule's expansion, so a chain of presets is expanded once.
+pub fn apply(def: &RuleDef, base: RuleDef) -> Result<RuleDef, Vec<Diagnostic>> {
     let Some(preset) = &def.preset else {
         return Ok(def.clone());
     };
-    let Some(i) = base_index(def, before) else {
-        let names = before.iter().map(|r| r.name.text.as_str());
-        let hint = suggest(&preset.base.text, names)
-            .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
-        return Err(vec![Diagnostic::new(
-            preset.base.span,
-            format!(
-                "no rule named `{}` is written above (a preset names a rule defined before it in the same file or macro call){hint}",
-                preset.base.text
-            ),
-        )]);
-    };
-    let base = &before[i];
-    let mut out = expand(base, &before[..i])?;
+    let base_name = base.name.text.clone();
+    let mut out = base;
     out.name = def.name.clone();
     out.docs = def.docs.clone();
     out.vis = def.vis.clone();
@@ -90,12 +119,12 @@ pub fn expand(def: &RuleDef, before: &[RuleDef]) -> Result<RuleDef, Vec<Diagnost
                 set.name.span,
                 format!(
                     "`{}` has no hyperparameter `{name}`{hint} (a preset sets the hyperparameters its base declares)",
-                    base.name.text
+                    base_name
                 ),
             ));
             continue;
         };
-        if let Err(d) = check_value(set, &out.hypers[h], &base.name.text) {
+        if let Err(d) = check_value(set, &out.hypers[h], &base_name) {
             errors.push(d);
             continue;
         }
@@ -337,6 +366,24 @@ mod tests {
         // A base written below is not found.
         let e = messages("P = Q { } Q { w -= g; }");
         assert!(e[0].contains("no rule named `Q` is written above"), "{e:?}");
+    }
+
+    #[test]
+    fn a_long_chain_of_presets_compiles_without_deep_recursion() {
+        let mut text = String::from("P0 { hyper lr = 0.5; w -= lr * g; }\n");
+        for k in 1..3000 {
+            text += &format!("P{k} = P{} {{ hyper lr = {k}; }}\n", k - 1);
+        }
+        let p = compile(&text).unwrap();
+        assert_eq!(p.len(), 3000);
+        assert_eq!(
+            p[2999].fingerprint,
+            compile(&p[2999].source).unwrap()[0].fingerprint
+        );
+        // Alone, `expand` walks the chain without recursing too.
+        let defs = crate::parse::parse_rules(&text).unwrap();
+        let last = super::expand(&defs[2999], &defs[..2999]).unwrap();
+        assert_eq!(last.hypers.len(), 1);
     }
 
     #[test]

@@ -80,8 +80,15 @@ pub fn compile_defs(defs: &[ast::RuleDef]) -> Vec<Result<Program, Vec<Diagnostic
     // Each rule's expansion, kept for the presets written below it, so a
     // chain of presets is expanded once.
     let mut expanded: Vec<Option<ast::RuleDef>> = Vec::with_capacity(defs.len());
+    // The first rule of each name so far, so that finding a base is one lookup.
+    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (i, def) in defs.iter().enumerate() {
-        let rule = match preset::base_index(def, &defs[..i]) {
+        let base = def
+            .preset
+            .as_ref()
+            .and_then(|p| first.get(p.base.text.as_str()).copied());
+        first.entry(def.name.text.as_str()).or_insert(i);
+        let rule = match base {
             // A base with errors: they are reported once, at the base.
             Some(b) if out[b].is_err() => Err(Vec::new()),
             Some(b) => match &expanded[b] {

@@ -467,15 +467,16 @@ impl Builder {
         }
     }
 
-    fn rule_def(&self, pair: Pair<Rule>) -> Result<RuleDef, Diagnostic> {
-        let source = pair.as_str().to_string();
-        let whole = self.span(&pair);
-        let mut def = RuleDef {
+    /// A rule def with nothing in it yet but its text and range (its name
+    /// a placeholder at the whole range).
+    fn empty_def(&self, pair: &Pair<Rule>) -> RuleDef {
+        let whole = self.span(pair);
+        RuleDef {
             docs: Vec::new(),
             vis: None,
             name: Name {
                 text: String::new(),
-                span: self.span(&pair),
+                span: whole,
             },
             hypers: Vec::new(),
             buffers: Vec::new(),
@@ -483,10 +484,14 @@ impl Builder {
             inputs: Vec::new(),
             input_roles: Vec::new(),
             body: Vec::new(),
-            source,
+            source: pair.as_str().to_string(),
             span: whole,
             preset: None,
-        };
+        }
+    }
+
+    fn rule_def(&self, pair: Pair<Rule>) -> Result<RuleDef, Diagnostic> {
+        let mut def = self.empty_def(&pair);
         for p in inner(pair) {
             match p.as_rule() {
                 Rule::doc => def.docs.push(self.doc(p)?),
@@ -512,25 +517,23 @@ impl Builder {
     /// `pub Name = Base { hyper x = 1; let y = true; }`: a rule def with
     /// only its docs, visibility and name, and what it takes from `Base`.
     fn preset_def(&self, pair: Pair<Rule>) -> Result<RuleDef, Diagnostic> {
-        let source = pair.as_str().to_string();
-        let whole = self.span(&pair);
-        let mut docs = Vec::new();
-        let mut vis = None;
-        let mut name = None;
-        let mut base = None;
-        let mut defaults = Vec::new();
-        let mut fixed = Vec::new();
+        let mut def = self.empty_def(&pair);
+        let mut preset = PresetOf {
+            base: def.name.clone(),
+            defaults: Vec::new(),
+            fixed: Vec::new(),
+        };
         for p in inner(pair) {
             match p.as_rule() {
-                Rule::doc => docs.push(self.doc(p)?),
-                Rule::vis => vis = Some(p.as_str().split_whitespace().collect()),
-                Rule::rule_name => name = Some(self.name(inner(p).next().expect("ident"))),
-                Rule::preset_base => base = Some(self.name(inner(p).next().expect("ident"))),
+                Rule::doc => def.docs.push(self.doc(p)?),
+                Rule::vis => def.vis = Some(p.as_str().split_whitespace().collect()),
+                Rule::rule_name => def.name = self.name(inner(p).next().expect("ident")),
+                Rule::preset_base => preset.base = self.name(inner(p).next().expect("ident")),
                 Rule::preset_hyper | Rule::preset_fixed => {
                     let into = if p.as_rule() == Rule::preset_hyper {
-                        &mut defaults
+                        &mut preset.defaults
                     } else {
-                        &mut fixed
+                        &mut preset.fixed
                     };
                     for set in inner(p).filter(|s| s.as_rule() == Rule::preset_set) {
                         let mut it = inner(set);
@@ -542,24 +545,8 @@ impl Builder {
                 _ => {}
             }
         }
-        Ok(RuleDef {
-            docs,
-            vis,
-            name: name.expect("a preset has a name"),
-            hypers: Vec::new(),
-            buffers: Vec::new(),
-            scalars: Vec::new(),
-            inputs: Vec::new(),
-            input_roles: Vec::new(),
-            body: Vec::new(),
-            source,
-            span: whole,
-            preset: Some(PresetOf {
-                base: base.expect("a preset has a base"),
-                defaults,
-                fixed,
-            }),
-        })
+        def.preset = Some(preset);
+        Ok(def)
     }
 
     fn decls(&self, pair: Pair<Rule>) -> Result<Vec<Decl>, Diagnostic> {

@@ -47,24 +47,36 @@ pub fn save<T: Serialize>(path: &Path, kind: &str, value: &T) -> Result<()> {
     let _lock = lock(path)?;
     let (dir, name) = dir_and_name(path)?;
     remove_stale_temporaries(&dir, &name);
-    let write = || -> std::io::Result<()> {
-        let prefix = temp_prefix(&name, std::process::id());
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix);
-        #[cfg(unix)]
-        {
-            // As `File::create`: read-write for all, less the umask.
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(fs::Permissions::from_mode(0o666));
-        }
-        let mut tmp = builder.tempfile_in(&dir)?;
-        tmp.write_all(header.as_bytes())?;
-        tmp.write_all(&payload)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    };
-    write().map_err(|e| error(path, format!("cannot write: {e}")))
+    let prefix = temp_prefix(&name, std::process::id());
+    write_via_temporary(path, &dir, &prefix, &[header.as_bytes(), &payload])
+        .map_err(|e| error(path, format!("cannot write: {e}")))
+}
+
+/// Writes `chunks` to `path` atomically: into a temporary file in `dir`
+/// (named `prefix` and random letters), synced, then renamed over `path`; on
+/// failure the temporary is removed (when it is dropped) and `path` is left
+/// as it was. The one atomic write of the project's files.
+pub(crate) fn write_via_temporary(
+    path: &Path,
+    dir: &Path,
+    prefix: &str,
+    chunks: &[&[u8]],
+) -> std::io::Result<()> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    #[cfg(unix)]
+    {
+        // As `File::create`: read-write for all, less the umask.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
+    for chunk in chunks {
+        tmp.write_all(chunk)?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// The directory a checkpoint at `path` is written in (`.` for a bare
@@ -92,8 +104,9 @@ fn dir_and_name(path: &Path) -> Result<(PathBuf, String)> {
     Ok((dir.to_path_buf(), name))
 }
 
-/// How the temporary files of process `pid` saving checkpoint `name` begin.
-fn temp_prefix(name: &str, pid: u32) -> String {
+/// How the temporary files of process `pid` writing the file `name` (a
+/// checkpoint or any other file of a run) begin.
+pub(crate) fn temp_prefix(name: &str, pid: u32) -> String {
     format!(".{name}.tmp-{pid}-")
 }
 

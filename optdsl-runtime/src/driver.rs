@@ -239,19 +239,12 @@ pub fn run_pass<F: Float, K: Kernel<F>>(
         .map(|w| w.len())
         .or_else(|| reads.first().map(|r| r.len()))
         .unwrap_or(0);
-    check_limits(reads.len(), writes.len(), reductions.len())?;
-    if reads.iter().any(|r| r.len() != n) || writes.iter().any(|w| w.len() != n) {
-        return Err(PassShapeError(
-            "the slices of a pass differ in length".into(),
-        ));
-    }
-    if out.len() < reductions.len() {
-        let nred = reductions.len();
-        return Err(PassShapeError(format!(
-            "{nred} reductions need {nred} results, {} given",
-            out.len()
-        )));
-    }
+    let lengths_ok = reads.iter().all(|r| r.len() == n) && writes.iter().all(|w| w.len() == n);
+    check_pass(
+        (reads.len(), writes.len()),
+        (reductions.len(), out.len()),
+        lengths_ok,
+    )?;
     let kernel = select(level_for(heavy));
     let slices = Slices::of(reads, writes);
     over_supers(n, reductions, out, |lo, hi| {
@@ -268,13 +261,29 @@ pub fn run_pass<F: Float, K: Kernel<F>>(
     Ok(())
 }
 
-/// The driver's limits on one pass: at most [`MAX_SLOTS`] slices read and
-/// written, [`MAX_REDUCTIONS`] reductions.
-fn check_limits(nr: usize, nw: usize, nred: usize) -> Result<(), PassShapeError> {
+/// The one check of a pass's shape, for every kind of pass: the driver's
+/// limits (at most [`MAX_SLOTS`] slices read and written, [`MAX_REDUCTIONS`]
+/// reductions), slices of one length (`lengths_ok`, as the caller's layout
+/// defines it) and a result for every reduction (`nout` of them).
+fn check_pass(
+    (nr, nw): (usize, usize),
+    (nred, nout): (usize, usize),
+    lengths_ok: bool,
+) -> Result<(), PassShapeError> {
     if nr > MAX_SLOTS || nw > MAX_SLOTS || nred > MAX_REDUCTIONS {
         return Err(PassShapeError(format!(
             "a pass touches {} slices and computes {nred} reductions; the driver holds at most {MAX_SLOTS} and {MAX_REDUCTIONS}",
             nr + nw
+        )));
+    }
+    if !lengths_ok {
+        return Err(PassShapeError(
+            "the slices of a pass differ in length".into(),
+        ));
+    }
+    if nout < nred {
+        return Err(PassShapeError(format!(
+            "{nred} reductions need {nred} results, {nout} given"
         )));
     }
     Ok(())
@@ -386,27 +395,15 @@ pub fn run_pass_half<F: Float>(
     reductions: &[Reduction],
     out: &mut [f64],
 ) -> Result<(), PassShapeError> {
-    check_limits(
-        reads.len() + hreads.len(),
-        writes.len() + hwrites.len(),
-        reductions.len(),
-    )?;
     let lengths_ok = reads.iter().all(|r| r.len() == n)
         && writes.iter().all(|w| w.len() == n)
         && hreads.iter().all(|r| r.len() == n)
         && hwrites.iter().all(|w| w.len() == n);
-    if !lengths_ok {
-        return Err(PassShapeError(
-            "the slices of a pass differ in length".into(),
-        ));
-    }
-    if out.len() < reductions.len() {
-        let nred = reductions.len();
-        return Err(PassShapeError(format!(
-            "{nred} reductions need {nred} results, {} given",
-            out.len()
-        )));
-    }
+    check_pass(
+        (reads.len() + hreads.len(), writes.len() + hwrites.len()),
+        (reductions.len(), out.len()),
+        lengths_ok,
+    )?;
     let f = select(level_for(heavy));
     let plain = Slices::of(reads, writes);
     let half = Slices::of(hreads, hwrites);
@@ -670,7 +667,6 @@ pub fn run_pass_packed_idle<F: Float, K: Kernel<F>>(
     if packed_reads.iter().all(Option::is_none) && packed_writes.iter().all(Option::is_none) {
         return run_pass(select, heavy, reads, writes, reductions, out);
     }
-    check_limits(reads.len(), writes.len(), reductions.len())?;
     let fits = |len: usize, p: Option<&Packed>| match p {
         Some(p) => len == 0 && p.len() == n && p.is_consistent(),
         None => len == n,
@@ -685,18 +681,11 @@ pub fn run_pass_packed_idle<F: Float, K: Kernel<F>>(
             .iter()
             .zip(packed_writes.iter())
             .all(|(w, p)| fits(w.len(), p.as_deref()));
-    if !ok {
-        return Err(PassShapeError(
-            "the slices of a pass differ in length".into(),
-        ));
-    }
-    if out.len() < reductions.len() {
-        let nred = reductions.len();
-        return Err(PassShapeError(format!(
-            "{nred} reductions need {nred} results, {} given",
-            out.len()
-        )));
-    }
+    check_pass(
+        (reads.len(), writes.len()),
+        (reductions.len(), out.len()),
+        ok,
+    )?;
     let kernel = select(level_for(heavy));
     let slices = Slices::of(reads, writes);
     let mut packs = Packs {

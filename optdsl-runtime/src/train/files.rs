@@ -16,7 +16,6 @@ pub(super) fn io_error(path: &Path, e: std::io::Error) -> Error {
 /// the same directory, synced, then renamed over `path`; on failure the
 /// temporary is removed and `path` left as it was.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -24,23 +23,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let prefix = format!(".{name}.tmp-{}-", std::process::id());
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix);
-    #[cfg(unix)]
-    {
-        // As `File::create`: read-write for all, less the umask.
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let write = || -> std::io::Result<()> {
-        let mut tmp = builder.tempfile_in(dir)?;
-        tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    };
-    write().map_err(|e| io_error(path, e))
+    let prefix = crate::checkpoint::temp_prefix(&name, std::process::id());
+    crate::checkpoint::write_via_temporary(path, dir, &prefix, &[bytes])
+        .map_err(|e| io_error(path, e))
 }
 
 /// Creates `dir` if missing and checks that a file can be written in it:

@@ -92,16 +92,20 @@ fn dir_and_name(path: &Path) -> Result<(PathBuf, String)> {
             ),
         ));
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = dir_of(path);
     let name = path
         .file_name()
         .ok_or_else(|| error(path, "not a file name"))?
         .to_string_lossy()
         .into_owned();
     Ok((dir.to_path_buf(), name))
+}
+
+/// The directory a file at `path` is in (`.` for a bare name).
+pub(crate) fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// How the temporary files of process `pid` writing the file `name` (a

@@ -16,10 +16,7 @@ pub(super) fn io_error(path: &Path, e: std::io::Error) -> Error {
 /// the same directory, synced, then renamed over `path`; on failure the
 /// temporary is removed and `path` left as it was.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::checkpoint::dir_of(path);
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

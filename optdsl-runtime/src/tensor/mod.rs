@@ -14,11 +14,16 @@
 #[macro_use]
 mod macros;
 mod exec;
+mod fused;
 mod gemm;
 mod ops;
 mod pool;
+#[cfg(test)]
+mod tests;
+mod traffic;
 
 pub use gemm::{gram, matmul, recording, Product};
+pub use traffic::{passes, Pass, Traffic};
 
 use crate::error::Result;
 use crate::float::Float;

@@ -1,8 +1,10 @@
 //! Rules with shapes: the matrix fixtures replay, a user's own Adafactor
 //! compiles and steps as the built-in does, text and compiled forms give
-//! the same bits, state is sized by the shape, a vector given to a rule
-//! that needs a matrix is a typed error, and the fused passes give the same
-//! bits on one thread and on two.
+//! the same bits (on awkward shapes, vectors and a 3-D tensor, one thread
+//! and two), state is sized by the shape, a vector given to a rule that
+//! needs a matrix is a typed error, the fused passes give the same bits on
+//! one thread and on two, and the executor records the passes the bench's
+//! bound replays.
 
 use optdsl::{builtin_rule, optimizer, DynRule, Error, Rules, State, UpdateRule};
 
@@ -193,14 +195,11 @@ fn text_and_compiled_rules_give_the_same_bits_on_awkward_shapes_and_threads() {
             let Ok(mut s1) = compiled.init_shaped_f32(shape) else {
                 continue;
             };
-            let mut w0 = vec![0.0f32; n];
-            if compiled
-                .step_f32(&mut s1, &mut w0, &w0.clone(), &[])
-                .is_err()
-            {
+            let (mut w0, g0) = (vec![0.0f32; n], vec![0.0f32; n]);
+            if compiled.step_f32(&mut s1, &mut w0, &g0, &[]).is_err() {
                 // A rule that needs a matrix refuses a vector, in both forms.
                 let mut s2 = text.init_shaped_f32(shape).unwrap();
-                assert!(text.step_f32(&mut s2, &mut w0, &w0.clone(), &[]).is_err());
+                assert!(text.step_f32(&mut s2, &mut w0, &g0, &[]).is_err());
                 continue;
             }
             for threads in [1, 2] {
@@ -228,6 +227,43 @@ fn text_and_compiled_rules_give_the_same_bits_on_awkward_shapes_and_threads() {
             }
         }
     }
+}
+
+#[test]
+fn the_executor_records_adafactors_three_passes_over_the_matrix() {
+    // What `optdsl bench --shape` replays as its same-traffic bound.
+    let rule = builtin_rule("adafactor").unwrap();
+    let (rows, cols) = (64, 96);
+    let n = rows * cols;
+    let mut state = rule.init_shaped_f32(&[rows, cols]).unwrap();
+    let mut w: Vec<f32> = data(n, 1).iter().map(|&x| x as f32).collect();
+    let g: Vec<f32> = data(n, 2).iter().map(|&x| x as f32).collect();
+    let (out, traffic) = optdsl::tensor::passes(|| rule.step_f32(&mut state, &mut w, &g, &[]));
+    out.unwrap();
+    let large: Vec<_> = traffic.passes.iter().filter(|p| p.numbers == n).collect();
+    // norm(w), row_norm(g) and col_norm(g) in one pass; norm(u); the update.
+    let shape: Vec<(usize, usize)> = large
+        .iter()
+        .map(|p| (p.reads.len(), p.writes.len()))
+        .collect();
+    assert_eq!(shape, [(2, 0), (1, 0), (1, 1)], "{traffic:?}");
+    let g_id = large[1].reads[0];
+    assert_eq!(large[2].reads, [g_id]);
+    assert!(large[0].reads.contains(&g_id));
+    assert!(
+        large[0].reads.contains(&large[2].writes[0]),
+        "w read first, written last"
+    );
+    // The small passes (r, c, mean(r)) move rows or cols numbers.
+    assert!(traffic
+        .passes
+        .iter()
+        .all(|p| p.numbers == n || p.numbers == rows || p.numbers == cols));
+    let bytes = traffic.bytes(4);
+    assert!(bytes >= 24 * n && bytes < 25 * n, "{bytes}");
+    // Nothing is recorded outside `passes`.
+    let (_, none) = optdsl::tensor::passes(|| ());
+    assert!(none.passes.is_empty());
 }
 
 #[test]

@@ -16,7 +16,6 @@
 //! not depend on the thread count. Sums run in f64: per block over eight
 //! interleaved partial sums, then block by block and chunk by chunk in order.
 
-use super::fused::{Build, Opd, Prog};
 use super::ops::{
     accumulate, axis_reduce, binary, borrow, broadcast_to, func, nums, owned, reduce, select, sym,
     transpose, unary, update_in_place, Arr, Part, Val,
@@ -136,15 +135,6 @@ fn key(e: &TExpr) -> usize {
     e as *const TExpr as usize
 }
 
-#[cfg(test)]
-thread_local! {
-    /// Tests: whether fused passes walk the expression tree rather than run
-    /// programs ([`super::fused`]), to compare the two.
-    pub(super) static TREE_WALK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// Tests: how many programs fused passes ran on this thread.
-    pub(super) static PROGRAMS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
 /// Numbers a fused pass evaluates at once: a block of rows this long stays
 /// in the second level of cache with its temporaries, and is long enough
 /// that walking the expression per block costs little (Adafactor's step on
@@ -232,7 +222,7 @@ impl Split {
 }
 
 /// `x op= y` for each pending `(op, y)`, in order.
-pub(super) fn apply_ops<F: Float>(data: &mut [F], ops: &[(BinOp, F)]) {
+fn apply_ops<F: Float>(data: &mut [F], ops: &[(BinOp, F)]) {
     for &(op, y) in ops {
         per_op!(op, |f| data.iter_mut().for_each(|o| *o = f(*o, y)));
     }
@@ -534,117 +524,6 @@ impl<'s, F: Float> Exec<'s, F> {
         })
     }
 
-    /// Element-wise `e` (whole values in `pre`) for an output of `dims` as
-    /// a program over short spans ([`super::fused`]), the store's `target`
-    /// read from the block written; `None` where the program does not
-    /// cover `e` (the tree walk of [`Self::block`] runs). Mirrors
-    /// [`Self::block`] and [`Self::block_var`] case for case.
-    fn compile<'b>(
-        &'b self,
-        e: &'b TExpr,
-        pre: &'b Pre<F>,
-        dims: (usize, usize),
-        target: Option<Var>,
-    ) -> Option<Prog<'b, F>> {
-        #[cfg(test)]
-        if TREE_WALK.with(|w| w.get()) {
-            return None;
-        }
-        let mut b = Build::new(dims);
-        let result = self.node(&mut b, e, pre, target)?;
-        let prog = b.finish(result);
-        #[cfg(test)]
-        PROGRAMS.with(|n| n.set(n.get() + usize::from(prog.is_some())));
-        prog
-    }
-
-    fn node<'b>(
-        &'b self,
-        b: &mut Build<'b, F>,
-        e: &'b TExpr,
-        pre: &'b Pre<F>,
-        target: Option<Var>,
-    ) -> Option<Opd<F>> {
-        if let Some(v) = pre.get(&key(e)) {
-            return Self::whole_opd(b, v);
-        }
-        match &e.node {
-            TNode::Num(x) => Some(Opd::Num(*x)),
-            TNode::Bool(x) => Some(Opd::Bool(*x)),
-            TNode::Var(v) => self.node_var(b, *v, target),
-            TNode::Unary(op, x) => {
-                let x = self.node(b, x, pre, target)?;
-                b.unary(*op, x)
-            }
-            TNode::Binary(op, l, r) => {
-                // `x^2` multiplies, as element-wise rules lower it.
-                let square = *op == BinOp::Pow && matches!(r.node, TNode::Num(n) if n == 2.0);
-                let x = self.node(b, l, pre, target)?;
-                if square {
-                    b.binary(BinOp::Mul, x, x)
-                } else {
-                    let y = self.node(b, r, pre, target)?;
-                    b.binary(*op, x, y)
-                }
-            }
-            TNode::Call(f, args) => {
-                let mut vals = Vec::with_capacity(args.len());
-                for a in args {
-                    vals.push(self.node(b, a, pre, target)?);
-                }
-                b.func(*f, &vals)
-            }
-            TNode::Select(c, x, y) => match self.node(b, c, pre, target)? {
-                // One boolean decides: only the branch taken is computed.
-                Opd::Bool(true) => self.node(b, x, pre, target),
-                Opd::Bool(false) => self.node(b, y, pre, target),
-                Opd::Mask(m) => {
-                    let x = self.node(b, x, pre, target)?;
-                    let y = self.node(b, y, pre, target)?;
-                    b.select(m, x, y)
-                }
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    fn whole_opd<'b>(b: &mut Build<'b, F>, v: &'b Val<'static, F>) -> Option<Opd<F>> {
-        match v {
-            Val::Num(x) => Some(Opd::Num(*x)),
-            Val::Bool(x) => Some(Opd::Bool(*x)),
-            Val::Arr(a) => b.leaf(&a.data, (a.rows, a.cols), &[], false),
-            Val::Mask(..) => None,
-        }
-    }
-
-    fn node_var<'b>(&'b self, b: &mut Build<'b, F>, v: Var, target: Option<Var>) -> Option<Opd<F>> {
-        let d = self.dims;
-        let none: &[(BinOp, F)] = &[];
-        let (data, dims, ops): (&'b [F], _, &'b [(BinOp, F)]) = match v {
-            _ if target == Some(v) => return b.leaf(&[], b.dims(), none, true),
-            Var::Param => (&*self.w, (d.rows, d.cols), &self.pending[0]),
-            Var::Grad => (self.g, (d.rows, d.cols), none),
-            Var::Input(i) => (self.inputs.get(i).copied()?, (d.rows, d.cols), none),
-            Var::Buffer(i) => (&self.buffers[i], self.buffer_dims(i), &self.pending[i + 1]),
-            Var::Let(i) => {
-                return match &self.lets[i] {
-                    Slot::Val(x) => Self::whole_opd(b, x),
-                    Slot::Lazy(x, pre) => self.node(b, x, pre, target),
-                    Slot::Unset => Some(Opd::Num(f64::NAN)),
-                }
-            }
-            other => {
-                return match self.var(other).ok()? {
-                    Val::Num(x) => Some(Opd::Num(x)),
-                    Val::Bool(x) => Some(Opd::Bool(x)),
-                    _ => None,
-                }
-            }
-        };
-        b.leaf(data, dims, ops, false)
-    }
-
     /// What a pass over `numbers` numbers evaluating `exprs` reads and
     /// writes (`written`), for [`super::traffic`]: the arrays of that size
     /// its leaves name (both branches of a selection counted).
@@ -786,28 +665,6 @@ impl<'s, F: Float> Exec<'s, F> {
         }
         let split = Split::new(rows, cols);
         super::traffic::note(|| self.pass_arrays(&[(e, pre)], rows * cols, Some(&*out)));
-        if let Some(prog) = self.compile(e, pre, (rows, cols), target.map(|(t, _)| t)) {
-            return split.each(out, |k, chunk| {
-                let mut regs = prog.regs();
-                let mut rest = &mut chunk[..];
-                for (r0, nr) in split.blocks(k) {
-                    let (blk, tail) = std::mem::take(&mut rest).split_at_mut(nr * cols);
-                    rest = tail;
-                    if let Some((_, ops)) = target {
-                        apply_ops(blk, ops);
-                    }
-                    prog.run_block(&mut regs, (r0, nr, cols), blk, |blk, span, v| {
-                        let o = &mut blk[span];
-                        let dims = (1, o.len());
-                        match op {
-                            None => update_in_place(o, dims, v, |_, y| y),
-                            Some(bin) => per_op!(bin, |f| update_in_place(o, dims, v, f)),
-                        }
-                    });
-                }
-                Ok(())
-            });
-        }
         split.each(out, |k, chunk| {
             let mut rest = &mut chunk[..];
             for (r0, nr) in split.blocks(k) {
@@ -959,13 +816,7 @@ impl<'s, F: Float> Exec<'s, F> {
             let exprs: Vec<(&TExpr, &Pre<F>)> = reds.iter().map(|d| (d.x, &d.pre)).collect();
             self.pass_arrays(&exprs, rows * cols, None)
         });
-        let progs: Vec<Option<Prog<'_, F>>> = reds
-            .iter()
-            .map(|d| self.compile(d.x, &d.pre, (rows, cols), None))
-            .collect();
         let parts = split.map(|k| {
-            let mut regs: Vec<_> = progs.iter().map(|p| p.as_ref().map(Prog::regs)).collect();
-            let mut scratch: Vec<F> = super::pool::take(split.block.min(rows) * cols);
             let mut parts: Vec<Part<F>> = reds
                 .iter()
                 .map(|d| match d.axis {
@@ -975,24 +826,7 @@ impl<'s, F: Float> Exec<'s, F> {
                 })
                 .collect();
             for (r0, nr) in split.blocks(k) {
-                for (i, (d, part)) in reds.iter().zip(&mut parts).enumerate() {
-                    if let (Some(prog), Some(regs)) = (&progs[i], &mut regs[i]) {
-                        // The same numbers as the tree walk's, summed by the
-                        // same code over the same block.
-                        let span = r0 * cols..(r0 + nr) * cols;
-                        if let Some(data) = prog.direct() {
-                            accumulate(part, d.r, &data[span], cols);
-                            continue;
-                        }
-                        scratch.resize(span.len(), F::ZERO);
-                        prog.run_block(regs, (r0, nr, cols), &mut scratch, |buf, span, v| {
-                            let o = &mut buf[span];
-                            let dims = (1, o.len());
-                            update_in_place(o, dims, v, |_, y| y);
-                        });
-                        accumulate(part, d.r, &scratch, cols);
-                        continue;
-                    }
+                for (d, part) in reds.iter().zip(&mut parts) {
                     let v = self.block(d.x, &d.pre, r0..r0 + nr, None)?;
                     let data = broadcast_to(v, nr, cols)
                         .ok_or_else(|| self.bug("a reduction's operand of another shape"))?;
@@ -1002,7 +836,6 @@ impl<'s, F: Float> Exec<'s, F> {
                     }
                 }
             }
-            super::pool::give(scratch);
             Ok(parts)
         })?;
         let mut out = Vec::with_capacity(reds.len());

@@ -14,12 +14,9 @@
 #[macro_use]
 mod macros;
 mod exec;
-mod fused;
 mod gemm;
 mod ops;
 mod pool;
-#[cfg(test)]
-mod tests;
 mod traffic;
 
 pub use gemm::{gram, matmul, recording, Product};

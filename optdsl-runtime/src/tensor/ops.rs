@@ -238,27 +238,7 @@ pub(super) enum Row<'v, F> {
     Slice(&'v [F]),
 }
 
-/// `d` as the numbers of a result of `d.len()` numbers, read in order.
-pub(super) fn flat<F>(d: &[F]) -> Nums<'_, F> {
-    Nums::Many(
-        d,
-        Walk {
-            rows: 1,
-            cols: d.len(),
-        },
-    )
-}
-
 impl<'v, F: Float> Nums<'v, F> {
-    /// Number `k` of a flat result (see [`flat`]).
-    #[inline(always)]
-    pub(super) fn at(&self, k: usize) -> F {
-        match self {
-            Nums::One(v) => *v,
-            Nums::Many(d, _) => d[k],
-        }
-    }
-
     /// Whether it covers a `rows x cols` result number for number (or is one
     /// number), so a flat loop reads it.
     fn flat(&self, rows: usize, cols: usize) -> bool {

@@ -582,12 +582,16 @@ pub fn bench_shaped<F: DynFloat>(
             .map(|(k, &len)| filled::<F>(len, k + 3))
             .collect();
         let spans: Vec<Span<F>> = arrays.iter_mut().map(|a| Span(a.as_mut_ptr())).collect();
-        let replay: Vec<(usize, Vec<Span<F>>, Vec<Span<F>>)> = traffic
+        let replay: Vec<TrafficPass<F>> = traffic
             .passes
             .iter()
             .map(|p| {
                 let pick = |ids: &[usize]| ids.iter().map(|&i| spans[i]).collect();
-                (p.numbers, pick(&p.reads), pick(&p.writes))
+                TrafficPass {
+                    numbers: p.numbers,
+                    reads: pick(&p.reads),
+                    writes: pick(&p.writes),
+                }
             })
             .collect();
         let mut sink = F::ZERO;
@@ -612,8 +616,8 @@ pub fn bench_shaped<F: DynFloat>(
                 }));
             }
             bound.push(time_ms(|| {
-                for (numbers, reads, writes) in &replay {
-                    sink += traffic_step(*numbers, reads, writes);
+                for p in &replay {
+                    sink += traffic_step(p.numbers, &p.reads, &p.writes);
                 }
             }));
             least.push(time_ms(|| {
@@ -644,6 +648,13 @@ pub fn bench_shaped<F: DynFloat>(
             least_ms: median(least),
         })
     })
+}
+
+/// One recorded pass of a step with shapes, over the bench's arrays.
+struct TrafficPass<F> {
+    numbers: usize,
+    reads: Vec<Span<F>>,
+    writes: Vec<Span<F>>,
 }
 
 /// One recorded pass of the same-traffic loop over `numbers` numbers:

@@ -1,8 +1,10 @@
 //! Rules with shapes: the matrix fixtures replay, a user's own Adafactor
 //! compiles and steps as the built-in does, text and compiled forms give
-//! the same bits, state is sized by the shape, a vector given to a rule
-//! that needs a matrix is a typed error, and the fused passes give the same
-//! bits on one thread and on two.
+//! the same bits (on awkward shapes, vectors and a 3-D tensor, one thread
+//! and two), state is sized by the shape, a vector given to a rule that
+//! needs a matrix is a typed error, the fused passes give the same bits on
+//! one thread and on two, and the executor records the passes the bench's
+//! bound replays.
 
 use optdsl::{builtin_rule, optimizer, DynRule, Error, Rules, State, UpdateRule};
 
@@ -32,6 +34,22 @@ optimizer! {
         let u = 1 / sqrt(max(var, e1 * e1)) * grad;
         let denom = max(1, norm(u) / (sqrt(numel) * d));
         w += -alpha / denom * u;
+    }
+}
+
+optimizer! {
+    /// A user's rule with shapes reading per-row and per-column state,
+    /// comparisons combined with `&&`, selections by element and by a
+    /// per-step boolean, and functions of one, two and three arguments.
+    pub Broadcasts {
+        hyper lr = 0.05 where lr >= 0, cap = 0.5, flip = false;
+        state m: [rows] = 0, s: [cols] = 1;
+        m = m + 0.5 * (row_mean(g) - m);
+        s = max(s * 0.9, col_norm(g)^2 / rows);
+        let z = if g > m { g * m + s } else { -abs(g) / sqrt(s + 1e-3) };
+        let y = clamp(z, -cap, cap) + min(w, 0.25) * exp(-abs(g)) - sign(g) * fma(g, m, s);
+        let x = if flip { -y } else { y };
+        w -= lr * select(x > 0 && w < 1, x, x * 0.5) + max_abs(x) * 1e-3;
     }
 }
 
@@ -149,6 +167,103 @@ fn text_and_compiled_rules_with_shapes_give_the_same_bits() {
             assert_eq!(s1, s2, "{name} {shape:?}");
         }
     }
+}
+
+#[test]
+fn text_and_compiled_rules_give_the_same_bits_on_awkward_shapes_and_threads() {
+    // Widths that are not multiples of the vector width, vectors, a 3-D
+    // tensor viewed as a matrix, on one thread and two.
+    let rules: Vec<Box<dyn DynRule>> = vec![
+        builtin_rule("adafactor").unwrap(),
+        builtin_rule("muon").unwrap(),
+        Box::new(Broadcasts::default()),
+    ];
+    let shapes: [&[usize]; 7] = [
+        &[37, 53],
+        &[53, 37],
+        &[300, 261],
+        &[5, 7, 9],
+        &[1, 77],
+        &[77, 1],
+        &[2501],
+    ];
+    for compiled in &rules {
+        let name = compiled.info().name;
+        let text = Rules::parse(compiled.info().source).unwrap().remove(0);
+        for shape in shapes {
+            let n: usize = shape.iter().product();
+            let Ok(mut s1) = compiled.init_shaped_f32(shape) else {
+                continue;
+            };
+            let (mut w0, g0) = (vec![0.0f32; n], vec![0.0f32; n]);
+            if compiled.step_f32(&mut s1, &mut w0, &g0, &[]).is_err() {
+                // A rule that needs a matrix refuses a vector, in both forms.
+                let mut s2 = text.init_shaped_f32(shape).unwrap();
+                assert!(text.step_f32(&mut s2, &mut w0, &g0, &[]).is_err());
+                continue;
+            }
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let run = |rule: &dyn DynRule| {
+                    pool.install(|| {
+                        let mut state = rule.init_shaped_f32(shape).unwrap();
+                        let mut w: Vec<f32> = data(n, 3).iter().map(|&x| x as f32).collect();
+                        for k in 0..3 {
+                            let g: Vec<f32> = data(n, 20 + k).iter().map(|&x| x as f32).collect();
+                            rule.step_f32(&mut state, &mut w, &g, &[]).unwrap();
+                        }
+                        (w, state)
+                    })
+                };
+                let (w1, s1) = run(compiled.as_ref());
+                let (w2, s2) = run(&text);
+                let b = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(b(&w1), b(&w2), "{name} {shape:?} {threads} threads");
+                assert_eq!(s1, s2, "{name} {shape:?} {threads} threads");
+                assert_ne!(w1, data(n, 3).iter().map(|&x| x as f32).collect::<Vec<_>>());
+            }
+        }
+    }
+}
+
+#[test]
+fn the_executor_records_adafactors_three_passes_over_the_matrix() {
+    // What `optdsl bench --shape` replays as its same-traffic bound.
+    let rule = builtin_rule("adafactor").unwrap();
+    let (rows, cols) = (64, 96);
+    let n = rows * cols;
+    let mut state = rule.init_shaped_f32(&[rows, cols]).unwrap();
+    let mut w: Vec<f32> = data(n, 1).iter().map(|&x| x as f32).collect();
+    let g: Vec<f32> = data(n, 2).iter().map(|&x| x as f32).collect();
+    let (out, traffic) = optdsl::tensor::passes(|| rule.step_f32(&mut state, &mut w, &g, &[]));
+    out.unwrap();
+    let large: Vec<_> = traffic.passes.iter().filter(|p| p.numbers == n).collect();
+    // norm(w), row_norm(g) and col_norm(g) in one pass; norm(u); the update.
+    let shape: Vec<(usize, usize)> = large
+        .iter()
+        .map(|p| (p.reads.len(), p.writes.len()))
+        .collect();
+    assert_eq!(shape, [(2, 0), (1, 0), (1, 1)], "{traffic:?}");
+    let g_id = large[1].reads[0];
+    assert_eq!(large[2].reads, [g_id]);
+    assert!(large[0].reads.contains(&g_id));
+    assert!(
+        large[0].reads.contains(&large[2].writes[0]),
+        "w read first, written last"
+    );
+    // The small passes (r, c, mean(r)) move rows or cols numbers.
+    assert!(traffic
+        .passes
+        .iter()
+        .all(|p| p.numbers == n || p.numbers == rows || p.numbers == cols));
+    let bytes = traffic.bytes(4);
+    assert!(bytes >= 24 * n && bytes < 25 * n, "{bytes}");
+    // Nothing is recorded outside `passes`.
+    let (_, none) = optdsl::tensor::passes(|| ());
+    assert!(none.passes.is_empty());
 }
 
 #[test]

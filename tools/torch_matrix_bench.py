@@ -7,7 +7,9 @@ own bfloat16 iteration, and Adafactor, on a `--shape` f32 parameter.
 
 For each rule, `--pairs` times: `optdsl bench --optimizer RULE --shape RxC
 --threads T --reps R` (its line: ours_ms, gemm_ms = the same matrix
-products done by the GEMM alone, bound_ms = the least traffic of a step), then
+products done by the GEMM alone, bound_ms = the same-traffic bound: the passes
+over whole arrays the tensor executor makes, replayed as streaming loops; see
+docs/matrices.md), then
 this script's torch worker in a process of its own (torch.set_num_threads(T),
 2 warm-up steps, R timed steps, the median), in alternating order. Prints
 every pair, then the medians of the pairs and how many pairs each side won.

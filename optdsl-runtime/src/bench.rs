@@ -478,8 +478,12 @@ pub fn bench_rule_with<F: DynFloat>(
 
 /// One measurement of a rule with shapes on one tensor: medians in
 /// milliseconds of its step, of the matrix products that step runs done by
-/// the GEMM alone, and of the least traffic any step must move (each tensor
-/// it touches read once, those it writes written once), in one run.
+/// the GEMM alone, of its same-traffic bound (the passes over whole arrays
+/// the executor makes, as recorded by [`crate::tensor::passes`], each
+/// replayed as one streaming pass reading what it reads and reading and
+/// writing what it writes) and of the least traffic any step must move
+/// (each tensor it touches read once, those it writes written once), in
+/// one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShapedBench {
     /// The rule's name.
@@ -496,8 +500,14 @@ pub struct ShapedBench {
     pub gemm_ms: Option<f64>,
     /// The step's matrix products.
     pub products: Vec<crate::tensor::Product>,
-    /// Median time of the least-traffic loop.
+    /// Median time of the same-traffic loop (the executor's passes).
     pub bound_ms: f64,
+    /// The executor's passes over whole arrays in one step.
+    pub passes: usize,
+    /// Bytes those passes move per number of the tensor.
+    pub bytes_per_number: f64,
+    /// Median time of the least-traffic loop.
+    pub least_ms: f64,
 }
 
 impl std::fmt::Display for ShapedBench {
@@ -505,14 +515,18 @@ impl std::fmt::Display for ShapedBench {
         let shape: Vec<String> = self.shape.iter().map(usize::to_string).collect();
         write!(
             f,
-            "{} {} shape={} threads={} ours_ms={:.3} bound_ms={:.3} ratio={:.3}",
+            "{} {} shape={} threads={} ours_ms={:.3} bound_ms={:.3} ratio={:.3} passes={} bytes_per_number={:.1} least_ms={:.3} least_ratio={:.3}",
             self.name,
             self.dtype,
             shape.join("x"),
             self.threads,
             self.ours_ms,
             self.bound_ms,
-            self.ours_ms / self.bound_ms
+            self.ours_ms / self.bound_ms,
+            self.passes,
+            self.bytes_per_number,
+            self.least_ms,
+            self.ours_ms / self.least_ms
         )?;
         if let Some(gemm) = self.gemm_ms {
             let madds: usize = self.products.iter().map(|p| p.multiply_adds()).sum();
@@ -556,9 +570,32 @@ pub fn bench_shaped<F: DynFloat>(
         let mut w = fill(1);
         let g = fill(2);
         let mut state = F::dyn_init_shaped(rule, shape)?;
-        let (first, products) =
-            crate::tensor::recording(|| F::dyn_step(rule, &mut state, &mut w, &g, &[]));
+        let ((first, products), traffic) = crate::tensor::passes(|| {
+            crate::tensor::recording(|| F::dyn_step(rule, &mut state, &mut w, &g, &[]))
+        });
         first?;
+        // The same-traffic loop's arrays: one per array the step touched.
+        let mut arrays: Vec<Vec<F>> = traffic
+            .arrays
+            .iter()
+            .enumerate()
+            .map(|(k, &len)| filled::<F>(len, k + 3))
+            .collect();
+        let spans: Vec<Span<F>> = arrays.iter_mut().map(|a| Span(a.as_mut_ptr())).collect();
+        let replay: Vec<TrafficPass<F>> = traffic
+            .passes
+            .iter()
+            .map(|p| {
+                let pick = |ids: &[usize]| ids.iter().map(|&i| spans[i]).collect();
+                TrafficPass {
+                    numbers: p.numbers,
+                    reads: pick(&p.reads),
+                    writes: pick(&p.writes),
+                }
+            })
+            .collect();
+        let mut sink = F::ZERO;
+        let mut least = Vec::new();
         let mut bw = fill(1);
         let mut bufs: Vec<Vec<F>> = state.buffers.clone();
         let s = F::from_f64(1e-3);
@@ -579,6 +616,11 @@ pub fn bench_shaped<F: DynFloat>(
                 }));
             }
             bound.push(time_ms(|| {
+                for p in &replay {
+                    sink += traffic_step(p.numbers, &p.reads, &p.writes);
+                }
+            }));
+            least.push(time_ms(|| {
                 let chunk = Plan::new(n).size;
                 bw.par_chunks_mut(chunk)
                     .zip(g.par_chunks(chunk))
@@ -591,6 +633,7 @@ pub fn bench_shaped<F: DynFloat>(
             }));
             std::hint::black_box((&bw, &bufs));
         }
+        std::hint::black_box((sink, &arrays));
         Ok(ShapedBench {
             name: rule.info().name.to_string(),
             dtype: F::DTYPE,
@@ -600,6 +643,63 @@ pub fn bench_shaped<F: DynFloat>(
             gemm_ms: (!gemm.is_empty()).then(|| median(gemm)),
             products,
             bound_ms: median(bound),
+            passes: traffic.passes.len(),
+            bytes_per_number: traffic.bytes(std::mem::size_of::<F>()) as f64 / n as f64,
+            least_ms: median(least),
         })
     })
+}
+
+/// One recorded pass of a step with shapes, over the bench's arrays.
+struct TrafficPass<F> {
+    numbers: usize,
+    reads: Vec<Span<F>>,
+    writes: Vec<Span<F>>,
+}
+
+/// One recorded pass of the same-traffic loop over `numbers` numbers:
+/// every array of `reads` summed, every array of `writes` read and written
+/// (`+= 1`), tile by tile, split among threads as the driver splits a
+/// tensor.
+fn traffic_step<F: DynFloat>(numbers: usize, reads: &[Span<F>], writes: &[Span<F>]) -> F {
+    let part = |lo: usize, hi: usize| {
+        const TILE: usize = 4096;
+        let mut acc = [F::ZERO; 16];
+        let mut start = lo;
+        while start < hi {
+            let end = (start + TILE).min(hi);
+            for s in reads {
+                // SAFETY: [start, end) lies in this thread's super-block of
+                // an array of `numbers` numbers; read only.
+                let t = unsafe { std::slice::from_raw_parts(s.0.add(start), end - start) };
+                let mut chunks = t.chunks_exact(16);
+                for c in &mut chunks {
+                    for (a, &x) in acc.iter_mut().zip(c) {
+                        *a += x;
+                    }
+                }
+                for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
+                    *a += x;
+                }
+            }
+            for s in writes {
+                // SAFETY: as above; no other thread touches [start, end).
+                let t = unsafe { std::slice::from_raw_parts_mut(s.0.add(start), end - start) };
+                for x in t.iter_mut() {
+                    *x += F::ONE;
+                }
+            }
+            start = end;
+        }
+        acc.iter().fold(F::ZERO, |a, &b| a + b)
+    };
+    let plan = Plan::new(numbers);
+    if plan.parallel {
+        (0..plan.count)
+            .into_par_iter()
+            .map(|k| part(k * plan.size, ((k + 1) * plan.size).min(numbers)))
+            .reduce(|| F::ZERO, |a, b| a + b)
+    } else {
+        part(0, numbers)
+    }
 }

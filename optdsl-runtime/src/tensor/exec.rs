@@ -524,6 +524,72 @@ impl<'s, F: Float> Exec<'s, F> {
         })
     }
 
+    /// What a pass over `numbers` numbers evaluating `exprs` reads and
+    /// writes (`written`), for [`super::traffic`]: the arrays of that size
+    /// its leaves name (both branches of a selection counted).
+    fn pass_arrays(
+        &self,
+        exprs: &[(&TExpr, &Pre<F>)],
+        numbers: usize,
+        written: Option<&[F]>,
+    ) -> super::traffic::Seen {
+        let mut reads = Vec::new();
+        for (e, pre) in exprs {
+            self.arrays(e, pre, numbers, &mut reads);
+        }
+        super::traffic::Seen {
+            numbers,
+            reads,
+            writes: written
+                .map(|w| vec![(w.as_ptr() as usize, w.len())])
+                .unwrap_or_default(),
+        }
+    }
+
+    fn arrays(&self, e: &TExpr, pre: &Pre<F>, numbers: usize, out: &mut Vec<(usize, usize)>) {
+        let mut push = |d: &[F]| {
+            if d.len() == numbers {
+                out.push((d.as_ptr() as usize, d.len()));
+            }
+        };
+        if let Some(v) = pre.get(&key(e)) {
+            if let Val::Arr(a) = v {
+                push(&a.data);
+            }
+            return;
+        }
+        match &e.node {
+            TNode::Var(v) => match v {
+                Var::Param => push(self.w),
+                Var::Grad => push(self.g),
+                Var::Input(i) => push(self.inputs.get(*i).copied().unwrap_or(&[])),
+                Var::Buffer(i) => push(&self.buffers[*i]),
+                Var::Let(i) => match &self.lets[*i] {
+                    Slot::Val(Val::Arr(a)) => push(&a.data),
+                    Slot::Lazy(x, p) => self.arrays(x, p, numbers, out),
+                    _ => {}
+                },
+                _ => {}
+            },
+            TNode::Unary(_, a) => self.arrays(a, pre, numbers, out),
+            TNode::Binary(_, a, b) => {
+                self.arrays(a, pre, numbers, out);
+                self.arrays(b, pre, numbers, out);
+            }
+            TNode::Call(_, args) => {
+                for a in args {
+                    self.arrays(a, pre, numbers, out);
+                }
+            }
+            TNode::Select(c, a, b) => {
+                for x in [c, a, b] {
+                    self.arrays(x, pre, numbers, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Rows `rows` of variable `v` (with its pending updates applied).
     fn block_var<'b>(
         &'b self,
@@ -598,6 +664,7 @@ impl<'s, F: Float> Exec<'s, F> {
             return Err(self.bug("an array written with another shape"));
         }
         let split = Split::new(rows, cols);
+        super::traffic::note(|| self.pass_arrays(&[(e, pre)], rows * cols, Some(&*out)));
         split.each(out, |k, chunk| {
             let mut rest = &mut chunk[..];
             for (r0, nr) in split.blocks(k) {
@@ -713,6 +780,11 @@ impl<'s, F: Float> Exec<'s, F> {
                 0 => &mut *self.w,
                 i => &mut self.buffers[i - 1],
             };
+            super::traffic::note(|| super::traffic::Seen {
+                numbers: data.len(),
+                reads: Vec::new(),
+                writes: vec![(data.as_ptr() as usize, data.len())],
+            });
             data.par_chunks_mut(BLOCK_NUMBERS)
                 .for_each(|c| apply_ops(c, &ops));
         }
@@ -740,6 +812,10 @@ impl<'s, F: Float> Exec<'s, F> {
                 .collect();
         }
         let split = Split::new(rows, cols);
+        super::traffic::note(|| {
+            let exprs: Vec<(&TExpr, &Pre<F>)> = reds.iter().map(|d| (d.x, &d.pre)).collect();
+            self.pass_arrays(&exprs, rows * cols, None)
+        });
         let parts = split.map(|k| {
             let mut parts: Vec<Part<F>> = reds
                 .iter()

@@ -17,8 +17,10 @@ mod exec;
 mod gemm;
 mod ops;
 mod pool;
+mod traffic;
 
 pub use gemm::{gram, matmul, recording, Product};
+pub use traffic::{passes, Pass, Traffic};
 
 use crate::error::Result;
 use crate::float::Float;

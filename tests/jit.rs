@@ -32,6 +32,21 @@ optimizer! {
         let s = sum(g) + mean(w) + norm(m) + max_abs(g - w);
         w -= lr * g / (1 + abs(s));
     }
+
+    /// Divisions and roots in several layers (each one's operands made by
+    /// earlier ones), a comparison used at two depths, and a reduction of a
+    /// late value.
+    pub Layers {
+        hyper lr = 0.01, eps = 1e-8;
+        state m = 0, v = 1;
+        m = 0.9*m + g / (1 + abs(w));
+        v = v / (1 + sqrt(abs(m) + g*g));
+        let big = abs(g) > sqrt(v);
+        let r = sqrt(v + eps) / (abs(m) + 1 / (1 + g*g));
+        let q = if big { r / (2 + abs(g)) } else { sqrt(r + 1) };
+        let s = sum(q);
+        w -= lr * m / sqrt(v + q*q + eps) - eps / (1 + abs(s)) + (if big { sqrt(abs(w)) } else { 1 / (3 + q) });
+    }
 }
 
 /// The rules above as text.
@@ -55,6 +70,17 @@ pub EveryReduction {
     m = 0.9*m + g;
     let s = sum(g) + mean(w) + norm(m) + max_abs(g - w);
     w -= lr * g / (1 + abs(s));
+}
+pub Layers {
+    hyper lr = 0.01, eps = 1e-8;
+    state m = 0, v = 1;
+    m = 0.9*m + g / (1 + abs(w));
+    v = v / (1 + sqrt(abs(m) + g*g));
+    let big = abs(g) > sqrt(v);
+    let r = sqrt(v + eps) / (abs(m) + 1 / (1 + g*g));
+    let q = if big { r / (2 + abs(g)) } else { sqrt(r + 1) };
+    let s = sum(q);
+    w -= lr * m / sqrt(v + q*q + eps) - eps / (1 + abs(s)) + (if big { sqrt(abs(w)) } else { 1 / (3 + q) });
 }
 ";
 
@@ -140,9 +166,10 @@ fn same<F: DynFloat>(a: &dyn DynRule, b: &dyn DynRule, n: usize, special: bool, 
 
 fn check(threads: usize, lengths: &[usize]) {
     let texts = Rules::parse(TEXT).unwrap();
-    let compiled: [Box<dyn DynRule>; 2] = [
+    let compiled: [Box<dyn DynRule>; 3] = [
         Box::new(EveryOp::default()),
         Box::new(EveryReduction::default()),
+        Box::new(Layers::default()),
     ];
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -212,4 +239,24 @@ fn every_builtin_and_the_rules_here_compile_without_falling_back() {
     let (compiled, failed) = optdsl::jit::counts();
     assert!(compiled > 0, "nothing was compiled");
     assert_eq!(failed, 0, "passes fell back to the interpreter");
+}
+
+/// The hybrid form (divisions and roots of a sub-block in wide vectors,
+/// between 128-bit segments) at several sub-block lengths, none dividing the
+/// tensor lengths, and the plain form: each gives the compiled rule's bits.
+#[test]
+fn the_hybrid_form_gives_the_compiled_bits_at_every_subblock() {
+    assert!(optdsl::jit::set_subblock(Some(100)).is_err());
+    let texts = Rules::parse(TEXT).unwrap();
+    let compiled = Layers::default();
+    let t = texts.iter().find(|t| t.name() == "Layers").unwrap();
+    let jit = t.clone().with_jit(true);
+    for sub in [None, Some(64), Some(192), Some(1024)] {
+        optdsl::jit::set_subblock(sub).unwrap();
+        for n in [63, 64, 65, 1000, 16384 + 77] {
+            let what = format!("Layers n={n} sub-block {sub:?}");
+            same::<f64>(&compiled, &jit, n, true, &format!("{what} f64"));
+            same::<f32>(&compiled, &jit, n, true, &format!("{what} f32"));
+        }
+    }
 }

@@ -240,23 +240,3 @@ fn every_builtin_and_the_rules_here_compile_without_falling_back() {
     assert!(compiled > 0, "nothing was compiled");
     assert_eq!(failed, 0, "passes fell back to the interpreter");
 }
-
-/// The hybrid form (divisions and roots of a sub-block in wide vectors,
-/// between 128-bit segments) at several sub-block lengths, none dividing the
-/// tensor lengths, and the plain form: each gives the compiled rule's bits.
-#[test]
-fn the_hybrid_form_gives_the_compiled_bits_at_every_subblock() {
-    assert!(optdsl::jit::set_subblock(Some(100)).is_err());
-    let texts = Rules::parse(TEXT).unwrap();
-    let compiled = Layers::default();
-    let t = texts.iter().find(|t| t.name() == "Layers").unwrap();
-    let jit = t.clone().with_jit(true);
-    for sub in [None, Some(64), Some(192), Some(1024)] {
-        optdsl::jit::set_subblock(sub).unwrap();
-        for n in [63, 64, 65, 1000, 16384 + 77] {
-            let what = format!("Layers n={n} sub-block {sub:?}");
-            same::<f64>(&compiled, &jit, n, true, &format!("{what} f64"));
-            same::<f32>(&compiled, &jit, n, true, &format!("{what} f32"));
-        }
-    }
-}

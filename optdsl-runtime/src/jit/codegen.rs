@@ -25,8 +25,6 @@ use optdsl_lang::passes::Pass;
 use optdsl_lang::{Func, Real, Reduction};
 use std::collections::HashMap;
 
-mod hybrid;
-
 /// Elements per reduction chunk (the driver's `LANES`).
 const LANES: i64 = crate::driver::LANES as i64;
 
@@ -36,9 +34,7 @@ const UNROLL: i64 = 2;
 /// The machine code's entry: per-step numbers, slice pointers read and
 /// written, the reductions' lane accumulators (`[[F; 64]]` contiguous), the
 /// segment's length, how many leading elements the vector loop takes (a
-/// multiple of 64, or 0), the lane of element 0 for the others, and the
-/// scratch of the hybrid form ([`Compiled::scratch_bytes`] bytes, aligned to
-/// 64; unused by the plain form).
+/// multiple of 64, or 0), and the lane of element 0 for the others.
 pub(crate) type Entry = unsafe extern "C" fn(
     cf: *const u8,
     reads: *const *const u8,
@@ -47,7 +43,6 @@ pub(crate) type Entry = unsafe extern "C" fn(
     n: usize,
     nvec: usize,
     lane0: usize,
-    scratch: *mut u8,
 );
 
 /// A pass compiled to machine code.
@@ -57,11 +52,6 @@ pub(crate) struct Compiled {
     /// The per-step values it reads, in the order of its `cf` array (each
     /// repeated to fill 16 bytes).
     pub nums: Vec<Id>,
-    /// The scratch the hybrid form needs (0 for the plain form).
-    pub scratch_bytes: usize,
-    /// The hybrid form's divisions and roots, layer by layer (the code holds
-    /// their addresses).
-    _batches: Vec<Box<crate::jit::batch::Batch>>,
 }
 
 /// Why a pass was not compiled (the interpreter runs it instead).
@@ -169,8 +159,6 @@ enum Step {
     Store(usize),
     /// Accumulate `reductions[j]`.
     Reduce(usize),
-    /// Write a value to its scratch array (hybrid form).
-    Spill(Id),
 }
 
 /// A pass's element graph after per-step selections are resolved: what the
@@ -402,13 +390,6 @@ struct Gen<'g, 'a> {
     write_ptrs: Vec<cranelift_codegen::ir::Value>,
     acc: cranelift_codegen::ir::Value,
     sigs: HashMap<Shim, SigRef>,
-    /// Hybrid form: the scratch at the current elements (`scratch` plus
-    /// their offset in the sub-block, in bytes), or `None` in plain code.
-    sbyte: Option<cranelift_codegen::ir::Value>,
-    /// The byte offset of the copy being generated.
-    cur_off: i32,
-    /// Hybrid form: the byte offset of each kept value's scratch array.
-    array: HashMap<Id, i32>,
 }
 
 fn fconst(b: &mut FunctionBuilder, e: Elem, x: f64) -> cranelift_codegen::ir::Value {
@@ -560,17 +541,6 @@ impl Gen<'_, '_> {
             return v;
         }
         let v = &self.g.p.values[id];
-        if let (Some(sbyte), Some(&at)) = (self.sbyte, self.array.get(&id)) {
-            // Made by an earlier stage of the hybrid form: read where it is
-            // used, from its scratch array (a mask for a boolean).
-            let ty = if v.ty == Ty::Bool {
-                self.e.mask
-            } else {
-                self.e.vector
-            };
-            let flags = MemFlags::new().with_notrap().with_aligned();
-            return b.ins().load(ty, flags, sbyte, at + self.cur_off);
-        }
         if v.ty == Ty::Bool {
             let x = self.g.known[id].is_some_and(Scalar::truth);
             return self.truth(b, s, x);
@@ -599,12 +569,12 @@ impl Gen<'_, '_> {
         s: Shape,
         index: cranelift_codegen::ir::Value,
         copies: &[(i32, cranelift_codegen::ir::Value)],
-        steps: &[Step],
     ) {
+        let g = self.g;
         let byte = b.ins().imul_imm(index, self.e.size);
         let mut vals: Vec<HashMap<Id, cranelift_codegen::ir::Value>> =
             vec![HashMap::new(); copies.len()];
-        for &step in steps {
+        for &step in &g.schedule {
             for (c, &(off, lane)) in copies.iter().enumerate() {
                 self.step(b, s, byte, off, lane, &mut vals[c], step);
             }
@@ -626,18 +596,9 @@ impl Gen<'_, '_> {
         let flags = MemFlags::new().with_notrap();
         let fty = self.fty(s);
         let g = self.g;
-        self.cur_off = off;
         {
             let id = match step {
                 Step::Value(id) => id,
-                Step::Spill(id) => {
-                    let x = self.operand(b, s, vals, id);
-                    if let (Some(sbyte), Some(&at)) = (self.sbyte, self.array.get(&id)) {
-                        let flags = MemFlags::new().with_notrap().with_aligned();
-                        b.ins().store(flags, x, sbyte, at + off);
-                    }
-                    return;
-                }
                 Step::Store(k) => {
                     let (w, id) = g.stores[k];
                     let x = self.operand(b, s, vals, id);
@@ -775,20 +736,14 @@ impl Gen<'_, '_> {
 }
 
 /// Compiles `pass` of `p` for this step's per-step booleans (`known`), in
-/// f64 or f32; in hybrid form with sub-blocks of `sub` elements (a multiple
-/// of 64) when `sub` is given and the pass has enough divisions and roots
-/// ([`hybrid::MIN_HEAVY`]).
+/// f64 or f32.
 pub(crate) fn compile(
     p: &Program,
     pass: &Pass,
     known: &[Option<Scalar>],
     f64: bool,
-    sub: Option<usize>,
 ) -> Result<Compiled, JitError> {
     let graph = Graph::new(p, pass, known);
-    let plan = sub
-        .filter(|&k| k >= LANES as usize && k % LANES as usize == 0)
-        .and_then(|k| hybrid::plan(&graph, k, if f64 { 8 } else { 4 }));
     let mut flags = settings::builder();
     flags.set("opt_level", "speed").map_err(err)?;
     flags.set("is_pic", "false").map_err(err)?;
@@ -799,7 +754,7 @@ pub(crate) fn compile(
     let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
     let ptr = module.target_config().pointer_type();
     let mut ctx = module.make_context();
-    for _ in 0..8 {
+    for _ in 0..7 {
         ctx.func.signature.params.push(AbiParam::new(ptr));
     }
     let e = Elem::new(f64);
@@ -809,7 +764,7 @@ pub(crate) fn compile(
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let params = b.block_params(entry).to_vec();
-    let [cf, rp, wp, acc, n, nvec, lane0, scratch] = params[..] else {
+    let [cf, rp, wp, acc, n, nvec, lane0] = params[..] else {
         return Err(JitError("signature".into()));
     };
     let flags = MemFlags::new().with_notrap();
@@ -849,69 +804,40 @@ pub(crate) fn compile(
         write_ptrs,
         acc,
         sigs: HashMap::new(),
-        sbyte: None,
-        cur_off: 0,
-        array: HashMap::new(),
     };
-    // The hybrid form's calls (a plan with an operand that is none of a
-    // kept value, a slice or a per-step number is dropped: the plain form
-    // runs).
-    let mut batches = Vec::new();
-    let plan = plan.and_then(|plan| {
-        let all = plan.batches(&graph, |id| {
-            gen.nums.push(id);
-            gen.nums.len() - 1
-        })?;
-        batches = all.into_iter().map(Box::new).collect();
-        Some(plan)
-    });
     let i = Variable::from_u32(0);
     b.declare_var(i, ptr);
     let zero = b.ins().iconst(ptr, 0);
     b.def_var(i, zero);
+    // Vector loop: UNROLL vectors per iteration while i < nvec.
+    let vhead = b.create_block();
+    let vbody = b.create_block();
     let thead = b.create_block();
     let tbody = b.create_block();
     let exit = b.create_block();
-    let mut scratch_bytes = 0;
-    if let Some(plan) = &plan {
-        if std::env::var_os("OPTDSL_JIT_LOG").is_some() {
-            eprintln!(
-                "jit: hybrid: {} layers of {:?} divisions and roots, {} scratch arrays, segments of {:?} steps",
-                plan.layers.len(),
-                plan.layers.iter().map(Vec::len).collect::<Vec<_>>(),
-                plan.arrays,
-                plan.segments.iter().map(|s| s.len()).collect::<Vec<_>>()
-            );
-        }
-        scratch_bytes = plan.arrays * plan.stride * e.size as usize;
-        hybrid_loop(
-            &mut b,
-            &mut gen,
-            plan,
-            &batches,
-            [rp, wp, scratch, nvec],
-            thead,
-        )?;
-    } else {
-        // Vector loop: UNROLL vectors per iteration while i < nvec.
-        let vhead = b.create_block();
-        let vbody = b.create_block();
-        b.ins().jump(vhead, &[]);
-        b.switch_to_block(vhead);
-        let iv = b.use_var(i);
-        let more = b.ins().icmp(IntCC::UnsignedLessThan, iv, nvec);
-        b.ins().brif(more, vbody, &[], thead, &[]);
-        b.switch_to_block(vbody);
-        let iv = b.use_var(i);
-        // The copies' steps interleaved: the loop is bound by the latency of
-        // its divisions and roots more than by their throughput, and the
-        // out-of-order window then holds work of both copies.
-        let copies = copies(&mut b, e, iv);
-        gen.body(&mut b, Shape::Vector, iv, &copies, &graph.schedule);
-        let next = b.ins().iadd_imm(iv, UNROLL * e.width);
-        b.def_var(i, next);
-        b.ins().jump(vhead, &[]);
-    }
+    b.ins().jump(vhead, &[]);
+    b.switch_to_block(vhead);
+    let iv = b.use_var(i);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, iv, nvec);
+    b.ins().brif(more, vbody, &[], thead, &[]);
+    b.switch_to_block(vbody);
+    let iv = b.use_var(i);
+    // The copies' steps interleaved: the loop is bound by the latency of
+    // its divisions and roots more than by their throughput, and the
+    // out-of-order window then holds work of both copies.
+    let copies: Vec<_> = (0..UNROLL)
+        .map(|u| {
+            let at = b.ins().iadd_imm(iv, u * e.width);
+            (
+                (u * e.width * e.size) as i32,
+                b.ins().band_imm(at, LANES - 1),
+            )
+        })
+        .collect();
+    gen.body(&mut b, Shape::Vector, iv, &copies);
+    let next = b.ins().iadd_imm(iv, UNROLL * e.width);
+    b.def_var(i, next);
+    b.ins().jump(vhead, &[]);
     // Single elements: lane (lane0 + i) mod 64.
     b.switch_to_block(thead);
     let iv = b.use_var(i);
@@ -921,8 +847,7 @@ pub(crate) fn compile(
     let iv = b.use_var(i);
     let l = b.ins().iadd(iv, lane0);
     let lane = b.ins().band_imm(l, LANES - 1);
-    gen.sbyte = None;
-    gen.body(&mut b, Shape::Scalar, iv, &[(0, lane)], &graph.schedule);
+    gen.body(&mut b, Shape::Scalar, iv, &[(0, lane)]);
     let next = b.ins().iadd_imm(iv, 1);
     b.def_var(i, next);
     b.ins().jump(thead, &[]);
@@ -948,118 +873,8 @@ pub(crate) fn compile(
     let code = module.get_finalized_function(id);
     // The code lives as long as the process, like text rules' descriptions.
     Box::leak(Box::new(module));
-    // SAFETY: the function was declared with this signature (eight
+    // SAFETY: the function was declared with this signature (seven
     // pointer-sized parameters, no result) in the host's calling convention.
     let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(code) };
-    Ok(Compiled {
-        entry,
-        nums,
-        scratch_bytes,
-        _batches: batches,
-    })
-}
-
-/// The vector loop's copies at element `iv`: each one's byte offset and the
-/// lane of its first element.
-fn copies(
-    b: &mut FunctionBuilder,
-    e: Elem,
-    iv: cranelift_codegen::ir::Value,
-) -> Vec<(i32, cranelift_codegen::ir::Value)> {
-    (0..UNROLL)
-        .map(|u| {
-            let at = b.ins().iadd_imm(iv, u * e.width);
-            (
-                (u * e.width * e.size) as i32,
-                b.ins().band_imm(at, LANES - 1),
-            )
-        })
-        .collect()
-}
-
-/// The hybrid form's vector loop (see [`hybrid`]): sub-blocks of `plan.k`
-/// elements (the last one shorter, a multiple of 64) while `i < nvec`, each
-/// running the plan's segments with a call of the next layer's divisions
-/// and roots between consecutive ones; then on to `done` (variable 0 is
-/// `i`).
-fn hybrid_loop(
-    b: &mut FunctionBuilder,
-    gen: &mut Gen,
-    plan: &hybrid::Plan,
-    batches: &[Box<crate::jit::batch::Batch>],
-    [rp, wp, scratch, nvec]: [cranelift_codegen::ir::Value; 4],
-    done: cranelift_codegen::ir::Block,
-) -> Result<(), JitError> {
-    let e = gen.e;
-    let ptr = gen.ptr;
-    let too_large = || JitError("the hybrid form's scratch is too large".into());
-    let stride = i32::try_from(plan.stride as i64 * e.size).map_err(err)?;
-    gen.array = plan
-        .array
-        .iter()
-        .map(|(&id, &a)| {
-            let at = i32::try_from(a).ok().and_then(|a| a.checked_mul(stride));
-            at.map(|at| (id, at)).ok_or_else(too_large)
-        })
-        .collect::<Result<_, JitError>>()?;
-    let mut sig = Signature::new(b.func.signature.call_conv);
-    for _ in 0..7 {
-        sig.params.push(AbiParam::new(ptr));
-    }
-    let sig = b.import_signature(sig);
-    let run: crate::jit::batch::BatchFn = if gen.f64 {
-        crate::jit::batch::run_f64
-    } else {
-        crate::jit::batch::run_f32
-    };
-    let i = Variable::from_u32(0);
-    let j = Variable::from_u32(1);
-    b.declare_var(j, ptr);
-    let head = b.create_block();
-    let body = b.create_block();
-    b.ins().jump(head, &[]);
-    b.switch_to_block(head);
-    let iv = b.use_var(i);
-    let more = b.ins().icmp(IntCC::UnsignedLessThan, iv, nvec);
-    b.ins().brif(more, body, &[], done, &[]);
-    b.switch_to_block(body);
-    let iv = b.use_var(i);
-    let rest = b.ins().isub(nvec, iv);
-    let k = b.ins().iconst(ptr, plan.k as i64);
-    let m = b.ins().umin(rest, k);
-    for (s, steps) in plan.segments.iter().enumerate() {
-        if s > 0 {
-            let batch: *const crate::jit::batch::Batch = &*batches[s - 1];
-            let addr = b.ins().iconst(ptr, run as usize as i64);
-            let at = b.ins().iconst(ptr, batch as usize as i64);
-            b.ins()
-                .call_indirect(sig, addr, &[at, scratch, gen.cf, rp, wp, iv, m]);
-        }
-        let zero = b.ins().iconst(ptr, 0);
-        b.def_var(j, zero);
-        let shead = b.create_block();
-        let sbody = b.create_block();
-        let sexit = b.create_block();
-        b.ins().jump(shead, &[]);
-        b.switch_to_block(shead);
-        let jv = b.use_var(j);
-        let more = b.ins().icmp(IntCC::UnsignedLessThan, jv, m);
-        b.ins().brif(more, sbody, &[], sexit, &[]);
-        b.switch_to_block(sbody);
-        let jv = b.use_var(j);
-        let index = b.ins().iadd(iv, jv);
-        let sb = b.ins().imul_imm(jv, e.size);
-        gen.sbyte = Some(b.ins().iadd(scratch, sb));
-        let copies = copies(b, e, index);
-        gen.body(b, Shape::Vector, index, &copies, steps);
-        let next = b.ins().iadd_imm(jv, UNROLL * e.width);
-        b.def_var(j, next);
-        b.ins().jump(shead, &[]);
-        b.switch_to_block(sexit);
-    }
-    gen.sbyte = None;
-    let next = b.ins().iadd(iv, m);
-    b.def_var(i, next);
-    b.ins().jump(head, &[]);
-    Ok(())
+    Ok(Compiled { entry, nums })
 }

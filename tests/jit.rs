@@ -32,6 +32,21 @@ optimizer! {
         let s = sum(g) + mean(w) + norm(m) + max_abs(g - w);
         w -= lr * g / (1 + abs(s));
     }
+
+    /// Divisions and roots in several layers (each one's operands made by
+    /// earlier ones), a comparison used at two depths, and a reduction of a
+    /// late value.
+    pub Layers {
+        hyper lr = 0.01, eps = 1e-8;
+        state m = 0, v = 1;
+        m = 0.9*m + g / (1 + abs(w));
+        v = v / (1 + sqrt(abs(m) + g*g));
+        let big = abs(g) > sqrt(v);
+        let r = sqrt(v + eps) / (abs(m) + 1 / (1 + g*g));
+        let q = if big { r / (2 + abs(g)) } else { sqrt(r + 1) };
+        let s = sum(q);
+        w -= lr * m / sqrt(v + q*q + eps) - eps / (1 + abs(s)) + (if big { sqrt(abs(w)) } else { 1 / (3 + q) });
+    }
 }
 
 /// The rules above as text.
@@ -55,6 +70,17 @@ pub EveryReduction {
     m = 0.9*m + g;
     let s = sum(g) + mean(w) + norm(m) + max_abs(g - w);
     w -= lr * g / (1 + abs(s));
+}
+pub Layers {
+    hyper lr = 0.01, eps = 1e-8;
+    state m = 0, v = 1;
+    m = 0.9*m + g / (1 + abs(w));
+    v = v / (1 + sqrt(abs(m) + g*g));
+    let big = abs(g) > sqrt(v);
+    let r = sqrt(v + eps) / (abs(m) + 1 / (1 + g*g));
+    let q = if big { r / (2 + abs(g)) } else { sqrt(r + 1) };
+    let s = sum(q);
+    w -= lr * m / sqrt(v + q*q + eps) - eps / (1 + abs(s)) + (if big { sqrt(abs(w)) } else { 1 / (3 + q) });
 }
 ";
 
@@ -140,9 +166,10 @@ fn same<F: DynFloat>(a: &dyn DynRule, b: &dyn DynRule, n: usize, special: bool, 
 
 fn check(threads: usize, lengths: &[usize]) {
     let texts = Rules::parse(TEXT).unwrap();
-    let compiled: [Box<dyn DynRule>; 2] = [
+    let compiled: [Box<dyn DynRule>; 3] = [
         Box::new(EveryOp::default()),
         Box::new(EveryReduction::default()),
+        Box::new(Layers::default()),
     ];
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -30,6 +30,13 @@ pub trait Float: Real + Debug + Display + Default + Serialize + DeserializeOwned
         let _ = xs;
         None
     }
+    /// `xs` as f64 elements when `Self` is f64, else `None` (lets matrix
+    /// products call a library's f64 kernels).
+    #[inline(always)]
+    fn as_f64s(xs: &[Self]) -> Option<&[f64]> {
+        let _ = xs;
+        None
+    }
 }
 
 impl Float for f32 {
@@ -53,6 +60,10 @@ impl Float for f64 {
     #[inline(always)]
     fn is_finite(self) -> bool {
         f64::is_finite(self)
+    }
+    #[inline(always)]
+    fn as_f64s(xs: &[f64]) -> Option<&[f64]> {
+        Some(xs)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Matrix products for rules with shapes, through faer's products
 //! (`faer::linalg::matmul`, AVX-512 kernels on x86-64). faer was chosen
 //! over the `gemm` crate by timing both on Muon's products (1024 x 4096
-//! f32, 2 threads, same process, quiet machine): `x @ x^T` by faer's
+//! f32, 2 threads, same process, load average 1.9): `x @ x^T` by faer's
 //! triangular product 23 ms against 37-45 ms for the `gemm` crate by
 //! blocks above the diagonal, a 1024 x 1024 by 1024 x 4096 product 41 ms
 //! against 41-48 ms; both give the same bits on one thread and on two. A

@@ -65,9 +65,7 @@ impl Pass {
             .copied()
             .filter(move |&i| p.values[i].ty == Ty::Bool)
     }
-}
 
-impl Pass {
     /// Which of the slices in [`Pass::slots`] the pass's variant for these
     /// values of its boolean inputs (`bools`, in [`Pass::bool_inputs`]
     /// order) neither needs nor changes: no value it writes (other than the
@@ -120,6 +118,26 @@ impl Pass {
             .iter()
             .map(|(s, _)| !needed.contains(s) && !changed.contains(s))
             .collect()
+    }
+
+    /// [`Pass::idle_slots`] as the driver takes them: bit masks over the
+    /// slices the pass reads and those it writes (bit `k` for the `k`-th of
+    /// each, in slot order; past 32, none).
+    pub fn idle_masks(&self, p: &Program, bools: &[bool]) -> (u32, u32) {
+        let (mut reads, mut writes) = (0u32, 0u32);
+        let (mut r, mut w) = (0usize, 0usize);
+        for (&(_, written), idle) in self.slots.iter().zip(self.idle_slots(p, bools)) {
+            let (mask, count) = if written {
+                (&mut writes, &mut w)
+            } else {
+                (&mut reads, &mut r)
+            };
+            if idle && *count < 32 {
+                *mask |= 1 << *count;
+            }
+            *count += 1;
+        }
+        (reads, writes)
     }
 }
 

@@ -115,19 +115,7 @@ fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
         (0..1usize << nb)
             .map(|combo| {
                 let bits: Vec<bool> = (0..nb).map(|k| combo >> k & 1 == 1).collect();
-                let idle = pass.idle_slots(p, &bits);
-                let (mut r, mut w, mut mr, mut mw) = (0u32, 0u32, 0u32, 0u32);
-                for (&(_, written), &i) in pass.slots.iter().zip(&idle) {
-                    let (mask, count) = if written {
-                        (&mut mw, &mut w)
-                    } else {
-                        (&mut mr, &mut r)
-                    };
-                    if i && *count < 32 {
-                        *mask |= 1 << *count;
-                    }
-                    *count += 1;
-                }
+                let (mr, mw) = pass.idle_masks(p, &bits);
                 quote!(#pr::Idle { reads: #mr, writes: #mw })
             })
             .collect()

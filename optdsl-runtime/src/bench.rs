@@ -114,10 +114,10 @@ unsafe impl<F> Send for Span<F> {}
 // SAFETY: as above.
 unsafe impl<F> Sync for Span<F> {}
 
-/// One pass of the same-traffic loop: `g` is read, every written slice gets
-/// `+= g`, every other read slice is summed, tile by tile in one pass over
-/// memory.
-fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: &[F], lo: usize, hi: usize) -> F {
+/// One pass of the same-traffic loop: `g`, if given, is read, every written
+/// slice gets `+= g` (`+= 1` without `g`), every other read slice is summed,
+/// tile by tile in one pass over memory.
+fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: Option<&[F]>, lo: usize, hi: usize) -> F {
     const TILE: usize = QBLOCK;
     let (written, read) = (&pass.written, &pass.read);
     let mut acc = [F::ZERO; 16];
@@ -125,7 +125,7 @@ fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: &[F], lo: usize, hi: usize) -
     let mut start = lo;
     while start < hi {
         let end = (start + TILE).min(hi);
-        let gt = &g[start..end];
+        let gt = g.map(|g| &g[start..end]);
         for b in &pass.written_bytes {
             // SAFETY: [start, end) elements lie in this thread's super-block.
             let t = unsafe {
@@ -157,8 +157,9 @@ fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: &[F], lo: usize, hi: usize) -
         for s in written {
             // SAFETY: [start, end) lies in this thread's super-block.
             let t = unsafe { std::slice::from_raw_parts_mut(s.0.add(start), end - start) };
-            for (x, &y) in t.iter_mut().zip(gt) {
-                *x += y;
+            match gt {
+                Some(gt) => t.iter_mut().zip(gt).for_each(|(x, &y)| *x += y),
+                None => t.iter_mut().for_each(|x| *x += F::ONE),
             }
         }
         for s in read {
@@ -180,8 +181,9 @@ fn bound_pass<F: DynFloat>(pass: &BoundPass<F>, g: &[F], lo: usize, hi: usize) -
     acc.iter().fold(F::ZERO, |a, &b| a + b)
 }
 
-fn bound_step<F: DynFloat>(pass: &BoundPass<F>, g: &[F]) -> F {
-    let n = g.len();
+/// [`bound_pass`] over `n` numbers, split among threads as the driver
+/// splits a tensor.
+fn bound_step<F: DynFloat>(pass: &BoundPass<F>, g: Option<&[F]>, n: usize) -> F {
     let plan = Plan::new(n);
     if plan.parallel {
         (0..plan.count)
@@ -439,7 +441,7 @@ pub fn bench_rule_with<F: DynFloat>(
             });
             let b = time_ms(|| {
                 for pass in &plans {
-                    sink += bound_step(pass, &g);
+                    sink += bound_step(pass, Some(&g), g.len());
                 }
             });
             if rep >= 2 {
@@ -582,15 +584,16 @@ pub fn bench_shaped<F: DynFloat>(
             .map(|(k, &len)| filled::<F>(len, k + 3))
             .collect();
         let spans: Vec<Span<F>> = arrays.iter_mut().map(|a| Span(a.as_mut_ptr())).collect();
-        let replay: Vec<TrafficPass<F>> = traffic
+        let replay: Vec<BoundPass<F>> = traffic
             .passes
             .iter()
             .map(|p| {
                 let pick = |ids: &[usize]| ids.iter().map(|&i| spans[i]).collect();
-                TrafficPass {
-                    numbers: p.numbers,
-                    reads: pick(&p.reads),
-                    writes: pick(&p.writes),
+                BoundPass {
+                    written: pick(&p.writes),
+                    read: pick(&p.reads),
+                    written_bytes: Vec::new(),
+                    read_bytes: Vec::new(),
                 }
             })
             .collect();
@@ -616,8 +619,8 @@ pub fn bench_shaped<F: DynFloat>(
                 }));
             }
             bound.push(time_ms(|| {
-                for p in &replay {
-                    sink += traffic_step(p.numbers, &p.reads, &p.writes);
+                for (p, recorded) in replay.iter().zip(&traffic.passes) {
+                    sink += bound_step(p, None, recorded.numbers);
                 }
             }));
             least.push(time_ms(|| {
@@ -648,58 +651,4 @@ pub fn bench_shaped<F: DynFloat>(
             least_ms: median(least),
         })
     })
-}
-
-/// One recorded pass of a step with shapes, over the bench's arrays.
-struct TrafficPass<F> {
-    numbers: usize,
-    reads: Vec<Span<F>>,
-    writes: Vec<Span<F>>,
-}
-
-/// One recorded pass of the same-traffic loop over `numbers` numbers:
-/// every array of `reads` summed, every array of `writes` read and written
-/// (`+= 1`), tile by tile, split among threads as the driver splits a
-/// tensor.
-fn traffic_step<F: DynFloat>(numbers: usize, reads: &[Span<F>], writes: &[Span<F>]) -> F {
-    let part = |lo: usize, hi: usize| {
-        const TILE: usize = 4096;
-        let mut acc = [F::ZERO; 16];
-        let mut start = lo;
-        while start < hi {
-            let end = (start + TILE).min(hi);
-            for s in reads {
-                // SAFETY: [start, end) lies in this thread's super-block of
-                // an array of `numbers` numbers; read only.
-                let t = unsafe { std::slice::from_raw_parts(s.0.add(start), end - start) };
-                let mut chunks = t.chunks_exact(16);
-                for c in &mut chunks {
-                    for (a, &x) in acc.iter_mut().zip(c) {
-                        *a += x;
-                    }
-                }
-                for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
-                    *a += x;
-                }
-            }
-            for s in writes {
-                // SAFETY: as above; no other thread touches [start, end).
-                let t = unsafe { std::slice::from_raw_parts_mut(s.0.add(start), end - start) };
-                for x in t.iter_mut() {
-                    *x += F::ONE;
-                }
-            }
-            start = end;
-        }
-        acc.iter().fold(F::ZERO, |a, &b| a + b)
-    };
-    let plan = Plan::new(numbers);
-    if plan.parallel {
-        (0..plan.count)
-            .into_par_iter()
-            .map(|k| part(k * plan.size, ((k + 1) * plan.size).min(numbers)))
-            .reduce(|| F::ZERO, |a, b| a + b)
-    } else {
-        part(0, numbers)
-    }
 }

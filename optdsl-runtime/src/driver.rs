@@ -630,23 +630,15 @@ impl Idle {
         writes: 0,
     };
 
-    /// From the flags of [`optdsl_lang::passes::Pass::idle_slots`], over a
-    /// pass's `slots` (each with whether it is written), in slot order.
-    pub fn of_slots(slots: &[(optdsl_lang::ir::Slot, bool)], idle: &[bool]) -> Idle {
-        let (mut r, mut w) = (0, 0);
-        let mut out = Idle::NONE;
-        for (&(_, written), &i) in slots.iter().zip(idle) {
-            let (bit, count) = if written {
-                (&mut out.writes, &mut w)
-            } else {
-                (&mut out.reads, &mut r)
-            };
-            if i && *count < 32 {
-                *bit |= 1 << *count;
-            }
-            *count += 1;
-        }
-        out
+    /// The slices `pass` leaves alone in its variant for `bools`
+    /// ([`optdsl_lang::passes::Pass::idle_masks`]).
+    pub fn of_pass(
+        pass: &optdsl_lang::passes::Pass,
+        p: &optdsl_lang::Program,
+        bools: &[bool],
+    ) -> Idle {
+        let (reads, writes) = pass.idle_masks(p, bools);
+        Idle { reads, writes }
     }
 }
 

@@ -342,7 +342,7 @@ fn run<F: Float>(
             .collect()
     };
     let idle = match any_packed.then(bools).flatten() {
-        Some(b) => Idle::of_slots(&pass.slots, &pass.idle_slots(p, &b)),
+        Some(b) => Idle::of_pass(pass, p, &b),
         None => Idle::NONE,
     };
     // The pass compiled to machine code, or else interpreted.

@@ -386,6 +386,7 @@ fn a_buffer_the_step_leaves_alone_keeps_its_bytes() {
                         .enumerate()
                         .for_each(|(i, b)| *b = 0x7f81 + (i % 3) as u16);
                 }
+                Packed::Deferred { .. } => unreachable!("set_format stores every buffer"),
             }
             let before = s.packed[mx].clone();
             let mut w: Vec<f32> = data(n, 1);
@@ -408,5 +409,87 @@ fn a_buffer_the_step_leaves_alone_keeps_its_bytes() {
             runs[2] == runs[0],
             "{format}: reference and compiled differ"
         );
+    }
+}
+
+#[test]
+fn a_buffer_switched_off_by_a_hyperparameter_is_stored_only_once_needed() {
+    // Adam's AMSGrad buffer, with `amsgrad` false, is left out (as PyTorch
+    // allocates it only with amsgrad=True): the state keeps 2 bytes of 8-bit
+    // moments and their maxima a parameter, 4 of bfloat16. Turned on later,
+    // it is stored again with the same bytes: every step gives the bits of a
+    // state that kept it all along, compiled and from text.
+    let compiled = builtin_rule("adam").unwrap();
+    let info = compiled.info();
+    let text = Rules::parse(&info.program().source).unwrap().remove(0);
+    let mx = info
+        .buffers
+        .iter()
+        .position(|b| *b == "max_exp_avg_sq")
+        .unwrap();
+    let amsgrad = info
+        .hypers
+        .iter()
+        .position(|h| h.name == "amsgrad")
+        .unwrap();
+    let mut bools = vec![None; info.hypers.len()];
+    bools[amsgrad] = Some(false);
+    let n = 70_001;
+    for (format, bytes) in [
+        (StateFormat::Q8, 2.0 * (1.0 + 4.0 / 256.0)),
+        (StateFormat::Bf16, 4.0),
+    ] {
+        for from_text in [false, true] {
+            let mut rule: Box<dyn DynRule> = if from_text {
+                Box::new(text.clone())
+            } else {
+                builtin_rule("adam").unwrap()
+            };
+            let (mut kept, mut left): (State<f32>, State<f32>) = (
+                f32::dyn_init(rule.as_ref(), n),
+                f32::dyn_init(rule.as_ref(), n),
+            );
+            kept.set_format(info, format, None);
+            left.set_format(info, format, None);
+            left.leave_out_idle(info, &bools);
+            assert!(left.packed[mx].as_ref().unwrap().is_deferred());
+            assert_eq!(left.bytes_per_element(), bytes, "{format}");
+            assert_eq!(left.storage(), kept.storage());
+            let (mut w1, mut w2): (Vec<f32>, Vec<f32>) = (data(n, 1), data(n, 1));
+            for step in 0..6u64 {
+                if step == 3 {
+                    rule.set_hyper("amsgrad", optdsl::HyperValue::Bool(true))
+                        .unwrap();
+                }
+                let g: Vec<f32> = data(n, step + 2);
+                f32::dyn_step(rule.as_ref(), &mut kept, &mut w1, &g, &[]).unwrap();
+                f32::dyn_step(rule.as_ref(), &mut left, &mut w2, &g, &[]).unwrap();
+                assert_eq!(
+                    bits(&w1),
+                    bits(&w2),
+                    "{format} text={from_text} step {step}"
+                );
+                assert_eq!(
+                    left.packed[mx].as_ref().unwrap().is_deferred(),
+                    step < 3,
+                    "{format} text={from_text} step {step}"
+                );
+                let values = |s: &State<f32>| bits(&s.packed[mx].as_ref().unwrap().to_vec::<f32>());
+                assert_eq!(values(&left), values(&kept));
+            }
+            assert!(
+                format!("{:?}", left.packed) == format!("{:?}", kept.packed),
+                "{format} text={from_text}: the stored bytes differ"
+            );
+        }
+    }
+    // Through the optimizer, the format chosen at run time.
+    for (format, bytes) in [
+        (StateFormat::Q8, 2.0 * (1.0 + 4.0 / 256.0)),
+        (StateFormat::Bf16, 4.0),
+    ] {
+        let mut opt = Optimizer::<f32>::new().with_state_format(format);
+        opt.add_group(builtin_rule("adam").unwrap(), &[10_000]);
+        assert_eq!(opt.groups()[0].states()[0].bytes_per_element(), bytes);
     }
 }

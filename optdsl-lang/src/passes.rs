@@ -141,6 +141,56 @@ impl Pass {
     }
 }
 
+/// The most per-step booleans of a pass whose variants [`switched_off`]
+/// looks at (and the compiled step tabulates idle slices for); a pass with
+/// more switches nothing off.
+pub const IDLE_BOOLS: usize = 6;
+
+/// Which buffers no pass of `plan` needs or changes while the boolean
+/// hyperparameters hold `hypers` (`hypers[k]`: hyperparameter `k`'s value,
+/// `None` for a number or one not known), whatever the step's other
+/// booleans: in every pass, in each of its variants those values allow, the
+/// buffer is idle ([`Pass::idle_slots`]). Such a buffer keeps its contents
+/// from step to step, so it need not be stored while they hold (Adam's
+/// AMSGrad buffer while `amsgrad` is false, as PyTorch allocates it only
+/// with `amsgrad=True`).
+pub fn switched_off(p: &Program, plan: &StepPlan, hypers: &[Option<bool>]) -> Vec<bool> {
+    let mut off = vec![true; p.buffers.len()];
+    let passes = plan.init.iter().chain(&plan.reduces).chain(&plan.update);
+    for pass in passes {
+        let inputs: Vec<Id> = pass.bool_inputs(p).collect();
+        let fixed: Vec<Option<bool>> = inputs
+            .iter()
+            .map(|&id| match p.values[id].op {
+                Op::Bool(b) => Some(b),
+                Op::Hyper(k) => hypers.get(k).copied().flatten(),
+                _ => None,
+            })
+            .collect();
+        let free: Vec<usize> = (0..inputs.len()).filter(|&k| fixed[k].is_none()).collect();
+        let mut used = vec![false; pass.slots.len()];
+        if inputs.len() > IDLE_BOOLS {
+            used.fill(true);
+        } else {
+            for combo in 0..1usize << free.len() {
+                let mut bools: Vec<bool> = fixed.iter().map(|b| b.unwrap_or(false)).collect();
+                for (j, &k) in free.iter().enumerate() {
+                    bools[k] = combo >> j & 1 == 1;
+                }
+                for (u, idle) in used.iter_mut().zip(pass.idle_slots(p, &bools)) {
+                    *u |= !idle;
+                }
+            }
+        }
+        for (&(slot, _), u) in pass.slots.iter().zip(used) {
+            if let (Slot::Buffer(i), true) = (slot, u) {
+                off[i] = false;
+            }
+        }
+    }
+    off
+}
+
 /// A whole step: passes and the per-step scalars computed around them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepPlan {
@@ -365,6 +415,27 @@ mod tests {
         assert!(u.idle_slots(&p, &[true]).iter().all(|&b| !b));
         // Without the booleans, nothing may be skipped.
         assert!(u.idle_slots(&p, &[]).iter().all(|&b| !b));
+    }
+
+    #[test]
+    fn a_buffer_is_switched_off_only_by_the_hyperparameter_that_skips_it() {
+        let (p, s) = planned(
+            "R { hyper amsgrad = false, b = 0.9; state m = 0, mx = 0, z = 0;
+             m = b * m + g; let v = m; if amsgrad { mx = max(mx, m); v = mx; }
+             if t > 3 { z = z + g; } w -= v + z; }",
+        );
+        // m always, z under a per-step boolean: never off.
+        assert_eq!(
+            switched_off(&p, &s, &[Some(false), None]),
+            [false, true, false]
+        );
+        assert_eq!(
+            switched_off(&p, &s, &[Some(true), None]),
+            [false, false, false]
+        );
+        // Not known: it may be needed.
+        assert_eq!(switched_off(&p, &s, &[None, None]), [false, false, false]);
+        assert_eq!(switched_off(&p, &s, &[]), [false, false, false]);
     }
 
     #[test]

@@ -110,7 +110,7 @@ fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
     // variant leaves alone, as the driver's bit masks over reads and writes
     // (compressed ones are then neither decoded nor encoded); past
     // IDLE_BOOLS booleans, none.
-    const IDLE_BOOLS: usize = 6;
+    use optdsl_lang::passes::IDLE_BOOLS;
     let idle_table: Vec<TokenStream> = if nb <= IDLE_BOOLS {
         (0..1usize << nb)
             .map(|combo| {
@@ -139,9 +139,18 @@ fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
             Slot::Buffer(i) => format_ident!("__pk{}", i),
             _ => unreachable!("only buffers are packed"),
         };
+        // Each buffer with whether this variant leaves it alone (a deferred
+        // one may then stand in the half pass, as no bytes).
+        let reads_at = |slot: Slot| pass.reads().position(|r| r == slot);
+        let writes_at = |slot: Slot| pass.written().position(|r| r == slot);
         let all_bufs = pass.slots.iter().filter(|s| is_buf(&s.0)).map(|s| {
             let x = pk(s.0);
-            quote!(#x.as_deref())
+            let idle = match (reads_at(s.0), writes_at(s.0)) {
+                (Some(k), _) => quote!(__idle.reads >> #k & 1 == 1),
+                (_, Some(k)) => quote!(__idle.writes >> #k & 1 == 1),
+                _ => quote!(false),
+            };
+            quote!((#x.as_deref(), #idle))
         });
         let plain_reads = pass.reads().filter(|s| !is_buf(s)).map(|slot| {
             let x = all(slot);
@@ -186,7 +195,7 @@ fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
                 __step,
                 (&[#(#reads),*], &mut [#(#writes),*]),
                 (&[#(#packed_reads),*], &mut [#(#packed_writes),*]),
-                __IDLE[#idle_index],
+                __idle,
                 &[#(#kinds),*],
                 &mut __red,
             )
@@ -200,6 +209,7 @@ fn pass_call(p: &Program, pass: &Pass) -> TokenStream {
         let __cb: [bool; #nb] = [#(#bools),*];
         let mut __red = [0.0f64; #nr];
         const __IDLE: &[#pr::Idle] = &[#(#idle_table),*];
+        let __idle = __IDLE[#idle_index];
         let __ran = #dispatch;
         if let ::core::result::Result::Err(__e) = __ran {
             ::core::unreachable!("checked by optdsl-lang: {}", __e.0);
@@ -277,6 +287,20 @@ pub fn apply(p: &Program, plan: &StepPlan) -> TokenStream {
             let __draws = #pr::Draws { keys: &__keys, step: __step, first: __seed.offset };
         }
     };
+    // Buffers left out while no step needs them are stored again when
+    // the boolean hyperparameters change so that one might.
+    let hyper_bools = p.hypers.iter().map(|h| match h.default {
+        optdsl_lang::typed::Default::Bool(_) => {
+            let f = format_ident!("{}", h.name.text);
+            quote!(::core::option::Option::Some(self.#f))
+        }
+        optdsl_lang::typed::Default::Num(_) => quote!(::core::option::Option::None),
+    });
+    let restore = if p.buffers.is_empty() {
+        quote!()
+    } else {
+        quote!(__state.restore_needed(<Self as #pr::UpdateRule>::INFO, &[#(#hyper_bools),*]);)
+    };
     quote! {
         #[allow(unused, clippy::all)]
         fn apply<F: #pr::Float>(&self, __state: &mut #pr::State<F>, __wa: &mut [F], __ga: &[F], __inputs: &[&[F]]) {
@@ -290,6 +314,7 @@ pub fn apply(p: &Program, plan: &StepPlan) -> TokenStream {
             let __t = __step as f64;
             let __n = __wa.len();
             #draws
+            #restore
             let [#(#bufs),*] = &mut __state.buffers[..] else {
                 ::core::unreachable!("the state was checked")
             };

@@ -185,10 +185,11 @@ impl<F> Slices<F> {
             nr: reads.len(),
             nw: writes.len(),
         };
-        for (k, r) in reads.iter().enumerate() {
+        // An empty slice stays null: its ranges are empty (see `range`).
+        for (k, r) in reads.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
             slices.reads[k] = r.as_ptr();
         }
-        for (k, w) in writes.iter_mut().enumerate() {
+        for (k, w) in writes.iter_mut().enumerate().filter(|(_, w)| !w.is_empty()) {
             slices.writes[k] = w.as_mut_ptr();
         }
         slices
@@ -206,12 +207,16 @@ impl<F> Slices<F> {
         let mut r: [&'a [F]; MAX_SLOTS] = [&[]; MAX_SLOTS];
         let mut w = empty_writes();
         for (dst, &p) in r.iter_mut().zip(&self.reads[..self.nr]) {
-            // SAFETY: in bounds (lo <= hi <= len, checked by run_pass).
-            *dst = unsafe { std::slice::from_raw_parts(p.add(lo), hi - lo) };
+            if !p.is_null() {
+                // SAFETY: in bounds (lo <= hi <= len, checked by run_pass).
+                *dst = unsafe { std::slice::from_raw_parts(p.add(lo), hi - lo) };
+            }
         }
         for (dst, &p) in w.iter_mut().zip(&self.writes[..self.nw]) {
-            // SAFETY: in bounds, and disjoint by the caller's contract.
-            *dst = unsafe { std::slice::from_raw_parts_mut(p.add(lo), hi - lo) };
+            if !p.is_null() {
+                // SAFETY: in bounds, and disjoint by the caller's contract.
+                *dst = unsafe { std::slice::from_raw_parts_mut(p.add(lo), hi - lo) };
+            }
         }
         (r, w)
     }
@@ -362,17 +367,17 @@ pub fn bf16_bits_mut(p: Option<&mut Packed>) -> &mut [u16] {
     }
 }
 
-/// Whether every one of a pass's buffers is kept as bfloat16 rounded to
-/// nearest even: then [`run_pass_half`] can run it.
-pub fn all_bf16(ps: &[Option<&Packed>]) -> bool {
-    ps.iter().all(|p| {
-        matches!(
-            p,
-            Some(Packed::Bf16 {
-                stochastic: None,
-                ..
-            })
-        )
+/// Whether every one of a pass's buffers (each with whether the running
+/// variant leaves it alone) is kept as bfloat16 rounded to nearest even, or
+/// is a deferred bfloat16 buffer the variant leaves alone
+/// ([`Packed::Deferred`]): then [`run_pass_half`] can run it.
+pub fn all_bf16(ps: &[(Option<&Packed>, bool)]) -> bool {
+    ps.iter().all(|&(p, idle)| match p {
+        Some(Packed::Bf16 {
+            stochastic: None, ..
+        }) => true,
+        Some(Packed::Deferred { signed: None, .. }) => idle,
+        _ => false,
     })
 }
 
@@ -383,7 +388,9 @@ pub fn all_bf16(ps: &[Option<&Packed>]) -> bool {
 /// [`LANES`] from the block's start, the block's tail one by one), and the
 /// conversions are the staged ones, so the bits are the same; the kernel
 /// skips the stores of buffers its variant leaves alone, as the staged pass
-/// skips their encoding.
+/// skips their encoding. An empty bfloat16 slice (of a tensor that is not)
+/// stands for a deferred buffer the variant leaves alone ([`all_bf16`]): the
+/// kernel is handed scratch in its place.
 #[allow(clippy::too_many_arguments)]
 pub fn run_pass_half<F: Float>(
     select: impl Fn(Simd) -> KernelFnHalf<F>,
@@ -397,8 +404,8 @@ pub fn run_pass_half<F: Float>(
 ) -> Result<(), PassShapeError> {
     let lengths_ok = reads.iter().all(|r| r.len() == n)
         && writes.iter().all(|w| w.len() == n)
-        && hreads.iter().all(|r| r.len() == n)
-        && hwrites.iter().all(|w| w.len() == n);
+        && hreads.iter().all(|r| r.len() == n || r.is_empty())
+        && hwrites.iter().all(|w| w.len() == n || w.is_empty());
     check_pass(
         (reads.len() + hreads.len(), writes.len() + hwrites.len()),
         (reductions.len(), out.len()),
@@ -406,9 +413,60 @@ pub fn run_pass_half<F: Float>(
     )?;
     let f = select(level_for(heavy));
     let plain = Slices::of(reads, writes);
+    let absent_reads: Vec<usize> = (0..hreads.len())
+        .filter(|&k| hreads[k].is_empty())
+        .collect();
+    let absent_writes: Vec<usize> = (0..hwrites.len())
+        .filter(|&k| hwrites[k].is_empty())
+        .collect();
     let half = Slices::of(hreads, hwrites);
-    let nred = reductions.len();
     over_supers(n, reductions, out, |lo, hi| {
+        with_half_scratch(absent_writes.len() * BLOCK, |scratch| {
+            half_super(
+                f,
+                (cf, cb, draws),
+                (&plain, &half),
+                (&absent_reads, &absent_writes, scratch),
+                (lo, hi),
+                reductions,
+            )
+        })
+    });
+    Ok(())
+}
+
+/// Zeros that stand for absent bfloat16 slices the kernel only reads.
+static HALF_ZEROS: [u16; BLOCK] = [0; BLOCK];
+
+thread_local! {
+    /// Per thread, the scratch that stands for absent bfloat16 slices the
+    /// kernel may write ([`run_pass_half`]); grown once, kept.
+    static HALF_SCRATCH: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's half scratch, at least `len` long.
+fn with_half_scratch<R>(len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
+    HALF_SCRATCH.with(|cell| {
+        let mut v = cell.borrow_mut();
+        if v.len() < len {
+            v.resize(len, 0);
+        }
+        f(&mut v[..len])
+    })
+}
+
+/// One super-block `lo..hi` of [`run_pass_half`].
+#[allow(clippy::type_complexity)]
+fn half_super<F: Float>(
+    f: KernelFnHalf<F>,
+    (cf, cb, draws): (&[F], &[bool], Draws<'_>),
+    (plain, half): (&Slices<F>, &Slices<u16>),
+    (absent_reads, absent_writes, scratch): (&[usize], &[usize], &mut [u16]),
+    (lo, hi): (usize, usize),
+    reductions: &[Reduction],
+) -> [f64; MAX_REDUCTIONS] {
+    let nred = reductions.len();
+    {
         let mut red = [0.0f64; MAX_REDUCTIONS];
         let mut block = lo;
         while block < hi {
@@ -425,7 +483,14 @@ pub fn run_pass_half<F: Float>(
                 }
                 // SAFETY: super-blocks are disjoint ranges of every slice,
                 // and a..b lies in this one.
-                let ((r, mut w), (hr, mut hw)) = unsafe { (plain.range(a, b), half.range(a, b)) };
+                let ((r, mut w), (mut hr, mut hw)) =
+                    unsafe { (plain.range(a, b), half.range(a, b)) };
+                for &k in absent_reads {
+                    hr[k] = &HALF_ZEROS[..b - a];
+                }
+                for (&k, part) in absent_writes.iter().zip(scratch.chunks_mut(BLOCK)) {
+                    hw[k] = &mut part[..b - a];
+                }
                 // SAFETY: `select` gives kernels for levels this CPU has (the
                 // generated chooser, handed the level `level_for` allows).
                 unsafe {
@@ -448,8 +513,7 @@ pub fn run_pass_half<F: Float>(
             block = block_end;
         }
         red
-    });
-    Ok(())
+    }
 }
 
 /// A compressed buffer's parts, shareable across threads; tasks touch
@@ -464,6 +528,13 @@ enum RawPacked {
         codes: *mut u8,
         absmax: *mut f32,
         q: &'static Quantizer,
+    },
+    /// [`Packed::Deferred`]: every element the same bytes, nothing stored
+    /// (a pass that writes it stores it in full first).
+    Deferred {
+        signed: Option<bool>,
+        code: u16,
+        absmax: f32,
     },
 }
 
@@ -484,6 +555,16 @@ impl RawPacked {
                 codes: codes.as_ptr().cast_mut(),
                 absmax: absmax.as_ptr().cast_mut(),
                 q: quantizer(*signed),
+            },
+            Packed::Deferred {
+                signed,
+                code,
+                absmax,
+                ..
+            } => RawPacked::Deferred {
+                signed: *signed,
+                code: *code,
+                absmax: *absmax,
             },
         }
     }
@@ -514,6 +595,11 @@ impl RawPacked {
                 };
                 decode_q8(q, src, scales, lo, out);
             }
+            RawPacked::Deferred {
+                signed,
+                code,
+                absmax,
+            } => out.fill(Packed::deferred_value(signed, code, absmax)),
         }
     }
 
@@ -540,6 +626,9 @@ impl RawPacked {
                     )
                 };
                 encode_q8(q, dst, scales, xs);
+            }
+            RawPacked::Deferred { .. } => {
+                unreachable!("a pass stores a deferred buffer in full before it writes it")
             }
         }
     }
@@ -690,9 +779,13 @@ pub fn run_pass_packed_idle<F: Float, K: Kernel<F>>(
         packs.reads[k] = p.map(RawPacked::of);
         packs.idle_reads[k] = p.is_some() && idle.reads >> k & 1 == 1;
     }
-    for (k, p) in packed_writes.iter().enumerate() {
-        packs.writes[k] = p.as_deref().map(RawPacked::of);
+    for (k, p) in packed_writes.iter_mut().enumerate() {
         packs.idle_writes[k] = p.is_some() && idle.writes >> k & 1 == 1;
+        if let Some(p) = p.as_deref_mut().filter(|_| !packs.idle_writes[k]) {
+            // A deferred buffer this variant changes is stored in full, once.
+            p.allocate();
+        }
+        packs.writes[k] = p.as_deref().map(RawPacked::of);
     }
     over_supers(n, reductions, out, |lo, hi| {
         // SAFETY: super-blocks are disjoint ranges (whole 8-bit blocks: the

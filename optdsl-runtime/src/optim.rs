@@ -3,7 +3,7 @@
 //! every length before it changes anything.
 
 use crate::error::{Error, Result};
-use crate::rule::{DrawSeed, DynFloat, DynRule, HyperValue, RuleInfo, State};
+use crate::rule::{DrawSeed, DynFloat, DynRule, HyperValue, State};
 use optdsl_lang::StateFormat;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -71,10 +71,11 @@ pub struct Optimizer<F: DynFloat> {
 /// let mut opt = Optimizer::<f32>::new().with_state_format(StateFormat::Q8);
 /// opt.add_group(builtin_rule("adam").unwrap(), &[10_000, 100]);
 /// let states = opt.groups()[0].states();
-/// // Adam's three buffers (the moments and AMSGrad's maximum) in 8 bits,
-/// // the second moment and the maximum on the unsigned map, for the large
-/// // tensor; the small one keeps f32, as bitsandbytes does under 4,096.
-/// assert_eq!(states[0].bytes_per_element(), 3.0 * (1.0 + 4.0 / 256.0));
+/// // Adam's moments in 8 bits (the second on the unsigned map) for the
+/// // large tensor, with a maximum per block of 256; AMSGrad's buffer, with
+/// // `amsgrad` false, is not stored. The small tensor keeps f32 (all three
+/// // buffers), as bitsandbytes does under 4,096 elements.
+/// assert_eq!(states[0].bytes_per_element(), 2.0 * (1.0 + 4.0 / 256.0));
 /// assert_eq!(states[1].bytes_per_element(), 3.0 * 4.0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,7 +217,7 @@ impl<F: DynFloat> Optimizer<F> {
         let mut index = 0u64;
         for g in &mut self.groups {
             for s in &mut g.states {
-                apply_compression(&c, g.rule.info(), s, index);
+                apply_compression(&c, g.rule.as_ref(), s, index);
                 index += 1;
             }
         }
@@ -246,7 +247,7 @@ impl<F: DynFloat> Optimizer<F> {
                     tensor: index,
                     offset: 0,
                 });
-                apply_compression(&self.compression, rule.info(), &mut s, index);
+                apply_compression(&self.compression, rule.as_ref(), &mut s, index);
                 index += 1;
                 s
             })
@@ -282,7 +283,7 @@ impl<F: DynFloat> Optimizer<F> {
                 tensor: index,
                 offset: 0,
             });
-            apply_compression(&self.compression, rule.info(), &mut s, index);
+            apply_compression(&self.compression, rule.as_ref(), &mut s, index);
             states.push(s);
         }
         self.groups.push(ParamGroup { rule, states });
@@ -725,7 +726,13 @@ impl<F: DynFloat> OptimizerState<F> {
 }
 
 /// Converts tensor `index`'s state `s` as `c` says.
-fn apply_compression<F: DynFloat>(c: &Compression, info: &RuleInfo, s: &mut State<F>, index: u64) {
+fn apply_compression<F: DynFloat>(
+    c: &Compression,
+    rule: &dyn DynRule,
+    s: &mut State<F>,
+    index: u64,
+) {
+    let info = rule.info();
     let format = if s.len < c.min_elements {
         StateFormat::Full
     } else {
@@ -735,6 +742,16 @@ fn apply_compression<F: DynFloat>(c: &Compression, info: &RuleInfo, s: &mut Stat
         .stochastic_bf16
         .map(|seed| seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     s.set_format(info, format, seed);
+    s.leave_out_idle(info, &bool_hypers(rule));
+}
+
+/// Each hyperparameter of `rule`, as a boolean where it is one.
+fn bool_hypers(rule: &dyn DynRule) -> Vec<Option<bool>> {
+    let info = rule.info();
+    info.hypers
+        .iter()
+        .map(|h| rule.hyper(h.name).and_then(HyperValue::as_bool))
+        .collect()
 }
 
 fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {

@@ -44,6 +44,22 @@ pub enum Packed {
         /// Each block's largest magnitude.
         absmax: Vec<f32>,
     },
+    /// A buffer not stored while no step needs it
+    /// ([`crate::State::leave_out_idle`]): every element holds the same
+    /// bytes, bfloat16 bits `code` (`signed: None`) or 8-bit `code` with
+    /// `absmax` in every block (`Some(signed)`); stored in full again, with
+    /// those bytes, once a step needs it ([`Packed::allocate`]).
+    Deferred {
+        /// Its number of elements.
+        len: usize,
+        /// `None`: bfloat16 rounded to nearest even; `Some(signed)`: 8-bit
+        /// on the signed or the unsigned map.
+        signed: Option<bool>,
+        /// Each element's bits (bfloat16) or code (8-bit).
+        code: u16,
+        /// Each block's largest magnitude (8-bit).
+        absmax: f32,
+    },
 }
 
 impl Packed {
@@ -100,6 +116,7 @@ impl Packed {
     /// a step's encoding does at step `step` (which keys stochastic
     /// rounding).
     pub fn encode_from<F: Float>(&mut self, values: &[F], step: u64) {
+        self.allocate();
         match self {
             Packed::Bf16 { bits, stochastic } => encode_bf16(bits, values, *stochastic, step, 0),
             Packed::Q8 {
@@ -107,7 +124,85 @@ impl Packed {
                 codes,
                 absmax,
             } => encode_q8(quantizer(*signed), codes, absmax, values),
+            Packed::Deferred { .. } => unreachable!("allocated above"),
         }
+    }
+
+    /// A buffer whose elements all hold the same bytes, bfloat16 rounded to
+    /// nearest even or 8-bit, as [`Packed::Deferred`]: the same contents, no
+    /// storage; `None` for any other buffer.
+    pub fn deferred(&self) -> Option<Packed> {
+        let len = self.len();
+        match self {
+            Packed::Bf16 {
+                bits,
+                stochastic: None,
+            } => {
+                let code = *bits.first()?;
+                bits.iter().all(|&b| b == code).then_some(Packed::Deferred {
+                    len,
+                    signed: None,
+                    code,
+                    absmax: 0.0,
+                })
+            }
+            Packed::Q8 {
+                signed,
+                codes,
+                absmax,
+            } => {
+                let (code, scale) = (*codes.first()?, *absmax.first()?);
+                let same = codes.iter().all(|&c| c == code)
+                    && absmax.iter().all(|a| a.to_bits() == scale.to_bits());
+                same.then_some(Packed::Deferred {
+                    len,
+                    signed: Some(*signed),
+                    code: u16::from(code),
+                    absmax: scale,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Stores a [`Packed::Deferred`] buffer in full (the same contents);
+    /// any other is left as it is.
+    pub fn allocate(&mut self) {
+        if let Packed::Deferred {
+            len,
+            signed,
+            code,
+            absmax,
+        } = *self
+        {
+            *self = match signed {
+                None => Packed::Bf16 {
+                    bits: vec![code; len],
+                    stochastic: None,
+                },
+                Some(signed) => Packed::Q8 {
+                    signed,
+                    codes: vec![code as u8; len],
+                    absmax: vec![absmax; len.div_ceil(QBLOCK)],
+                },
+            };
+        }
+    }
+
+    /// Whether it is [`Packed::Deferred`].
+    pub fn is_deferred(&self) -> bool {
+        matches!(self, Packed::Deferred { .. })
+    }
+
+    /// The one value every element of a [`Packed::Deferred`] buffer decodes
+    /// to, as [`Packed::decode`] gives it.
+    pub(crate) fn deferred_value<F: Float>(signed: Option<bool>, code: u16, absmax: f32) -> F {
+        let mut out = [F::ZERO];
+        match signed {
+            None => decode_bf16(&[code], &mut out),
+            Some(signed) => decode_q8(quantizer(signed), &[code as u8], &[absmax], 0, &mut out),
+        }
+        out[0]
     }
 
     /// The storage this buffer has.
@@ -115,6 +210,11 @@ impl Packed {
         match self {
             Packed::Bf16 { .. } => Storage::Bf16,
             Packed::Q8 { signed, .. } => Storage::Q8 { signed: *signed },
+            Packed::Deferred { signed: None, .. } => Storage::Bf16,
+            Packed::Deferred {
+                signed: Some(signed),
+                ..
+            } => Storage::Q8 { signed: *signed },
         }
     }
 
@@ -123,6 +223,7 @@ impl Packed {
         match self {
             Packed::Bf16 { bits, .. } => bits.len(),
             Packed::Q8 { codes, .. } => codes.len(),
+            Packed::Deferred { len, .. } => *len,
         }
     }
 
@@ -134,14 +235,15 @@ impl Packed {
     /// Whether its parts have consistent lengths (as a loaded file may not).
     pub fn is_consistent(&self) -> bool {
         match self {
-            Packed::Bf16 { .. } => true,
+            Packed::Bf16 { .. } | Packed::Deferred { .. } => true,
             Packed::Q8 { codes, absmax, .. } => absmax.len() == codes.len().div_ceil(QBLOCK),
         }
     }
 
-    /// Bytes it keeps.
+    /// Bytes it keeps (none while [`Packed::Deferred`]).
     pub fn bytes(&self) -> usize {
         match self {
+            Packed::Deferred { .. } => 0,
             Packed::Bf16 { bits, .. } => 2 * bits.len(),
             Packed::Q8 { codes, absmax, .. } => codes.len() + 4 * absmax.len(),
         }
@@ -166,6 +268,12 @@ impl Packed {
                 lo,
                 inside,
             ),
+            Packed::Deferred {
+                signed,
+                code,
+                absmax,
+                ..
+            } => inside.fill(Self::deferred_value(*signed, *code, *absmax)),
         }
     }
 
@@ -186,32 +294,43 @@ impl Packed {
                 reason: format!("{range:?} is outside its {n} elements"),
             });
         }
+        let q8 = matches!(self.storage(), Storage::Q8 { .. });
+        if q8
+            && (!range.start.is_multiple_of(QBLOCK)
+                || (!range.end.is_multiple_of(QBLOCK) && range.end != n))
+        {
+            return Err(Error::Invalid {
+                what: "a slice of an 8-bit state buffer".into(),
+                reason: format!(
+                    "{range:?} does not fall on its blocks of {QBLOCK} elements; split 8-bit state at multiples of {QBLOCK}"
+                ),
+            });
+        }
         Ok(match self {
             Packed::Bf16 { bits, stochastic } => Packed::Bf16 {
                 bits: bits[range].to_vec(),
                 stochastic: *stochastic,
             },
+            Packed::Deferred {
+                signed,
+                code,
+                absmax,
+                ..
+            } => Packed::Deferred {
+                len: range.len(),
+                signed: *signed,
+                code: *code,
+                absmax: *absmax,
+            },
             Packed::Q8 {
                 signed,
                 codes,
                 absmax,
-            } => {
-                if !range.start.is_multiple_of(QBLOCK)
-                    || (!range.end.is_multiple_of(QBLOCK) && range.end != n)
-                {
-                    return Err(Error::Invalid {
-                        what: "a slice of an 8-bit state buffer".into(),
-                        reason: format!(
-                            "{range:?} does not fall on its blocks of {QBLOCK} elements; split 8-bit state at multiples of {QBLOCK}"
-                        ),
-                    });
-                }
-                Packed::Q8 {
-                    signed: *signed,
-                    codes: codes[range.clone()].to_vec(),
-                    absmax: absmax[range.start / QBLOCK..range.end.div_ceil(QBLOCK)].to_vec(),
-                }
-            }
+            } => Packed::Q8 {
+                signed: *signed,
+                codes: codes[range.clone()].to_vec(),
+                absmax: absmax[range.start / QBLOCK..range.end.div_ceil(QBLOCK)].to_vec(),
+            },
         })
     }
 
@@ -219,7 +338,33 @@ impl Packed {
     /// block boundary).
     pub fn append(&mut self, other: &Packed) -> Result<()> {
         let n = self.len();
-        match (self, other) {
+        if let (
+            Packed::Deferred {
+                len,
+                signed,
+                code,
+                absmax,
+            },
+            Packed::Deferred {
+                len: more,
+                signed: s2,
+                code: c2,
+                absmax: a2,
+            },
+        ) = (&mut *self, other)
+        {
+            let aligned = signed.is_none() || n.is_multiple_of(QBLOCK);
+            if (*signed, *code, absmax.to_bits()) == (*s2, *c2, a2.to_bits()) && aligned {
+                *len += more;
+                return Ok(());
+            }
+        }
+        self.allocate();
+        let mut other = std::borrow::Cow::Borrowed(other);
+        if other.is_deferred() {
+            other.to_mut().allocate();
+        }
+        match (self, other.as_ref()) {
             (Packed::Bf16 { bits, .. }, Packed::Bf16 { bits: more, .. }) => {
                 bits.extend_from_slice(more);
                 Ok(())

@@ -214,6 +214,42 @@ impl<F: Float> State<F> {
         }
     }
 
+    /// Leaves out the compressed buffers that no step needs while the
+    /// rule's boolean hyperparameters hold `hypers` (`hypers[k]` for
+    /// hyperparameter `k`, `None` for a number;
+    /// [`optdsl_lang::passes::switched_off`]) and whose elements all hold
+    /// the same bytes, as a fresh state's do: they become
+    /// [`Packed::Deferred`], the same contents in no storage, until a step
+    /// with other values needs them ([`State::restore_needed`]). Adam's
+    /// AMSGrad buffer, with `amsgrad` false, is not stored, as PyTorch does
+    /// not allocate it. Buffers in the element type stay as they are.
+    pub fn leave_out_idle(&mut self, info: &RuleInfo, hypers: &[Option<bool>]) {
+        if self.packed.iter().all(Option::is_none) {
+            return;
+        }
+        let off = switched_off(info, hypers);
+        for (p, _) in self.packed.iter_mut().zip(off.iter()).filter(|(_, &o)| o) {
+            if let Some(d) = p.as_ref().and_then(Packed::deferred) {
+                *p = Some(d);
+            }
+        }
+    }
+
+    /// Stores in full again each deferred buffer ([`State::leave_out_idle`])
+    /// that a step may need with these values of the boolean
+    /// hyperparameters; every step calls it first.
+    pub fn restore_needed(&mut self, info: &RuleInfo, hypers: &[Option<bool>]) {
+        if !self.packed.iter().flatten().any(Packed::is_deferred) {
+            return;
+        }
+        let off = switched_off(info, hypers);
+        for (k, p) in self.packed.iter_mut().enumerate() {
+            if let Some(p) = p.as_mut().filter(|_| !off.get(k).copied().unwrap_or(false)) {
+                p.allocate();
+            }
+        }
+    }
+
     /// The state of elements `range` of its tensor: the same step count and
     /// scalars, the buffers' pieces. A compressed 8-bit buffer splits only at
     /// its blocks of 256 elements (a typed error elsewhere).
@@ -331,11 +367,14 @@ impl<F: Float> State<F> {
             .collect()
     }
 
-    /// Bytes the buffers keep per element (block maxima included).
+    /// Bytes the buffers keep per element (block maxima included; none for
+    /// a buffer left out, [`State::leave_out_idle`]).
     pub fn bytes_per_element(&self) -> f64 {
         self.storage()
             .iter()
-            .map(|s| s.bytes_per_element(std::mem::size_of::<F>()))
+            .enumerate()
+            .filter(|&(k, _)| !matches!(self.packed.get(k), Some(Some(p)) if p.is_deferred()))
+            .map(|(_, s)| s.bytes_per_element(std::mem::size_of::<F>()))
             .sum()
     }
 
@@ -466,4 +505,25 @@ impl<F: Float> State<F> {
         }
         Ok(())
     }
+}
+
+/// [`optdsl_lang::passes::switched_off`] for `info`'s rule, planned once
+/// per program and kept per choice of the boolean hyperparameters.
+fn switched_off(info: &RuleInfo, hypers: &[Option<bool>]) -> std::sync::Arc<[bool]> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Key = (usize, Vec<Option<bool>>);
+    static SEEN: OnceLock<Mutex<HashMap<Key, Arc<[bool]>>>> = OnceLock::new();
+    let p = info.program();
+    let key = (std::ptr::from_ref(p) as usize, hypers.to_vec());
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(off) = seen.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return off.clone();
+    }
+    let plan = optdsl_lang::passes::plan(p);
+    let off: Arc<[bool]> = optdsl_lang::passes::switched_off(p, &plan, hypers).into();
+    seen.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, off.clone());
+    off
 }

@@ -212,6 +212,8 @@ impl TextRule {
             return crate::tensor::step(self.info, &self.hypers, state, w, g, inputs);
         }
         state.check_step(self.info, w.len(), g.len(), inputs)?;
+        let bools: Vec<Option<bool>> = self.hypers.iter().map(|h| h.as_bool()).collect();
+        state.restore_needed(self.info, &bools);
         let p = self.info.program();
         let first = state.t == 0;
         state.t += 1;

@@ -10,7 +10,10 @@
 //! rows stays in cache, temporaries are block-sized, values per row or per
 //! column broadcast within the block); `w *= s` by a per-step number waits
 //! for the next pass over `w`; reductions of later statements whose operands
-//! are already final are computed in the same pass as the current one.
+//! are already final are computed in the same pass as the current one; a
+//! `let` that is costly per element (a division, a square root, ...) and
+//! read again after a reduction of it is stored by that reduction's pass
+//! and read back, not computed a second time.
 //! Rows are shared among rayon's threads in chunks fixed by the lengths
 //! alone, and partial reductions are combined in chunk order, so the bits do
 //! not depend on the thread count. Sums run in f64: per block over eight
@@ -27,7 +30,7 @@ use crate::hyper::HyperValue;
 use crate::info::RuleInfo;
 use crate::state::State;
 use optdsl_lang::ast::{BinOp, UnOp};
-use optdsl_lang::functions::{Axis, Reduction};
+use optdsl_lang::functions::{Axis, Func, Reduction};
 use optdsl_lang::shaped::MAX_REPEAT;
 use optdsl_lang::typed::{Default, Kind, Shape, TExpr, TNode, TStmt, Ty, Var};
 use optdsl_lang::Program;
@@ -106,6 +109,7 @@ pub(crate) fn run<F: Float>(
         lets: (0..body.lets).map(|_| Slot::Unset).collect(),
         pending,
         batched: HashMap::new(),
+        shared: shared_lets(&body.body, body.lets),
     };
     let out = ex.stmts(&body.body).and_then(|()| ex.flush());
     for slot in std::mem::take(&mut ex.lets) {
@@ -186,6 +190,27 @@ impl Split {
             (0..count).into_par_iter().map(f).collect()
         } else {
             (0..count).map(f).collect()
+        }
+    }
+
+    /// `f(index, numbers)` of every chunk of `out` (`rows x cols`), in order.
+    fn map_mut<F: Float, R: Send>(
+        &self,
+        out: &mut [F],
+        f: impl Fn(usize, &mut [F]) -> Result<R> + Sync + Send,
+    ) -> Result<Vec<R>> {
+        use rayon::prelude::*;
+        let size = (self.chunk * self.cols).max(1);
+        if self.parallel {
+            out.par_chunks_mut(size)
+                .enumerate()
+                .map(|(k, c)| f(k, c))
+                .collect()
+        } else {
+            out.chunks_mut(size)
+                .enumerate()
+                .map(|(k, c)| f(k, c))
+                .collect()
         }
     }
 
@@ -297,6 +322,57 @@ fn fusable(e: &TExpr) -> bool {
         )
 }
 
+/// By `let` index: whether `stmts` read it in more than one place (a name
+/// read in a `repeat` counts as read twice).
+fn shared_lets(stmts: &[TStmt], lets: usize) -> Vec<bool> {
+    fn expr(e: &TExpr, weight: u32, counts: &mut [u32]) {
+        match &e.node {
+            TNode::Var(Var::Let(i)) => {
+                if let Some(c) = counts.get_mut(*i) {
+                    *c += weight;
+                }
+            }
+            TNode::Unary(_, a)
+            | TNode::Transpose(a)
+            | TNode::Eye(a)
+            | TNode::Reduce(_, a)
+            | TNode::Axis(_, _, a) => expr(a, weight, counts),
+            TNode::Binary(_, a, b) | TNode::MatMul(a, b) => {
+                expr(a, weight, counts);
+                expr(b, weight, counts);
+            }
+            TNode::Call(_, args) => args.iter().for_each(|a| expr(a, weight, counts)),
+            TNode::Select(c, a, b) => [c, a, b].iter().for_each(|x| expr(x, weight, counts)),
+            _ => {}
+        }
+    }
+    fn walk(stmts: &[TStmt], weight: u32, counts: &mut [u32]) {
+        for s in stmts {
+            match s {
+                TStmt::Let { value, .. } | TStmt::Assign { value, .. } => {
+                    expr(value, weight, counts)
+                }
+                TStmt::If {
+                    cond,
+                    then,
+                    otherwise,
+                } => {
+                    expr(cond, weight, counts);
+                    walk(then, weight, counts);
+                    walk(otherwise, weight, counts);
+                }
+                TStmt::Repeat { count, body } => {
+                    expr(count, weight, counts);
+                    walk(body, 2, counts);
+                }
+            }
+        }
+    }
+    let mut counts = vec![0; lets];
+    walk(stmts, 1, &mut counts);
+    counts.into_iter().map(|c| c > 1).collect()
+}
+
 /// A reduction a fused pass computes: of `x`, along `axis` or over all.
 struct Red<'e, F: Float> {
     axis: Option<Axis>,
@@ -325,6 +401,8 @@ struct Exec<'s, F: Float> {
     /// Reductions computed ahead in a shared pass: by node, the value and
     /// the statement that uses it (dropped when that statement is done).
     batched: HashMap<usize, (Val<'static, F>, usize)>,
+    /// By `let`: whether the body reads it in more than one place.
+    shared: Vec<bool>,
 }
 
 /// The element type's machine epsilon, `2^(1 - digits)`.
@@ -335,6 +413,7 @@ fn epsilon<F: Float>() -> f64 {
 impl<'s, F: Float> Exec<'s, F> {
     fn stmts(&mut self, stmts: &'s [TStmt]) -> Result<()> {
         for (k, s) in stmts.iter().enumerate() {
+            self.keep_reduced(s)?;
             self.batch(&stmts[k..])?;
             self.stmt(s)?;
             let done = s as *const TStmt as usize;
@@ -792,11 +871,13 @@ impl<'s, F: Float> Exec<'s, F> {
     }
 
     /// Computes, in one pass over `rows x cols`, every reduction of `reds`
-    /// (each operand of that shape).
+    /// (each operand of that shape); with `keep`, the numbers of the first
+    /// one's operand are stored there too.
     fn reduce_all(
         &self,
         reds: &[Red<'_, F>],
         (rows, cols): (usize, usize),
+        keep: Option<&mut [F]>,
     ) -> Result<Vec<Val<'static, F>>> {
         if rows == 0 || cols == 0 {
             // Nothing to walk: the whole-array reductions give the empty cases.
@@ -811,12 +892,15 @@ impl<'s, F: Float> Exec<'s, F> {
                 })
                 .collect();
         }
+        if keep.as_ref().is_some_and(|k| k.len() != rows * cols) {
+            return Err(self.bug("an array kept with another shape"));
+        }
         let split = Split::new(rows, cols);
         super::traffic::note(|| {
             let exprs: Vec<(&TExpr, &Pre<F>)> = reds.iter().map(|d| (d.x, &d.pre)).collect();
-            self.pass_arrays(&exprs, rows * cols, None)
+            self.pass_arrays(&exprs, rows * cols, keep.as_deref())
         });
-        let parts = split.map(|k| {
+        let chunk = |k: usize, mut kept: Option<&mut [F]>| -> Result<Vec<Part<F>>> {
             let mut parts: Vec<Part<F>> = reds
                 .iter()
                 .map(|d| match d.axis {
@@ -826,18 +910,27 @@ impl<'s, F: Float> Exec<'s, F> {
                 })
                 .collect();
             for (r0, nr) in split.blocks(k) {
-                for (d, part) in reds.iter().zip(&mut parts) {
+                for (q, (d, part)) in reds.iter().zip(&mut parts).enumerate() {
                     let v = self.block(d.x, &d.pre, r0..r0 + nr, None)?;
                     let data = broadcast_to(v, nr, cols)
                         .ok_or_else(|| self.bug("a reduction's operand of another shape"))?;
                     accumulate(part, d.r, &data, cols);
+                    if let (0, Some(rest)) = (q, kept.take()) {
+                        let (blk, tail) = rest.split_at_mut(nr * cols);
+                        blk.copy_from_slice(&data);
+                        kept = Some(tail);
+                    }
                     if let Cow::Owned(d) = data {
                         super::pool::give(d);
                     }
                 }
             }
             Ok(parts)
-        })?;
+        };
+        let parts = match keep {
+            Some(out) => split.map_mut(out, |k, c| chunk(k, Some(c)))?,
+            None => split.map(|k| chunk(k, None))?,
+        };
         let mut out = Vec::with_capacity(reds.len());
         for (i, d) in reds.iter().enumerate() {
             let r = d.r;
@@ -897,11 +990,119 @@ impl<'s, F: Float> Exec<'s, F> {
         self.prepare(x, &mut pre)?;
         let red = Red { axis, r, x, pre };
         let dims = x.shape.dims(self.dims.rows, self.dims.cols);
-        let out = self.reduce_all(std::slice::from_ref(&red), dims)?;
+        let out = self.reduce_all(std::slice::from_ref(&red), dims, None)?;
         recycle_pre(red.pre);
         out.into_iter()
             .next()
             .ok_or_else(|| self.bug("a reduction without a result"))
+    }
+
+    /// Before statement `s`: each reduction in it of a `let` that is still
+    /// an unevaluated element-wise expression, costly to compute (a
+    /// division, a square root, a power or a transcendental function) and
+    /// read again elsewhere, is computed in a pass that also stores the
+    /// `let`'s numbers, so the later reads load them instead of computing
+    /// them a second time (the same operations, so the same bits).
+    fn keep_reduced(&mut self, s: &'s TStmt) -> Result<()> {
+        let value = match s {
+            TStmt::Let { value, .. } | TStmt::Assign { value, .. } => value,
+            _ => return Ok(()),
+        };
+        let mut found = Vec::new();
+        self.kept_reductions(value, &mut found);
+        let owner = s as *const TStmt as usize;
+        for (node, axis, r, i) in found {
+            if self.batched.contains_key(&key(node)) {
+                continue;
+            }
+            let Slot::Lazy(e, pre) = std::mem::replace(&mut self.lets[i], Slot::Unset) else {
+                return Err(self.bug("a kept `let` that is not unevaluated"));
+            };
+            let red = Red { axis, r, x: e, pre };
+            let (rows, cols) = e.shape.dims(self.dims.rows, self.dims.cols);
+            let mut out = super::pool::take::<F>(rows * cols);
+            let vals = self.reduce_all(std::slice::from_ref(&red), (rows, cols), Some(&mut out));
+            let symmetric = self.symmetric(e, &red.pre);
+            recycle_pre(red.pre);
+            let v = vals?
+                .into_iter()
+                .next()
+                .ok_or_else(|| self.bug("a reduction without a result"))?;
+            self.lets[i] = Slot::Val(Val::Arr(Arr {
+                rows,
+                cols,
+                data: Cow::Owned(out),
+                symmetric,
+            }));
+            self.batched.insert(key(node), (v, owner));
+        }
+        Ok(())
+    }
+
+    /// The reductions in `e` that [`Exec::keep_reduced`] computes: the
+    /// node, its axis, its reduction and the `let` it reduces.
+    #[allow(clippy::type_complexity)]
+    fn kept_reductions(
+        &self,
+        e: &'s TExpr,
+        found: &mut Vec<(&'s TExpr, Option<Axis>, Reduction, usize)>,
+    ) {
+        match &e.node {
+            TNode::Reduce(r, x) | TNode::Axis(_, r, x) => {
+                let axis = match &e.node {
+                    TNode::Axis(a, ..) => Some(*a),
+                    _ => None,
+                };
+                if let TNode::Var(Var::Let(i)) = x.node {
+                    let keep = self.shared.get(i).copied().unwrap_or(false)
+                        && matches!(&self.lets[i], Slot::Lazy(x, pre) if self.costly(x, pre))
+                        && !found.iter().any(|f| f.3 == i);
+                    if keep {
+                        found.push((e, axis, *r, i));
+                    }
+                }
+            }
+            TNode::Unary(_, a) => self.kept_reductions(a, found),
+            TNode::Binary(_, a, b) => {
+                self.kept_reductions(a, found);
+                self.kept_reductions(b, found);
+            }
+            TNode::Call(_, args) => args.iter().for_each(|a| self.kept_reductions(a, found)),
+            TNode::Select(c, a, b) => {
+                [c, a, b]
+                    .iter()
+                    .for_each(|x| self.kept_reductions(x, found));
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether element-wise `e` (whole values in `pre`) divides, takes a
+    /// square root, raises to a power other than 2 or calls a
+    /// transcendental function per element, through unevaluated `let`s.
+    fn costly(&self, e: &TExpr, pre: &Pre<F>) -> bool {
+        if pre.contains_key(&key(e)) {
+            return false;
+        }
+        match &e.node {
+            TNode::Var(Var::Let(j)) => match &self.lets[*j] {
+                Slot::Lazy(x, p) => self.costly(x, p),
+                _ => false,
+            },
+            TNode::Unary(_, a) => self.costly(a, pre),
+            TNode::Binary(op, a, b) => {
+                let square = *op == BinOp::Pow && matches!(b.node, TNode::Num(n) if n == 2.0);
+                matches!(op, BinOp::Div | BinOp::Pow) && !square
+                    || self.costly(a, pre)
+                    || self.costly(b, pre)
+            }
+            TNode::Call(f, args) => {
+                matches!(f, Func::Sqrt | Func::Exp | Func::Ln)
+                    || args.iter().any(|a| self.costly(a, pre))
+            }
+            TNode::Select(c, a, b) => [c, a, b].iter().any(|x| self.costly(x, pre)),
+            _ => false,
+        }
     }
 
     /// Before the first of `stmts`: the reductions of it and of the
@@ -947,7 +1148,7 @@ impl<'s, F: Float> Exec<'s, F> {
             self.prepare(x, &mut pre)?;
             reds.push(Red { axis, r, x, pre });
         }
-        let vals = self.reduce_all(&reds, dims)?;
+        let vals = self.reduce_all(&reds, dims, None)?;
         for ((e, owner), v) in picked.into_iter().zip(vals) {
             self.batched.insert(key(e), (v, owner));
         }

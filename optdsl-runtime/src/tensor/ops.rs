@@ -433,7 +433,7 @@ pub(super) fn binary<'a, F: Float>(op: BinOp, a: Val<'a, F>, b: Val<'a, F>) -> V
                 out
             }
             (a, b) => {
-                let mut out = vec![F::ZERO; rows * cols];
+                let mut out = super::pool::take::<F>(rows * cols);
                 per_op!(op, |f| zip_into(
                     &mut out,
                     (rows, cols),
@@ -512,7 +512,7 @@ pub(super) fn func<'a, F: Float>(f: Func, vals: Vec<Val<'a, F>>) -> Val<'a, F> {
                 out
             }
             _ => {
-                let mut out = vec![F::ZERO; rows * cols];
+                let mut out = super::pool::take::<F>(rows * cols);
                 let first = vals.first().map_or(Nums::One(F::ZERO), nums);
                 per_func!(f, |g| zip_into(
                     &mut out,
@@ -674,7 +674,7 @@ pub(super) fn transpose<F: Float>(x: Val<'_, F>) -> Val<'_, F> {
         Val::Arr(a) if a.symmetric => Val::Arr(a),
         Val::Arr(a) => {
             let (rows, cols) = (a.rows, a.cols);
-            let mut out = vec![F::ZERO; rows * cols];
+            let mut out = super::pool::take::<F>(rows * cols);
             for i in 0..rows {
                 for j in 0..cols {
                     out[j * rows + i] = a.data[i * cols + j];

@@ -391,9 +391,11 @@ pub fn all_bf16(ps: &[Option<&Packed>]) -> bool {
 
 /// [`run_pass_packed_idle`] for a pass whose buffers are all bfloat16 rounded
 /// to nearest even, with a kernel that converts them in registers
-/// ([`KernelFnHalf`]): no staging, one pass over memory. The walk is the
-/// staged one (blocks of [`BLOCK`] from each super-block's start, chunks of
-/// [`LANES`] from the block's start, the block's tail one by one), and the
+/// ([`KernelFnHalf`]): no staging, one pass over memory. The walk is
+/// [`run_pass`]'s (blocks of [`BLOCK`] from each super-block's start, a peel
+/// until the plain slices are 64-byte aligned, chunks of [`LANES`], the
+/// block's tail one by one), its reductions summed per lane by the
+/// element's position in its block as the staged walk sums them, and the
 /// conversions are the staged ones, so the bits are the same; the kernel
 /// skips the stores of buffers its variant leaves alone, as the staged pass
 /// skips their encoding.

@@ -195,6 +195,19 @@ impl<F> Slices<F> {
         slices
     }
 
+    /// The address of element `at` of the first written slice, or else of
+    /// the first read one (`None` without slices): what [`peel`] aligns.
+    fn first_ptr(&self, at: usize) -> Option<*const F> {
+        let first = if self.nw > 0 {
+            self.writes[0].cast_const()
+        } else if self.nr > 0 {
+            self.reads[0]
+        } else {
+            return None;
+        };
+        Some(first.wrapping_add(at))
+    }
+
     /// The slices' elements `lo..hi`.
     ///
     /// # Safety
@@ -383,9 +396,11 @@ pub fn all_bf16(ps: &[(Option<&Packed>, bool)]) -> bool {
 
 /// [`run_pass_packed_idle`] for a pass whose buffers are all bfloat16 rounded
 /// to nearest even, with a kernel that converts them in registers
-/// ([`KernelFnHalf`]): no staging, one pass over memory. The walk is the
-/// staged one (blocks of [`BLOCK`] from each super-block's start, chunks of
-/// [`LANES`] from the block's start, the block's tail one by one), and the
+/// ([`KernelFnHalf`]): no staging, one pass over memory. The walk is
+/// [`run_pass`]'s (blocks of [`BLOCK`] from each super-block's start, a peel
+/// until the plain slices are 64-byte aligned, chunks of [`LANES`], the
+/// block's tail one by one), its reductions summed per lane by the
+/// element's position in its block as the staged walk sums them, and the
 /// conversions are the staged ones, so the bits are the same; the kernel
 /// skips the stores of buffers its variant leaves alone, as the staged pass
 /// skips their encoding. An empty bfloat16 slice (of a tensor that is not)
@@ -473,9 +488,21 @@ fn half_super<F: Float>(
             let block_end = (block + BLOCK).min(hi);
             let mut acc = [[F::ZERO; LANES]; MAX_REDUCTIONS];
             let acc = &mut acc[..nred];
-            let m = block + (block_end - block) / LANES * LANES;
+            // The plain slices' peel, as `super_block`'s: the same lanes by
+            // position in the block, so the same bits as the staged walk.
+            let head = plain
+                .first_ptr(block)
+                .map_or(0, |p| peel(p, block_end - block));
+            let m = block + head + (block_end - block - head) / LANES * LANES;
             for (a, b, walk) in [
-                (block, m, Walk::Chunks),
+                (
+                    block,
+                    block + head,
+                    Walk::Single {
+                        lane0: LANES - head,
+                    },
+                ),
+                (block + head, m, Walk::Chunks),
                 (m, block_end, Walk::Single { lane0: 0 }),
             ] {
                 if a == b {
@@ -508,7 +535,7 @@ fn half_super<F: Float>(
                 };
             }
             for (j, r) in reductions.iter().enumerate() {
-                red[j] = r.combine(red[j], finish_block(*r, &acc[j], 0));
+                red[j] = r.combine(red[j], finish_block(*r, &acc[j], head));
             }
             block = block_end;
         }
@@ -634,20 +661,27 @@ impl RawPacked {
     }
 }
 
+/// 64 bytes of a staging area, aligned to a cache line (so that every part
+/// of [`STAGE`] elements starts on one: full-width loads and stores never
+/// split a line).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f64; 8]);
+
 thread_local! {
-    /// Each thread's staging area for decoded buffers (as f64 words, so that
-    /// f32 and f64 elements are both aligned).
-    static STAGING: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's staging area for decoded buffers (as f64 words in
+    /// cache lines, so that f32 and f64 elements are both aligned).
+    static STAGING: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with `len` elements of this thread's staging area.
 fn with_staging<F: Float, R>(len: usize, f: impl FnOnce(&mut [F]) -> R) -> R {
-    const { assert!(std::mem::align_of::<F>() <= std::mem::align_of::<f64>()) };
+    const { assert!(std::mem::align_of::<F>() <= std::mem::align_of::<Line>()) };
     STAGING.with(|cell| {
         let mut v = cell.borrow_mut();
-        let words = (len * std::mem::size_of::<F>()).div_ceil(8);
-        if v.len() < words {
-            v.resize(words, 0.0);
+        let lines = (len * std::mem::size_of::<F>()).div_ceil(std::mem::size_of::<Line>());
+        if v.len() < lines {
+            v.resize(lines, Line([0.0; 8]));
         }
         // SAFETY: `F` is f32 or f64 (plain data, any bits valid), the area
         // holds `len` of them and is aligned for them (checked above).

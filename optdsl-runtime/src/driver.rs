@@ -195,16 +195,16 @@ impl<F> Slices<F> {
         slices
     }
 
-    /// The address of element `at` of the first written slice, or else of
-    /// the first read one (`None` without slices): what [`peel`] aligns.
+    /// The address of element `at` of the first written slice that is not
+    /// empty, or else of the first such read one (`None` without one): what
+    /// [`peel`] aligns.
     fn first_ptr(&self, at: usize) -> Option<*const F> {
-        let first = if self.nw > 0 {
-            self.writes[0].cast_const()
-        } else if self.nr > 0 {
-            self.reads[0]
-        } else {
-            return None;
-        };
+        // The first slice that is not empty (an empty one is null).
+        let first = self.writes[..self.nw]
+            .iter()
+            .map(|p| p.cast_const())
+            .chain(self.reads[..self.nr].iter().copied())
+            .find(|p| !p.is_null())?;
         Some(first.wrapping_add(at))
     }
 

@@ -348,13 +348,8 @@ fn a_checkpoint_with_8bit_state_resumes_byte_identical() {
     assert_ne!(history("out"), history("out2"), "q8 state changes the run");
 }
 
-#[test]
-fn a_buffer_the_step_leaves_alone_keeps_its_bytes() {
-    // Adam without AMSGrad neither reads nor writes `max_exp_avg_sq`: the
-    // fused step does not decode or encode it, and neither do the text rule
-    // or the reference interpreter. Bytes that a decode and encode would
-    // change (8-bit blocks whose maximum code is not the map's top, a
-    // signalling NaN in bfloat16) must stay as they are.
+/// Adam compiled, Adam from its text, and the index of its AMSGrad buffer.
+fn adam_compiled_text_and_amsgrad_buffer() -> (Box<dyn DynRule>, optdsl::TextRule, usize) {
     let compiled = builtin_rule("adam").unwrap();
     let info = compiled.info();
     let text = Rules::parse(&info.program().source).unwrap().remove(0);
@@ -363,6 +358,18 @@ fn a_buffer_the_step_leaves_alone_keeps_its_bytes() {
         .iter()
         .position(|b| *b == "max_exp_avg_sq")
         .unwrap();
+    (compiled, text, mx)
+}
+
+#[test]
+fn a_buffer_the_step_leaves_alone_keeps_its_bytes() {
+    // Adam without AMSGrad neither reads nor writes `max_exp_avg_sq`: the
+    // fused step does not decode or encode it, and neither do the text rule
+    // or the reference interpreter. Bytes that a decode and encode would
+    // change (8-bit blocks whose maximum code is not the map's top, a
+    // signalling NaN in bfloat16) must stay as they are.
+    let (compiled, text, mx) = adam_compiled_text_and_amsgrad_buffer();
+    let info = compiled.info();
     let n = 70_000;
     for format in [StateFormat::Q8, StateFormat::Bf16] {
         let mut runs = Vec::new();
@@ -419,14 +426,8 @@ fn a_buffer_switched_off_by_a_hyperparameter_is_stored_only_once_needed() {
     // moments and their maxima a parameter, 4 of bfloat16. Turned on later,
     // it is stored again with the same bytes: every step gives the bits of a
     // state that kept it all along, compiled and from text.
-    let compiled = builtin_rule("adam").unwrap();
+    let (compiled, text, mx) = adam_compiled_text_and_amsgrad_buffer();
     let info = compiled.info();
-    let text = Rules::parse(&info.program().source).unwrap().remove(0);
-    let mx = info
-        .buffers
-        .iter()
-        .position(|b| *b == "max_exp_avg_sq")
-        .unwrap();
     let amsgrad = info
         .hypers
         .iter()

@@ -807,15 +807,7 @@ impl Quantizer {
                 most = _mm512_max_epu32(most, _mm512_and_si512(v, magnitude));
                 i += 16;
             }
-            let mut largest = _mm512_reduce_max_epu32(most) as u32;
-            for v in &xs[i..n] {
-                largest = largest.max(v.to_bits() & 0x7fff_ffff);
-            }
-            let absmax = if largest > 0x7f80_0000 {
-                f32::NAN
-            } else {
-                f32::from_bits(largest)
-            };
+            let absmax = absmax_of(_mm512_reduce_max_epu32(most) as u32, &xs[i..n]);
             let inv = 1.0 / absmax;
             let vinv = _mm512_set1_ps(inv);
             let (lower, upper) = (_mm512_set1_ps(-1.0), _mm512_set1_ps(1.0));
@@ -877,15 +869,7 @@ impl Quantizer {
             let m = _mm_max_epu32(_mm256_castsi256_si128(m), _mm256_extracti128_si256::<1>(m));
             let m = _mm_max_epu32(m, _mm_shuffle_epi32::<0b01_00_11_10>(m));
             let m = _mm_max_epu32(m, _mm_shuffle_epi32::<0b10_11_00_01>(m));
-            let mut largest = _mm_cvtsi128_si32(m) as u32;
-            for v in &xs[i..n] {
-                largest = largest.max(v.to_bits() & 0x7fff_ffff);
-            }
-            let absmax = if largest > 0x7f80_0000 {
-                f32::NAN
-            } else {
-                f32::from_bits(largest)
-            };
+            let absmax = absmax_of(_mm_cvtsi128_si32(m) as u32, &xs[i..n]);
             let inv = 1.0 / absmax;
             let vinv = _mm256_set1_ps(inv);
             let (lower, upper) = (_mm256_set1_ps(-1.0), _mm256_set1_ps(1.0));
@@ -1065,6 +1049,22 @@ impl Quantizer {
             *c = self.code((x * inv).clamp(-1.0, 1.0));
         }
         absmax
+    }
+}
+
+/// A block's largest magnitude from `largest`, the unsigned maximum of the
+/// magnitudes' bits of its vector part, and `rest`, its remaining elements
+/// (the order of non-negative floats; above infinity's bits is a NaN, and
+/// then the block's scale is NaN, as torch's max gives it).
+#[inline(always)]
+fn absmax_of(largest: u32, rest: &[f32]) -> f32 {
+    let largest = rest
+        .iter()
+        .fold(largest, |m, v| m.max(v.to_bits() & 0x7fff_ffff));
+    if largest > 0x7f80_0000 {
+        f32::NAN
+    } else {
+        f32::from_bits(largest)
     }
 }
 

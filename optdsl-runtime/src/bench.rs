@@ -310,12 +310,7 @@ pub fn bench_rule_with<F: DynFloat>(
         let input_refs: Vec<&[F]> = inputs.iter().map(|v| v.as_slice()).collect();
         let mut state: State<F> = F::dyn_init(rule, n);
         state.set_format(info, format, None);
-        let bools: Vec<Option<bool>> = info
-            .hypers
-            .iter()
-            .map(|h| rule.hyper(h.name).and_then(HyperValue::as_bool))
-            .collect();
-        state.leave_out_idle(info, &bools);
+        state.leave_out_idle(info, &crate::optim::bool_hypers(rule));
         let storage = state.storage();
         // The bound's slices: as many as the rule's, touched pass by pass as
         // the rule's step touches them with these hyperparameters.

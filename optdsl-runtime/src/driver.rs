@@ -481,66 +481,63 @@ fn half_super<F: Float>(
     reductions: &[Reduction],
 ) -> [f64; MAX_REDUCTIONS] {
     let nred = reductions.len();
-    {
-        let mut red = [0.0f64; MAX_REDUCTIONS];
-        let mut block = lo;
-        while block < hi {
-            let block_end = (block + BLOCK).min(hi);
-            let mut acc = [[F::ZERO; LANES]; MAX_REDUCTIONS];
-            let acc = &mut acc[..nred];
-            // The plain slices' peel, as `super_block`'s: the same lanes by
-            // position in the block, so the same bits as the staged walk.
-            let head = plain
-                .first_ptr(block)
-                .map_or(0, |p| peel(p, block_end - block));
-            let m = block + head + (block_end - block - head) / LANES * LANES;
-            for (a, b, walk) in [
-                (
-                    block,
-                    block + head,
-                    Walk::Single {
-                        lane0: LANES - head,
-                    },
-                ),
-                (block + head, m, Walk::Chunks),
-                (m, block_end, Walk::Single { lane0: 0 }),
-            ] {
-                if a == b {
-                    continue;
-                }
-                // SAFETY: super-blocks are disjoint ranges of every slice,
-                // and a..b lies in this one.
-                let ((r, mut w), (mut hr, mut hw)) =
-                    unsafe { (plain.range(a, b), half.range(a, b)) };
-                for &k in absent_reads {
-                    hr[k] = &HALF_ZEROS[..b - a];
-                }
-                for (&k, part) in absent_writes.iter().zip(scratch.chunks_mut(BLOCK)) {
-                    hw[k] = &mut part[..b - a];
-                }
-                // SAFETY: `select` gives kernels for levels this CPU has (the
-                // generated chooser, handed the level `level_for` allows).
-                unsafe {
-                    f(
-                        cf,
-                        cb,
-                        draws.at(a),
-                        &r[..plain.nr],
-                        &mut w[..plain.nw],
-                        &hr[..half.nr],
-                        &mut hw[..half.nw],
-                        acc,
-                        walk,
-                    )
-                };
+    let mut red = [0.0f64; MAX_REDUCTIONS];
+    let mut block = lo;
+    while block < hi {
+        let block_end = (block + BLOCK).min(hi);
+        let mut acc = [[F::ZERO; LANES]; MAX_REDUCTIONS];
+        let acc = &mut acc[..nred];
+        // The plain slices' peel, as `super_block`'s: the same lanes by
+        // position in the block, so the same bits as the staged walk.
+        let head = plain
+            .first_ptr(block)
+            .map_or(0, |p| peel(p, block_end - block));
+        let m = block + head + (block_end - block - head) / LANES * LANES;
+        for (a, b, walk) in [
+            (
+                block,
+                block + head,
+                Walk::Single {
+                    lane0: LANES - head,
+                },
+            ),
+            (block + head, m, Walk::Chunks),
+            (m, block_end, Walk::Single { lane0: 0 }),
+        ] {
+            if a == b {
+                continue;
             }
-            for (j, r) in reductions.iter().enumerate() {
-                red[j] = r.combine(red[j], finish_block(*r, &acc[j], head));
+            // SAFETY: super-blocks are disjoint ranges of every slice,
+            // and a..b lies in this one.
+            let ((r, mut w), (mut hr, mut hw)) = unsafe { (plain.range(a, b), half.range(a, b)) };
+            for &k in absent_reads {
+                hr[k] = &HALF_ZEROS[..b - a];
             }
-            block = block_end;
+            for (&k, part) in absent_writes.iter().zip(scratch.chunks_mut(BLOCK)) {
+                hw[k] = &mut part[..b - a];
+            }
+            // SAFETY: `select` gives kernels for levels this CPU has (the
+            // generated chooser, handed the level `level_for` allows).
+            unsafe {
+                f(
+                    cf,
+                    cb,
+                    draws.at(a),
+                    &r[..plain.nr],
+                    &mut w[..plain.nw],
+                    &hr[..half.nr],
+                    &mut hw[..half.nw],
+                    acc,
+                    walk,
+                )
+            };
         }
-        red
+        for (j, r) in reductions.iter().enumerate() {
+            red[j] = r.combine(red[j], finish_block(*r, &acc[j], head));
+        }
+        block = block_end;
     }
+    red
 }
 
 /// A compressed buffer's parts, shareable across threads; tasks touch

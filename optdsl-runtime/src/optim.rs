@@ -745,8 +745,9 @@ fn apply_compression<F: DynFloat>(
     s.leave_out_idle(info, &bool_hypers(rule));
 }
 
-/// Each hyperparameter of `rule`, as a boolean where it is one.
-fn bool_hypers(rule: &dyn DynRule) -> Vec<Option<bool>> {
+/// Each hyperparameter of `rule`, as a boolean where it is one (what
+/// [`State::leave_out_idle`] takes).
+pub(crate) fn bool_hypers(rule: &dyn DynRule) -> Vec<Option<bool>> {
     let info = rule.info();
     info.hypers
         .iter()

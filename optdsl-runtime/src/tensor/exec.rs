@@ -220,20 +220,7 @@ impl Split {
         out: &mut [F],
         f: impl Fn(usize, &mut [F]) -> Result<()> + Sync + Send,
     ) -> Result<()> {
-        use rayon::prelude::*;
-        let size = self.chunk * self.cols;
-        if size == 0 {
-            return Ok(());
-        }
-        if self.parallel {
-            out.par_chunks_mut(size)
-                .enumerate()
-                .try_for_each(|(k, c)| f(k, c))
-        } else {
-            out.chunks_mut(size)
-                .enumerate()
-                .try_for_each(|(k, c)| f(k, c))
-        }
+        self.map_mut(out, f).map(|_| ())
     }
 
     /// The blocks of chunk `k`: their first row and row count.

@@ -6,6 +6,9 @@
 
 pub use optdsl_runtime::*;
 
+#[cfg(feature = "mpi")]
+pub mod dist;
+
 #[cfg(feature = "candle")]
 pub mod candle;
 

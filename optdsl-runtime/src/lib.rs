@@ -15,8 +15,6 @@ pub mod builtin;
 pub mod checkpoint;
 #[cfg(feature = "train")]
 pub mod data;
-#[cfg(feature = "mpi")]
-pub mod dist;
 pub mod driver;
 pub mod error;
 pub mod exec;

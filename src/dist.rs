@@ -1,15 +1,17 @@
 //! MPI for data-parallel training (cargo feature `mpi`): [`Mpi`] starts MPI
 //! (Open MPI through the `mpi` crate) and is the [`Collective`] that
 //! [`crate::parallel::Replicas`] runs on, the world communicator's
-//! all-reduce, reduce-scatter, all-gather, gather and broadcast.
+//! all-reduce, reduce-scatter, all-gather, gather and broadcast. It lives in
+//! the facade, beside the command line that uses it, so that the feature
+//! leaves `optdsl-runtime`'s own features (and so its build) alone.
 
-use crate::error::{Error, Result};
-use crate::parallel::Collective;
 use mpi::datatype::{Equivalence, PartitionMut};
 use mpi::environment::{Threading, Universe};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::{CommunicatorCollectives, Root};
 use mpi::Count;
+use optdsl_runtime::error::{Error, Result};
+use optdsl_runtime::parallel::Collective;
 
 /// MPI, started: the world of processes `mpirun` launched (one process alone,
 /// size 1, when started without it). MPI is finalized when this is dropped.

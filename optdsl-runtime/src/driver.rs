@@ -492,18 +492,7 @@ fn half_super<F: Float>(
         let head = plain
             .first_ptr(block)
             .map_or(0, |p| peel(p, block_end - block));
-        let m = block + head + (block_end - block - head) / LANES * LANES;
-        for (a, b, walk) in [
-            (
-                block,
-                block + head,
-                Walk::Single {
-                    lane0: LANES - head,
-                },
-            ),
-            (block + head, m, Walk::Chunks),
-            (m, block_end, Walk::Single { lane0: 0 }),
-        ] {
+        for (a, b, walk) in segments(block, block_end, head) {
             if a == b {
                 continue;
             }
@@ -956,6 +945,25 @@ pub fn peel<F>(first: *const F, len: usize) -> usize {
     }
 }
 
+/// A block `lo..hi` as the kernel walks it: the `head` elements of the peel
+/// one at a time (in the lanes the block's chunks would give them), whole
+/// chunks of `LANES`, then the tail one at a time. Empty segments are kept;
+/// callers skip them.
+fn segments(lo: usize, hi: usize, head: usize) -> [(usize, usize, Walk); 3] {
+    let m = lo + head + (hi - lo - head) / LANES * LANES;
+    [
+        (
+            lo,
+            lo + head,
+            Walk::Single {
+                lane0: LANES - head,
+            },
+        ),
+        (lo + head, m, Walk::Chunks),
+        (m, hi, Walk::Single { lane0: 0 }),
+    ]
+}
+
 /// The lane sum of one block's accumulators, in the order of its elements.
 fn finish_block<F: Float>(r: Reduction, acc: &[F; LANES], head: usize) -> f64 {
     match r {
@@ -994,20 +1002,9 @@ fn super_block<F: Float, K: Kernel<F>>(
             .or_else(|| reads.first().map(|r| r[lo..].as_ptr()))
             .unwrap_or(std::ptr::null());
         let head = peel(first, hi - lo);
-        let m = lo + head + (hi - lo - head) / LANES * LANES;
         let mut acc = [[F::ZERO; LANES]; MAX_REDUCTIONS];
         let acc = &mut acc[..nred];
-        for (a, b, walk) in [
-            (
-                lo,
-                lo + head,
-                Walk::Single {
-                    lane0: LANES - head,
-                },
-            ),
-            (lo + head, m, Walk::Chunks),
-            (m, hi, Walk::Single { lane0: 0 }),
-        ] {
+        for (a, b, walk) in segments(lo, hi, head) {
             if a == b {
                 continue;
             }

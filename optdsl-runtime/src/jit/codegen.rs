@@ -31,6 +31,11 @@ const LANES: i64 = crate::driver::LANES as i64;
 /// Vectors computed per iteration of the vector loop.
 const UNROLL: i64 = 2;
 
+/// Elements the vector loop takes per iteration, at most (f32: 2 x 4, f64:
+/// 2 x 2): for a pass without reductions, any `nvec` that is a multiple of
+/// it will do (the lanes only matter to reductions).
+pub(crate) const VECTOR_STEP: usize = (UNROLL * 4) as usize;
+
 /// The machine code's entry: per-step numbers, slice pointers read and
 /// written, the reductions' lane accumulators (`[[F; 64]]` contiguous), the
 /// segment's length, how many leading elements the vector loop takes (a

@@ -8,7 +8,7 @@
 //! `OPTDSL_JIT_LOG=1` prints each compilation (pass, element type, time, or
 //! why it fell back) to stderr; `OPTDSL_JIT_LOG=asm` also the machine code.
 
-mod codegen;
+pub(crate) mod codegen;
 
 use crate::driver::{Kernel, Walk, LANES, MAX_SLOTS};
 use crate::float::Float;
@@ -66,7 +66,20 @@ fn cache() -> &'static Cache {
 /// reads them (aligned, so that x86 folds the load into the operation).
 #[repr(C, align(16))]
 #[derive(Clone, Copy)]
-struct Lanes([u8; 16]);
+pub(crate) struct Lanes([u8; 16]);
+
+impl Lanes {
+    /// `x` repeated to fill the 16 bytes.
+    pub(crate) fn of<F: Float>(x: F) -> Lanes {
+        let size = std::mem::size_of::<F>();
+        let mut lanes = Lanes([0; 16]);
+        for k in 0..16 / size {
+            // SAFETY: `k * size + size <= 16`; `F` is plain data.
+            unsafe { std::ptr::write_unaligned(lanes.0.as_mut_ptr().add(k * size).cast::<F>(), x) };
+        }
+        lanes
+    }
+}
 
 /// A pass compiled for this step: the code and the per-step numbers it reads.
 pub struct JitPass<F> {
@@ -150,21 +163,10 @@ impl<F: Float> JitPass<F> {
                 })
                 .clone()?
         };
-        let size = std::mem::size_of::<F>();
         let cf = code
             .nums
             .iter()
-            .map(|&id| {
-                let x = F::from_f64(known[id].map_or(f64::NAN, Scalar::num));
-                let mut lanes = Lanes([0; 16]);
-                for k in 0..16 / size {
-                    // SAFETY: `k * size + size <= 16`; `F` is plain data.
-                    unsafe {
-                        std::ptr::write_unaligned(lanes.0.as_mut_ptr().add(k * size).cast::<F>(), x)
-                    };
-                }
-                lanes
-            })
+            .map(|&id| Lanes::of(F::from_f64(known[id].map_or(f64::NAN, Scalar::num))))
             .collect();
         Some(JitPass {
             code,

@@ -37,6 +37,26 @@ use optdsl_lang::Program;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+mod compiled;
+
+std::thread_local! {
+    /// Test builds: the fused passes run on the tree walk only, so tests can
+    /// compare it with the compiled blocks in one process.
+    #[cfg(test)]
+    static WALK_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether fused passes may run as compiled code in this step: with the JIT
+/// on ([`crate::jit::enabled`]), and in test builds unless the calling
+/// thread asked for the tree walk.
+fn compiled_blocks() -> bool {
+    #[cfg(test)]
+    if WALK_ONLY.with(|w| w.get()) {
+        return false;
+    }
+    crate::jit::enabled()
+}
+
 /// The values a fresh state starts from: each buffer's and scalar's initial
 /// value (rules with shapes start state from numbers).
 pub(crate) fn initial_values<F: Float>(p: &Program, hypers: &[HyperValue]) -> (Vec<f64>, Vec<f64>) {
@@ -110,6 +130,7 @@ pub(crate) fn run<F: Float>(
         pending,
         batched: HashMap::new(),
         shared: shared_lets(&body.body, body.lets),
+        compiled: compiled_blocks(),
     };
     let out = ex.stmts(&body.body).and_then(|()| ex.flush());
     for slot in std::mem::take(&mut ex.lets) {
@@ -390,6 +411,8 @@ struct Exec<'s, F: Float> {
     batched: HashMap<usize, (Val<'static, F>, usize)>,
     /// By `let`: whether the body reads it in more than one place.
     shared: Vec<bool>,
+    /// Whether fused passes may run as compiled code ([`compiled`]).
+    compiled: bool,
 }
 
 /// The element type's machine epsilon, `2^(1 - digits)`.
@@ -736,6 +759,11 @@ impl<'s, F: Float> Exec<'s, F> {
             for (r0, nr) in split.blocks(k) {
                 let (blk, tail) = std::mem::take(&mut rest).split_at_mut(nr * cols);
                 rest = tail;
+                if rows * cols >= compiled::MIN_NUMBERS
+                    && self.block_compiled(e, pre, r0..r0 + nr, cols, target, op, blk)?
+                {
+                    continue;
+                }
                 if let Some((_, ops)) = target {
                     apply_ops(blk, ops);
                 }
@@ -898,6 +926,31 @@ impl<'s, F: Float> Exec<'s, F> {
                 .collect();
             for (r0, nr) in split.blocks(k) {
                 for (q, (d, part)) in reds.iter().zip(&mut parts).enumerate() {
+                    if rows * cols >= compiled::MIN_NUMBERS {
+                        // Compiled code writes the numbers straight into the
+                        // kept array, or into a temporary, and they are
+                        // accumulated from there.
+                        let range = r0..r0 + nr;
+                        if let (0, Some(rest)) = (q, kept.as_deref_mut()) {
+                            let blk = &mut rest[..nr * cols];
+                            if self.block_compiled(d.x, &d.pre, range, cols, None, None, blk)? {
+                                accumulate(part, d.r, blk, cols);
+                                kept = kept.take().map(|rest| &mut rest[nr * cols..]);
+                                continue;
+                            }
+                        } else {
+                            let mut tmp = super::pool::take::<F>(nr * cols);
+                            let done = self
+                                .block_compiled(d.x, &d.pre, range, cols, None, None, &mut tmp)?;
+                            if done {
+                                accumulate(part, d.r, &tmp, cols);
+                            }
+                            super::pool::give(tmp);
+                            if done {
+                                continue;
+                            }
+                        }
+                    }
                     let v = self.block(d.x, &d.pre, r0..r0 + nr, None)?;
                     let data = broadcast_to(v, nr, cols)
                         .ok_or_else(|| self.bug("a reduction's operand of another shape"))?;

@@ -20,8 +20,8 @@
 //! interleaved partial sums, then block by block and chunk by chunk in order.
 
 use super::ops::{
-    accumulate, axis_reduce, binary, borrow, broadcast_to, func, nums, owned, reduce, select, sym,
-    transpose, unary, update_in_place, Arr, Part, Val,
+    accumulate, accumulate_rows_cols, axis_reduce, binary, borrow, broadcast_to, func, nums, owned,
+    reduce, select, sym, transpose, unary, update_in_place, Arr, Part, Val,
 };
 use super::{gemm, Dims};
 use crate::error::{Error, Result};
@@ -915,6 +915,25 @@ impl<'s, F: Float> Exec<'s, F> {
             let exprs: Vec<(&TExpr, &Pre<F>)> = reds.iter().map(|d| (d.x, &d.pre)).collect();
             self.pass_arrays(&exprs, rows * cols, keep.as_deref())
         });
+        // A reduction along rows and one along columns of the same variable
+        // (Adafactor's `row_norm(g)` and `col_norm(g)`) read its numbers in
+        // one sweep: `partner[q]` is the column reduction read with row
+        // reduction `q`.
+        let mut partner: Vec<Option<usize>> = vec![None; reds.len()];
+        for (q, d) in reds.iter().enumerate() {
+            if d.axis != Some(Axis::Row) || !matches!(d.x.node, TNode::Var(_)) {
+                continue;
+            }
+            partner[q] = (0..reds.len()).find(|&p| {
+                let e = &reds[p];
+                p > q
+                    && !partner.contains(&Some(p))
+                    && e.axis == Some(Axis::Col)
+                    && e.r == d.r
+                    && e.x.node == d.x.node
+                    && (keep.is_none() || q != 0)
+            });
+        }
         let chunk = |k: usize, mut kept: Option<&mut [F]>| -> Result<Vec<Part<F>>> {
             let mut parts: Vec<Part<F>> = reds
                 .iter()
@@ -925,8 +944,12 @@ impl<'s, F: Float> Exec<'s, F> {
                 })
                 .collect();
             for (r0, nr) in split.blocks(k) {
-                for (q, (d, part)) in reds.iter().zip(&mut parts).enumerate() {
-                    if rows * cols >= compiled::MIN_NUMBERS {
+                for (q, d) in reds.iter().enumerate() {
+                    if partner.contains(&Some(q)) {
+                        continue; // read with its row reduction
+                    }
+                    let part = &mut parts[q];
+                    if rows * cols >= compiled::MIN_NUMBERS && partner[q].is_none() {
                         // Compiled code writes the numbers straight into the
                         // kept array, or into a temporary, and they are
                         // accumulated from there.
@@ -954,7 +977,16 @@ impl<'s, F: Float> Exec<'s, F> {
                     let v = self.block(d.x, &d.pre, r0..r0 + nr, None)?;
                     let data = broadcast_to(v, nr, cols)
                         .ok_or_else(|| self.bug("a reduction's operand of another shape"))?;
-                    accumulate(part, d.r, &data, cols);
+                    if let Some(p) = partner[q] {
+                        let (head, tail) = parts.split_at_mut(p);
+                        let (row, col) = (&mut head[q], &mut tail[0]);
+                        if !accumulate_rows_cols(row, col, d.r, &data, cols) {
+                            accumulate(row, d.r, &data, cols);
+                            accumulate(col, d.r, &data, cols);
+                        }
+                    } else {
+                        accumulate(part, d.r, &data, cols);
+                    }
                     if let (0, Some(rest)) = (q, kept.take()) {
                         let (blk, tail) = rest.split_at_mut(nr * cols);
                         blk.copy_from_slice(&data);

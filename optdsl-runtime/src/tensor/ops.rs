@@ -47,7 +47,7 @@ pub(super) fn accumulate<F: Float>(part: &mut Part<F>, r: Reduction, data: &[F],
     if let (Part::Rows(out), Some(xs)) = (&mut *part, F::as_f32s(data)) {
         if r != Reduction::MaxAbs && crate::exec::level_for(true) != crate::exec::Simd::Portable {
             // SAFETY: the level in force (AVX2 or above) is one this CPU has.
-            let sums = unsafe { row_sums_avx2(xs, cols, r == Reduction::Norm) };
+            let sums = unsafe { row_sums_avx2(xs, cols, r == Reduction::Norm, None) };
             out.extend(sums.into_iter().map(|t| F::from_f64(r.finish(t, cols))));
             return;
         }
@@ -55,14 +55,52 @@ pub(super) fn accumulate<F: Float>(part: &mut Part<F>, r: Reduction, data: &[F],
     simd!(accumulate_body, accumulate_avx2, accumulate_avx512, <F: Float>, (part: &mut Part<F>, r: Reduction, data: &[F], cols: usize), (part, r, data, cols));
 }
 
+/// Adds `data` to a chunk's parts of reduction `r` along rows (`rows`) and
+/// along columns (`cols_part`) of the same numbers, in one sweep where it
+/// can (f32 numbers, AVX2, a sum or a sum of squares); `false` where it
+/// cannot (nothing added). The same additions in the same order as two
+/// calls of [`accumulate`].
+pub(super) fn accumulate_rows_cols<F: Float>(
+    rows: &mut Part<F>,
+    cols_part: &mut Part<F>,
+    r: Reduction,
+    data: &[F],
+    cols: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if let (Part::Rows(out), Part::Cols(acc), Some(xs)) =
+        (&mut *rows, &mut *cols_part, F::as_f32s(data))
+    {
+        if r != Reduction::MaxAbs
+            && acc.len() == cols
+            && crate::exec::level_for(true) != crate::exec::Simd::Portable
+        {
+            // SAFETY: the level in force (AVX2 or above) is one this CPU has.
+            let sums = unsafe { row_sums_avx2(xs, cols, r == Reduction::Norm, Some(acc)) };
+            out.extend(sums.into_iter().map(|t| F::from_f64(r.finish(t, cols))));
+            return true;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (rows, cols_part, r, data, cols);
+    false
+}
+
 /// Each row's sum (of squares, with `square`) of f32 rows of `cols`
 /// numbers, in f64: eight rows side by side in two vectors of four sums,
 /// four columns of the eight rows loaded and transposed at a time, then
 /// added column by column, so each row's sum is the same sequence of f64
 /// additions as [`Reduction::accumulate`]'s from 0 (no fused multiply-add).
+/// With `col`, each column's numbers are also added to its sum there, row
+/// by row in order.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn row_sums_avx2(data: &[f32], cols: usize, square: bool) -> Vec<f64> {
+unsafe fn row_sums_avx2(
+    data: &[f32],
+    cols: usize,
+    square: bool,
+    mut col: Option<&mut [f64]>,
+) -> Vec<f64> {
     use std::arch::x86_64::*;
     if cols == 0 {
         return Vec::new();
@@ -88,8 +126,20 @@ unsafe fn row_sums_avx2(data: &[f32], cols: usize, square: bool) -> Vec<f64> {
             let load = |q: usize| unsafe { _mm_loadu_ps(p.add(q * cols + j)) };
             // Columns j..j + 4 of rows 0-3, and of rows 4-7, as four
             // vectors of one column each.
-            let lo = transpose4(load(0), load(1), load(2), load(3));
-            let hi = transpose4(load(4), load(5), load(6), load(7));
+            let (l0, l1, l2, l3) = (load(0), load(1), load(2), load(3));
+            let (h0, h1, h2, h3) = (load(4), load(5), load(6), load(7));
+            if let Some(col) = col.as_deref_mut() {
+                // SAFETY: `col` holds `cols` sums; columns `j..j + 4`.
+                let at = unsafe { col.as_mut_ptr().add(j) };
+                let mut c = unsafe { _mm256_loadu_pd(at) };
+                for x in [l0, l1, l2, l3, h0, h1, h2, h3] {
+                    let x = _mm256_cvtps_pd(x);
+                    c = _mm256_add_pd(c, if square { _mm256_mul_pd(x, x) } else { x });
+                }
+                unsafe { _mm256_storeu_pd(at, c) };
+            }
+            let lo = transpose4(l0, l1, l2, l3);
+            let hi = transpose4(h0, h1, h2, h3);
             for (x, y) in lo.into_iter().zip(hi) {
                 let (x, y) = (_mm256_cvtps_pd(x), _mm256_cvtps_pd(y));
                 if square {
@@ -112,11 +162,19 @@ unsafe fn row_sums_avx2(data: &[f32], cols: usize, square: bool) -> Vec<f64> {
             for (q, s) in acc.iter_mut().enumerate() {
                 *s = add(*s, group[q * cols + j]);
             }
+            if let Some(col) = col.as_deref_mut() {
+                col[j] = (0..8).fold(col[j], |c, q| add(c, group[q * cols + j]));
+            }
         }
         out.extend_from_slice(&acc);
     }
     for row in groups.remainder().chunks_exact(cols) {
         out.push(row.iter().fold(0.0, |s, &x| add(s, x)));
+        if let Some(col) = col.as_deref_mut() {
+            for (c, &x) in col.iter_mut().zip(row) {
+                *c = add(*c, x);
+            }
+        }
     }
     out
 }
@@ -810,13 +868,14 @@ pub(super) fn transpose<F: Float>(x: Val<'_, F>) -> Val<'_, F> {
 
 #[cfg(test)]
 mod tests {
-    use super::{accumulate, Part};
+    use super::{accumulate, accumulate_rows_cols, Part};
     use crate::float::Float;
     use optdsl_lang::functions::Reduction;
 
     /// Rows' and columns' partial reductions against the plain definition:
     /// each row's (column's) numbers added in order, in f64, from 0.
-    fn check<F: Float>() {
+    fn check<F: Float>() -> usize {
+        let mut fused = 0;
         let reds = [
             Reduction::Sum,
             Reduction::Mean,
@@ -853,14 +912,38 @@ mod tests {
                     let Part::Cols(got) = part else { panic!() };
                     let got: Vec<u64> = got.iter().map(|x| x.to_bits()).collect();
                     assert_eq!(got, want, "cols {r:?} {rows}x{cols}");
+                    // Both in one sweep, onto sums already started.
+                    let start: Vec<f64> = (0..cols).map(|j| j as f64 * 0.25).collect();
+                    let mut by_rows = Part::<F>::Rows(Vec::new());
+                    let mut by_cols = Part::<F>::Cols(start.clone());
+                    if accumulate_rows_cols(&mut by_rows, &mut by_cols, r, &data, cols) {
+                        let (mut rows_alone, mut cols_alone) =
+                            (Part::<F>::Rows(Vec::new()), Part::<F>::Cols(start));
+                        accumulate(&mut rows_alone, r, &data, cols);
+                        accumulate(&mut cols_alone, r, &data, cols);
+                        let (Part::Rows(a), Part::Rows(b)) = (by_rows, rows_alone) else {
+                            panic!()
+                        };
+                        assert_eq!(bits(&a), bits(&b), "rows, fused {r:?} {rows}x{cols}");
+                        let (Part::Cols(a), Part::Cols(b)) = (by_cols, cols_alone) else {
+                            panic!()
+                        };
+                        let b64 = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(b64(&a), b64(&b), "cols, fused {r:?} {rows}x{cols}");
+                        fused += 1;
+                    }
                 }
             }
         }
+        fused
     }
 
     #[test]
     fn row_and_column_sums_add_each_ones_numbers_in_order() {
-        check::<f32>();
+        let fused = check::<f32>();
         check::<f64>();
+        if crate::exec::level_for(true) != crate::exec::Simd::Portable {
+            assert!(fused > 0, "no sweep of rows and columns together ran");
+        }
     }
 }

@@ -37,7 +37,37 @@ use optdsl_lang::Program;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+#[cfg(feature = "jit")]
 mod compiled;
+
+/// Without the JIT (feature `jit` off), fused passes run on the tree walk.
+#[cfg(not(feature = "jit"))]
+mod compiled {
+    use super::{Exec, Pre};
+    use crate::float::Float;
+    use optdsl_lang::ast::BinOp;
+    use optdsl_lang::typed::{TExpr, Var};
+
+    /// No pass is large enough.
+    pub(super) const MIN_NUMBERS: usize = usize::MAX;
+
+    impl<F: Float> Exec<'_, F> {
+        /// Nothing is compiled: `Ok(false)`.
+        #[allow(clippy::too_many_arguments)]
+        pub(super) fn block_compiled(
+            &self,
+            _: &TExpr,
+            _: &Pre<F>,
+            _: std::ops::Range<usize>,
+            _: usize,
+            _: Option<(Var, &[(BinOp, F)])>,
+            _: Option<BinOp>,
+            _: &mut [F],
+        ) -> crate::error::Result<bool> {
+            Ok(false)
+        }
+    }
+}
 
 std::thread_local! {
     /// Test builds: the fused passes run on the tree walk only, so tests can
@@ -54,7 +84,10 @@ fn compiled_blocks() -> bool {
     if WALK_ONLY.with(|w| w.get()) {
         return false;
     }
-    crate::jit::enabled()
+    #[cfg(feature = "jit")]
+    return crate::jit::enabled();
+    #[cfg(not(feature = "jit"))]
+    false
 }
 
 /// The values a fresh state starts from: each buffer's and scalar's initial
@@ -412,6 +445,7 @@ struct Exec<'s, F: Float> {
     /// By `let`: whether the body reads it in more than one place.
     shared: Vec<bool>,
     /// Whether fused passes may run as compiled code ([`compiled`]).
+    #[cfg_attr(not(feature = "jit"), allow(dead_code))]
     compiled: bool,
 }
 

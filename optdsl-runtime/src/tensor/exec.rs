@@ -713,6 +713,24 @@ impl<'s, F: Float> Exec<'s, F> {
         }
     }
 
+    /// An array variable's numbers, shape and pending `op= number`
+    /// updates; `None` for a `let` or a per-step value.
+    #[allow(clippy::type_complexity)]
+    fn array_var(&self, v: Var) -> Option<(&[F], (usize, usize), &[(BinOp, F)])> {
+        let d = self.dims;
+        Some(match v {
+            Var::Param => (&*self.w, (d.rows, d.cols), &self.pending[0]),
+            Var::Grad => (self.g, (d.rows, d.cols), &[]),
+            Var::Input(i) => (
+                self.inputs.get(i).copied().unwrap_or(&[]),
+                (d.rows, d.cols),
+                &[],
+            ),
+            Var::Buffer(i) => (&self.buffers[i], self.buffer_dims(i), &self.pending[i + 1]),
+            _ => return None,
+        })
+    }
+
     /// Rows `rows` of variable `v` (with its pending updates applied).
     fn block_var<'b>(
         &'b self,
@@ -720,25 +738,15 @@ impl<'s, F: Float> Exec<'s, F> {
         rows: std::ops::Range<usize>,
         over: Option<(Var, &'b [F])>,
     ) -> Result<Val<'b, F>> {
-        let d = self.dims;
-        let none: &[(BinOp, F)] = &[];
-        let (data, (r, c), ops): (&[F], _, &[(BinOp, F)]) = match v {
-            Var::Param => (&*self.w, (d.rows, d.cols), &self.pending[0]),
-            Var::Grad => (self.g, (d.rows, d.cols), none),
-            Var::Input(i) => (
-                self.inputs.get(i).copied().unwrap_or(&[]),
-                (d.rows, d.cols),
-                none,
-            ),
-            Var::Buffer(i) => (&self.buffers[i], self.buffer_dims(i), &self.pending[i + 1]),
-            Var::Let(i) => {
-                return match &self.lets[i] {
+        let Some((data, (r, c), ops)) = self.array_var(v) else {
+            return match v {
+                Var::Let(i) => match &self.lets[i] {
                     Slot::Val(x) => Ok(rows_of(x, &rows)),
                     Slot::Lazy(x, pre) => self.block(x, pre, rows, over),
                     Slot::Unset => Ok(Val::Num(f64::NAN)),
-                }
-            }
-            other => return Ok(owned(self.var(other)?)),
+                },
+                other => Ok(owned(self.var(other)?)),
+            };
         };
         let (data, rows) = match over {
             Some((t, block)) if t == v => (block, if r == 1 { 1 } else { rows.len() }),

@@ -428,31 +428,19 @@ impl<'s, F: Float> Exec<'s, F> {
         if low.target.as_ref().is_some_and(|t| t.0 == v) {
             return Ok(low.target().map(Low::El));
         }
-        let d = self.dims;
-        let none: &[(BinOp, F)] = &[];
-        let (data, (r, c), ops): (&[F], _, &[(BinOp, F)]) = match v {
-            Var::Param => (&*self.w, (d.rows, d.cols), &self.pending[0]),
-            Var::Grad => (self.g, (d.rows, d.cols), none),
-            Var::Input(i) => (
-                self.inputs.get(i).copied().unwrap_or(&[]),
-                (d.rows, d.cols),
-                none,
-            ),
-            Var::Buffer(i) => (&self.buffers[i], self.buffer_dims(i), &self.pending[i + 1]),
-            Var::Let(i) => {
-                return match &self.lets[i] {
+        let Some((data, (r, c), ops)) = self.array_var(v) else {
+            return match v {
+                Var::Let(i) => match &self.lets[i] {
                     Slot::Val(x) => Ok(low.val(&rows_of(x, rows))),
                     Slot::Lazy(x, pre) => self.lower(low, x, pre, rows),
                     Slot::Unset => Ok(Some(Low::Num(f64::NAN))),
-                }
-            }
-            other => {
-                return Ok(match self.var(other)? {
+                },
+                other => Ok(match self.var(other)? {
                     Val::Num(x) => Some(Low::Num(x)),
                     Val::Bool(b) => Some(Low::Bool(b)),
                     _ => None,
-                })
-            }
+                }),
+            };
         };
         let nr = if r == 1 { 1 } else { rows.len() };
         let span = if r == 1 {

@@ -48,8 +48,10 @@ mod compiled {
     use optdsl_lang::ast::BinOp;
     use optdsl_lang::typed::{TExpr, Var};
 
-    /// No pass is large enough.
-    pub(super) const MIN_NUMBERS: usize = usize::MAX;
+    /// No pass is compiled.
+    pub(super) fn worth(_numbers: usize) -> bool {
+        false
+    }
 
     impl<F: Float> Exec<'_, F> {
         /// Nothing is compiled: `Ok(false)`.
@@ -801,7 +803,7 @@ impl<'s, F: Float> Exec<'s, F> {
             for (r0, nr) in split.blocks(k) {
                 let (blk, tail) = std::mem::take(&mut rest).split_at_mut(nr * cols);
                 rest = tail;
-                if rows * cols >= compiled::MIN_NUMBERS
+                if compiled::worth(rows * cols)
                     && self.block_compiled(e, pre, r0..r0 + nr, cols, target, op, blk)?
                 {
                     continue;
@@ -991,7 +993,7 @@ impl<'s, F: Float> Exec<'s, F> {
                         continue; // read with its row reduction
                     }
                     let part = &mut parts[q];
-                    if rows * cols >= compiled::MIN_NUMBERS && partner[q].is_none() {
+                    if compiled::worth(rows * cols) && partner[q].is_none() {
                         // Compiled code writes the numbers straight into the
                         // kept array, or into a temporary, and they are
                         // accumulated from there.

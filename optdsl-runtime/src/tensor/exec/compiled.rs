@@ -34,7 +34,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// Passes over fewer numbers than this run on the tree walk (the code would
 /// cost more to compile than it saves).
-pub(super) const MIN_NUMBERS: usize = 1 << 14;
+const MIN_NUMBERS: usize = 1 << 14;
+
+/// Whether a pass over `numbers` numbers is worth compiling.
+pub(super) fn worth(numbers: usize) -> bool {
+    numbers >= MIN_NUMBERS
+}
 
 /// An array operand of the block, as the code reads it.
 #[derive(Clone, Copy)]
@@ -65,6 +70,17 @@ enum Low {
     El(Id),
 }
 
+/// The block a pass writes, when the pass also reads the variable it holds.
+#[derive(Clone)]
+struct Target<F> {
+    /// The variable.
+    var: Var,
+    /// The block's numbers.
+    block: *const F,
+    /// Its pending `op= number` updates, applied by the code as it reads it.
+    ops: Vec<(BinOp, F)>,
+}
+
 /// An expression lowered for one block.
 struct Lowered<F> {
     values: Vec<Value>,
@@ -73,9 +89,8 @@ struct Lowered<F> {
     /// The block's rows and columns.
     rows: usize,
     cols: usize,
-    /// The variable the block being written holds, the block, and its
-    /// pending `op= number` updates (applied by the code as it reads it).
-    target: Option<(Var, *const F, Vec<(BinOp, F)>)>,
+    /// The block being written, where the pass reads what it holds.
+    target: Option<Target<F>>,
     /// The target's value with its pending updates, once lowered.
     target_id: Option<Id>,
 }
@@ -133,7 +148,7 @@ impl<F: Float> Lowered<F> {
         if let Some(id) = self.target_id {
             return Some(id);
         }
-        let (_, block, ops) = self.target.clone()?;
+        let Target { block, ops, .. } = self.target.clone()?;
         let mut id = self.push_read(Leaf::Full(block));
         for (op, y) in ops {
             let y = self.num(Num::One(y));
@@ -281,7 +296,11 @@ impl<'s, F: Float> Exec<'s, F> {
             nums: Vec::new(),
             rows: rows.len(),
             cols,
-            target: target.map(|(t, ops)| (t, base.cast_const(), ops.to_vec())),
+            target: target.map(|(var, ops)| Target {
+                var,
+                block: base.cast_const(),
+                ops: ops.to_vec(),
+            }),
             target_id: None,
         };
         let Some(value) = self.lower(&mut low, e, pre, &rows)? else {
@@ -425,7 +444,7 @@ impl<'s, F: Float> Exec<'s, F> {
         v: Var,
         rows: &Range<usize>,
     ) -> crate::error::Result<Option<Low>> {
-        if low.target.as_ref().is_some_and(|t| t.0 == v) {
+        if low.target.as_ref().is_some_and(|t| t.var == v) {
             return Ok(low.target().map(Low::El));
         }
         let Some((data, (r, c), ops)) = self.array_var(v) else {

@@ -12,7 +12,7 @@ L-BFGS options and SparseAdam cases the shared last-rows fixtures leave out
     given to the optimizer (torch coalesces them, summing repeats), with
     maximize and an empty gradient at one step.
 
-    /work/torchvenv/bin/python tools/last_rows_fixtures.py
+    .venv/bin/python tools/last_rows_fixtures.py
 """
 
 import json

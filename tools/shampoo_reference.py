@@ -10,7 +10,7 @@ Newton iteration the example runs, so the test checks the iteration too.
 Writes tests/golden/shampoo/shampoo.json in the golden-trajectory format
 (params0, grads, params, shape, hyper, tolerance):
 
-    /work/torchvenv/bin/python tools/shampoo_reference.py
+    .venv/bin/python tools/shampoo_reference.py
 """
 
 import json

@@ -3,7 +3,7 @@ loop) of the same light rule (sgd, signsgd, momentum, lion), issue 11.
 
 Run (torch in a venv of its own, CPU is enough):
 
-    /work/torchvenv/bin/python tools/torch_compile_light.py --optdsl target/release/optdsl
+    .venv/bin/python tools/torch_compile_light.py --optdsl target/release/optdsl
 
 For each rule, `--pairs` times, it runs `optdsl bench --optimizer RULE --n N
 --threads T --reps R --naive-reps 0` and, in a process of its own, this

@@ -11,7 +11,7 @@ optdsl's epoch lines, to compare with
 
     optdsl train --optimizer lbfgs --batch all --epochs 20 --init torch --rng torch
 
-    /work/torchvenv/bin/python tools/torch_lbfgs_usps.py --epochs 20 [--dtype f64]
+    .venv/bin/python tools/torch_lbfgs_usps.py --epochs 20 [--dtype f64]
         [--strong-wolfe] [--lr 1] [--history-size 100] [--max-iter 20]
 """
 

@@ -3,7 +3,7 @@
 cast patched out, so both sides run the same f32 products) and with torch's
 own bfloat16 iteration, and Adafactor, on a `--shape` f32 parameter.
 
-    /work/torchvenv/bin/python tools/torch_matrix_bench.py --optdsl target/release/optdsl
+    .venv/bin/python tools/torch_matrix_bench.py --optdsl target/release/optdsl
 
 For each rule, `--pairs` times: `optdsl bench --optimizer RULE --shape RxC
 --threads T --reps R` (its line: ours_ms, gemm_ms = the same matrix

@@ -2,7 +2,7 @@
 PyTorch's schedulers (torch.optim.lr_scheduler) and optax's
 piecewise_constant_schedule, written to tests/golden/schedules/.
 
-    /work/torchvenv/bin/python tools/torch_schedules.py   # torch.json
+    .venv/bin/python tools/torch_schedules.py   # torch.json
     .venv/bin/python tools/torch_schedules.py             # optax.json (a venv with optax, jax)
 
 Whichever of torch and optax the interpreter has, it writes that library's

@@ -733,6 +733,25 @@ impl<'s, F: Float> Exec<'s, F> {
         })
     }
 
+    /// Rows `rows` of an array variable's numbers `data` (`r x c`; all of
+    /// a `[1, c]` one, which every row shares), and how many rows that is.
+    fn rows_in<'d>(
+        &self,
+        data: &'d [F],
+        (r, c): (usize, usize),
+        rows: &std::ops::Range<usize>,
+    ) -> Result<(&'d [F], usize)> {
+        let (span, n) = if r == 1 {
+            (0..c, 1)
+        } else {
+            (rows.start * c..rows.end * c, rows.len())
+        };
+        match data.get(span) {
+            Some(data) => Ok((data, n)),
+            None => Err(self.bug("a variable shorter than its shape")),
+        }
+    }
+
     /// Rows `rows` of variable `v` (with its pending updates applied).
     fn block_var<'b>(
         &'b self,
@@ -752,17 +771,7 @@ impl<'s, F: Float> Exec<'s, F> {
         };
         let (data, rows) = match over {
             Some((t, block)) if t == v => (block, if r == 1 { 1 } else { rows.len() }),
-            _ => {
-                let span = if r == 1 {
-                    0..c
-                } else {
-                    rows.start * c..rows.end * c
-                };
-                let Some(data) = data.get(span) else {
-                    return Err(self.bug("a variable shorter than its shape"));
-                };
-                (data, if r == 1 { 1 } else { rows.len() })
-            }
+            _ => self.rows_in(data, (r, c), &rows)?,
         };
         let mut data = Cow::Borrowed(data);
         if !ops.is_empty() && !matches!(over, Some((t, _)) if t == v) {

@@ -461,15 +461,7 @@ impl<'s, F: Float> Exec<'s, F> {
                 }),
             };
         };
-        let nr = if r == 1 { 1 } else { rows.len() };
-        let span = if r == 1 {
-            0..c
-        } else {
-            rows.start * c..rows.end * c
-        };
-        let Some(data) = data.get(span) else {
-            return Err(self.bug("a variable shorter than its shape"));
-        };
+        let (data, nr) = self.rows_in(data, (r, c), rows)?;
         let Some(mut id) = low.array(data, (nr, c)) else {
             return Ok(None);
         };

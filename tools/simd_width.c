@@ -5,7 +5,9 @@
  *   - fused loops of 128-bit (the width of Cranelift's vectors, which the
  *     tensor executor's compiled blocks use), 256-bit and 512-bit vectors;
  *   - the same expression one operation at a time over tiles of 512
- *     numbers at 512 bits (as a block interpreter evaluates it).
+ *     numbers at 512 bits (as a block interpreter evaluates it);
+ *   - the 128-bit loop with the division by s done as a product with its
+ *     reciprocal in f64 (the same bits for normal quotients).
  * Build and run (x86-64 with AVX-512 F; gcc or clang):
  *     gcc -O2 tools/simd_width.c -o /tmp/simd_width && /tmp/simd_width
  * docs/matrices.md (Adafactor on an AVX-512 machine) cites what it printed. */
@@ -26,43 +28,46 @@ static double now(void) {
 static float g[N], u[N], c[COLS], r[ROWS];
 static float t1[TILE], t2[TILE], t3[TILE], t4[TILE];
 
-__attribute__((target("avx2"))) static void fused128(float s, float e) {
+/* The whole expression per vector of `W` lanes (`P` the intrinsics'
+ * prefix: _mm, _mm256, _mm512). */
+#define FUSED(NAME, TARGET, V, P, W)                                                \
+    __attribute__((target(TARGET))) static void NAME(float s, float e) {            \
+        for (int i = 0; i < ROWS; i++) {                                            \
+            V ri = P##_set1_ps(r[i]), S = P##_set1_ps(s), E = P##_set1_ps(e),       \
+              one = P##_set1_ps(1);                                                 \
+            for (int j = 0; j < COLS; j += W) {                                     \
+                V v = P##_div_ps(P##_mul_ps(ri, P##_loadu_ps(c + j)), S);           \
+                v = P##_max_ps(v, E);                                               \
+                P##_storeu_ps(u + i * COLS + j,                                     \
+                              P##_mul_ps(P##_div_ps(one, P##_sqrt_ps(v)),           \
+                                         P##_loadu_ps(g + i * COLS + j)));          \
+            }                                                                       \
+        }                                                                           \
+    }
+FUSED(fused128, "avx2", __m128, _mm, 4)
+FUSED(fused256, "avx2", __m256, _mm256, 8)
+FUSED(fused512, "avx512f", __m512, _mm512, 16)
+
+/* fused128 with `/ s` as the f64 product with 1 / s, rounded to f32 (the
+ * division's result for every normal quotient; a vector with a lane at
+ * most the smallest normal is divided instead). */
+__attribute__((target("avx2"))) static void reciprocal128(float s, float e) {
+    __m128d inv = _mm_set1_pd(1.0 / (double)s);
+    __m128 least = _mm_set1_ps(1.17549435e-38f);
+    __m128 no_sign = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
     for (int i = 0; i < ROWS; i++) {
         __m128 ri = _mm_set1_ps(r[i]), S = _mm_set1_ps(s), E = _mm_set1_ps(e),
                one = _mm_set1_ps(1);
         for (int j = 0; j < COLS; j += 4) {
-            __m128 v = _mm_div_ps(_mm_mul_ps(ri, _mm_loadu_ps(c + j)), S);
+            __m128 t = _mm_mul_ps(ri, _mm_loadu_ps(c + j));
+            __m128d lo = _mm_mul_pd(_mm_cvtps_pd(t), inv);
+            __m128d hi = _mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(t, t)), inv);
+            __m128 v = _mm_movelh_ps(_mm_cvtpd_ps(lo), _mm_cvtpd_ps(hi));
+            if (_mm_movemask_ps(_mm_cmple_ps(_mm_and_ps(v, no_sign), least)))
+                v = _mm_div_ps(t, S);
             v = _mm_max_ps(v, E);
             _mm_storeu_ps(u + i * COLS + j, _mm_mul_ps(_mm_div_ps(one, _mm_sqrt_ps(v)),
                                                        _mm_loadu_ps(g + i * COLS + j)));
-        }
-    }
-}
-
-__attribute__((target("avx2"))) static void fused256(float s, float e) {
-    for (int i = 0; i < ROWS; i++) {
-        __m256 ri = _mm256_set1_ps(r[i]), S = _mm256_set1_ps(s), E = _mm256_set1_ps(e),
-               one = _mm256_set1_ps(1);
-        for (int j = 0; j < COLS; j += 8) {
-            __m256 v = _mm256_div_ps(_mm256_mul_ps(ri, _mm256_loadu_ps(c + j)), S);
-            v = _mm256_max_ps(v, E);
-            _mm256_storeu_ps(u + i * COLS + j,
-                             _mm256_mul_ps(_mm256_div_ps(one, _mm256_sqrt_ps(v)),
-                                           _mm256_loadu_ps(g + i * COLS + j)));
-        }
-    }
-}
-
-__attribute__((target("avx512f"))) static void fused512(float s, float e) {
-    for (int i = 0; i < ROWS; i++) {
-        __m512 ri = _mm512_set1_ps(r[i]), S = _mm512_set1_ps(s), E = _mm512_set1_ps(e),
-               one = _mm512_set1_ps(1);
-        for (int j = 0; j < COLS; j += 16) {
-            __m512 v = _mm512_div_ps(_mm512_mul_ps(ri, _mm512_loadu_ps(c + j)), S);
-            v = _mm512_max_ps(v, E);
-            _mm512_storeu_ps(u + i * COLS + j,
-                             _mm512_mul_ps(_mm512_div_ps(one, _mm512_sqrt_ps(v)),
-                                           _mm512_loadu_ps(g + i * COLS + j)));
         }
     }
 }
@@ -104,10 +109,10 @@ int main(void) {
     for (int i = 0; i < N; i++) g[i] = (i % 97) * 0.01f + 0.1f;
     for (int j = 0; j < COLS; j++) c[j] = 0.5f + j * 1e-4f;
     for (int i = 0; i < ROWS; i++) r[i] = 0.3f + i * 1e-3f;
-    void (*f[4])(float, float) = {fused128, fused256, fused512, tiles512};
-    const char *name[4] = {"fused, 128-bit", "fused, 256-bit", "fused, 512-bit",
-                           "tiles of 512, 512-bit"};
-    for (int k = 0; k < 4; k++) {
+    void (*f[5])(float, float) = {fused128, fused256, fused512, tiles512, reciprocal128};
+    const char *name[5] = {"fused, 128-bit", "fused, 256-bit", "fused, 512-bit",
+                           "tiles of 512, 512-bit", "128-bit, f64 reciprocal"};
+    for (int k = 0; k < 5; k++) {
         double best = 1e9;
         for (int rep = 0; rep < 30; rep++) {
             double t0 = now();

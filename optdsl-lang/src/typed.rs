@@ -148,6 +148,29 @@ pub struct TExpr {
     pub span: Span,
 }
 
+impl TExpr {
+    /// Its operands, in order: none for a literal, a name or a draw; the
+    /// operand of `eye(x)` too, though only its shape is read.
+    pub fn children(&self) -> impl Iterator<Item = &TExpr> {
+        let none: &[TExpr] = &[];
+        let (a, b, c, args): (Option<&TExpr>, Option<&TExpr>, Option<&TExpr>, &[TExpr]) =
+            match &self.node {
+                TNode::Num(_) | TNode::Bool(_) | TNode::Var(_) | TNode::Draw(..) => {
+                    (None, None, None, none)
+                }
+                TNode::Unary(_, x)
+                | TNode::Reduce(_, x)
+                | TNode::Axis(_, _, x)
+                | TNode::Transpose(x)
+                | TNode::Eye(x) => (Some(x), None, None, none),
+                TNode::Binary(_, x, y) | TNode::MatMul(x, y) => (Some(x), Some(y), None, none),
+                TNode::Select(x, y, z) => (Some(x), Some(y), Some(z), none),
+                TNode::Call(_, args) => (None, None, None, args),
+            };
+        a.into_iter().chain(b).chain(c).chain(args)
+    }
+}
+
 /// The forms of a checked expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TNode {
@@ -285,4 +308,63 @@ pub struct TypedRule {
     /// Whether it needs a matrix (it uses a shape feature outside
     /// `if matrix { ... }`): a vector is then refused at run time.
     pub needs_matrix: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(x: f64) -> TExpr {
+        TExpr {
+            node: TNode::Num(x),
+            ty: Ty::Num,
+            kind: Kind::Const,
+            shape: Shape::SCALAR,
+            span: Span::default(),
+        }
+    }
+
+    fn of(node: TNode) -> TExpr {
+        TExpr { node, ..num(0.0) }
+    }
+
+    /// The numbers of `e`'s children, in order.
+    fn children(e: &TExpr) -> Vec<f64> {
+        e.children()
+            .map(|c| match c.node {
+                TNode::Num(x) => x,
+                _ => f64::NAN,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn children_are_each_nodes_operands_in_order() {
+        let b = |x: f64| Box::new(num(x));
+        let cases: Vec<(TNode, Vec<f64>)> = vec![
+            (TNode::Num(7.0), vec![]),
+            (TNode::Bool(true), vec![]),
+            (TNode::Var(Var::Grad), vec![]),
+            (TNode::Draw(Draw::Uniform, 0), vec![]),
+            (TNode::Unary(UnOp::Neg, b(1.0)), vec![1.0]),
+            (TNode::Binary(BinOp::Sub, b(1.0), b(2.0)), vec![1.0, 2.0]),
+            (
+                TNode::Call(Func::Clamp, vec![num(1.0), num(2.0), num(3.0)]),
+                vec![1.0, 2.0, 3.0],
+            ),
+            (TNode::Reduce(Reduction::Sum, b(4.0)), vec![4.0]),
+            (TNode::Select(b(1.0), b(2.0), b(3.0)), vec![1.0, 2.0, 3.0]),
+            (
+                TNode::Axis(crate::functions::Axis::Row, Reduction::Mean, b(5.0)),
+                vec![5.0],
+            ),
+            (TNode::MatMul(b(6.0), b(7.0)), vec![6.0, 7.0]),
+            (TNode::Transpose(b(8.0)), vec![8.0]),
+            (TNode::Eye(b(9.0)), vec![9.0]),
+        ];
+        for (node, want) in cases {
+            let what = format!("{node:?}");
+            assert_eq!(children(&of(node)), want, "{what}");
+        }
+    }
 }

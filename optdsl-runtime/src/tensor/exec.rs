@@ -375,18 +375,7 @@ fn shared_lets(stmts: &[TStmt], lets: usize) -> Vec<bool> {
                     *c += weight;
                 }
             }
-            TNode::Unary(_, a)
-            | TNode::Transpose(a)
-            | TNode::Eye(a)
-            | TNode::Reduce(_, a)
-            | TNode::Axis(_, _, a) => expr(a, weight, counts),
-            TNode::Binary(_, a, b) | TNode::MatMul(a, b) => {
-                expr(a, weight, counts);
-                expr(b, weight, counts);
-            }
-            TNode::Call(_, args) => args.iter().for_each(|a| expr(a, weight, counts)),
-            TNode::Select(c, a, b) => [c, a, b].iter().for_each(|x| expr(x, weight, counts)),
-            _ => {}
+            _ => e.children().for_each(|a| expr(a, weight, counts)),
         }
     }
     fn walk(stmts: &[TStmt], weight: u32, counts: &mut [u32]) {
@@ -559,15 +548,9 @@ impl<'s, F: Float> Exec<'s, F> {
                 Slot::Lazy(x, p) => self.reads(x, p, target),
                 _ => false,
             },
-            TNode::Unary(_, a) => self.reads(a, pre, target),
-            TNode::Binary(_, a, b) => self.reads(a, pre, target) || self.reads(b, pre, target),
-            TNode::Call(_, args) => args.iter().any(|a| self.reads(a, pre, target)),
-            TNode::Select(c, a, b) => [c, a, b].iter().any(|x| self.reads(x, pre, target)),
-            TNode::Reduce(_, x) | TNode::Axis(_, _, x) | TNode::Transpose(x) => {
-                self.reads(x, pre, target)
-            }
-            TNode::MatMul(a, b) => self.reads(a, pre, target) || self.reads(b, pre, target),
-            _ => false,
+            // `eye(x)` reads only `x`'s shape.
+            TNode::Eye(_) => false,
+            _ => e.children().any(|a| self.reads(a, pre, target)),
         }
     }
 
@@ -1334,23 +1317,11 @@ impl<'s, F: Float> Exec<'s, F> {
             {
                 found.push((e, owner));
             }
-            TNode::Reduce(..) | TNode::Axis(..) => {}
-            TNode::Unary(_, a) | TNode::Transpose(a) => self.collect(a, owner, dirty, found),
-            TNode::Binary(_, a, b) | TNode::MatMul(a, b) => {
-                self.collect(a, owner, dirty, found);
-                self.collect(b, owner, dirty, found);
-            }
-            TNode::Call(_, args) => {
-                for a in args {
-                    self.collect(a, owner, dirty, found);
-                }
-            }
-            TNode::Select(c, a, b) => {
-                for x in [c, a, b] {
-                    self.collect(x, owner, dirty, found);
-                }
-            }
-            _ => {}
+            // `eye(x)` computes nothing of `x`.
+            TNode::Reduce(..) | TNode::Axis(..) | TNode::Eye(_) => {}
+            _ => e
+                .children()
+                .for_each(|a| self.collect(a, owner, dirty, found)),
         }
     }
 

@@ -365,6 +365,16 @@ fn fusable(e: &TExpr) -> bool {
         )
 }
 
+/// How many rows a block of rows `rows` reads of a variable of `r` rows:
+/// one for a `[1, cols]` variable, which every row shares.
+fn rows_read(r: usize, rows: &std::ops::Range<usize>) -> usize {
+    if r == 1 {
+        1
+    } else {
+        rows.len()
+    }
+}
+
 /// By `let` index: whether `stmts` read it in more than one place (a name
 /// read in a `repeat` counts as read twice).
 fn shared_lets(stmts: &[TStmt], lets: usize) -> Vec<bool> {
@@ -724,13 +734,13 @@ impl<'s, F: Float> Exec<'s, F> {
         (r, c): (usize, usize),
         rows: &std::ops::Range<usize>,
     ) -> Result<(&'d [F], usize)> {
-        let (span, n) = if r == 1 {
-            (0..c, 1)
+        let span = if r == 1 {
+            0..c
         } else {
-            (rows.start * c..rows.end * c, rows.len())
+            rows.start * c..rows.end * c
         };
         match data.get(span) {
-            Some(data) => Ok((data, n)),
+            Some(data) => Ok((data, rows_read(r, rows))),
             None => Err(self.bug("a variable shorter than its shape")),
         }
     }
@@ -753,7 +763,7 @@ impl<'s, F: Float> Exec<'s, F> {
             };
         };
         let (data, rows) = match over {
-            Some((t, block)) if t == v => (block, if r == 1 { 1 } else { rows.len() }),
+            Some((t, block)) if t == v => (block, rows_read(r, &rows)),
             _ => self.rows_in(data, (r, c), &rows)?,
         };
         let mut data = Cow::Borrowed(data);

@@ -24,6 +24,22 @@ optimizer! {
         w -= lr * (if c { q } else { -e }) + w / (h - 0.5) - k;
     }
 
+    /// Every element operation and function of the 256-bit loops (all but
+    /// the calls `exp`, `ln` and `^`), no reduction.
+    pub EveryWideOp {
+        hyper lr = 0.5, b = 0.9, flag = true, off = false;
+        input h;
+        state m = 0, q = g, k = 1;
+        m = b*m + (1-b)*g;
+        let c = g > 0 && (flag || h < 0.5) || !(w <= m);
+        let d = (g >= w) == (h != 0);
+        let f = (m < h) != (off || g == w);
+        let e = select(select(d, c, f), min(g, w), max(g, m));
+        q = sign(q) * abs(e) + sqrt(abs(g)) - fma(m, h, -abs(m)) + clamp(q, -1, 1) / (1 + h);
+        k = if off { k * 2 } else { k - float(lr) * g };
+        w -= lr * (if c { q } else { -e }) + w / (h - 0.5) - k;
+    }
+
     /// Every reduction, each feeding the update.
     pub EveryReduction {
         hyper lr = 0.1;
@@ -61,6 +77,19 @@ pub EveryOp {
     let f = (m < h) != (off || g == w);
     let e = select(select(d, c, f), min(g, w), max(g, m));
     q = sign(q) * abs(e) + sqrt(abs(g)) - exp(-abs(m)) + ln(abs(h)) + abs(g)^p + clamp(q, -1, 1) / (1 + h);
+    k = if off { k * 2 } else { k - float(lr) * g };
+    w -= lr * (if c { q } else { -e }) + w / (h - 0.5) - k;
+}
+pub EveryWideOp {
+    hyper lr = 0.5, b = 0.9, flag = true, off = false;
+    input h;
+    state m = 0, q = g, k = 1;
+    m = b*m + (1-b)*g;
+    let c = g > 0 && (flag || h < 0.5) || !(w <= m);
+    let d = (g >= w) == (h != 0);
+    let f = (m < h) != (off || g == w);
+    let e = select(select(d, c, f), min(g, w), max(g, m));
+    q = sign(q) * abs(e) + sqrt(abs(g)) - fma(m, h, -abs(m)) + clamp(q, -1, 1) / (1 + h);
     k = if off { k * 2 } else { k - float(lr) * g };
     w -= lr * (if c { q } else { -e }) + w / (h - 0.5) - k;
 }
@@ -166,8 +195,9 @@ fn same<F: DynFloat>(a: &dyn DynRule, b: &dyn DynRule, n: usize, special: bool, 
 
 fn check(threads: usize, lengths: &[usize]) {
     let texts = Rules::parse(TEXT).unwrap();
-    let compiled: [Box<dyn DynRule>; 3] = [
+    let compiled: [Box<dyn DynRule>; 4] = [
         Box::new(EveryOp::default()),
+        Box::new(EveryWideOp::default()),
         Box::new(EveryReduction::default()),
         Box::new(Layers::default()),
     ];
@@ -239,4 +269,19 @@ fn every_builtin_and_the_rules_here_compile_without_falling_back() {
     let (compiled, failed) = optdsl::jit::counts();
     assert!(compiled > 0, "nothing was compiled");
     assert_eq!(failed, 0, "passes fell back to the interpreter");
+}
+
+#[test]
+fn the_rules_here_without_calls_get_256_bit_loops() {
+    if !optdsl::jit::wide_available() {
+        eprintln!("no AVX2 and FMA here (or OPTDSL_WIDE=0): Cranelift's loops only");
+        return;
+    }
+    check(1, &[1000]);
+    for name in ["EveryWideOp", "EveryReduction", "Layers"] {
+        assert!(
+            optdsl::jit::wide_loops(name) >= 2,
+            "{name}: no 256-bit loop in f32 and f64 (OPTDSL_JIT_LOG=1 says why)"
+        );
+    }
 }

@@ -9,6 +9,7 @@
 //! (element `e` of a chunk into lane `e`, in element order), so the bits are
 //! the compiled rule's.
 
+use crate::driver::MAX_SLOTS;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
 use cranelift_codegen::ir::{
@@ -24,6 +25,9 @@ use optdsl_lang::ir::{Id, Kind, Op, Program, Slot, Ty};
 use optdsl_lang::passes::Pass;
 use optdsl_lang::{Func, Real, Reduction};
 use std::collections::HashMap;
+
+#[cfg(target_arch = "x86_64")]
+mod wide;
 
 /// Elements per reduction chunk (the driver's `LANES`).
 const LANES: i64 = crate::driver::LANES as i64;
@@ -50,13 +54,108 @@ pub(crate) type Entry = unsafe extern "C" fn(
     lane0: usize,
 );
 
+/// Whether compiled passes get 256-bit loops here ([`wide::available`]).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn wide_available() -> bool {
+    wide::available()
+}
+
+/// How many compiled passes of each rule (by name) have a 256-bit loop.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn wide_loops() -> &'static std::sync::Mutex<HashMap<String, usize>> {
+    static WIDE: std::sync::OnceLock<std::sync::Mutex<HashMap<String, usize>>> =
+        std::sync::OnceLock::new();
+    WIDE.get_or_init(Default::default)
+}
+
 /// A pass compiled to machine code.
 pub(crate) struct Compiled {
-    /// The function.
-    pub entry: Entry,
+    /// Cranelift's function.
+    entry: Entry,
     /// The per-step values it reads, in the order of its `cf` array (each
     /// repeated to fill 16 bytes).
     pub nums: Vec<Id>,
+    /// The vector loop at 256 bits, where the machine has AVX2.
+    #[cfg(target_arch = "x86_64")]
+    wide: Option<wide::Wide>,
+    /// Whether the 256-bit loop adds the stored numbers to eight f64 lanes
+    /// at `acc` (element `i` of its range into lane `i mod 8`).
+    pub sums: bool,
+    /// How many slices the pass reads and writes.
+    reads: usize,
+    writes: usize,
+    /// Bytes per element.
+    size: usize,
+}
+
+impl Compiled {
+    /// Runs the code over `n` elements, as [`Entry`] says: the leading
+    /// `nvec` (a multiple of 64, or of [`VECTOR_STEP`] for a pass without
+    /// reductions) in vectors, reductions into lane `(lane0 + i) mod 64`
+    /// for element `i` (`lane0` is 0 when `nvec > 0`). Where there is a
+    /// 256-bit loop, it takes the leading multiple of its step and
+    /// Cranelift's function the rest, from there. Returns how many leading
+    /// elements the 256-bit loop took (with [`Compiled::sums`], those it
+    /// added to `acc`'s f64 lanes).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Entry`]: `cf` as compiled, the pass's slices of at least
+    /// `n` elements behind `reads` and `writes`, `acc` with 64 lanes per
+    /// reduction.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn run(
+        &self,
+        cf: *const u8,
+        reads: *const *const u8,
+        writes: *const *mut u8,
+        acc: *mut u8,
+        n: usize,
+        nvec: usize,
+        lane0: usize,
+    ) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(w) = &self.wide {
+            let nv = nvec / w.step * w.step;
+            if nv > 0 && self.reads <= MAX_SLOTS && self.writes <= MAX_SLOTS {
+                // SAFETY: the loop reads and writes the slices' first
+                // `nv <= n` elements and the lanes of `acc`.
+                unsafe { (w.entry)(cf, reads, writes, acc, nv) };
+                if nv == n {
+                    return nv;
+                }
+                let skip = nv * self.size;
+                let mut r = [std::ptr::null::<u8>(); MAX_SLOTS];
+                let mut wr = [std::ptr::null_mut::<u8>(); MAX_SLOTS];
+                for (k, dst) in r.iter_mut().enumerate().take(self.reads) {
+                    // SAFETY: slice `k` holds `n > nv` elements.
+                    *dst = unsafe { (*reads.add(k)).add(skip) };
+                }
+                for (k, dst) in wr.iter_mut().enumerate().take(self.writes) {
+                    // SAFETY: as above.
+                    *dst = unsafe { (*writes.add(k)).add(skip) };
+                }
+                // SAFETY: the rest of the same slices; `nv` is a multiple
+                // of 64 where there are reductions (the step divides 64 and
+                // `nvec` is one), so the lanes go on where the loop left them.
+                unsafe {
+                    (self.entry)(
+                        cf,
+                        r.as_ptr(),
+                        wr.as_ptr(),
+                        acc,
+                        n - nv,
+                        nvec - nv,
+                        lane0 + nv,
+                    )
+                };
+                return nv;
+            }
+        }
+        // SAFETY: the caller's contract is the function's.
+        unsafe { (self.entry)(cf, reads, writes, acc, n, nvec, lane0) };
+        0
+    }
 }
 
 /// Why a pass was not compiled (the interpreter runs it instead).
@@ -741,12 +840,15 @@ impl Gen<'_, '_> {
 }
 
 /// Compiles `pass` of `p` for this step's per-step booleans (`known`), in
-/// f64 or f32.
+/// f64 or f32. With `sum` (a pass with one store and no reductions), the
+/// 256-bit loop, where there is one, also adds the stored numbers to eight
+/// f64 lanes at `acc` ([`Compiled::sums`]).
 pub(crate) fn compile(
     p: &Program,
     pass: &Pass,
     known: &[Option<Scalar>],
     f64: bool,
+    sum: Option<Reduction>,
 ) -> Result<Compiled, JitError> {
     let graph = Graph::new(p, pass, known);
     let mut flags = settings::builder();
@@ -881,5 +983,38 @@ pub(crate) fn compile(
     // SAFETY: the function was declared with this signature (seven
     // pointer-sized parameters, no result) in the host's calling convention.
     let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(code) };
-    Ok(Compiled { entry, nums })
+    #[cfg(target_arch = "x86_64")]
+    let wide = match wide::available() {
+        true => match wide::compile(&graph, &nums, f64, nr, nw, sum) {
+            Ok(w) => {
+                let mut wide = wide_loops().lock().unwrap_or_else(|e| e.into_inner());
+                *wide.entry(p.name.text.clone()).or_default() += 1;
+                Some(w)
+            }
+            Err(e) => {
+                if std::env::var_os("OPTDSL_JIT_LOG").is_some() {
+                    eprintln!(
+                        "jit: {} {:?}: no 256-bit loop: {}",
+                        p.name.text, pass.kind, e.0
+                    );
+                }
+                None
+            }
+        },
+        false => None,
+    };
+    #[cfg(target_arch = "x86_64")]
+    let sums = sum.is_some() && wide.is_some();
+    #[cfg(not(target_arch = "x86_64"))]
+    let sums = false;
+    Ok(Compiled {
+        entry,
+        nums,
+        #[cfg(target_arch = "x86_64")]
+        wide,
+        sums,
+        reads: nr,
+        writes: nw,
+        size: e.size as usize,
+    })
 }

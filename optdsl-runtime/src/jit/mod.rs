@@ -12,7 +12,7 @@ pub(crate) mod codegen;
 
 use crate::driver::{Kernel, Walk, LANES, MAX_SLOTS};
 use crate::float::Float;
-use codegen::{Compiled, Entry};
+use codegen::Compiled;
 use optdsl_lang::eval::Scalar;
 use optdsl_lang::ir::{Kind, Program, Ty};
 use optdsl_lang::passes::{Pass, PassKind};
@@ -32,6 +32,31 @@ pub fn counts() -> (usize, usize) {
         COMPILED.load(Ordering::Relaxed),
         FAILED.load(Ordering::Relaxed),
     )
+}
+
+/// How many of rule `name`'s compiled passes this process gave a 256-bit
+/// loop (on x86-64 machines with AVX2 and FMA, unless `OPTDSL_WIDE=0`;
+/// each element type and choice of per-step booleans counts once).
+pub fn wide_loops(name: &str) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    let n = codegen::wide_loops()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(name)
+        .copied()
+        .unwrap_or(0);
+    #[cfg(not(target_arch = "x86_64"))]
+    let n = 0;
+    n
+}
+
+/// Whether this machine gives compiled passes 256-bit loops: x86-64 with
+/// AVX2 and FMA, unless `OPTDSL_WIDE` is `0` (read once).
+pub fn wide_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return codegen::wide_available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Whether text rules are compiled: on x86-64 (the target the JIT's code is
@@ -137,7 +162,7 @@ impl<F: Float> JitPass<F> {
                     // panic inside it is caught too, and the pass interpreted.
                     let started = std::time::Instant::now();
                     let compiled = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        codegen::compile(p, pass, known, f64)
+                        codegen::compile(p, pass, known, f64, None)
                     }))
                     .unwrap_or_else(|_| Err(codegen::JitError("Cranelift panicked".into())));
                     match &compiled {
@@ -178,7 +203,7 @@ impl<F: Float> JitPass<F> {
     /// The pass as a driver kernel.
     pub fn kernel(&self) -> JitKernel<'_, F> {
         JitKernel {
-            entry: self.code.entry,
+            code: &self.code,
             cf: &self.cf,
             _f: std::marker::PhantomData,
         }
@@ -186,9 +211,10 @@ impl<F: Float> JitPass<F> {
 }
 
 /// A compiled pass as a driver kernel (the same code at every SIMD level:
-/// 128-bit vectors).
+/// Cranelift's 128-bit vectors, and 256-bit loops where the machine has
+/// AVX2).
 pub struct JitKernel<'a, F> {
-    entry: Entry,
+    code: &'a Compiled,
     cf: &'a [Lanes],
     _f: std::marker::PhantomData<F>,
 }
@@ -225,7 +251,7 @@ impl<F: Float> Kernel<F> for JitKernel<'_, F> {
         // their lengths), and `acc`'s lanes `(lane0 + i) mod 64` of each
         // reduction; the slices written are disjoint from all others.
         unsafe {
-            (self.entry)(
+            let _ = self.code.run(
                 self.cf.as_ptr().cast(),
                 r.as_ptr(),
                 w.as_ptr(),
@@ -233,7 +259,7 @@ impl<F: Float> Kernel<F> for JitKernel<'_, F> {
                 n,
                 nvec,
                 lane0,
-            )
+            );
         }
     }
 }

@@ -20,8 +20,8 @@
 //! interleaved partial sums, then block by block and chunk by chunk in order.
 
 use super::ops::{
-    accumulate, accumulate_rows_cols, axis_reduce, binary, borrow, broadcast_to, func, nums, owned,
-    reduce, select, sym, transpose, unary, update_in_place, Arr, Part, Val,
+    accumulate, accumulate_rows_cols, add_lanes, axis_reduce, binary, borrow, broadcast_to, func,
+    nums, owned, reduce, select, sym, transpose, unary, update_in_place, Arr, Part, Val,
 };
 use super::{gemm, Dims};
 use crate::error::{Error, Result};
@@ -65,6 +65,21 @@ mod compiled {
             _: Option<(Var, &[(BinOp, F)])>,
             _: Option<BinOp>,
             _: &mut [F],
+        ) -> crate::error::Result<bool> {
+            Ok(false)
+        }
+
+        /// Nothing is compiled: `Ok(false)`.
+        #[allow(clippy::too_many_arguments)]
+        pub(super) fn block_compiled_sum(
+            &self,
+            _: &TExpr,
+            _: &Pre<F>,
+            _: std::ops::Range<usize>,
+            _: usize,
+            _: optdsl_lang::Reduction,
+            _: &mut [F],
+            _: &mut [f64; 8],
         ) -> crate::error::Result<bool> {
             Ok(false)
         }
@@ -998,22 +1013,49 @@ impl<'s, F: Float> Exec<'s, F> {
                     if compiled::worth(rows * cols) && partner[q].is_none() {
                         // Compiled code writes the numbers straight into the
                         // kept array, or into a temporary, and they are
-                        // accumulated from there.
+                        // accumulated from there (a whole-array sum, mean or
+                        // norm as the code writes them).
                         let range = r0..r0 + nr;
+                        let mut write = |out: &mut [F]| -> Result<bool> {
+                            if let (Part::All(total), true) = (&mut *part, d.r != Reduction::MaxAbs)
+                            {
+                                let mut lanes = [d.r.identity::<f64>(); 8];
+                                let done = self.block_compiled_sum(
+                                    d.x,
+                                    &d.pre,
+                                    range.clone(),
+                                    cols,
+                                    d.r,
+                                    out,
+                                    &mut lanes,
+                                )?;
+                                if done {
+                                    add_lanes(total, d.r, &lanes);
+                                }
+                                return Ok(done);
+                            }
+                            let done = self.block_compiled(
+                                d.x,
+                                &d.pre,
+                                range.clone(),
+                                cols,
+                                None,
+                                None,
+                                out,
+                            )?;
+                            if done {
+                                accumulate(part, d.r, out, cols);
+                            }
+                            Ok(done)
+                        };
                         if let (0, Some(rest)) = (q, kept.as_deref_mut()) {
-                            let blk = &mut rest[..nr * cols];
-                            if self.block_compiled(d.x, &d.pre, range, cols, None, None, blk)? {
-                                accumulate(part, d.r, blk, cols);
+                            if write(&mut rest[..nr * cols])? {
                                 kept = kept.take().map(|rest| &mut rest[nr * cols..]);
                                 continue;
                             }
                         } else {
                             let mut tmp = super::pool::take::<F>(nr * cols);
-                            let done = self
-                                .block_compiled(d.x, &d.pre, range, cols, None, None, &mut tmp)?;
-                            if done {
-                                accumulate(part, d.r, &tmp, cols);
-                            }
+                            let done = write(&mut tmp)?;
                             super::pool::give(tmp);
                             if done {
                                 continue;

@@ -41,6 +41,13 @@ pub(super) enum Part<F> {
     Cols(Vec<f64>),
 }
 
+/// Adds a block's eight lanes of whole-array reduction `r` (element `i` of
+/// the block in lane `i mod 8`) to the chunk's total, in lane order.
+pub(super) fn add_lanes(total: &mut f64, r: Reduction, lanes: &[f64; 8]) {
+    let block = lanes[1..].iter().fold(lanes[0], |t, &s| r.combine(t, s));
+    *total = r.combine(*total, block);
+}
+
 /// Adds `data` (rows of `cols` numbers) to a chunk's part of reduction `r`.
 pub(super) fn accumulate<F: Float>(part: &mut Part<F>, r: Reduction, data: &[F], cols: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -242,8 +249,7 @@ pub(super) fn accumulate_body<F: Float>(part: &mut Part<F>, r: Reduction, data: 
                     *s = add(*s, v.to_f64());
                 }
             });
-            let block = acc[1..].iter().fold(acc[0], |t, &s| r.combine(t, s));
-            *total = r.combine(*total, block);
+            add_lanes(total, r, &acc);
         }
         Part::Rows(out) => {
             // Each row in index order; eight rows at a time, so their sums

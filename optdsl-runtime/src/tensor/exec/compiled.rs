@@ -27,7 +27,7 @@ use optdsl_lang::ast::{BinOp, Name};
 use optdsl_lang::ir::{Id, Op, Slot as IrSlot, Value};
 use optdsl_lang::passes::{Pass, PassKind};
 use optdsl_lang::typed::{Kind, TExpr, TNode, Ty, Var};
-use optdsl_lang::Program;
+use optdsl_lang::{Program, Reduction};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -174,8 +174,9 @@ impl<F: Float> Lowered<F> {
     }
 }
 
-/// Compiled code by the lowered expression's form and element type.
-type Cache = Mutex<HashMap<(Vec<(Op, bool, bool)>, bool), Option<Arc<Compiled>>>>;
+/// Compiled code by the lowered expression's form, element type and fused sum.
+type Cache =
+    Mutex<HashMap<(Vec<(Op, bool, bool)>, bool, Option<Reduction>), Option<Arc<Compiled>>>>;
 
 fn cache() -> &'static Cache {
     static CACHE: OnceLock<Cache> = OnceLock::new();
@@ -183,7 +184,7 @@ fn cache() -> &'static Cache {
 }
 
 /// The code for `low` writing `root`, compiled on first use.
-fn code<F: Float>(low: &Lowered<F>, root: Id) -> Option<Arc<Compiled>> {
+fn code<F: Float>(low: &Lowered<F>, root: Id, sum: Option<Reduction>) -> Option<Arc<Compiled>> {
     let f64 = match F::DTYPE {
         "f64" => true,
         "f32" => false,
@@ -197,7 +198,7 @@ fn code<F: Float>(low: &Lowered<F>, root: Id) -> Option<Arc<Compiled>> {
         .collect();
     let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
     cache
-        .entry((form, f64))
+        .entry((form, f64, sum))
         .or_insert_with(|| {
             let program = program(low, root);
             let pass = Pass {
@@ -221,7 +222,7 @@ fn code<F: Float>(low: &Lowered<F>, root: Id) -> Option<Arc<Compiled>> {
             let known = vec![None; program.values.len()];
             let started = std::time::Instant::now();
             let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                codegen::compile(&program, &pass, &known, f64)
+                codegen::compile(&program, &pass, &known, f64, sum)
             }))
             .unwrap_or_else(|_| Err(codegen::JitError("Cranelift panicked".into())));
             if std::env::var_os("OPTDSL_JIT_LOG").is_some() {
@@ -285,6 +286,43 @@ impl<'s, F: Float> Exec<'s, F> {
         op: Option<BinOp>,
         out: &mut [F],
     ) -> crate::error::Result<bool> {
+        self.compiled_into(e, pre, rows, cols, target, op, out, None)
+    }
+
+    /// Writes element-wise `e` for rows `rows` into `out` as
+    /// [`Exec::block_compiled`] does, and adds the numbers written to the
+    /// eight f64 lanes of whole-array reduction `r` (a sum, mean or norm;
+    /// element `i` of `out` into lane `i mod 8`, in order), as
+    /// [`accumulate`](crate::tensor::ops::accumulate) adds a block: in the
+    /// code's 256-bit loop where it can, the rest here. `Ok(false)` where the
+    /// code does not cover `e` (nothing written or added).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn block_compiled_sum(
+        &self,
+        e: &TExpr,
+        pre: &Pre<F>,
+        rows: Range<usize>,
+        cols: usize,
+        r: Reduction,
+        out: &mut [F],
+        lanes: &mut [f64; 8],
+    ) -> crate::error::Result<bool> {
+        self.compiled_into(e, pre, rows, cols, None, None, out, Some((r, lanes)))
+    }
+
+    /// [`Exec::block_compiled`], with the sum of [`Exec::block_compiled_sum`].
+    #[allow(clippy::too_many_arguments)]
+    fn compiled_into(
+        &self,
+        e: &TExpr,
+        pre: &Pre<F>,
+        rows: Range<usize>,
+        cols: usize,
+        target: Option<(Var, &[(BinOp, F)])>,
+        op: Option<BinOp>,
+        out: &mut [F],
+        sum: Option<(Reduction, &mut [f64; 8])>,
+    ) -> crate::error::Result<bool> {
         if !self.compiled || out.len() != rows.len() * cols || out.is_empty() {
             return Ok(false);
         }
@@ -331,10 +369,10 @@ impl<'s, F: Float> Exec<'s, F> {
         if low.values[root].ty != Ty::Num {
             return Ok(false);
         }
-        let Some(code) = code(&low, root) else {
+        let Some(code) = code(&low, root, sum.as_ref().map(|s| s.0)) else {
             return Ok(false);
         };
-        run(&code, &low, base);
+        run(&code, &low, base, sum);
         Ok(true)
     }
 
@@ -486,8 +524,15 @@ fn scalar<F: Float>(v: Val<'_, F>) -> Low {
 /// Runs `code` over the block into `out` (`rows x cols` numbers): in one
 /// call where every operand covers the block, else row by row (the per-row
 /// numbers set in the code's per-step numbers, the shared row read again for
-/// each row).
-fn run<F: Float>(code: &Compiled, low: &Lowered<F>, out: *mut F) {
+/// each row). With `sum`, adds the numbers written to the eight lanes
+/// (element `i` of the block into lane `i mod 8`): those the code's 256-bit
+/// loop added where it adds them from lane 0, the others here, in order.
+fn run<F: Float>(
+    code: &Compiled,
+    low: &Lowered<F>,
+    out: *mut F,
+    mut sum: Option<(Reduction, &mut [f64; 8])>,
+) {
     // The code's per-step numbers, in its order; which of them change by row.
     let hyper = |id: Id| match low.values[id].op {
         Op::Hyper(k) => low.nums.get(k).copied(),
@@ -515,6 +560,9 @@ fn run<F: Float>(code: &Compiled, low: &Lowered<F>, out: *mut F) {
     tests::RUNS.with(|r| r.set(r.get() + 1));
     let mut reads: Vec<*const u8> = vec![std::ptr::null(); low.reads.len()];
     let mut acc = [F::ZERO; crate::driver::LANES];
+    // The code's loop adds to the lanes it is given from lane 0: the real
+    // ones where each call starts at a multiple of 8, else a scratch copy.
+    let fused = code.sums && (calls == 1 || n % 8 == 0);
     for i in 0..calls {
         for &(at, p) in &by_row {
             // SAFETY: a per-row operand has `low.rows` numbers (checked by
@@ -531,24 +579,38 @@ fn run<F: Float>(code: &Compiled, low: &Lowered<F>, out: *mut F) {
         }
         // SAFETY: as for the full operands: `out` holds `rows x cols` numbers.
         let writes = [unsafe { out.add(i * n) }.cast::<u8>()];
+        let lanes_at = match &mut sum {
+            Some((_, lanes)) if fused => lanes.as_mut_ptr().cast::<u8>(),
+            _ => acc.as_mut_ptr().cast::<u8>(),
+        };
         // SAFETY: the code reads `cf` (one 16-byte entry per use of a per-step
         // number, as compiled), `n` numbers from each read pointer (each
         // operand holds them: checked by `Lowered::array`) and writes `n`
         // numbers through `writes[0]`, into `out`'s row `i`. A read pointer
         // may be `out` itself (the block being written): each number is
         // read before the number at its place is written. No reductions,
-        // so `acc` is not touched and any `nvec` that is a multiple of
-        // `VECTOR_STEP` takes whole iterations.
-        unsafe {
-            (code.entry)(
+        // so any `nvec` that is a multiple of `VECTOR_STEP` takes whole
+        // iterations; `acc` is touched only by a fused sum, eight f64
+        // lanes (64 bytes: `acc` holds at least 256).
+        let taken = unsafe {
+            code.run(
                 cf.as_ptr().cast(),
                 reads.as_ptr(),
                 writes.as_ptr(),
-                acc.as_mut_ptr().cast(),
+                lanes_at,
                 n,
                 n / VECTOR_STEP * VECTOR_STEP,
                 0,
             )
+        };
+        if let Some((r, lanes)) = &mut sum {
+            let from = if fused { taken } else { 0 };
+            // SAFETY: the code wrote row `i`'s `n` numbers at `out + i * n`.
+            let row = unsafe { std::slice::from_raw_parts(out.add(i * n), n) };
+            for (j, &x) in row.iter().enumerate().skip(from) {
+                let lane = &mut lanes[(i * n + j) % 8];
+                *lane = r.accumulate(*lane, x.to_f64());
+            }
         }
     }
 }
@@ -568,7 +630,8 @@ mod tests {
 
     /// A rule with shapes reading per-row and per-column state, masks
     /// combined with `&&`, selections by element and by a per-step boolean,
-    /// powers, and functions of one, two and three arguments.
+    /// powers, functions of one, two and three arguments, and whole-array
+    /// reductions of element-wise values (added as the code writes them).
     const BROADCASTS: &str = "
         Broadcasts {
             hyper lr = 0.05 where lr >= 0, cap = 0.5, flip = false;
@@ -581,7 +644,8 @@ mod tests {
                 + ln(1 + v);
             let x = if flip { -y } else { y };
             w *= 0.999;
-            w -= lr * select(x > 0 && w < 1 || g == 0, x, x * 0.5) + max_abs(x) * 1e-3;
+            w -= lr * select(x > 0 && w < 1 || g == 0, x, x * 0.5) + max_abs(x) * 1e-3
+                + (norm(y) * 1e-4 - mean(z) * 1e-3);
         }";
 
     fn data(n: usize, seed: u64) -> Vec<f64> {
@@ -646,8 +710,12 @@ mod tests {
             .set_hyper("weight_decay", crate::hyper::HyperValue::Num(0.1))
             .unwrap();
         rules.push(maximizing);
-        let shapes: [&[usize]; 6] = [
+        // Rows of a multiple of 16 numbers, and of 8, have their whole-array
+        // sums added by the 256-bit loops; the others, here.
+        let shapes: [&[usize]; 8] = [
             &[130, 131],
+            &[40, 512],
+            &[66, 264],
             &[261, 300],
             &[5, 70, 90],
             &[1, 20011],

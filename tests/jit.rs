@@ -40,6 +40,25 @@ optimizer! {
         w -= lr * (if c { q } else { -e }) + w / (h - 0.5) - k;
     }
 
+    /// More slices than the 256-bit loops hold pointers to in registers,
+    /// with and without reductions.
+    pub ManySlices {
+        hyper lr = 0.1;
+        input h;
+        state a = 0, b = 1, c = 0, d = 1, e = 0, f = 1, k = 0, l = 1, q = 0;
+        a = 0.9*a + g;
+        b = b + g*g;
+        c = c + a / b;
+        d = d*0.5 + sqrt(abs(c));
+        e = e - h*g;
+        f = max(f, abs(g));
+        k = k + e / f;
+        l = l*0.99 + d;
+        q = q + k - l;
+        let s = sum(q) + norm(a + e);
+        w -= lr * (a + c + e + k) / (1 + abs(s) + l);
+    }
+
     /// Every reduction, each feeding the update.
     pub EveryReduction {
         hyper lr = 0.1;
@@ -92,6 +111,22 @@ pub EveryWideOp {
     q = sign(q) * abs(e) + sqrt(abs(g)) - fma(m, h, -abs(m)) + clamp(q, -1, 1) / (1 + h);
     k = if off { k * 2 } else { k - float(lr) * g };
     w -= lr * (if c { q } else { -e }) + w / (h - 0.5) - k;
+}
+pub ManySlices {
+    hyper lr = 0.1;
+    input h;
+    state a = 0, b = 1, c = 0, d = 1, e = 0, f = 1, k = 0, l = 1, q = 0;
+    a = 0.9*a + g;
+    b = b + g*g;
+    c = c + a / b;
+    d = d*0.5 + sqrt(abs(c));
+    e = e - h*g;
+    f = max(f, abs(g));
+    k = k + e / f;
+    l = l*0.99 + d;
+    q = q + k - l;
+    let s = sum(q) + norm(a + e);
+    w -= lr * (a + c + e + k) / (1 + abs(s) + l);
 }
 pub EveryReduction {
     hyper lr = 0.1;
@@ -195,9 +230,10 @@ fn same<F: DynFloat>(a: &dyn DynRule, b: &dyn DynRule, n: usize, special: bool, 
 
 fn check(threads: usize, lengths: &[usize]) {
     let texts = Rules::parse(TEXT).unwrap();
-    let compiled: [Box<dyn DynRule>; 4] = [
+    let compiled: [Box<dyn DynRule>; 5] = [
         Box::new(EveryOp::default()),
         Box::new(EveryWideOp::default()),
+        Box::new(ManySlices::default()),
         Box::new(EveryReduction::default()),
         Box::new(Layers::default()),
     ];
@@ -278,7 +314,7 @@ fn the_rules_here_without_calls_get_256_bit_loops() {
         return;
     }
     check(1, &[1000]);
-    for name in ["EveryWideOp", "EveryReduction", "Layers"] {
+    for name in ["EveryWideOp", "ManySlices", "EveryReduction", "Layers"] {
         assert!(
             optdsl::jit::wide_loops(name) >= 2,
             "{name}: no 256-bit loop in f32 and f64 (OPTDSL_JIT_LOG=1 says why)"

@@ -20,8 +20,7 @@
 //! and the single elements stay Cranelift's ([`super::Compiled::run`]
 //! splits the range). What it does not cover keeps Cranelift's loop: calls
 //! (`exp`, `ln`, `^`), random draws, more values live at once in one
-//! vector's work than the 16 vector registers (nothing is spilled), more
-//! slices than its 9 pointer registers.
+//! vector's work than the 16 vector registers (nothing is spilled).
 //! `OPTDSL_WIDE=0` turns it off (read once).
 
 use super::{Graph, JitError, Step};
@@ -53,11 +52,12 @@ pub(crate) struct Wide {
     pub step: usize,
 }
 
-/// The slices' pointer registers. The others: rdi = `cf`, rcx = `acc`,
-/// r8 = the end, r9 = the loop's byte offset, rax and r10 the two copies'
-/// lane offsets.
-const PTRS: [x86::AsmRegister64; 9] = [
-    x86::r11,
+/// The slices' pointer registers, the first slices' (then rax and r10 too
+/// where the loop has no reductions; the other slices' pointers are read
+/// from the arrays, kept on the stack, where they are used). The others:
+/// rdi = `cf`, rcx = `acc`, r8 = the end, r9 = the loop's byte offset, r11
+/// scratch, rax and r10 the two copies' lane offsets.
+const PTRS: [x86::AsmRegister64; 8] = [
     x86::rbx,
     x86::rbp,
     x86::r12,
@@ -567,9 +567,6 @@ pub(crate) fn compile(
             {
                 return Err(JitError("a slice the pass does not have".into()));
             }
-            if b.ptrs.len() > PTRS.len() {
-                return Err(JitError("more slices than pointer registers".into()));
-            }
             let regs = allocate(&b.ins, b.next, if sum.is_some() { 12 } else { 16 })?;
             Ok((b, regs, copies))
         });
@@ -593,7 +590,7 @@ pub(crate) fn compile(
     })
 }
 
-/// The function's machine code (at most [`PTRS`] slices).
+/// The function's machine code.
 fn assemble(
     b: &Build<'_, '_>,
     regs: &[u8],
@@ -621,12 +618,30 @@ fn assemble(
     for &r in &SAVED {
         a.push(r)?;
     }
-    a.mov(r10, rsi)?;
-    a.mov(rax, rdx)?;
-    for (p, &(w, k)) in b.ptrs.iter().enumerate() {
-        let array = if w { rax } else { r10 };
-        a.mov(PTRS[p], qword_ptr(array + (k as i32) * 8))?;
+    // The arrays of pointers: reads at [rsp + 8], writes at [rsp].
+    a.push(rsi)?;
+    a.push(rdx)?;
+    let reduces = b.ins.iter().any(|x| matches!(x, Ins::AccLoad { .. }));
+    let mut held: Vec<AsmRegister64> = PTRS.to_vec();
+    if !reduces {
+        held.extend([rax, r10]);
     }
+    held.truncate(b.ptrs.len());
+    for (p, &reg) in held.iter().enumerate() {
+        let (w, k) = b.ptrs[p];
+        a.mov(r11, qword_ptr(rsp + if w { 0 } else { 8 }))?;
+        a.mov(reg, qword_ptr(r11 + (k as i32) * 8))?;
+    }
+    // Slice `p`'s pointer: its register, or read into r11.
+    let base = |a: &mut CodeAssembler, p: usize| -> Result<AsmRegister64, IcedError> {
+        if let Some(&reg) = held.get(p) {
+            return Ok(reg);
+        }
+        let (w, k) = b.ptrs[p];
+        a.mov(r11, qword_ptr(rsp + if w { 0 } else { 8 }))?;
+        a.mov(r11, qword_ptr(r11 + (k as i32) * 8))?;
+        Ok(r11)
+    };
     a.shl(r8, if b.f64 { 3 } else { 2 })?;
     a.xor(r9, r9)?;
     if sum.is_some() {
@@ -635,7 +650,6 @@ fn assemble(
     }
     let mut top = a.create_label();
     a.set_label(&mut top)?;
-    let reduces = b.ins.iter().any(|x| matches!(x, Ins::AccLoad { .. }));
     if reduces {
         for (copy, &lane) in LANE.iter().enumerate().take(copies) {
             a.lea(lane, qword_ptr(r9 + copy as i32 * 32))?;
@@ -644,9 +658,13 @@ fn assemble(
     }
     for x in &b.ins {
         match *x {
-            Ins::Load { d, ptr, off } => a.vmovups(y(d), ymmword_ptr(PTRS[ptr] + r9 + off))?,
+            Ins::Load { d, ptr, off } => {
+                let at = base(&mut a, ptr)?;
+                a.vmovups(y(d), ymmword_ptr(at + r9 + off))?
+            }
             Ins::Store { s, ptr, off } => {
-                a.vmovups(ymmword_ptr(PTRS[ptr] + r9 + off), y(s))?;
+                let at = base(&mut a, ptr)?;
+                a.vmovups(ymmword_ptr(at + r9 + off), y(s))?;
                 if let Some(r) = sum {
                     // f32: this copy's eight numbers are lanes 0-7; f64:
                     // copy 0's four are lanes 0-3, copy 1's lanes 4-7.
@@ -739,6 +757,7 @@ fn assemble(
         a.vmovupd(ymmword_ptr(rcx), lanes[0])?;
         a.vmovupd(ymmword_ptr(rcx + 32), lanes[1])?;
     }
+    a.add(rsp, 16)?;
     a.vzeroupper()?;
     for &r in SAVED.iter().rev() {
         a.pop(r)?;

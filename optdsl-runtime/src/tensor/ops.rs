@@ -209,46 +209,60 @@ fn transpose4(
     ]
 }
 
+/// Runs `$body` with `$add` bound to reduction `$r`'s accumulation as a
+/// closure of its own (each reduction's loops compiled apart; the maths is
+/// `Reduction::accumulate`, the one definition).
+macro_rules! per_red {
+    ($r:expr, |$add:ident| $body:expr) => {
+        match $r {
+            Reduction::Sum => {
+                let $add = |s: f64, x: f64| Reduction::Sum.accumulate(s, x);
+                $body
+            }
+            Reduction::Mean => {
+                let $add = |s: f64, x: f64| Reduction::Mean.accumulate(s, x);
+                $body
+            }
+            Reduction::Norm => {
+                let $add = |s: f64, x: f64| Reduction::Norm.accumulate(s, x);
+                $body
+            }
+            Reduction::MaxAbs => {
+                let $add = |s: f64, x: f64| Reduction::MaxAbs.accumulate(s, x);
+                $body
+            }
+        }
+    };
+}
+
+/// Adds `data` to eight lanes of whole-array reduction `r`: element `k`
+/// into lane `k mod 8`, in order (a block's part of a whole-array
+/// reduction, [`accumulate`]'s order).
+pub(super) fn accumulate_lanes<F: Float>(lanes: &mut [f64; 8], r: Reduction, data: &[F]) {
+    simd!(lanes_body, lanes_avx2, lanes_avx512, <F: Float>, (lanes: &mut [f64; 8], r: Reduction, data: &[F]), (lanes, r, data));
+}
+
+#[inline(always)]
+fn lanes_body<F: Float>(lanes: &mut [f64; 8], r: Reduction, data: &[F]) {
+    let mut chunks = data.chunks_exact(8);
+    per_red!(r, |add| {
+        for c in &mut chunks {
+            for (s, &v) in lanes.iter_mut().zip(c) {
+                *s = add(*s, v.to_f64());
+            }
+        }
+        for (s, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+            *s = add(*s, v.to_f64());
+        }
+    });
+}
+
 #[inline(always)]
 pub(super) fn accumulate_body<F: Float>(part: &mut Part<F>, r: Reduction, data: &[F], cols: usize) {
-    // Each reduction's loops compiled apart (the maths is
-    // `Reduction::accumulate`, the one definition).
-    macro_rules! per_red {
-        (|$add:ident| $body:expr) => {
-            match r {
-                Reduction::Sum => {
-                    let $add = |s: f64, x: f64| Reduction::Sum.accumulate(s, x);
-                    $body
-                }
-                Reduction::Mean => {
-                    let $add = |s: f64, x: f64| Reduction::Mean.accumulate(s, x);
-                    $body
-                }
-                Reduction::Norm => {
-                    let $add = |s: f64, x: f64| Reduction::Norm.accumulate(s, x);
-                    $body
-                }
-                Reduction::MaxAbs => {
-                    let $add = |s: f64, x: f64| Reduction::MaxAbs.accumulate(s, x);
-                    $body
-                }
-            }
-        };
-    }
     match part {
         Part::All(total) => {
             let mut acc = [r.identity::<f64>(); 8];
-            let mut chunks = data.chunks_exact(8);
-            per_red!(|add| {
-                for c in &mut chunks {
-                    for (s, &v) in acc.iter_mut().zip(c) {
-                        *s = add(*s, v.to_f64());
-                    }
-                }
-                for (s, &v) in acc.iter_mut().zip(chunks.remainder()) {
-                    *s = add(*s, v.to_f64());
-                }
-            });
+            lanes_body(&mut acc, r, data);
             add_lanes(total, r, &acc);
         }
         Part::Rows(out) => {
@@ -257,7 +271,7 @@ pub(super) fn accumulate_body<F: Float>(part: &mut Part<F>, r: Reduction, data: 
             for group in data.chunks(8 * cols) {
                 let n = group.len() / cols;
                 let mut acc = [r.identity::<f64>(); 8];
-                per_red!(|add| {
+                per_red!(r, |add| {
                     if n == 8 {
                         let rows: [&[F]; 8] =
                             std::array::from_fn(|q| &group[q * cols..(q + 1) * cols]);
@@ -277,7 +291,7 @@ pub(super) fn accumulate_body<F: Float>(part: &mut Part<F>, r: Reduction, data: 
                 out.extend(acc[..n].iter().map(|&t| F::from_f64(r.finish(t, cols))));
             }
         }
-        Part::Cols(acc) => per_red!(|add| {
+        Part::Cols(acc) => per_red!(r, |add| {
             // Up to eight rows at a time, eight columns' sums held while
             // the rows are added in order (each column's sum takes its
             // numbers in row order, as one row at a time would).

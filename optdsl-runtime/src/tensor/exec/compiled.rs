@@ -22,7 +22,7 @@ use super::{key, rows_of, Exec, Pre, Slot};
 use crate::float::Float;
 use crate::jit::codegen::{self, Compiled, VECTOR_STEP};
 use crate::jit::Lanes;
-use crate::tensor::ops::{binary, func, unary, Arr, Val};
+use crate::tensor::ops::{accumulate_lanes, binary, func, unary, Arr, Val};
 use optdsl_lang::ast::{BinOp, Name};
 use optdsl_lang::ir::{Id, Op, Slot as IrSlot, Value};
 use optdsl_lang::passes::{Pass, PassKind};
@@ -603,15 +603,18 @@ fn run<F: Float>(
                 0,
             )
         };
-        if let Some((r, lanes)) = &mut sum {
-            let from = if fused { taken } else { 0 };
+        if let (Some((r, lanes)), true) = (&mut sum, fused) {
+            // The row's numbers past the loop's, from lane 0 again (the
+            // loop's step and the row's start are multiples of 8).
             // SAFETY: the code wrote row `i`'s `n` numbers at `out + i * n`.
             let row = unsafe { std::slice::from_raw_parts(out.add(i * n), n) };
-            for (j, &x) in row.iter().enumerate().skip(from) {
-                let lane = &mut lanes[(i * n + j) % 8];
-                *lane = r.accumulate(*lane, x.to_f64());
-            }
+            accumulate_lanes(lanes, *r, &row[taken..]);
         }
+    }
+    if let (Some((r, lanes)), false) = (sum, fused) {
+        // SAFETY: the code wrote the block's `rows x cols` numbers at `out`.
+        let block = unsafe { std::slice::from_raw_parts(out, low.rows * low.cols) };
+        accumulate_lanes(lanes, r, block);
     }
 }
 

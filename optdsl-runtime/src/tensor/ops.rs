@@ -237,7 +237,8 @@ macro_rules! per_red {
 
 /// Adds `data` to eight lanes of whole-array reduction `r`: element `k`
 /// into lane `k mod 8`, in order (a block's part of a whole-array
-/// reduction, [`accumulate`]'s order).
+/// reduction, [`accumulate`]'s order). For compiled blocks (feature `jit`).
+#[cfg(feature = "jit")]
 pub(super) fn accumulate_lanes<F: Float>(lanes: &mut [f64; 8], r: Reduction, data: &[F]) {
     simd!(lanes_body, lanes_avx2, lanes_avx512, <F: Float>, (lanes: &mut [f64; 8], r: Reduction, data: &[F]), (lanes, r, data));
 }

@@ -6,7 +6,7 @@
 //! around the vector width, the chunk of 64 lanes and the block, on one and
 //! two threads: the same bits everywhere.
 
-use optdsl::{optimizer, DynFloat, DynRule, Float, Rules, State};
+use optdsl::{optimizer, DynFloat, DynRule, Float, Rules, State, TextRule};
 
 optimizer! {
     /// Every element operation and function, no reduction.
@@ -84,69 +84,24 @@ optimizer! {
     }
 }
 
-/// The rules above as text.
-const TEXT: &str = "
-pub EveryOp {
-    hyper lr = 0.5, b = 0.9, p = 1.5, flag = true, off = false;
-    input h;
-    state m = 0, q = g, k = 1;
-    m = b*m + (1-b)*g;
-    let c = g > 0 && (flag || h < 0.5) || !(w <= m);
-    let d = (g >= w) == (h != 0);
-    let f = (m < h) != (off || g == w);
-    let e = select(select(d, c, f), min(g, w), max(g, m));
-    q = sign(q) * abs(e) + sqrt(abs(g)) - exp(-abs(m)) + ln(abs(h)) + abs(g)^p + clamp(q, -1, 1) / (1 + h);
-    k = if off { k * 2 } else { k - float(lr) * g };
-    w -= lr * (if c { q } else { -e }) + w / (h - 0.5) - k;
+/// The rules above, each compiled by `optimizer!`, and as text (its own
+/// source, parsed at run time).
+fn rules() -> Vec<(Box<dyn DynRule>, TextRule)> {
+    let compiled: Vec<Box<dyn DynRule>> = vec![
+        Box::new(EveryOp::default()),
+        Box::new(EveryWideOp::default()),
+        Box::new(ManySlices::default()),
+        Box::new(EveryReduction::default()),
+        Box::new(Layers::default()),
+    ];
+    compiled
+        .into_iter()
+        .map(|c| {
+            let t = Rules::parse(c.info().source).unwrap().remove(0);
+            (c, t)
+        })
+        .collect()
 }
-pub EveryWideOp {
-    hyper lr = 0.5, b = 0.9, flag = true, off = false;
-    input h;
-    state m = 0, q = g, k = 1;
-    m = b*m + (1-b)*g;
-    let c = g > 0 && (flag || h < 0.5) || !(w <= m);
-    let d = (g >= w) == (h != 0);
-    let f = (m < h) != (off || g == w);
-    let e = select(select(d, c, f), min(g, w), max(g, m));
-    q = sign(q) * abs(e) + sqrt(abs(g)) - fma(m, h, -abs(m)) + clamp(q, -1, 1) / (1 + h);
-    k = if off { k * 2 } else { k - float(lr) * g };
-    w -= lr * (if c { q } else { -e }) + w / (h - 0.5) - k;
-}
-pub ManySlices {
-    hyper lr = 0.1;
-    input h;
-    state a = 0, b = 1, c = 0, d = 1, e = 0, f = 1, k = 0, l = 1, q = 0;
-    a = 0.9*a + g;
-    b = b + g*g;
-    c = c + a / b;
-    d = d*0.5 + sqrt(abs(c));
-    e = e - h*g;
-    f = max(f, abs(g));
-    k = k + e / f;
-    l = l*0.99 + d;
-    q = q + k - l;
-    let s = sum(q) + norm(a + e);
-    w -= lr * (a + c + e + k) / (1 + abs(s) + l);
-}
-pub EveryReduction {
-    hyper lr = 0.1;
-    state m = 0;
-    m = 0.9*m + g;
-    let s = sum(g) + mean(w) + norm(m) + max_abs(g - w);
-    w -= lr * g / (1 + abs(s));
-}
-pub Layers {
-    hyper lr = 0.01, eps = 1e-8;
-    state m = 0, v = 1;
-    m = 0.9*m + g / (1 + abs(w));
-    v = v / (1 + sqrt(abs(m) + g*g));
-    let big = abs(g) > sqrt(v);
-    let r = sqrt(v + eps) / (abs(m) + 1 / (1 + g*g));
-    let q = if big { r / (2 + abs(g)) } else { sqrt(r + 1) };
-    let s = sum(q);
-    w -= lr * m / sqrt(v + q*q + eps) - eps / (1 + abs(s)) + (if big { sqrt(abs(w)) } else { 1 / (3 + q) });
-}
-";
 
 /// Data with a special value every few elements (`special`: also NaN and
 /// the infinities), random numbers in (-2, 2) between.
@@ -229,20 +184,13 @@ fn same<F: DynFloat>(a: &dyn DynRule, b: &dyn DynRule, n: usize, special: bool, 
 }
 
 fn check(threads: usize, lengths: &[usize]) {
-    let texts = Rules::parse(TEXT).unwrap();
-    let compiled: [Box<dyn DynRule>; 5] = [
-        Box::new(EveryOp::default()),
-        Box::new(EveryWideOp::default()),
-        Box::new(ManySlices::default()),
-        Box::new(EveryReduction::default()),
-        Box::new(Layers::default()),
-    ];
+    let rules = rules();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap();
     pool.install(|| {
-        for (c, t) in compiled.iter().zip(&texts) {
+        for (c, t) in &rules {
             let jit = t.clone().with_jit(true);
             let interp = t.clone().with_jit(false);
             for &n in lengths {
@@ -277,10 +225,9 @@ fn every_operation_gives_the_compiled_bits_on_two_threads() {
 
 #[test]
 fn every_builtin_and_the_rules_here_compile_without_falling_back() {
-    let texts = Rules::parse(TEXT).unwrap();
-    let mut rules: Vec<Box<dyn DynRule>> = texts
-        .iter()
-        .map(|t| Box::new(t.clone()) as Box<dyn DynRule>)
+    let mut rules: Vec<Box<dyn DynRule>> = rules()
+        .into_iter()
+        .map(|(_, t)| Box::new(t) as Box<dyn DynRule>)
         .collect();
     for b in optdsl::builtins() {
         let compiled = (b.make)();

@@ -8,6 +8,10 @@
 //! lane. Reductions accumulate per lane exactly as the compiled kernel does
 //! (element `e` of a chunk into lane `e`, in element order), so the bits are
 //! the compiled rule's.
+//!
+//! On x86-64 machines with AVX2 and FMA, the same graph's vector loop is
+//! also assembled at 256 bits ([`wide`]); [`Compiled::run`] runs it over the
+//! leading elements and this function's code over the rest.
 
 use crate::driver::MAX_SLOTS;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};

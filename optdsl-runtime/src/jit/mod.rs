@@ -1,9 +1,10 @@
 //! The JIT of text rules: each pass compiled to machine code by Cranelift
-//! (`codegen.rs`) the first time it runs with a given choice of per-step
-//! booleans, then run by the driver like a compiled rule's kernel (same
-//! blocks, peel, thread split and reduction order, so the same bits). A pass
-//! that cannot be compiled, or any pass when `OPTDSL_JIT=0`, runs on the
-//! block interpreter ([`crate::interp`]) instead.
+//! (`codegen.rs`), with its vector loop also at 256 bits where the machine
+//! has AVX2 (`codegen/wide.rs`), the first time it runs with a given choice
+//! of per-step booleans, then run by the driver like a compiled rule's
+//! kernel (same blocks, peel, thread split and reduction order, so the same
+//! bits). A pass that cannot be compiled, or any pass when `OPTDSL_JIT=0`,
+//! runs on the block interpreter ([`crate::interp`]) instead.
 //!
 //! `OPTDSL_JIT_LOG=1` prints each compilation (pass, element type, time, or
 //! why it fell back) to stderr; `OPTDSL_JIT_LOG=asm` also the machine code.

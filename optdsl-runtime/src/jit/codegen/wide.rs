@@ -34,8 +34,8 @@ use std::sync::OnceLock;
 
 /// The loop's entry: per-step numbers (`cf`, laid out as for Cranelift's
 /// function), slice pointers read and written, the reductions' lane
-/// accumulators, and how many elements to take (a positive multiple of
-/// [`Wide::step`]).
+/// accumulators (for a fused sum, its eight f64 lanes), and how many
+/// elements to take (a positive multiple of [`Wide::step`]).
 pub(crate) type WideEntry = unsafe extern "C" fn(
     cf: *const u8,
     reads: *const *const u8,
@@ -174,6 +174,7 @@ enum Ins {
 }
 
 impl Ins {
+    /// The register the instruction defines.
     fn def(&self) -> Option<V> {
         match *self {
             Ins::Load { d, .. }
@@ -190,6 +191,7 @@ impl Ins {
         }
     }
 
+    /// The registers it reads.
     fn uses(&self) -> Vec<V> {
         match *self {
             Ins::Arith { a, b, .. } | Ins::Cmp { a, b, .. } => vec![a, b],

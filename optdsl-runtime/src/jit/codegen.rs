@@ -31,7 +31,7 @@ use optdsl_lang::{Func, Real, Reduction};
 use std::collections::HashMap;
 
 #[cfg(target_arch = "x86_64")]
-mod wide;
+pub(crate) mod wide;
 
 /// Elements per reduction chunk (the driver's `LANES`).
 const LANES: i64 = crate::driver::LANES as i64;
@@ -58,12 +58,6 @@ pub(crate) type Entry = unsafe extern "C" fn(
     lane0: usize,
 );
 
-/// Whether compiled passes get 256-bit loops here ([`wide::available`]).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn wide_available() -> bool {
-    wide::available()
-}
-
 /// How many compiled passes of each rule (by name) have a 256-bit loop.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn wide_loops() -> &'static std::sync::Mutex<HashMap<String, usize>> {
@@ -79,7 +73,8 @@ pub(crate) struct Compiled {
     /// The per-step values it reads, in the order of its `cf` array (each
     /// repeated to fill 16 bytes).
     pub nums: Vec<Id>,
-    /// The vector loop at 256 bits, where the machine has AVX2.
+    /// The vector loop at 256 bits, where the machine has AVX2 (and the pass
+    /// has at most `MAX_SLOTS` slices read and written).
     #[cfg(target_arch = "x86_64")]
     wide: Option<wide::Wide>,
     /// Whether the 256-bit loop adds the stored numbers to eight f64 lanes
@@ -121,7 +116,7 @@ impl Compiled {
         #[cfg(target_arch = "x86_64")]
         if let Some(w) = &self.wide {
             let nv = nvec / w.step * w.step;
-            if nv > 0 && self.reads <= MAX_SLOTS && self.writes <= MAX_SLOTS {
+            if nv > 0 {
                 // SAFETY: the loop reads and writes the slices' first
                 // `nv <= n` elements and the lanes of `acc`.
                 unsafe { (w.entry)(cf, reads, writes, acc, nv) };
@@ -988,7 +983,8 @@ pub(crate) fn compile(
     // pointer-sized parameters, no result) in the host's calling convention.
     let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(code) };
     #[cfg(target_arch = "x86_64")]
-    let wide = match wide::available() {
+    // The tail's pointer arrays (`Compiled::run`) hold `MAX_SLOTS`.
+    let wide = match wide::available() && nr <= MAX_SLOTS && nw <= MAX_SLOTS {
         true => match wide::compile(&graph, &nums, f64, nr, nw, sum) {
             Ok(w) => {
                 let mut wide = wide_loops().lock().unwrap_or_else(|e| e.into_inner());

@@ -55,7 +55,7 @@ pub fn wide_loops(name: &str) -> usize {
 /// AVX2 and FMA, unless `OPTDSL_WIDE` is `0` (read once).
 pub fn wide_available() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return codegen::wide_available();
+    return codegen::wide::available();
     #[cfg(not(target_arch = "x86_64"))]
     false
 }

@@ -65,21 +65,7 @@ mod compiled {
             _: Option<(Var, &[(BinOp, F)])>,
             _: Option<BinOp>,
             _: &mut [F],
-        ) -> crate::error::Result<bool> {
-            Ok(false)
-        }
-
-        /// Nothing is compiled: `Ok(false)`.
-        #[allow(clippy::too_many_arguments)]
-        pub(super) fn block_compiled_sum(
-            &self,
-            _: &TExpr,
-            _: &Pre<F>,
-            _: std::ops::Range<usize>,
-            _: usize,
-            _: optdsl_lang::Reduction,
-            _: &mut [F],
-            _: &mut [f64; 8],
+            _: Option<(optdsl_lang::Reduction, &mut [f64; 8])>,
         ) -> crate::error::Result<bool> {
             Ok(false)
         }
@@ -821,7 +807,7 @@ impl<'s, F: Float> Exec<'s, F> {
                 let (blk, tail) = std::mem::take(&mut rest).split_at_mut(nr * cols);
                 rest = tail;
                 if compiled::worth(rows * cols)
-                    && self.block_compiled(e, pre, r0..r0 + nr, cols, target, op, blk)?
+                    && self.block_compiled(e, pre, r0..r0 + nr, cols, target, op, blk, None)?
                 {
                     continue;
                 }
@@ -1017,23 +1003,9 @@ impl<'s, F: Float> Exec<'s, F> {
                         // norm as the code writes them).
                         let range = r0..r0 + nr;
                         let mut write = |out: &mut [F]| -> Result<bool> {
-                            if let (Part::All(total), true) = (&mut *part, d.r != Reduction::MaxAbs)
-                            {
-                                let mut lanes = [d.r.identity::<f64>(); 8];
-                                let done = self.block_compiled_sum(
-                                    d.x,
-                                    &d.pre,
-                                    range.clone(),
-                                    cols,
-                                    d.r,
-                                    out,
-                                    &mut lanes,
-                                )?;
-                                if done {
-                                    add_lanes(total, d.r, &lanes);
-                                }
-                                return Ok(done);
-                            }
+                            let fused = matches!(part, Part::All(_)) && d.r != Reduction::MaxAbs;
+                            let mut lanes = [d.r.identity::<f64>(); 8];
+                            let sum = fused.then_some((d.r, &mut lanes));
                             let done = self.block_compiled(
                                 d.x,
                                 &d.pre,
@@ -1042,9 +1014,12 @@ impl<'s, F: Float> Exec<'s, F> {
                                 None,
                                 None,
                                 out,
+                                sum,
                             )?;
-                            if done {
-                                accumulate(part, d.r, out, cols);
+                            match &mut *part {
+                                Part::All(total) if done && fused => add_lanes(total, d.r, &lanes),
+                                _ if done => accumulate(part, d.r, out, cols),
+                                _ => {}
                             }
                             Ok(done)
                         };

@@ -23,7 +23,7 @@
 //! vector's work than the 16 vector registers (nothing is spilled).
 //! `OPTDSL_WIDE=0` turns it off (read once).
 
-use super::{Graph, JitError, Step};
+use super::{err, Graph, JitError, Step};
 use iced_x86::code_asm as x86;
 use optdsl_lang::ast::{BinOp, UnOp};
 use optdsl_lang::eval::Scalar;
@@ -214,10 +214,6 @@ const LE_OQ: i32 = 0x12;
 const GE_OQ: i32 = 0x1D;
 const GT_OQ: i32 = 0x1E;
 
-fn err(e: impl std::fmt::Display) -> JitError {
-    JitError(e.to_string())
-}
-
 /// The body being built.
 struct Build<'g, 'a> {
     g: &'g Graph<'a>,
@@ -362,8 +358,7 @@ impl Build<'_, '_> {
                         self.ar(Ar::Add, a, sq)
                     }
                     Reduction::MaxAbs => {
-                        let mask = self.bits(!self.sign_bit() & self.lane_mask());
-                        let ax = self.ar(Ar::And, x, mask);
+                        let ax = self.abs(x);
                         self.min_max(a, ax, false)
                     }
                 };
@@ -431,10 +426,7 @@ impl Build<'_, '_> {
                     let a = at(0);
                     self.push(|d| Ins::Sqrt { d, a })
                 }
-                Func::Abs => {
-                    let mask = self.bits(!self.sign_bit() & self.lane_mask());
-                    self.ar(Ar::And, at(0), mask)
-                }
+                Func::Abs => self.abs(at(0)),
                 Func::Sign => {
                     let x = at(0);
                     let zero = self.number(0.0);
@@ -467,13 +459,15 @@ impl Build<'_, '_> {
         Ok(())
     }
 
-    /// The bits of one lane.
-    fn lane_mask(&self) -> u64 {
-        if self.f64 {
+    /// `|x|`: the sign bit cleared.
+    fn abs(&mut self, x: V) -> V {
+        let lane = if self.f64 {
             u64::MAX
         } else {
             u64::from(u32::MAX)
-        }
+        };
+        let mask = self.bits(!self.sign_bit() & lane);
+        self.ar(Ar::And, x, mask)
     }
 }
 
@@ -543,7 +537,7 @@ fn body<'g, 'a>(
 /// f64 lanes at `acc`, element `i` into lane `i mod 8` in order, as
 /// `tensor::ops::accumulate` adds a block's numbers to a whole-array
 /// reduction (a sum, mean or norm).
-pub(crate) fn compile(
+pub(super) fn compile(
     g: &Graph<'_>,
     nums: &[Id],
     f64: bool,

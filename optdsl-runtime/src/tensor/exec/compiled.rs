@@ -273,46 +273,14 @@ impl<'s, F: Float> Exec<'s, F> {
     /// code; where `target` names the variable `out` holds and its pending
     /// updates (not applied yet), the code applies them as it reads `out`,
     /// and `e` reads that variable from `out`, as [`Exec::block`] reads its
-    /// `over`. `Ok(false)` where the code does not cover `e` (nothing
-    /// written).
+    /// `over`. With `sum`, also adds the numbers written to the eight f64
+    /// lanes of whole-array reduction `r` (a sum, mean or norm; element `i`
+    /// of `out` into lane `i mod 8`, in order), as
+    /// [`accumulate`](crate::tensor::ops::accumulate) adds a block: in the
+    /// code's 256-bit loop where it can, the rest here. `Ok(false)` where
+    /// the code does not cover `e` (nothing written or added).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn block_compiled(
-        &self,
-        e: &TExpr,
-        pre: &Pre<F>,
-        rows: Range<usize>,
-        cols: usize,
-        target: Option<(Var, &[(BinOp, F)])>,
-        op: Option<BinOp>,
-        out: &mut [F],
-    ) -> crate::error::Result<bool> {
-        self.compiled_into(e, pre, rows, cols, target, op, out, None)
-    }
-
-    /// Writes element-wise `e` for rows `rows` into `out` as
-    /// [`Exec::block_compiled`] does, and adds the numbers written to the
-    /// eight f64 lanes of whole-array reduction `r` (a sum, mean or norm;
-    /// element `i` of `out` into lane `i mod 8`, in order), as
-    /// [`accumulate`](crate::tensor::ops::accumulate) adds a block: in the
-    /// code's 256-bit loop where it can, the rest here. `Ok(false)` where the
-    /// code does not cover `e` (nothing written or added).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn block_compiled_sum(
-        &self,
-        e: &TExpr,
-        pre: &Pre<F>,
-        rows: Range<usize>,
-        cols: usize,
-        r: Reduction,
-        out: &mut [F],
-        lanes: &mut [f64; 8],
-    ) -> crate::error::Result<bool> {
-        self.compiled_into(e, pre, rows, cols, None, None, out, Some((r, lanes)))
-    }
-
-    /// [`Exec::block_compiled`], with the sum of [`Exec::block_compiled_sum`].
-    #[allow(clippy::too_many_arguments)]
-    fn compiled_into(
         &self,
         e: &TExpr,
         pre: &Pre<F>,

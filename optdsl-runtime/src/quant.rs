@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::sync::OnceLock;
 
+mod pieces;
+
 /// A compressed state buffer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Packed {
@@ -628,6 +630,12 @@ pub struct Quantizer {
     planes: Box<Planes>,
     /// Whether this CPU has AVX-512 BW and VBMI (the register decode).
     vbmi: bool,
+    /// The map as arithmetic progressions, for the encode without table
+    /// loads ([`pieces`]); `None` for a map that is not made of few.
+    pieces: Option<pieces::Pieces>,
+    /// Whether this CPU has AVX-512 DQ and BW, which that encode needs
+    /// besides F.
+    dq_bw: bool,
 }
 
 /// The map's f32 bits as four planes of bytes (plane `p`: bits `8p..8p+8`),
@@ -738,11 +746,18 @@ impl Quantizer {
             && std::arch::is_x86_feature_detected!("avx512vbmi");
         #[cfg(not(target_arch = "x86_64"))]
         let vbmi = false;
+        #[cfg(target_arch = "x86_64")]
+        let dq_bw = std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512bw");
+        #[cfg(not(target_arch = "x86_64"))]
+        let dq_bw = false;
         Quantizer {
+            pieces: pieces::Pieces::build(&map),
             map,
             lut,
             planes,
             vbmi,
+            dq_bw,
         }
     }
 
@@ -809,6 +824,17 @@ impl Quantizer {
             }
             let absmax = absmax_of(_mm512_reduce_max_epu32(most) as u32, &xs[i..n]);
             let inv = 1.0 / absmax;
+            if let (Some(pieces), true) = (&self.pieces, self.dq_bw) {
+                if absmax == 0.0 || absmax.is_nan() {
+                    // Every scaled value is NaN (0 times infinity, or NaN).
+                    codes[..n].fill(self.code(f32::NAN));
+                } else {
+                    // SAFETY: AVX-512 F is the caller's contract, DQ and BW
+                    // are checked (`dq_bw`).
+                    pieces.encode(&xs[..n], &mut codes[..n], inv, |s| self.code(s));
+                }
+                return absmax;
+            }
             let vinv = _mm512_set1_ps(inv);
             let (lower, upper) = (_mm512_set1_ps(-1.0), _mm512_set1_ps(1.0));
             let low16 = _mm512_set1_epi32(0xffff);

@@ -59,7 +59,7 @@ pub use error::{Error, Result};
 pub use float::Float;
 pub use optdsl_lang::role::Role;
 pub use optdsl_lang::storage::storage_for;
-pub use optdsl_lang::{StateFormat, Storage};
+pub use optdsl_lang::{StateFormat, Storage, QBLOCK};
 pub use optdsl_macros::{network, optimizer};
 pub use optim::{Compression, GroupState, Optimizer, OptimizerState, ParamGroup};
 pub use quant::Packed;

@@ -775,12 +775,25 @@ impl Quantizer {
     /// for AVX-512 and AVX2 too (table loads become gathers), the copy
     /// chosen by the CPU.
     pub fn quantize(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
+        self.quantize_with(xs, codes, false)
+    }
+
+    /// [`Quantizer::quantize`] through the table alone, as CPUs without
+    /// AVX-512 DQ and BW run it (under AVX-512 F a gather per 16 values):
+    /// the same absmax and codes. For comparisons (`cargo bench --bench
+    /// step`) and tests.
+    pub fn quantize_table(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
+        self.quantize_with(xs, codes, true)
+    }
+
+    /// [`Quantizer::quantize`], or with `table` the table alone.
+    fn quantize_with(&self, xs: &[f32], codes: &mut [u8], table: bool) -> f32 {
         #[cfg(target_arch = "x86_64")]
         {
             use crate::exec::Simd;
             match crate::exec::level_for(true) {
                 // SAFETY: the level is one this CPU has.
-                Simd::Avx512 => return unsafe { self.quantize_avx512(xs, codes) },
+                Simd::Avx512 => return unsafe { self.quantize_avx512(xs, codes, table) },
                 // SAFETY: as above.
                 Simd::Avx2 => return unsafe { self.quantize_avx2(xs, codes) },
                 Simd::Portable => {}
@@ -792,10 +805,12 @@ impl Quantizer {
     /// [`Quantizer::quantize`] written out for AVX-512: the largest
     /// magnitude as the unsigned maximum of the magnitudes' bits (the order
     /// of non-negative floats; above infinity's bits is a NaN, and then the
-    /// block's scale is NaN), then per 16 elements the scaled, clamped value
-    /// (`max`/`min` with the value second, so that NaN stays NaN as
-    /// `f32::clamp` keeps it), one gather of its group's entry and the
-    /// comparison of its rank, as [`Quantizer::code`] does.
+    /// block's scale is NaN), then the codes: from the map's progressions
+    /// ([`pieces`]) where the CPU has AVX-512 DQ and BW too and `table` is
+    /// false, else per 16 elements the scaled, clamped value (`max`/`min`
+    /// with the value second, so that NaN stays NaN as `f32::clamp` keeps
+    /// it), one gather of its group's entry and the comparison of its rank,
+    /// as [`Quantizer::code`] does.
     ///
     /// # Safety
     /// The CPU must have AVX-512 F.
@@ -806,7 +821,7 @@ impl Quantizer {
     #[allow(clippy::incompatible_msrv)]
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn quantize_avx512(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
+    unsafe fn quantize_avx512(&self, xs: &[f32], codes: &mut [u8], table: bool) -> f32 {
         use std::arch::x86_64::*;
         let n = xs.len().min(codes.len());
         let x = xs.as_ptr();
@@ -824,7 +839,7 @@ impl Quantizer {
             }
             let absmax = absmax_of(_mm512_reduce_max_epu32(most) as u32, &xs[i..n]);
             let inv = 1.0 / absmax;
-            if let (Some(pieces), true) = (&self.pieces, self.dq_bw) {
+            if let (Some(pieces), true, false) = (&self.pieces, self.dq_bw, table) {
                 if absmax == 0.0 || absmax.is_nan() {
                     // Every scaled value is NaN (0 times infinity, or NaN).
                     codes[..n].fill(self.code(f32::NAN));
@@ -1228,9 +1243,11 @@ mod tests {
                     assert_eq!((a.to_bits(), &want), (b.to_bits(), &got), "{block:?}");
                     #[cfg(target_arch = "x86_64")]
                     if std::arch::is_x86_feature_detected!("avx512f") {
-                        // SAFETY: checked just above.
-                        let c = unsafe { q.quantize_avx512(&block, &mut got) };
-                        assert_eq!((a.to_bits(), &want), (c.to_bits(), &got), "{block:?}");
+                        for table in [false, true] {
+                            // SAFETY: checked just above.
+                            let c = unsafe { q.quantize_avx512(&block, &mut got, table) };
+                            assert_eq!((a.to_bits(), &want), (c.to_bits(), &got), "{block:?}");
+                        }
                     }
                     #[cfg(target_arch = "x86_64")]
                     if std::arch::is_x86_feature_detected!("avx2") {
@@ -1247,7 +1264,8 @@ mod tests {
     /// Every f32 of magnitude at most 1 (every value the clamp lets
     /// through, each sign's 0x3f80_0001 bit patterns), as an element of a
     /// block whose absmax is 1 (so that it is quantized as it is): the
-    /// AVX-512 and AVX2 encodes give [`Quantizer::code`]'s codes. About ten seconds
+    /// AVX-512 encodes (from the progressions, and through the table) and
+    /// the AVX2 one give [`Quantizer::code`]'s codes. About twenty seconds
     /// in a release build: `cargo test --release -p optdsl-runtime --lib
     /// every_f32 -- --ignored`.
     #[test]
@@ -1256,10 +1274,11 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         let levels = [
             std::arch::is_x86_feature_detected!("avx512f"),
+            std::arch::is_x86_feature_detected!("avx512f"),
             std::arch::is_x86_feature_detected!("avx2"),
         ];
         #[cfg(target_arch = "x86_64")]
-        for (wide, have) in [true, false].into_iter().zip(levels) {
+        for (level, have) in levels.into_iter().enumerate() {
             if !have {
                 continue;
             }
@@ -1278,10 +1297,10 @@ mod tests {
                         block[len] = 1.0;
                         // SAFETY: the level's feature is checked above.
                         let a = unsafe {
-                            if wide {
-                                q.quantize_avx512(&block[..=len], &mut codes)
-                            } else {
-                                q.quantize_avx2(&block[..=len], &mut codes)
+                            match level {
+                                0 => q.quantize_avx512(&block[..=len], &mut codes, false),
+                                1 => q.quantize_avx512(&block[..=len], &mut codes, true),
+                                _ => q.quantize_avx2(&block[..=len], &mut codes),
                             }
                         };
                         assert_eq!(a, 1.0);

@@ -619,6 +619,10 @@ pub(crate) fn decode_q8<F: Float>(
 /// value order, that still takes it (bits 0..16; `0xffff` when the group
 /// does not split): a code is one load and an integer comparison.
 ///
+/// Under AVX-512 F, DQ and BW the encode finds codes without that load,
+/// from the map's arithmetic progressions (`quant/pieces.rs`), and asks
+/// the table only for the few values next to a boundary between two codes.
+///
 /// Decoding to f32 under AVX-512 VBMI looks codes up in registers instead
 /// of memory: the map's f32 bits cut into four byte planes of 256 entries,
 /// each looked up 64 codes at a time by two `vpermi2b` and a blend.
@@ -752,7 +756,12 @@ impl Quantizer {
         #[cfg(not(target_arch = "x86_64"))]
         let dq_bw = false;
         Quantizer {
-            pieces: pieces::Pieces::build(&map),
+            // Built only where the encode that uses it can run.
+            pieces: if dq_bw {
+                pieces::Pieces::build(&map)
+            } else {
+                None
+            },
             map,
             lut,
             planes,
@@ -772,8 +781,9 @@ impl Quantizer {
 
     /// Quantizes one block: returns its absmax and writes each element's
     /// code (`xs` and `codes` of one length, at most [`QBLOCK`]). Compiled
-    /// for AVX-512 and AVX2 too (table loads become gathers), the copy
-    /// chosen by the CPU.
+    /// for AVX-512 and AVX2 too, the copy chosen by the CPU: under AVX-512
+    /// F, DQ and BW the codes come from the map's progressions, else from
+    /// the table (gathered under AVX-512 F, loaded one by one under AVX2).
     pub fn quantize(&self, xs: &[f32], codes: &mut [u8]) -> f32 {
         self.quantize_with(xs, codes, false)
     }

@@ -21,13 +21,14 @@ use super::nearest_reference;
 
 /// Binades told apart by the encode: `e` in `1..31` holds the magnitudes
 /// in `[2^(e - 31), 2^(e - 30))`, `0` everything below `2^-30`, `31` the
-/// magnitude 1 (magnitudes are capped at 1). One 32-entry table of two
-/// 512-bit registers per field.
+/// magnitudes from 1 (a scaled value passes 1 only by rounding, or is
+/// infinite, whose exponent's low 5 bits are 31 too). One 32-entry table
+/// of two 512-bit registers per field.
 const BINADES: usize = 32;
 
 /// The most progressions a map may be cut into: one 512-bit register of
-/// f32 (or i32) per field.
-pub(super) const MAX_PIECES: usize = 16;
+/// f32 per sign and field.
+const MAX_PIECES: usize = 16;
 
 /// The biased exponent below binade 1's: `e = max(exponent - 96, 0)`.
 const EXPONENT_FLOOR: u32 = 96;

@@ -635,11 +635,9 @@ pub struct Quantizer {
     /// Whether this CPU has AVX-512 BW and VBMI (the register decode).
     vbmi: bool,
     /// The map as arithmetic progressions, for the encode without table
-    /// loads ([`pieces`]); `None` for a map that is not made of few.
+    /// loads ([`pieces`]): `Some` only where this CPU has AVX-512 DQ and BW
+    /// (which that encode needs besides F) and the map is made of few.
     pieces: Option<pieces::Pieces>,
-    /// Whether this CPU has AVX-512 DQ and BW, which that encode needs
-    /// besides F.
-    dq_bw: bool,
 }
 
 /// The map's f32 bits as four planes of bytes (plane `p`: bits `8p..8p+8`),
@@ -766,7 +764,6 @@ impl Quantizer {
             lut,
             planes,
             vbmi,
-            dq_bw,
         }
     }
 
@@ -849,13 +846,13 @@ impl Quantizer {
             }
             let absmax = absmax_of(_mm512_reduce_max_epu32(most) as u32, &xs[i..n]);
             let inv = 1.0 / absmax;
-            if let (Some(pieces), true, false) = (&self.pieces, self.dq_bw, table) {
+            if let (Some(pieces), false) = (&self.pieces, table) {
                 if absmax == 0.0 || absmax.is_nan() {
                     // Every scaled value is NaN (0 times infinity, or NaN).
                     codes[..n].fill(self.code(f32::NAN));
                 } else {
                     // SAFETY: AVX-512 F is the caller's contract, DQ and BW
-                    // are checked (`dq_bw`).
+                    // are checked (`pieces` is built only then).
                     pieces.encode(&xs[..n], &mut codes[..n], inv, |s| self.code(s));
                 }
                 return absmax;

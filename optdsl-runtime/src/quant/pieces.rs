@@ -88,13 +88,16 @@ impl Pieces {
         if signed && (zero >= pos.len() || (1..=zero).any(|r| map[zero - r] != -pos[r])) {
             return None;
         }
-        // A magnitude's place among `pos` by the exhaustive search, for a
-        // positive or a negative value.
+        // A magnitude's code by the exhaustive search, for a positive or a
+        // negative value, and its place among `pos`.
+        let code = |a: f32, negative: bool| -> i64 {
+            i64::from(nearest_reference(map, if negative { -a } else { a }))
+        };
         let place = |a: f32, negative: bool| -> i64 {
             if negative {
-                zero as i64 - i64::from(nearest_reference(map, -a))
+                zero as i64 - code(a, true)
             } else {
-                i64::from(nearest_reference(map, a)) - zero as i64
+                code(a, false) - zero as i64
             }
         };
         // The largest magnitude in `[pos[k - 1], pos[k]]` whose place is
@@ -163,19 +166,17 @@ impl Pieces {
         let z = zero as f64;
         for (q, &i) in starts.iter().enumerate() {
             let j = end(q);
-            let (start, step) = if j - i > 1 {
+            // `1 / step` and `start / step`; 0 for one code.
+            let (scale, shift) = if j - i > 1 {
                 let step = (f64::from(pos[j - 1]) - f64::from(pos[i])) / (j - 1 - i) as f64;
-                (f64::from(pos[i]), step)
+                (1.0 / step, f64::from(pos[i]) / step)
             } else {
-                (f64::from(pos[i]), f64::INFINITY)
+                (0.0, 0.0)
             };
             let i_f = i as f64;
             pieces.cap[q] = pos[j - 1];
-            pieces.scale[q] = (1.0 / step) as f32;
-            pieces.offset[q] = (z + i_f + 0.5 - start / step.max(f64::MIN_POSITIVE)) as f32;
-            if j - i == 1 {
-                pieces.offset[q] = (z + i_f + 0.5) as f32;
-            }
+            pieces.scale[q] = scale as f32;
+            pieces.offset[q] = (z + i_f + 0.5 - shift) as f32;
             // Negative values: codes `zero - place`, down to 0 (no place
             // beyond `zero`): `ceil(zero - base - t0) = trunc(zero - base +
             // 1 - t0)` off the integers.
@@ -183,11 +184,7 @@ impl Pieces {
             if i <= zero {
                 pieces.cap[m] = pos[(j - 1).min(zero)];
                 pieces.scale[m] = -pieces.scale[q];
-                pieces.offset[m] = if j - i == 1 {
-                    (z - i_f + 0.5) as f32
-                } else {
-                    (z - i_f + 0.5 + start / step) as f32
-                };
+                pieces.offset[m] = (z - i_f + 0.5 + shift) as f32;
             } else {
                 // Past every negative code: all take code 0.
                 pieces.offset[m] = 0.5;
@@ -226,13 +223,6 @@ impl Pieces {
         // Each progression's least and greatest magnitude must give its
         // first and last code, and each boundary inside it a margin on both
         // of its sides, for either sign.
-        let code = |a: f32, negative: bool| -> i64 {
-            if negative {
-                i64::from(nearest_reference(map, -a))
-            } else {
-                i64::from(nearest_reference(map, a))
-            }
-        };
         let mut margin = 0.0f32;
         for (q, &i) in starts.iter().enumerate() {
             let j = end(q);
@@ -422,11 +412,14 @@ impl Pieces {
                     (_mm512_maskz_mov_epi32(!negative, c), near & !negative)
                 }
             };
+            // Element `k`'s code from the table.
+            let by_table = |k: usize| {
+                *out.add(k) = table((*x.add(k) * inv).clamp(-1.0, 1.0));
+            };
             let fix = |at: usize, open: u16| {
                 let mut open = open;
                 while open != 0 {
-                    let k = open.trailing_zeros() as usize;
-                    *out.add(at + k) = table((*x.add(at + k) * inv).clamp(-1.0, 1.0));
+                    by_table(at + open.trailing_zeros() as usize);
                     open &= open - 1;
                 }
             };
@@ -457,9 +450,7 @@ impl Pieces {
                 fix(i, open);
                 i += 16;
             }
-            for k in i..n {
-                *out.add(k) = table((*x.add(k) * inv).clamp(-1.0, 1.0));
-            }
+            (i..n).for_each(by_table);
         }
     }
 }

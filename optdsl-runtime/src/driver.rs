@@ -343,7 +343,9 @@ fn over_supers(
 /// cache and 8% less at 10^7 parameters on 2 threads (`cargo run --release
 /// --example state_speed`, docs/compressed-state.md).
 pub const STAGE: usize = BLOCK;
-const _: () = assert!(STAGE % QBLOCK == 0 && STAGE % LANES == 0 && BLOCK % STAGE == 0);
+const _: () = assert!(
+    STAGE.is_multiple_of(QBLOCK) && STAGE.is_multiple_of(LANES) && BLOCK.is_multiple_of(STAGE)
+);
 
 /// A generated kernel whose buffer slices are bfloat16 bits, converted in
 /// registers as it loads and stores them ([`optdsl_lang::Real::from_bf16`],

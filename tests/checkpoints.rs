@@ -247,6 +247,72 @@ fn a_resume_with_other_hyperparameters_is_refused_and_kept() {
 }
 
 #[test]
+fn a_resume_with_other_state_storage_is_refused_and_kept() {
+    // Saved with q8 state down to the smallest tensor; a resume that would
+    // keep any tensor's state otherwise (another --state, the default
+    // minimum size, stochastic rounding) is refused, the file untouched.
+    let d = dir("storage");
+    let q8 = ["--state", "q8", "--state-min-size", "0"];
+    let mut save = vec!["--epochs", "1", "--save", "a"];
+    save.extend(q8);
+    ok(&train(&d, &save));
+    let before = std::fs::read(d.join("a")).unwrap();
+    let resume = ["--epochs", "2", "--resume", "a"];
+    for (extra, saved, asked) in [
+        (&[][..], "in q8", "keep it in f32"),
+        (&["--state", "bf16"][..], "in q8", "keep it in bf16"),
+        (
+            &["--state", "q8"][..],
+            "tensor 1 of the weights (240 elements) in q8",
+            "keep it in f32",
+        ),
+    ] {
+        let mut args = resume.to_vec();
+        args.extend(extra);
+        let e = err(&train(&d, &args));
+        assert!(
+            e.contains("checkpoint a")
+                && e.contains(saved)
+                && e.contains(asked)
+                && e.contains("repeat the run's --state, --state-min-size"),
+            "{extra:?}: {e}"
+        );
+    }
+    assert_eq!(std::fs::read(d.join("a")).unwrap(), before, "never touched");
+    // Stochastic rounding is part of the storage too.
+    ok(&train(
+        &d,
+        &[
+            "--epochs",
+            "1",
+            "--save",
+            "b",
+            "--state",
+            "bf16",
+            "--stochastic-rounding",
+        ],
+    ));
+    let e = err(&train(
+        &d,
+        &["--epochs", "2", "--resume", "b", "--state", "bf16"],
+    ));
+    assert!(
+        e.contains("in bf16 rounded stochastically") && e.contains("keep it in bf16;"),
+        "{e}"
+    );
+    // It rounds bf16 state only.
+    let e = err(&train(&d, &["--epochs", "1", "--stochastic-rounding"]));
+    assert!(
+        e.contains("--stochastic-rounding") && e.contains("--state bf16"),
+        "{e}"
+    );
+    // The same flags resume.
+    let mut args = resume.to_vec();
+    args.extend(q8);
+    ok(&train(&d, &args));
+}
+
+#[test]
 fn a_resume_on_other_data_of_the_same_shape_is_refused() {
     let d = dir("data");
     ok(&train(&d, &["--epochs", "1", "--save", "a"]));

@@ -238,6 +238,7 @@ fn off_reference(args: &Args) -> Result<Vec<String>, Error> {
 /// Runs every row and prints the table.
 pub fn run(args: Args) -> CliResult {
     validate(&args)?;
+    args.state.check()?;
     let source: DataSource = args.data.parse()?;
     if let DataSource::Csv(path) = &source {
         refuse_data_in_outputs(&args, path)?;

@@ -22,6 +22,10 @@ const FLAGS: &[(&str, &str)] = &[
         "set {}={} for the biases to resume it",
         "repeat the run's flags (--bias-set {0}={1}) to resume it",
     ),
+    (
+        "give it the state format, minimum size and rounding it was saved with",
+        "repeat the run's --state, --state-min-size and --stochastic-rounding",
+    ),
     ("use the constant schedule", "use --schedule constant"),
     (
         "ask for more than {} epochs",

@@ -31,6 +31,22 @@ pub fn parse_format(s: &str) -> Result<StateFormat, String> {
 }
 
 impl StateArgs {
+    /// Refuses `--stochastic-rounding` without bf16 state, where it would
+    /// round nothing.
+    pub fn check(&self) -> Result<(), optdsl::Error> {
+        if self.stochastic_rounding && self.format != StateFormat::Bf16 {
+            return Err(super::setup::invalid(
+                "--stochastic-rounding",
+                format!(
+                    "it rounds bf16 state, and this run keeps its state in {}; add --state bf16, \
+                     or leave it out",
+                    self.format
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The optimizer's compression, stochastic rounding keyed by `seed`.
     pub fn compression(&self, seed: u64) -> Compression {
         Compression {

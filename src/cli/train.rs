@@ -22,6 +22,7 @@ use std::process::ExitCode;
 
 /// Trains and prints the test accuracy last.
 pub fn run(args: Args) -> CliResult {
+    args.state.check()?;
     if args.shard_state && !args.distributed {
         return Err(invalid(
             "--shard-state",

@@ -1,6 +1,7 @@
 //! A trainer's state in a checkpoint ([`TrainerState`]): saved, loaded and
 //! restored, with the checks that a saved run is the one being resumed
-//! (network, rule and hyperparameters, data, generator, schedule), and the
+//! (network, rule and hyperparameters, state formats, data, generator,
+//! schedule), and the
 //! sharding of the optimizer state across processes.
 
 use super::config::TrainConfig;
@@ -10,8 +11,9 @@ use crate::data::DataFingerprint;
 use crate::error::{Error, Result};
 use crate::net::{NetFloat, Network, NetworkSpec, Workspace};
 use crate::optim::OptimizerState;
+use crate::quant::Packed;
 use crate::rng::{Generator, TorchGenerator};
-use crate::rule::HyperValue;
+use crate::rule::{HyperValue, State};
 use crate::schedule::ScheduleState;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -157,7 +159,8 @@ impl<F: NetFloat> Trainer<F> {
     }
 
     /// Resumes from a saved [`TrainerState`]. The trainer must have been made
-    /// with the same rule and a network of the same shape; otherwise a typed
+    /// with the same rule, a network of the same shape and the same storage
+    /// of the optimizer's state ([`crate::Compression`]); otherwise a typed
     /// error, and nothing changes. Training on from here continues the saved
     /// run exactly (bit for bit).
     pub fn restore(&mut self, saved: TrainerState<F>) -> Result<()> {
@@ -193,6 +196,7 @@ impl<F: NetFloat> Trainer<F> {
             }
             _ => saved.optimizer,
         };
+        self.check_saved_storage(&optimizer)?;
         opt.load_state(optimizer)?;
         if saved.config.batch != self.ws.capacity() {
             self.ws = Workspace::new(&net, saved.config.batch);
@@ -267,9 +271,11 @@ impl<F: NetFloat> Trainer<F> {
 
     /// Resumes from the checkpoint at `path` and makes the run `epochs`
     /// epochs long in all. A file that is not a checkpoint of this element
-    /// type, is damaged, or was made for another network or optimizer is an
-    /// [`Error::Checkpoint`] saying what is wrong; the trainer and the file
-    /// are left as they were.
+    /// type, is damaged, or was made for another network or optimizer (its
+    /// rule, hyperparameters, or the storage of its state: set the saved
+    /// run's [`crate::Compression`] with [`Trainer::set_compression`] first)
+    /// is an [`Error::Checkpoint`] saying what is wrong; the trainer and the
+    /// file are left as they were.
     pub fn resume(&mut self, path: &Path, epochs: usize) -> Result<()> {
         let saved = TrainerState::load(path)?;
         self.resume_from(saved, path, epochs)
@@ -321,6 +327,37 @@ impl<F: NetFloat> Trainer<F> {
         Ok(())
     }
 
+    /// Refuses a saved run whose optimizer keeps a tensor's state in other
+    /// storage than this trainer does (another format, minimum size for
+    /// compression or rounding, [`crate::Compression`]): resumed, the run
+    /// would go on in the saved storage, not in the one it asks for. `saved`
+    /// is laid out as this trainer's optimizer (one shard of it when it
+    /// keeps one); a saved state of another rule is left to
+    /// [`Optimizer::load_state`](crate::Optimizer::load_state) to refuse.
+    fn check_saved_storage(&self, saved: &OptimizerState<F>) -> Result<()> {
+        const GROUPS: [&str; 2] = ["weights", "biases"];
+        for (g, (mine, theirs)) in self.opt.groups().iter().zip(&saved.groups).enumerate() {
+            if theirs.rule != mine.rule().info().name {
+                continue;
+            }
+            for (t, (a, b)) in mine.states().iter().zip(&theirs.states).enumerate() {
+                if a.storage() == b.storage() && stochastic(a) == stochastic(b) {
+                    continue;
+                }
+                let group = GROUPS.get(g).copied().unwrap_or("group");
+                return Err(Error::StateMismatch(format!(
+                    "it keeps the optimizer state of tensor {t} of the {group} ({} elements) \
+                     in {}, this run would keep it in {}; give it the state format, minimum \
+                     size and rounding it was saved with to resume it, or start a new run",
+                    b.len,
+                    describe_storage::<F>(b),
+                    describe_storage::<F>(a)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a saved run whose rule has other hyperparameters than this
     /// trainer's (as configured: the learning rates compared are where each
     /// group's schedule starts). A saved state of another rule is left to
@@ -358,4 +395,39 @@ impl<F: NetFloat> Trainer<F> {
         }
         Ok(())
     }
+}
+
+/// Whether a state rounds any bfloat16 buffer stochastically.
+fn stochastic<F: NetFloat>(s: &State<F>) -> bool {
+    s.packed.iter().flatten().any(|p| {
+        matches!(
+            p,
+            Packed::Bf16 {
+                stochastic: Some(_),
+                ..
+            }
+        )
+    })
+}
+
+/// A state's storage in words, for errors: its buffers' formats in order,
+/// each once (`f32` or `f64` for the element type, `bf16`, `bf16 rounded
+/// stochastically`, `q8`), joined by "and".
+fn describe_storage<F: NetFloat>(s: &State<F>) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for st in s.storage() {
+        let name = match st {
+            optdsl_lang::Storage::Full => F::DTYPE,
+            optdsl_lang::Storage::Bf16 if stochastic(s) => "bf16 rounded stochastically",
+            optdsl_lang::Storage::Bf16 => "bf16",
+            optdsl_lang::Storage::Q8 { .. } => "q8",
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        names.push(F::DTYPE);
+    }
+    names.join(" and ")
 }

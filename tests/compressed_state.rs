@@ -342,6 +342,16 @@ fn a_checkpoint_with_8bit_state_resumes_byte_identical() {
         ],
     );
     assert!(f32_run.status.success());
+    // The run says how it keeps the state; an f32 run says nothing of it.
+    assert!(
+        a.contains(
+            "optimizer state: --state q8 (tensors under --state-min-size 4096 keep f32); \
+             Adam on the weights: 1 of 2 tensors compressed, Adam on the biases: 0 of 2 \
+             tensors compressed; "
+        ) && a.contains(" bytes a parameter"),
+        "{a}"
+    );
+    assert!(!common::text(&f32_run.stdout).contains("optimizer state:"));
     let last = |s: &str| s.lines().last().unwrap().to_string();
     assert!(last(&a).starts_with("test accuracy: 0."), "{a}");
     let history = |dir: &str| std::fs::read_to_string(d.join(dir).join("adam.csv")).unwrap();

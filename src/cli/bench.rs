@@ -99,6 +99,13 @@ pub fn run(args: Args) -> CliResult {
         for (label, rule) in rules {
             let shaped = rule.info().program().tensor.is_some();
             if shape.is_some() || shaped {
+                if args.state != optdsl::StateFormat::Full {
+                    println!(
+                        "# {label}: a rule with shapes keeps its state uncompressed; --state {} \
+                         applies to element-wise rules",
+                        args.state
+                    );
+                }
                 let shape = shape.clone().unwrap_or_else(|| vec![1024, 4096]);
                 let line = if args.dtype == Dtype::F64 {
                     bench_shaped::<f64>(rule.as_ref(), &shape, threads, args.reps)?.to_string()

@@ -7,6 +7,7 @@ use super::rows::{apply_settings, entry_for_builtin};
 use super::setup::{
     apply_sets, describe_data, hypers_text, invalid, parse_hidden, parse_set, set_init, Dtype,
 };
+use super::state::StateArgs;
 use super::train_args::{
     check_outputs, finish, load_data, network_spec, refuse_inputs_as_outputs, train_config, Args,
 };
@@ -17,7 +18,7 @@ use optdsl::parallel::{self, Collective, Replicas};
 use optdsl::rng::Generator;
 use optdsl::schedule::LrSchedule;
 use optdsl::train::{History, Observer, Silent, TrainConfig, Trainer};
-use optdsl::{DynRule, Error};
+use optdsl::{DynRule, Error, StateFormat, Storage};
 use std::process::ExitCode;
 
 /// Trains and prints the test accuracy last.
@@ -254,6 +255,11 @@ fn train<F: NetFloat>(
         let (k, v) = parse_set(kv)?;
         trainer.set_bias_hyper(&k, v)?;
     }
+    if speaks {
+        if let Some(line) = state_line(&trainer, &args.state) {
+            println!("{line}");
+        }
+    }
     let mut progress = Progress::new("", args.epochs, true);
     let mut silent = Silent;
     let obs: &mut dyn Observer = if speaks { &mut progress } else { &mut silent };
@@ -310,6 +316,57 @@ fn say_resumed<F: NetFloat>(path: &std::path::Path, trainer: &Trainer<F>) {
         trainer.epoch(),
         trainer.steps()
     );
+}
+
+/// One line on how the optimizer keeps its state, when the run asks for
+/// compressed state or a rule declares it: per group, how many tensors are
+/// compressed (those under `--state-min-size`, and those of rules with
+/// shapes, keep the element type), and the state's bytes per parameter.
+fn state_line<F: NetFloat>(trainer: &Trainer<F>, state: &StateArgs) -> Option<String> {
+    let opt = trainer.optimizer();
+    let compressed = |s: &&optdsl::State<F>| s.storage().iter().any(|st| *st != Storage::Full);
+    let states = || opt.groups().iter().flat_map(|g| g.states());
+    if state.format == StateFormat::Full && !states().any(|s| compressed(&s)) {
+        return None;
+    }
+    let groups: Vec<String> = ["weights", "biases"]
+        .iter()
+        .zip(opt.groups())
+        .map(|(name, g)| {
+            let info = g.rule().info();
+            let k = g.states().iter().filter(compressed).count();
+            let shaped = if info.program().tensor.is_some() && k == 0 {
+                " (a rule with shapes keeps its state uncompressed)"
+            } else {
+                ""
+            };
+            format!(
+                "{} on the {name}: {k} of {} tensors compressed{shaped}",
+                info.name,
+                g.states().len()
+            )
+        })
+        .collect();
+    let params: usize = states().map(|s| s.len).sum();
+    let bytes: f64 = states().map(|s| s.bytes_per_element() * s.len as f64).sum();
+    let asked = match state.format {
+        StateFormat::Full => "as the rules declare it".to_string(),
+        format => format!(
+            "--state {format}{} (tensors under --state-min-size {} keep {})",
+            if state.stochastic_rounding {
+                " rounded stochastically"
+            } else {
+                ""
+            },
+            state.state_min_size,
+            F::DTYPE
+        ),
+    };
+    Some(format!(
+        "optimizer state: {asked}; {}; {:.2} bytes a parameter",
+        groups.join(", "),
+        bytes / params.max(1) as f64
+    ))
 }
 
 /// One line on what each process communicated per step.

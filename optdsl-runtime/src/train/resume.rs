@@ -1,8 +1,8 @@
 //! A trainer's state in a checkpoint ([`TrainerState`]): saved, loaded and
 //! restored, with the checks that a saved run is the one being resumed
-//! (network, rule and hyperparameters, state formats, data, generator,
-//! schedule), and the
-//! sharding of the optimizer state across processes.
+//! (network, rule and hyperparameters, storage of the optimizer's state,
+//! data, generator, schedule), and the sharding of the optimizer state
+//! across processes.
 
 use super::config::TrainConfig;
 use super::history::EpochRecord;
@@ -19,6 +19,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::Path;
+
+/// The optimizer's groups in words, for errors.
+const GROUPS: [&str; 2] = ["weights", "biases"];
 
 /// A [`Trainer`]'s whole state, serializable (serde) for checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -335,7 +338,6 @@ impl<F: NetFloat> Trainer<F> {
     /// keeps one); a saved state of another rule is left to
     /// [`Optimizer::load_state`](crate::Optimizer::load_state) to refuse.
     fn check_saved_storage(&self, saved: &OptimizerState<F>) -> Result<()> {
-        const GROUPS: [&str; 2] = ["weights", "biases"];
         for (g, (mine, theirs)) in self.opt.groups().iter().zip(&saved.groups).enumerate() {
             if theirs.rule != mine.rule().info().name {
                 continue;
@@ -363,7 +365,6 @@ impl<F: NetFloat> Trainer<F> {
     /// group's schedule starts). A saved state of another rule is left to
     /// [`Trainer::restore`] to refuse.
     fn check_saved_hypers(&self, saved: &TrainerState<F>) -> Result<()> {
-        const GROUPS: [&str; 2] = ["weights", "biases"];
         for (g, theirs) in saved.optimizer.groups.iter().enumerate() {
             let Ok(mine) = self.opt.rule(g) else {
                 return Ok(());

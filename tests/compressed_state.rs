@@ -446,9 +446,12 @@ fn a_buffer_switched_off_by_a_hyperparameter_is_stored_only_once_needed() {
     let mut bools = vec![None; info.hypers.len()];
     bools[amsgrad] = Some(false);
     let n = 70_001;
-    for (format, bytes) in [
-        (StateFormat::Q8, 2.0 * (1.0 + 4.0 / 256.0)),
-        (StateFormat::Bf16, 4.0),
+    // bfloat16 rounded stochastically too: the buffer left out keeps its
+    // rounding for when it is stored.
+    for (format, bytes, stochastic) in [
+        (StateFormat::Q8, 2.0 * (1.0 + 4.0 / 256.0), None),
+        (StateFormat::Bf16, 4.0, None),
+        (StateFormat::Bf16, 4.0, Some(7)),
     ] {
         for from_text in [false, true] {
             let mut rule: Box<dyn DynRule> = if from_text {
@@ -460,8 +463,8 @@ fn a_buffer_switched_off_by_a_hyperparameter_is_stored_only_once_needed() {
                 f32::dyn_init(rule.as_ref(), n),
                 f32::dyn_init(rule.as_ref(), n),
             );
-            kept.set_format(info, format, None);
-            left.set_format(info, format, None);
+            kept.set_format(info, format, stochastic);
+            left.set_format(info, format, stochastic);
             left.leave_out_idle(info, &bools);
             assert!(left.packed[mx].as_ref().unwrap().is_deferred());
             assert_eq!(left.bytes_per_element(), bytes, "{format}");
@@ -478,12 +481,12 @@ fn a_buffer_switched_off_by_a_hyperparameter_is_stored_only_once_needed() {
                 assert_eq!(
                     bits(&w1),
                     bits(&w2),
-                    "{format} text={from_text} step {step}"
+                    "{format} {stochastic:?} text={from_text} step {step}"
                 );
                 assert_eq!(
                     left.packed[mx].as_ref().unwrap().is_deferred(),
                     step < 3,
-                    "{format} text={from_text} step {step}"
+                    "{format} {stochastic:?} text={from_text} step {step}"
                 );
                 let values = |s: &State<f32>| bits(&s.packed[mx].as_ref().unwrap().to_vec::<f32>());
                 assert_eq!(values(&left), values(&kept));

@@ -396,7 +396,11 @@ pub fn all_bf16(ps: &[(Option<&Packed>, bool)]) -> bool {
         Some(Packed::Bf16 {
             stochastic: None, ..
         }) => true,
-        Some(Packed::Deferred { signed: None, .. }) => idle,
+        Some(Packed::Deferred {
+            signed: None,
+            stochastic: None,
+            ..
+        }) => idle,
         _ => false,
     })
 }

@@ -50,17 +50,23 @@ pub enum Packed {
     /// ([`crate::State::leave_out_idle`]): every element holds the same
     /// bytes, bfloat16 bits `code` (`signed: None`) or 8-bit `code` with
     /// `absmax` in every block (`Some(signed)`); stored in full again, with
-    /// those bytes, once a step needs it ([`Packed::allocate`]).
+    /// those bytes (and bfloat16's rounding), once a step needs it
+    /// ([`Packed::allocate`]).
     Deferred {
         /// Its number of elements.
         len: usize,
-        /// `None`: bfloat16 rounded to nearest even; `Some(signed)`: 8-bit
-        /// on the signed or the unsigned map.
+        /// `None`: bfloat16; `Some(signed)`: 8-bit on the signed or the
+        /// unsigned map.
         signed: Option<bool>,
         /// Each element's bits (bfloat16) or code (8-bit).
         code: u16,
         /// Each block's largest magnitude (8-bit).
         absmax: f32,
+        /// bfloat16's rounding once stored, as [`Packed::Bf16`]'s
+        /// `stochastic` (`None` for 8-bit, and in checkpoints written before
+        /// this field).
+        #[serde(default)]
+        stochastic: Option<u64>,
     },
 }
 
@@ -130,22 +136,20 @@ impl Packed {
         }
     }
 
-    /// A buffer whose elements all hold the same bytes, bfloat16 rounded to
-    /// nearest even or 8-bit, as [`Packed::Deferred`]: the same contents, no
-    /// storage; `None` for any other buffer.
+    /// A buffer whose elements all hold the same bytes, bfloat16 or 8-bit,
+    /// as [`Packed::Deferred`]: the same contents, no storage; `None` for
+    /// any other buffer.
     pub fn deferred(&self) -> Option<Packed> {
         let len = self.len();
         match self {
-            Packed::Bf16 {
-                bits,
-                stochastic: None,
-            } => {
+            Packed::Bf16 { bits, stochastic } => {
                 let code = *bits.first()?;
                 bits.iter().all(|&b| b == code).then_some(Packed::Deferred {
                     len,
                     signed: None,
                     code,
                     absmax: 0.0,
+                    stochastic: *stochastic,
                 })
             }
             Packed::Q8 {
@@ -161,6 +165,7 @@ impl Packed {
                     signed: Some(*signed),
                     code: u16::from(code),
                     absmax: scale,
+                    stochastic: None,
                 })
             }
             _ => None,
@@ -175,12 +180,13 @@ impl Packed {
             signed,
             code,
             absmax,
+            stochastic,
         } = *self
         {
             *self = match signed {
                 None => Packed::Bf16 {
                     bits: vec![code; len],
-                    stochastic: None,
+                    stochastic,
                 },
                 Some(signed) => Packed::Q8 {
                     signed,
@@ -317,12 +323,14 @@ impl Packed {
                 signed,
                 code,
                 absmax,
+                stochastic,
                 ..
             } => Packed::Deferred {
                 len: range.len(),
                 signed: *signed,
                 code: *code,
                 absmax: *absmax,
+                stochastic: *stochastic,
             },
             Packed::Q8 {
                 signed,
@@ -346,17 +354,21 @@ impl Packed {
                 signed,
                 code,
                 absmax,
+                stochastic,
             },
             Packed::Deferred {
                 len: more,
                 signed: s2,
                 code: c2,
                 absmax: a2,
+                stochastic: r2,
             },
         ) = (&mut *self, other)
         {
             let aligned = signed.is_none() || n.is_multiple_of(QBLOCK);
-            if (*signed, *code, absmax.to_bits()) == (*s2, *c2, a2.to_bits()) && aligned {
+            let same =
+                (*signed, *code, absmax.to_bits(), *stochastic) == (*s2, *c2, a2.to_bits(), *r2);
+            if same && aligned {
                 *len += more;
                 return Ok(());
             }

@@ -406,6 +406,9 @@ fn stochastic<F: NetFloat>(s: &State<F>) -> bool {
             Packed::Bf16 {
                 stochastic: Some(_),
                 ..
+            } | Packed::Deferred {
+                stochastic: Some(_),
+                ..
             }
         )
     })

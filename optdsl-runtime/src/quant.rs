@@ -1431,6 +1431,23 @@ mod tests {
         bf16_levels_agree(0, 1);
     }
 
+    /// A deferred buffer from a checkpoint written before `stochastic` was
+    /// a field loads, rounding to nearest as it did then.
+    #[cfg(feature = "train")]
+    #[test]
+    fn a_deferred_buffer_saved_without_its_rounding_loads() {
+        let old = r#"{"Deferred":{"len":3,"signed":null,"code":16256,"absmax":0.0}}"#;
+        let p: Packed = serde_json::from_str(old).unwrap();
+        let want = Packed::Deferred {
+            len: 3,
+            signed: None,
+            code: 16256,
+            absmax: 0.0,
+            stochastic: None,
+        };
+        assert_eq!(p, want);
+    }
+
     #[test]
     fn blocks_round_trip_within_a_code() {
         let q = quantizer(true);

@@ -389,8 +389,8 @@ pub fn bf16_bits_mut(p: Option<&mut Packed>) -> &mut [u16] {
 
 /// Whether every one of a pass's buffers (each with whether the running
 /// variant leaves it alone) is kept as bfloat16 rounded to nearest even, or
-/// is a deferred bfloat16 buffer the variant leaves alone
-/// ([`Packed::Deferred`]): then [`run_pass_half`] can run it.
+/// is a deferred bfloat16 buffer rounded to nearest that the variant leaves
+/// alone ([`Packed::Deferred`]): then [`run_pass_half`] can run it.
 pub fn all_bf16(ps: &[(Option<&Packed>, bool)]) -> bool {
     ps.iter().all(|&(p, idle)| match p {
         Some(Packed::Bf16 {

@@ -300,12 +300,34 @@ fn a_resume_with_other_state_storage_is_refused_and_kept() {
         e.contains("in bf16 rounded stochastically") && e.contains("keep it in bf16;"),
         "{e}"
     );
-    // It rounds bf16 state only.
+    // It rounds bf16 state only: refused where no buffer is bf16, taken
+    // where a rule declares one.
     let e = err(&train(&d, &["--epochs", "1", "--stochastic-rounding"]));
     assert!(
         e.contains("--stochastic-rounding") && e.contains("--state bf16"),
         "{e}"
     );
+    std::fs::write(
+        d.join("bf16.rule"),
+        "Ema {\n    hyper lr = 1e-2;\n    state m: bf16 = 0;\n    m = 0.9 * m + 0.1 * g;\n    w -= lr * m;\n}\n",
+    )
+    .unwrap();
+    let declared = [
+        "train",
+        "--data",
+        "semeion",
+        "--rule",
+        "bf16.rule",
+        "--optimizer",
+        "Ema",
+        "--epochs",
+        "1",
+        "--out",
+        "out",
+        "--stochastic-rounding",
+    ];
+    let out = ok(&common::optdsl(&d, &declared));
+    assert!(out.contains("bf16 rounded stochastically"), "{out}");
     // The same flags resume.
     let mut args = resume.to_vec();
     args.extend(q8);

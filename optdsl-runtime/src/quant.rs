@@ -197,6 +197,15 @@ impl Packed {
         }
     }
 
+    /// The seed of its stochastic rounding to bfloat16, stored or deferred
+    /// (`None`: rounded to nearest even, or 8-bit).
+    pub fn stochastic(&self) -> Option<u64> {
+        match self {
+            Packed::Bf16 { stochastic, .. } | Packed::Deferred { stochastic, .. } => *stochastic,
+            Packed::Q8 { .. } => None,
+        }
+    }
+
     /// Whether it is [`Packed::Deferred`].
     pub fn is_deferred(&self) -> bool {
         matches!(self, Packed::Deferred { .. })

@@ -238,7 +238,6 @@ fn off_reference(args: &Args) -> Result<Vec<String>, Error> {
 /// Runs every row and prints the table.
 pub fn run(args: Args) -> CliResult {
     validate(&args)?;
-    args.state.check()?;
     let source: DataSource = args.data.parse()?;
     if let DataSource::Csv(path) = &source {
         refuse_data_in_outputs(&args, path)?;
@@ -282,11 +281,15 @@ fn compare<F: NetFloat>(
         batch: args.batch,
         ..TrainConfig::default()
     };
-    for entry in selected(args)? {
-        if let Ok(rule) = make_rule(&entry) {
-            Trainer::<F>::check_memory(spec, rule.as_ref(), &config)?;
-        }
+    let rules: Vec<_> = selected(args)?
+        .iter()
+        .filter_map(|e| make_rule(e).ok())
+        .collect();
+    for rule in &rules {
+        Trainer::<F>::check_memory(spec, rule.as_ref(), &config)?;
     }
+    let refs: Vec<&dyn optdsl::DynRule> = rules.iter().map(|r| r.as_ref()).collect();
+    args.state.check(&refs)?;
     optdsl::train::check_writable_dir(&args.out).map_err(|e| Error::Invalid {
         what: "--out".into(),
         reason: format!("{e}; give a directory the histories can be written in"),

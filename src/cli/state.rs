@@ -1,7 +1,7 @@
 //! `--state f32|bf16|q8`: how the optimizer keeps its state, for `train`,
 //! `compare` and `bench` alike.
 
-use optdsl::{Compression, StateFormat};
+use optdsl::{storage_for, Compression, DynRule, StateFormat, Storage};
 
 /// The optimizer-state arguments.
 #[derive(clap::Args, Debug, Clone)]
@@ -31,15 +31,19 @@ pub fn parse_format(s: &str) -> Result<StateFormat, String> {
 }
 
 impl StateArgs {
-    /// Refuses `--stochastic-rounding` without bf16 state, where it would
-    /// round nothing.
-    pub fn check(&self) -> Result<(), optdsl::Error> {
-        if self.stochastic_rounding && self.format != StateFormat::Bf16 {
+    /// Refuses `--stochastic-rounding` where no buffer of `rules` is kept
+    /// in bf16 (by `--state` or by a rule's own declaration): it would round
+    /// nothing.
+    pub fn check(&self, rules: &[&dyn DynRule]) -> Result<(), optdsl::Error> {
+        let bf16 = rules
+            .iter()
+            .any(|r| storage_for(r.info().program(), self.format).contains(&Storage::Bf16));
+        if self.stochastic_rounding && !bf16 {
             return Err(super::setup::invalid(
                 "--stochastic-rounding",
                 format!(
-                    "it rounds bf16 state, and this run keeps its state in {}; add --state bf16, \
-                     or leave it out",
+                    "it rounds bf16 state, and this run keeps none in bf16 (--state {}); add \
+                     --state bf16, or leave it out",
                     self.format
                 ),
             ));

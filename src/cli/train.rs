@@ -23,7 +23,6 @@ use std::process::ExitCode;
 
 /// Trains and prints the test accuracy last.
 pub fn run(args: Args) -> CliResult {
-    args.state.check()?;
     if args.shard_state && !args.distributed {
         return Err(invalid(
             "--shard-state",
@@ -138,7 +137,8 @@ fn check_flags(args: &Args) -> Result<(), Error> {
         apply_settings(rule.as_mut(), entry)?;
     }
     apply_sets(rule.as_mut(), &args.set)?;
-    bias_rule(args, rule.as_ref())?;
+    let biases = bias_rule(args, rule.as_ref())?;
+    args.state.check(&[rule.as_ref(), biases.as_ref()])?;
     if !matches!(args.batch.as_str(), "all" | "full") {
         args.batch
             .parse::<usize>()
@@ -349,15 +349,15 @@ fn state_line<F: NetFloat>(trainer: &Trainer<F>, state: &StateArgs) -> Option<St
         .collect();
     let params: usize = states().map(|s| s.len).sum();
     let bytes: f64 = states().map(|s| s.bytes_per_element() * s.len as f64).sum();
+    let rounding = if state.stochastic_rounding {
+        ", bf16 rounded stochastically"
+    } else {
+        ""
+    };
     let asked = match state.format {
-        StateFormat::Full => "as the rules declare it".to_string(),
+        StateFormat::Full => format!("as the rules declare it{rounding}"),
         format => format!(
-            "--state {format}{} (tensors under --state-min-size {} keep {})",
-            if state.stochastic_rounding {
-                " rounded stochastically"
-            } else {
-                ""
-            },
+            "--state {format}{rounding} (tensors under --state-min-size {} keep {})",
             state.state_min_size,
             F::DTYPE
         ),

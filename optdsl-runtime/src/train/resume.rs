@@ -11,10 +11,10 @@ use crate::data::DataFingerprint;
 use crate::error::{Error, Result};
 use crate::net::{NetFloat, Network, NetworkSpec, Workspace};
 use crate::optim::OptimizerState;
-use crate::quant::Packed;
 use crate::rng::{Generator, TorchGenerator};
 use crate::rule::{HyperValue, State};
 use crate::schedule::ScheduleState;
+use optdsl_lang::Storage;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -400,31 +400,20 @@ impl<F: NetFloat> Trainer<F> {
 
 /// Whether a state rounds any bfloat16 buffer stochastically.
 fn stochastic<F: NetFloat>(s: &State<F>) -> bool {
-    s.packed.iter().flatten().any(|p| {
-        matches!(
-            p,
-            Packed::Bf16 {
-                stochastic: Some(_),
-                ..
-            } | Packed::Deferred {
-                stochastic: Some(_),
-                ..
-            }
-        )
-    })
+    s.packed.iter().flatten().any(|p| p.stochastic().is_some())
 }
 
-/// A state's storage in words, for errors: its buffers' formats in order,
-/// each once (`f32` or `f64` for the element type, `bf16`, `bf16 rounded
-/// stochastically`, `q8`), joined by "and".
+/// A state's storage in words, for errors: its buffers' storages in order,
+/// each once (`f32` or `f64` for the element type, else the language's
+/// name, bfloat16 with `rounded stochastically` where it is), joined by
+/// "and".
 fn describe_storage<F: NetFloat>(s: &State<F>) -> String {
     let mut names: Vec<&str> = Vec::new();
     for st in s.storage() {
         let name = match st {
-            optdsl_lang::Storage::Full => F::DTYPE,
-            optdsl_lang::Storage::Bf16 if stochastic(s) => "bf16 rounded stochastically",
-            optdsl_lang::Storage::Bf16 => "bf16",
-            optdsl_lang::Storage::Q8 { .. } => "q8",
+            Storage::Full => F::DTYPE,
+            Storage::Bf16 if stochastic(s) => "bf16 rounded stochastically",
+            other => other.name(),
         };
         if !names.contains(&name) {
             names.push(name);
